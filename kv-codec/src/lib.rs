@@ -1,0 +1,1 @@
+//! kv-codec: versioned binary value schemas (work in progress).

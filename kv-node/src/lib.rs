@@ -1,0 +1,1 @@
+//! kv-node: node server, protocol, replication and clients (work in progress).

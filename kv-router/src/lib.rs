@@ -1,0 +1,1 @@
+//! kv-router: pure cluster logic (work in progress).

@@ -1,0 +1,1 @@
+//! kv-storage: the per-partition log-structured store (work in progress).
