@@ -1,1 +1,104 @@
-//! kv-router: pure cluster logic (work in progress).
+//! kv-router: the pure cluster logic of kv — which partition a key belongs
+//! to, and which nodes hold that partition.
+//!
+//! # What it owns
+//!
+//! - The **cluster config** (DESIGN §6): [`ClusterConfig`] parsed from TOML
+//!   text with [`ClusterConfig::from_toml_str`], validated, and written back
+//!   with [`ClusterConfig::to_toml_string`].
+//! - The **stable partition function** [`partition_for`]:
+//!   `xxh3_64(key) % partitions`, the same in every process, version and
+//!   machine; committed test vectors pin it.
+//! - **Placement and the [`ClusterMap`]**: replica `i` of partition `p` on
+//!   the node at index `(p + i) mod n` of the nodes sorted by id, replica 0
+//!   the leader, overridable per partition with `[[placement]]`; the map
+//!   answers leader / replicas / role questions and carries an [`Epoch`].
+//!
+//! # Modules, in data-flow order
+//!
+//! 1. `size` — byte sizes such as `"64MiB"` in the config.
+//! 2. `toml_format` — TOML text ⇄ [`ClusterConfig`] (unknown keys rejected).
+//! 3. `config` — the config types, their defaults and [`ClusterConfig::validate`].
+//! 4. `hash` — [`key_hash`] and [`partition_for`].
+//! 5. `map` — placement and [`ClusterMap`].
+//! 6. `error` — [`ConfigError`], the crate's one error type.
+//!
+//! # Invariants
+//!
+//! - A [`ClusterMap`] exists only for a config that passed validation: every
+//!   partition has exactly `replication_factor` replicas, on distinct, known
+//!   nodes.
+//! - A key's partition depends only on its bytes and the partition count.
+//! - Nothing here panics on input: bad configs are [`ConfigError`]s, unknown
+//!   partitions and nodes are `None`.
+//!
+//! # What it does not do
+//!
+//! No file or socket I/O: the caller reads the config file (and resolves
+//! relative `data_dir`s with [`ClusterConfig::resolve_data_dirs`]) and talks
+//! to the nodes. No leader election or rebalancing: a new map with a higher
+//! epoch is built by whoever decides such a change.
+//!
+//! # Example
+//!
+//! ```
+//! use kv_router::{ClusterConfig, ClusterMap, Role};
+//!
+//! let config = ClusterConfig::from_toml_str(
+//!     r#"
+//!     partitions = 4
+//!     replication_factor = 2
+//!
+//!     [storage]
+//!     segment_bytes = "64 MiB"
+//!
+//!     [[nodes]]
+//!     id = 0
+//!     addr = "127.0.0.1:7000"
+//!     [[nodes]]
+//!     id = 1
+//!     addr = "127.0.0.1:7001"
+//!     [[nodes]]
+//!     id = 2
+//!     addr = "127.0.0.1:7002"
+//!     "#,
+//! )?;
+//! assert_eq!(config.storage.segment_bytes, 64 << 20);
+//!
+//! let map = ClusterMap::new(&config)?;
+//! let p = map.partition_of(b"user:101");
+//! let leader = map.leader(p).expect("every partition has a leader");
+//! assert_eq!(map.replicas(p).unwrap()[0], leader);
+//! assert_eq!(map.role_of(leader, p), Some(Role::Leader));
+//! println!("user:101 -> partition {p}, leader node {leader} at {}", map.addr(leader).unwrap());
+//!
+//! // Node 0 holds partitions 0, 2 and 3, as in the original system.
+//! let held: Vec<u32> = map.partitions_of(0).into_iter().map(|(p, _)| p).collect();
+//! assert_eq!(held, [0, 2, 3]);
+//! # Ok::<(), kv_router::ConfigError>(())
+//! ```
+
+mod config;
+mod error;
+mod hash;
+mod map;
+mod size;
+mod toml_format;
+
+pub use config::{
+    ClusterConfig, DEFAULT_HOT_CAPACITY_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS,
+    MAX_PARTITIONS, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, NodeConfig, PlacementOverride,
+    StorageConfig, SyncMode,
+};
+pub use error::ConfigError;
+pub use hash::{key_hash, partition_for};
+pub use map::{ClusterMap, Role};
+
+/// A node's id, unique in the cluster (ids need not be contiguous).
+pub type NodeId = u32;
+
+/// A partition's number, in `0..partitions`.
+pub type PartitionId = u32;
+
+/// A cluster-map epoch: a higher epoch supersedes a lower one.
+pub type Epoch = u64;

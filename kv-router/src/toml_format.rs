@@ -1,0 +1,213 @@
+//! Reading and writing the TOML form of a [`ClusterConfig`] (DESIGN §6).
+//!
+//! The file is first deserialized into private `Raw*` structs that mirror
+//! it key for key with `deny_unknown_fields`, so a misspelt key is an error
+//! naming that key rather than a silently ignored setting. The raw values
+//! are then converted (sizes with units) and the result validated.
+//!
+//! Writing is done by hand, not through serde, so it cannot fail and its
+//! layout is fixed: top-level keys, `[storage]`, then one `[[nodes]]` and one
+//! `[[placement]]` table per entry.
+
+use serde::Deserialize;
+
+use crate::config::check_size;
+use crate::size::RawSize;
+use crate::{
+    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride, StorageConfig,
+    SyncMode,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    partitions: u32,
+    replication_factor: u32,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    nodes: Vec<RawNode>,
+    #[serde(default)]
+    placement: Vec<RawPlacement>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    sync: Option<SyncMode>,
+    sync_interval_ms: Option<u64>,
+    hot_capacity_bytes: Option<RawSize>,
+    segment_bytes: Option<RawSize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: NodeId,
+    addr: String,
+    data_dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlacement {
+    partition: PartitionId,
+    replicas: Vec<NodeId>,
+}
+
+impl ClusterConfig {
+    /// Parses and validates a cluster config written in TOML.
+    ///
+    /// Unknown keys, missing required keys (`partitions`,
+    /// `replication_factor`, and `id`/`addr` of each node) and wrongly typed
+    /// values are [`ConfigError::Toml`]; everything else is checked by
+    /// [`ClusterConfig::validate`]. Relative `data_dir`s are kept as written:
+    /// see [`ClusterConfig::resolve_data_dirs`].
+    pub fn from_toml_str(s: &str) -> Result<ClusterConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(s).map_err(|e| ConfigError::Toml {
+            message: e.to_string(),
+        })?;
+        let config = ClusterConfig {
+            partitions: raw.partitions,
+            replication_factor: raw.replication_factor,
+            storage: raw.storage.into_storage()?,
+            nodes: raw.nodes.into_iter().map(RawNode::into_node).collect(),
+            placement: raw
+                .placement
+                .into_iter()
+                .map(RawPlacement::into_override)
+                .collect(),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config as TOML that [`ClusterConfig::from_toml_str`] reads back
+    /// into an equal config (for every valid config whose `data_dir`s are
+    /// valid UTF-8; other paths are written lossily).
+    pub fn to_toml_string(&self) -> String {
+        let mut out = vec![
+            format!("partitions = {}", self.partitions),
+            format!("replication_factor = {}", self.replication_factor),
+            String::new(),
+            "[storage]".to_string(),
+            format!("sync = {}", quote(self.storage.sync.as_str())),
+            format!("sync_interval_ms = {}", self.storage.sync_interval_ms),
+            format!(
+                "hot_capacity_bytes = {}",
+                size(self.storage.hot_capacity_bytes)
+            ),
+            format!("segment_bytes = {}", size(self.storage.segment_bytes)),
+        ];
+        for node in &self.nodes {
+            out.extend(["".into(), "[[nodes]]".into(), format!("id = {}", node.id)]);
+            out.push(format!("addr = {}", quote(&node.addr)));
+            if let Some(dir) = &node.data_dir {
+                out.push(format!("data_dir = {}", quote(&dir.to_string_lossy())));
+            }
+        }
+        for o in &self.placement {
+            let ids: Vec<String> = o.replicas.iter().map(|id| id.to_string()).collect();
+            out.extend(["".into(), "[[placement]]".into()]);
+            out.push(format!("partition = {}", o.partition));
+            out.push(format!("replicas = [{}]", ids.join(", ")));
+        }
+        out.push(String::new());
+        out.join("\n")
+    }
+}
+
+impl RawStorage {
+    fn into_storage(self) -> Result<StorageConfig, ConfigError> {
+        let defaults = StorageConfig::default();
+        Ok(StorageConfig {
+            sync: self.sync.unwrap_or(defaults.sync),
+            sync_interval_ms: self.sync_interval_ms.unwrap_or(defaults.sync_interval_ms),
+            hot_capacity_bytes: bytes("hot_capacity_bytes", self.hot_capacity_bytes)?
+                .unwrap_or(defaults.hot_capacity_bytes),
+            segment_bytes: bytes("segment_bytes", self.segment_bytes)?
+                .unwrap_or(defaults.segment_bytes),
+        })
+    }
+}
+
+/// Converts and range-checks a size, reporting it as the user wrote it.
+fn bytes(field: &'static str, raw: Option<RawSize>) -> Result<Option<u64>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let bad = |reason| ConfigError::BadSize {
+        field,
+        value: raw.to_string(),
+        reason,
+    };
+    let n = raw.to_bytes().map_err(bad)?;
+    check_size(field, n).map_err(bad)?;
+    Ok(Some(n))
+}
+
+impl RawNode {
+    fn into_node(self) -> NodeConfig {
+        NodeConfig {
+            id: self.id,
+            addr: self.addr,
+            data_dir: self.data_dir.map(Into::into),
+        }
+    }
+}
+
+impl RawPlacement {
+    fn into_override(self) -> PlacementOverride {
+        PlacementOverride {
+            partition: self.partition,
+            replicas: self.replicas,
+        }
+    }
+}
+
+/// A size as a TOML integer, or as a numeric string when it exceeds TOML's
+/// signed 64-bit integers.
+fn size(bytes: u64) -> String {
+    if i64::try_from(bytes).is_ok() {
+        bytes.to_string()
+    } else {
+        quote(&bytes.to_string())
+    }
+}
+
+/// `s` as a TOML basic string: quotes, backslashes and control characters
+/// escaped, everything else literal.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_escapes() {
+        assert_eq!(
+            quote("a\"b\\c\n\u{1}\u{7f}é"),
+            "\"a\\\"b\\\\c\\n\\u0001\\u007Fé\""
+        );
+    }
+
+    #[test]
+    fn huge_size_written_as_string() {
+        assert_eq!(size(64), "64");
+        assert_eq!(size(u64::MAX), "\"18446744073709551615\"");
+    }
+}
