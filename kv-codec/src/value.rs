@@ -1,0 +1,146 @@
+//! [`Value`], the value model, and [`Schema`], its version tags.
+
+use std::fmt;
+
+use crate::error::DecodeError;
+use crate::reader::Reader;
+use crate::timestamp::Timestamp;
+use crate::{classify, render, v1, v2, v3};
+
+/// A schema version: the first byte of every encoded value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Schema {
+    /// Plain text ([`Value::Text`]), version byte `0x01`.
+    V1 = 1,
+    /// Event with data and timestamp ([`Value::Event`]), version byte `0x02`.
+    V2 = 2,
+    /// JSON tree ([`Value::Json`]), version byte `0x03`.
+    V3 = 3,
+}
+
+impl Schema {
+    /// Every schema this build reads, oldest first.
+    pub const ALL: [Schema; 3] = [Schema::V1, Schema::V2, Schema::V3];
+
+    /// The version byte that starts an encoding in this schema.
+    pub const fn version(self) -> u8 {
+        self as u8
+    }
+
+    /// The schema a version byte names, if this build knows it.
+    pub const fn from_version(version: u8) -> Option<Schema> {
+        match version {
+            1 => Some(Schema::V1),
+            2 => Some(Schema::V2),
+            3 => Some(Schema::V3),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "V{}", self.version())
+    }
+}
+
+/// A stored value in one of the three schemas.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Schema V1: any text that is not a JSON object or array.
+    Text(String),
+    /// Schema V2: an event `{"data": ..., "timestamp": "YYYY-MM-DD HH:MM:SS"}`.
+    Event {
+        /// The event payload.
+        data: String,
+        /// When the event happened.
+        timestamp: Timestamp,
+    },
+    /// Schema V3: a JSON document; object members keep their order.
+    /// Classification only produces objects and arrays here, but the codec
+    /// round-trips any JSON value.
+    Json(serde_json::Value),
+}
+
+impl Value {
+    /// Classifies user input into the schema that stores it without loss
+    /// (see the [crate docs](crate#classification)).
+    pub fn from_user_input(input: &str) -> Value {
+        classify::classify(input)
+    }
+
+    /// The display text (what `get` shows). For a value from
+    /// [`Value::from_user_input`] this is the input itself for V1 and V2, and
+    /// JSON equal to the input for V3.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        match self {
+            Value::Text(text) => out.push_str(text),
+            Value::Event { data, timestamp } => render::event(data, *timestamp, &mut out),
+            Value::Json(json) => render::json(json, &mut out),
+        }
+        out
+    }
+
+    /// The schema this value is stored in.
+    pub fn schema(&self) -> Schema {
+        match self {
+            Value::Text(_) => Schema::V1,
+            Value::Event { .. } => Schema::V2,
+            Value::Json(_) => Schema::V3,
+        }
+    }
+
+    /// Encodes this value: its version byte, then the schema's payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.size_hint());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoding of this value to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(self.schema().version());
+        match self {
+            Value::Text(text) => v1::encode(text, out),
+            Value::Event { data, timestamp } => v2::encode(data, *timestamp, out),
+            Value::Json(json) => v3::encode(json, out),
+        }
+    }
+
+    /// A guess at the encoded size, to allocate once in the common case.
+    fn size_hint(&self) -> usize {
+        const VERSION_AND_VARINTS: usize = 1 + 2 * crate::varint::MAX_VARINT_BYTES;
+        const JSON_GUESS: usize = 64;
+        match self {
+            Value::Text(text) => VERSION_AND_VARINTS + text.len(),
+            Value::Event { data, .. } => VERSION_AND_VARINTS + data.len(),
+            Value::Json(_) => JSON_GUESS,
+        }
+    }
+
+    /// Decodes one value that fills `bytes` exactly.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
+        let (&version, _) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        let schema = Schema::from_version(version).ok_or(DecodeError::UnknownVersion(version))?;
+        let mut reader = Reader::new(bytes, 1);
+        let value = match schema {
+            Schema::V1 => Value::Text(v1::decode(&mut reader)?),
+            Schema::V2 => {
+                let (data, timestamp) = v2::decode(&mut reader)?;
+                Value::Event { data, timestamp }
+            }
+            Schema::V3 => Value::Json(v3::decode(&mut reader)?),
+        };
+        reader.finish()?;
+        Ok(value)
+    }
+}
+
+/// Writes [`Value::render`].
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
