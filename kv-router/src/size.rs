@@ -32,6 +32,9 @@ pub(crate) enum RawSize {
     Int(i64),
     /// A TOML string such as `"64MiB"`.
     Text(String),
+    /// A float or boolean, kept so the error can be a `BadSize` naming the
+    /// field like every other bad size.
+    Invalid(String),
 }
 
 impl RawSize {
@@ -41,6 +44,7 @@ impl RawSize {
         match self {
             RawSize::Int(n) => u64::try_from(*n).map_err(|_| "must not be negative".to_string()),
             RawSize::Text(s) => parse_size(s),
+            RawSize::Invalid(_) => Err(EXPECTED.to_string()),
         }
     }
 }
@@ -50,6 +54,7 @@ impl fmt::Display for RawSize {
         match self {
             RawSize::Int(n) => write!(f, "{n}"),
             RawSize::Text(s) => write!(f, "{s:?}"),
+            RawSize::Invalid(s) => f.write_str(s),
         }
     }
 }
@@ -101,6 +106,14 @@ impl Visitor<'_> for RawSizeVisitor {
             Ok(v) => Ok(RawSize::Int(v)),
             Err(_) => Ok(RawSize::Text(v.to_string())),
         }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawSize, E> {
+        Ok(RawSize::Invalid(v.to_string()))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawSize, E> {
+        Ok(RawSize::Invalid(v.to_string()))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<RawSize, E> {
