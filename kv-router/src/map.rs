@@ -21,6 +21,7 @@
 //! address with [`ClusterMap::set_addr`] does not change placement and does
 //! not bump the epoch.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::{addr_key, check_addr, duplicate_addr};
@@ -69,10 +70,15 @@ impl ClusterMap {
         nodes.sort_by_key(|n| n.id);
         let ids: Vec<NodeId> = nodes.iter().map(|n| n.id).collect();
         let rf = config.replication_factor;
+        let overrides: BTreeMap<PartitionId, &[NodeId]> = config
+            .placement
+            .iter()
+            .map(|o| (o.partition, o.replicas.as_slice()))
+            .collect();
         let mut replicas = Vec::with_capacity(config.partitions as usize * rf as usize);
         for p in 0..config.partitions {
-            match config.placement.iter().find(|o| o.partition == p) {
-                Some(o) => replicas.extend_from_slice(&o.replicas),
+            match overrides.get(&p) {
+                Some(list) => replicas.extend_from_slice(list),
                 None => replicas.extend(default_replicas(&ids, p, rf)),
             }
         }

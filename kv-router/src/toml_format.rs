@@ -65,7 +65,7 @@ impl ClusterConfig {
     /// see [`ClusterConfig::resolve_data_dirs`].
     pub fn from_toml_str(s: &str) -> Result<ClusterConfig, ConfigError> {
         let raw: RawConfig = toml::from_str(s).map_err(|e| ConfigError::Toml {
-            message: e.to_string(),
+            message: e.to_string().trim_end().to_string(),
         })?;
         let config = ClusterConfig {
             partitions: raw.partitions,
