@@ -183,6 +183,15 @@ mod tests {
     }
 
     #[test]
+    fn count_preallocation_is_capped() {
+        let mut bytes = vec![0xe8, 0x07]; // 1000
+        bytes.resize(1002, 0);
+        let (count, capacity) = Reader::new(&bytes, 0).count(1).unwrap();
+        assert_eq!(count, 1000);
+        assert_eq!(capacity, PREALLOCATE_MAX_ITEMS);
+    }
+
+    #[test]
     fn invalid_utf8_reports_absolute_offset() {
         let bytes = [0x03, b'a', 0xff, b'b'];
         let mut reader = Reader::new(&bytes, 0);
