@@ -1,1 +1,2 @@
+//! Benchmarks (written later in this series).
 fn main() {}

@@ -1,1 +1,147 @@
-//! kv-storage: the per-partition log-structured store (work in progress).
+//! kv-storage: one partition's log-structured key-value store.
+//!
+//! A Bitcask-style store of opaque bytes. It owns one directory and, in it,
+//! an append-only log split into segment files, plus an in-memory key
+//! directory that says where each key's latest record is. It knows nothing of
+//! value encodings, the network or async runtimes, so any project can embed it.
+//!
+//! ```
+//! use kv_storage::{Location, Options, Since, Store};
+//!
+//! # fn main() -> Result<(), kv_storage::Error> {
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let store = Store::open(dir.path(), Options::default())?;
+//! let pos = store.put(b"nama", b"Rafi Widya")?;
+//! assert_eq!(pos.lsn, 1);
+//! assert_eq!(store.get(b"nama")?.as_deref(), Some(&b"Rafi Widya"[..]));
+//! assert_eq!(store.location(b"nama"), Location::Hot);
+//! store.delete(b"nama")?;
+//! assert_eq!(store.get(b"nama")?, None);
+//! // A follower asks for everything after its last LSN.
+//! let Since::Entries(history) = store.entries_since(0, 100)? else { unreachable!() };
+//! assert_eq!(history.len(), 2);
+//! store.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules, in data-flow order
+//!
+//! - [`options`] — configuration: sync policy, segment size, limits.
+//! - `record` — the checksummed record format (byte layout documented there).
+//! - `segment` — `segment-<n>.log` files: header, positional reads of the
+//!   active segment, mmap of sealed ones (and why that is sound).
+//! - `inner` — the write path (one `write(2)` per record) and the read path;
+//!   lock order.
+//! - `sync` — group commit for `SyncPolicy::Always`.
+//! - `keydir` — key → (segment, offset, length, LSN), sharded, compact.
+//! - `cache` — the hot cache: a CLOCK cache with a byte budget shared by
+//!   stores ([`HotCache`]).
+//! - `hint` — per-segment index files that make reopening fast.
+//! - `recovery` — what `open` does with whatever a crash left behind.
+//! - `compaction` — merging sealed segments, crash-safe at every step.
+//! - `replication` — `entries_since`, `apply`, `clear`, snapshots.
+//! - `worker` — background hint writing, compaction and interval fsync.
+//! - `meta`, `lock` — the `EPOCH` file, compaction markers, directory lock.
+//!
+//! # Invariants
+//!
+//! - Every acknowledged write was handed to the OS with one `write(2)` before
+//!   the call returned; under `SyncPolicy::Always` it was also fdatasynced.
+//! - LSNs of records only grow; `last_lsn()` never goes backwards, even across
+//!   compaction and reopen (segment headers remember the position).
+//! - A read returns the latest value or an error: every record read from disk
+//!   is CRC-checked and matched against the key and LSN the directory expects.
+//! - Sealed segments are never modified; only the newest log segment is
+//!   truncated, and only during recovery.
+//! - One `Store` per directory (an OS file lock); a failed fsync poisons the
+//!   store until it is reopened.
+//!
+//! # What it does not do
+//!
+//! No transactions or multi-key atomicity, no range scans (the key directory
+//! is a hash map), no compression, no TTLs. Values are bounded by
+//! `Options::max_value_bytes` and read whole.
+
+mod cache;
+mod compaction;
+mod error;
+mod fault;
+mod hint;
+mod inner;
+mod keydir;
+mod lock;
+mod meta;
+pub mod options;
+mod record;
+mod recovery;
+mod replication;
+mod segment;
+mod stats;
+mod store;
+mod sync;
+mod worker;
+
+use bytes::Bytes;
+
+pub use cache::HotCache;
+pub use error::Error;
+#[doc(hidden)]
+pub use fault::FaultPoint;
+pub use options::{CompactionPolicy, Options, SyncPolicy};
+pub use stats::{CompactionStats, Stats};
+pub use store::Store;
+
+/// Per-partition sequence number: strictly increasing, 0 = nothing written.
+pub type Lsn = u64;
+
+/// History epoch: only grows (bumped by leader changes).
+pub type Epoch = u32;
+
+/// A point in a partition's history. Ordered by epoch, then LSN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position {
+    /// The epoch the entry was written in.
+    pub epoch: Epoch,
+    /// The entry's sequence number.
+    pub lsn: Lsn,
+}
+
+/// One entry of the history, as replicated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it sits in the history.
+    pub position: Position,
+    /// The key.
+    pub key: Bytes,
+    /// The value, or `None` for a deletion (tombstone).
+    pub value: Option<Bytes>,
+}
+
+/// Answer of [`Store::entries_since`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Since {
+    /// Every entry after the requested LSN, in LSN order (at most the
+    /// requested count; empty if up to date).
+    Entries(Vec<Entry>),
+    /// The requested history was compacted away (or never held here): all
+    /// live records (no tombstones), sorted by LSN, current as of `last`.
+    /// Built in memory.
+    Snapshot {
+        /// The live records.
+        entries: Vec<Entry>,
+        /// The position the records are current as of.
+        last: Position,
+    },
+}
+
+/// Where a key's value is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// In the hot cache (memory).
+    Hot,
+    /// Only on disk.
+    Cold,
+    /// No such key.
+    Missing,
+}

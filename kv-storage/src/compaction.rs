@@ -1,0 +1,427 @@
+//! Compaction: merge all sealed segments into new ones holding only the
+//! records live keys point to.
+//!
+//! # Steps (each durable before the next)
+//!
+//! 1. *Plan* (under the compaction lock): the inputs are every sealed
+//!    segment; `base` is the highest position any of them covers.
+//! 2. *Write*: the live records of the inputs (found through the key
+//!    directory), sorted by LSN, are copied byte for byte (CRC checked on the
+//!    way) into `segment-<n>.log.tmp` files of at most `segment_bytes`, each
+//!    with a compacted-kind header carrying `base`, and a hint next to it;
+//!    both fsynced.
+//! 3. *Rename* the outputs and hints to their final names; fsync the dir.
+//! 4. *Install* in memory: map the outputs, add them to the layout, and move
+//!    each key whose directory entry still points at the copied record.
+//!    Keys written meanwhile keep their newer location; the copy becomes dead
+//!    bytes in the output.
+//! 5. *Marker*: `compaction-<n>.marker` listing the inputs, written
+//!    atomically.
+//! 6. *Retire*: drop the inputs from the layout and raise the history floor
+//!    to `base`; delete input segments and hints; fsync the dir.
+//! 7. Delete the marker.
+//!
+//! Readers and writers run during all of it: readers resolve a key to a
+//! segment and retry if the segment vanished; writers only append to the
+//! active segment, which is never an input.
+//!
+//! # Crash at any point
+//!
+//! - Before 3 completes: `.tmp` files are deleted by recovery; outputs that
+//!   were already renamed duplicate records of inputs that all still exist,
+//!   and recovery keeps one copy per LSN. Nothing is lost or resurrected.
+//! - After 5: recovery deletes whatever inputs remain, then the marker.
+//!
+//! # Tombstones
+//!
+//! A tombstone is never copied. That is safe because the inputs are *all*
+//! sealed segments: any older value the tombstone hides is in an input too
+//! (the active segment only holds newer records), so it disappears in the
+//! same compaction. The marker ensures recovery never sees a state in which
+//! the tombstone's input is gone but an older value's input is not.
+//!
+//! # Cost
+//!
+//! A full merge rewrites all live data of sealed segments, so write
+//! amplification is bounded by the garbage ratio that triggers it (with the
+//! default 0.5, at most 2×). Memory: 20 bytes per live record for the plan
+//! plus 28 per copied record until install.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::Position;
+use crate::error::Error;
+use crate::fault::{self, FaultPoint};
+use crate::hint::HintBuilder;
+use crate::inner::Inner;
+use crate::keydir::Loc;
+use crate::meta;
+use crate::record;
+use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentId, SegmentKind};
+use crate::stats::{CompactionStats, bump};
+
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// Records copied between checks of the shutdown flag.
+const SHUTDOWN_CHECK_EVERY: usize = 1024;
+
+/// Runs one compaction, optionally stopping at a fault point (tests).
+pub(crate) fn compact(inner: &Inner, stop: Option<FaultPoint>) -> Result<CompactionStats, Error> {
+    let started = Instant::now();
+    let _guard = inner.compaction_lock.lock();
+    inner.check_writable()?;
+    let Some(plan) = Plan::new(inner) else {
+        return Ok(CompactionStats::default());
+    };
+    let live = plan.live_records(inner);
+    let mut outputs = Outputs::default();
+    if let Err(e) = outputs.write(inner, &plan, &live) {
+        outputs.abandon();
+        return Err(e);
+    }
+    drop(live);
+    let result = commit(inner, &plan, &outputs, stop);
+    if matches!(result, Err(Error::FaultInjected(_))) {
+        inner.closed.store(true, Ordering::Release);
+    }
+    let mut stats = result?;
+    stats.duration = started.elapsed();
+    Ok(stats)
+}
+
+/// The inputs of one compaction.
+struct Plan {
+    inputs: BTreeMap<SegmentId, Arc<Segment>>,
+    base: Position,
+    bytes_before: u64,
+}
+
+impl Plan {
+    fn new(inner: &Inner) -> Option<Plan> {
+        let layout = inner.layout.read();
+        let inputs: BTreeMap<_, _> = layout.sealed().map(|s| (s.id, s.clone())).collect();
+        let only_clean_output = inputs.len() == 1
+            && inputs.values().all(|s| {
+                s.header.kind == SegmentKind::Compacted && s.dead_bytes.load(Ordering::Relaxed) == 0
+            });
+        if inputs.is_empty() || only_clean_output {
+            return None;
+        }
+        let base = inputs
+            .values()
+            .map(|s| s.max_position())
+            .max_by_key(|p| p.lsn)
+            .unwrap_or_default();
+        let bytes_before = inputs
+            .values()
+            .map(|s| s.len() + s.hint_bytes.load(Ordering::Relaxed))
+            .sum();
+        Some(Plan {
+            inputs,
+            base,
+            bytes_before,
+        })
+    }
+
+    /// Key-directory locations inside the inputs, in LSN order.
+    fn live_records(&self, inner: &Inner) -> Vec<Loc> {
+        let mut live = Vec::new();
+        inner.keydir.for_each(|_, loc| {
+            if self.inputs.contains_key(&loc.segment) {
+                live.push(loc);
+            }
+        });
+        live.sort_unstable_by_key(Loc::lsn);
+        live
+    }
+
+    fn input(&self, id: SegmentId) -> Option<&Arc<Segment>> {
+        self.inputs.get(&id)
+    }
+}
+
+/// One copied record: where it was, where it is, where its key is.
+struct Move {
+    from: Loc,
+    to: Loc,
+    key_at: u32,
+    key_len: u32,
+}
+
+/// An output segment being written.
+struct Output {
+    id: SegmentId,
+    file: BufWriter<File>,
+    len: u64,
+    hint: HintBuilder,
+    top: Position,
+    moves: Vec<Move>,
+}
+
+/// A finished (fsynced, still temporary) output.
+struct Finished {
+    id: SegmentId,
+    len: u64,
+    hint_len: u64,
+    top: Position,
+    moves: Vec<Move>,
+}
+
+fn tmp_path(inner: &Inner, name: String) -> PathBuf {
+    inner.dir.join(format!("{name}.tmp"))
+}
+
+#[derive(Default)]
+struct Outputs {
+    finished: Vec<Finished>,
+    temporaries: Vec<PathBuf>,
+}
+
+impl Outputs {
+    fn write(&mut self, inner: &Inner, plan: &Plan, live: &[Loc]) -> Result<(), Error> {
+        let mut current: Option<Output> = None;
+        for (i, from) in live.iter().enumerate() {
+            if i % SHUTDOWN_CHECK_EVERY == 0 && inner.signal.is_shutdown() {
+                return Err(Error::Closed);
+            }
+            let len = u64::from(from.len());
+            let full = current.as_ref().is_some_and(|o| {
+                o.len > SEGMENT_HEADER_BYTES && o.len + len > inner.opts.segment_bytes
+            });
+            if full && let Some(out) = current.take() {
+                let done = self.finish(inner, out)?;
+                self.finished.push(done);
+            }
+            let out = match current.as_mut() {
+                Some(out) => out,
+                None => current.insert(self.create(inner, plan.base)?),
+            };
+            copy_record(inner, plan, from, out)?;
+        }
+        if let Some(out) = current {
+            let done = self.finish(inner, out)?;
+            self.finished.push(done);
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, inner: &Inner, base: Position) -> Result<Output, Error> {
+        let id = inner.next_segment.fetch_add(1, Ordering::SeqCst);
+        let path = tmp_path(inner, segment::log_name(id));
+        self.temporaries.push(path.clone());
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut file = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        let header = SegmentHeader {
+            id,
+            kind: SegmentKind::Compacted,
+            reset: false,
+            base,
+        };
+        file.write_all(&header.encode())
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Output {
+            id,
+            file,
+            len: SEGMENT_HEADER_BYTES,
+            hint: HintBuilder::new(id),
+            top: Position::default(),
+            moves: Vec::new(),
+        })
+    }
+
+    fn finish(&mut self, inner: &Inner, out: Output) -> Result<Finished, Error> {
+        let path = tmp_path(inner, segment::log_name(out.id));
+        let file = out
+            .file
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        file.sync_data().map_err(|e| Error::io(&path, e))?;
+        let hint = out.hint.finish(out.len);
+        let hint_path = tmp_path(inner, segment::hint_name(out.id));
+        self.temporaries.push(hint_path.clone());
+        let written = File::create(&hint_path).and_then(|mut f| {
+            f.write_all(&hint)?;
+            f.sync_data()
+        });
+        written.map_err(|e| Error::io(&hint_path, e))?;
+        Ok(Finished {
+            id: out.id,
+            len: out.len,
+            hint_len: hint.len() as u64,
+            top: out.top,
+            moves: out.moves,
+        })
+    }
+
+    /// Removes temporary files after a failure before the renames.
+    fn abandon(&self) {
+        for path in &self.temporaries {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Copies the record at `from` into `out`, verifying it.
+fn copy_record(inner: &Inner, plan: &Plan, from: &Loc, out: &mut Output) -> Result<(), Error> {
+    let seg = plan.input(from.segment).ok_or(Error::Closed)?;
+    let offset = u64::from(from.offset);
+    let bytes = seg
+        .mapped()
+        .and_then(|m| m.get(from.offset as usize..(offset + u64::from(from.len())) as usize));
+    let bad = |why: &str| Error::corrupted(&seg.path, offset, why);
+    let bytes = bytes.ok_or_else(|| bad("record beyond segment end"))?;
+    let rec = record::decode(bytes).map_err(|e| bad(e.reason()))?;
+    if rec.len != bytes.len() || rec.position.lsn != from.lsn() {
+        return Err(bad("record does not match the key directory"));
+    }
+    let path = || tmp_path(inner, segment::log_name(out.id));
+    out.file
+        .write_all(bytes)
+        .map_err(|e| Error::io(path(), e))?;
+    out.hint
+        .push(rec.position, rec.kind, rec.key, rec.value.len());
+    let to = Loc::new(out.id, out.len as u32, from.len(), from.lsn());
+    out.moves.push(Move {
+        from: *from,
+        to,
+        key_at: from.offset + rec.key_start as u32,
+        key_len: rec.key.len() as u32,
+    });
+    out.len += bytes.len() as u64;
+    out.top = rec.position;
+    Ok(())
+}
+
+/// Steps 3–7 of the module docs.
+fn commit(
+    inner: &Inner,
+    plan: &Plan,
+    outputs: &Outputs,
+    stop: Option<FaultPoint>,
+) -> Result<CompactionStats, Error> {
+    fault::check(stop, FaultPoint::AfterOutputsWritten)?;
+    for (i, out) in outputs.finished.iter().enumerate() {
+        for name in [segment::log_name(out.id), segment::hint_name(out.id)] {
+            let to = inner.dir.join(&name);
+            std::fs::rename(tmp_path(inner, name), &to).map_err(|e| Error::io(&to, e))?;
+        }
+        if i == 0 {
+            fault::check(stop, FaultPoint::AfterFirstRename)?;
+        }
+    }
+    segment::sync_dir(&inner.dir)?;
+    fault::check(stop, FaultPoint::AfterRenames)?;
+    install(inner, plan, &outputs.finished)?;
+    let marker_id = inner.next_segment.fetch_add(1, Ordering::SeqCst);
+    let inputs: Vec<SegmentId> = plan.inputs.keys().copied().collect();
+    meta::write_marker(&inner.dir, marker_id, &inputs)?;
+    fault::check(stop, FaultPoint::AfterMarker)?;
+    retire(inner, plan);
+    delete_inputs(inner, &inputs, stop)?;
+    segment::sync_dir(&inner.dir)?;
+    fault::check(stop, FaultPoint::AfterDeletes)?;
+    let marker = inner.dir.join(meta::marker_name(marker_id));
+    std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+    segment::sync_dir(&inner.dir)?;
+    Ok(finish_stats(inner, plan, &outputs.finished))
+}
+
+/// Maps the outputs, adds them to the layout and moves keys to them.
+fn install(inner: &Inner, plan: &Plan, outputs: &[Finished]) -> Result<(), Error> {
+    let mut segments = Vec::with_capacity(outputs.len());
+    for out in outputs {
+        let path = inner.dir.join(segment::log_name(out.id));
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let header = SegmentHeader {
+            id: out.id,
+            kind: SegmentKind::Compacted,
+            reset: false,
+            base: plan.base,
+        };
+        let seg = Segment::sealed(path, header, &file)?;
+        seg.hint_bytes.store(out.hint_len, Ordering::Relaxed);
+        seg.note_max(out.top);
+        segments.push(Arc::new(seg));
+    }
+    let _install = inner.install_lock.lock();
+    {
+        let mut layout = inner.layout.write();
+        for seg in &segments {
+            layout.segments.insert(seg.id, seg.clone());
+        }
+    }
+    for (out, seg) in outputs.iter().zip(&segments) {
+        for mv in &out.moves {
+            move_key(inner, plan, mv, seg);
+        }
+    }
+    Ok(())
+}
+
+fn move_key(inner: &Inner, plan: &Plan, mv: &Move, output: &Segment) {
+    let key = plan
+        .input(mv.from.segment)
+        .and_then(|s| s.mapped())
+        .and_then(|m| {
+            let start = mv.key_at as usize;
+            m.get(start..start + mv.key_len as usize)
+        });
+    let Some(key) = key else { return };
+    let hash = inner.keydir.hash(key);
+    if !inner.keydir.replace_if(hash, key, &mv.from, mv.to) {
+        output.add_dead(u64::from(mv.to.len()));
+    }
+}
+
+/// Removes the inputs from the layout and raises the history floor.
+fn retire(inner: &Inner, plan: &Plan) {
+    let mut layout = inner.layout.write();
+    for id in plan.inputs.keys() {
+        layout.segments.remove(id);
+    }
+    layout.floor = layout.floor.max(plan.base.lsn);
+}
+
+fn delete_inputs(
+    inner: &Inner,
+    inputs: &[SegmentId],
+    stop: Option<FaultPoint>,
+) -> Result<(), Error> {
+    for (i, &id) in inputs.iter().enumerate() {
+        for name in [segment::log_name(id), segment::hint_name(id)] {
+            let path = inner.dir.join(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&path, e));
+                }
+                _ => {}
+            }
+        }
+        if i == 0 {
+            fault::check(stop, FaultPoint::AfterFirstDelete)?;
+        }
+    }
+    Ok(())
+}
+
+fn finish_stats(inner: &Inner, plan: &Plan, outputs: &[Finished]) -> CompactionStats {
+    let bytes_after: u64 = outputs.iter().map(|o| o.len + o.hint_len).sum();
+    let records: usize = outputs.iter().map(|o| o.moves.len()).sum();
+    let reclaimed = plan.bytes_before.saturating_sub(bytes_after);
+    bump(&inner.counters.compactions, 1);
+    bump(&inner.counters.reclaimed_bytes, reclaimed);
+    CompactionStats {
+        input_segments: plan.inputs.len() as u64,
+        output_segments: outputs.len() as u64,
+        records: records as u64,
+        bytes_before: plan.bytes_before,
+        bytes_after,
+        reclaimed_bytes: reclaimed,
+        duration: Default::default(),
+    }
+}

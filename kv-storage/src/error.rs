@@ -1,0 +1,124 @@
+//! The crate's one error type, shaped by how a caller reacts to it.
+//!
+//! - `KeyTooLarge` / `ValueTooLarge`: the request is wrong; reject it.
+//! - `Io`: the operating system failed; the write may or may not be on disk.
+//! - `Corrupted`: the data on disk is damaged; a human has to look. The store
+//!   never returns a wrong value instead.
+//! - `Locked`: another `Store` (in this or another process) owns the directory.
+//! - `EpochRegression`: a caller tried to move the history epoch backwards.
+//! - `Poisoned`: an fsync failed earlier; the store refuses writes from then on
+//!   because the kernel may have dropped dirty pages (see fsyncgate).
+//! - `Closed`: the store was shut down.
+
+use std::path::PathBuf;
+
+use crate::{Epoch, Lsn};
+
+/// Everything that can go wrong in kv-storage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key is longer than `Options::max_key_bytes`.
+    #[error("key of {len} bytes exceeds the limit of {max} bytes")]
+    KeyTooLarge {
+        /// Length of the rejected key.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A value is longer than `Options::max_value_bytes`.
+    #[error("value of {len} bytes exceeds the limit of {max} bytes")]
+    ValueTooLarge {
+        /// Length of the rejected value.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// An operating-system call on `path` failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is damaged: a record, header, hint or marker failed its checks.
+    #[error("corrupted data in {} at offset {offset}: {reason}", segment.display())]
+    Corrupted {
+        /// The damaged file (usually a `segment-<n>.log`).
+        segment: PathBuf,
+        /// Byte offset of the bad record or header in that file.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// Another open store holds the directory lock.
+    #[error("store directory {} is locked by another open store", dir.display())]
+    Locked {
+        /// The store directory.
+        dir: PathBuf,
+    },
+    /// `set_epoch` was asked to move the epoch backwards.
+    #[error("epoch may only grow: current {current}, requested {requested}")]
+    EpochRegression {
+        /// The store's epoch.
+        current: Epoch,
+        /// The rejected epoch.
+        requested: Epoch,
+    },
+    /// The options cannot work (e.g. a segment size above the 1 GiB format cap).
+    #[error("invalid options: {reason}")]
+    InvalidOptions {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The in-memory key directory ran out of addressable arena space.
+    #[error("key directory is full ({keys} keys)")]
+    KeyDirectoryFull {
+        /// Keys held when the insert failed.
+        keys: usize,
+    },
+    /// An entry handed to `apply` is invalid (e.g. LSN 0).
+    #[error("invalid entry at lsn {lsn}: {reason}")]
+    InvalidEntry {
+        /// The entry's LSN.
+        lsn: Lsn,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The store was shut down; no further operations are accepted.
+    #[error("store is closed")]
+    Closed,
+    /// An earlier fsync failed, so durability can no longer be promised; the
+    /// store refuses writes until it is reopened (recovery re-reads the disk).
+    #[error("store is poisoned by an earlier failed fsync; reopen it")]
+    Poisoned,
+    /// Test-only: compaction was stopped at an injected fault point.
+    #[doc(hidden)]
+    #[error("fault injected at {0:?}")]
+    FaultInjected(crate::FaultPoint),
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] for `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds an [`Error::Corrupted`].
+    pub(crate) fn corrupted(
+        segment: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupted {
+            segment: segment.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Hint files: `segment-<n>.hint`, an index of a sealed segment.
+//!
+//! Opening a store must rebuild the key directory. Reading a hint gives the
+//! key, position and location of every record of a segment without reading
+//! the values, so reopen time depends on the key bytes, not the data bytes.
+//! A hint is an optimisation only: if it is missing, damaged or does not match
+//! its segment, recovery scans the segment instead (and counts a fallback).
+//!
+//! # Byte layout
+//!
+//! All integers little-endian; varints are unsigned LEB128.
+//!
+//! | offset  | size | field                                              |
+//! |---------|------|----------------------------------------------------|
+//! | 0       | 4    | magic `KVHI`                                       |
+//! | 4       | 1    | format version, 1                                  |
+//! | 5       | 3    | reserved, 0                                        |
+//! | 8       | 4    | segment id (`u32`)                                 |
+//! | 12      | 8    | length of the segment file it describes (`u64`)    |
+//! | 20      | 4    | number of entries (`u32`)                          |
+//! | 24      | ..   | entries, one per record, in file order             |
+//! | end − 4 | 4    | CRC-32 of every byte before it                     |
+//!
+//! Each entry: flags (`u8`, as in the record) · epoch (varint) · LSN minus
+//! the previous entry's LSN (varint, ≥ 1; the first is relative to 0) · key
+//! length (varint) · value length (varint) · key bytes.
+//!
+//! Offsets are implicit: records are contiguous from the end of the segment
+//! header, and each record's length follows from its key and value lengths.
+//! A 16-byte key costs 20 bytes of hint.
+//!
+//! Hints are written atomically: `<name>.tmp`, fsync, rename, fsync dir.
+
+use std::path::Path;
+
+use crate::error::Error;
+use crate::record::{self, Kind, get_varint, put_varint};
+use crate::segment::{self, SEGMENT_HEADER_BYTES, ScanItem, Scanner, SegmentId};
+use crate::{Lsn, Position};
+
+const MAGIC: &[u8; 4] = b"KVHI";
+const VERSION: u8 = 1;
+const HEADER_BYTES: usize = 24;
+
+/// One record as described by a hint.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HintEntry<'a> {
+    pub position: Position,
+    pub kind: Kind,
+    pub key: &'a [u8],
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Accumulates the hint of a segment, one record at a time, in file order.
+pub(crate) struct HintBuilder {
+    out: Vec<u8>,
+    count: u32,
+    prev_lsn: Lsn,
+}
+
+impl HintBuilder {
+    pub(crate) fn new(id: SegmentId) -> HintBuilder {
+        let mut out = Vec::with_capacity(4096);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&[VERSION, 0, 0, 0]);
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&[0; 12]);
+        HintBuilder {
+            out,
+            count: 0,
+            prev_lsn: 0,
+        }
+    }
+
+    /// Adds the next record; `false` if its LSN does not increase.
+    pub(crate) fn push(
+        &mut self,
+        position: Position,
+        kind: Kind,
+        key: &[u8],
+        value_len: usize,
+    ) -> bool {
+        if position.lsn <= self.prev_lsn {
+            return false;
+        }
+        self.out.push(kind.to_flags());
+        put_varint(&mut self.out, u64::from(position.epoch));
+        put_varint(&mut self.out, position.lsn - self.prev_lsn);
+        put_varint(&mut self.out, key.len() as u64);
+        put_varint(&mut self.out, value_len as u64);
+        self.out.extend_from_slice(key);
+        self.prev_lsn = position.lsn;
+        self.count += 1;
+        true
+    }
+
+    /// The finished hint for a segment file of `segment_len` bytes.
+    pub(crate) fn finish(mut self, segment_len: u64) -> Vec<u8> {
+        self.out[12..20].copy_from_slice(&segment_len.to_le_bytes());
+        self.out[20..24].copy_from_slice(&self.count.to_le_bytes());
+        let crc = crc32fast::hash(&self.out);
+        self.out.extend_from_slice(&crc.to_le_bytes());
+        self.out
+    }
+}
+
+/// Builds the hint of a sealed segment from its mapped bytes.
+///
+/// Fails with `Corrupted` if the segment does not scan cleanly to its end.
+pub(crate) fn build(id: SegmentId, path: &Path, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut builder = HintBuilder::new(id);
+    for item in Scanner::new(bytes, SEGMENT_HEADER_BYTES) {
+        let (offset, rec) = match item {
+            ScanItem::Record(offset, rec) => (offset, rec),
+            ScanItem::Bad(offset, e) => return Err(Error::corrupted(path, offset, e.reason())),
+        };
+        let canonical = rec.len == record::encoded_len(rec.key.len(), rec.value.len());
+        if !canonical || !builder.push(rec.position, rec.kind, rec.key, rec.value.len()) {
+            return Err(Error::corrupted(path, offset, "segment not indexable"));
+        }
+    }
+    Ok(builder.finish(bytes.len() as u64))
+}
+
+/// Writes a hint atomically; returns its size.
+pub(crate) fn write(dir: &Path, id: SegmentId, bytes: &[u8]) -> Result<u64, Error> {
+    crate::meta::write_atomic(dir, &segment::hint_name(id), bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// Checks the header and CRC of `bytes` against the segment it should
+/// describe; returns the entry count.
+fn check(bytes: &[u8], id: SegmentId, segment_len: u64) -> Option<u32> {
+    let body_len = bytes.len().checked_sub(4)?;
+    let (body, crc) = bytes.split_at(body_len);
+    if body.len() < HEADER_BYTES || body.get(0..4)? != MAGIC || body.get(4)? != &VERSION {
+        return None;
+    }
+    let le = |r: std::ops::Range<usize>| {
+        let bytes = body.get(r)?;
+        Some(
+            bytes
+                .iter()
+                .rev()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+        )
+    };
+    if le(8..12)? != u64::from(id) || le(12..20)? != segment_len {
+        return None;
+    }
+    if u64::from(crc32fast::hash(body)) != le_bytes(crc)? {
+        return None;
+    }
+    u32::try_from(le(20..24)?).ok()
+}
+
+fn le_bytes(b: &[u8]) -> Option<u64> {
+    let arr: [u8; 4] = b.try_into().ok()?;
+    Some(u64::from(u32::from_le_bytes(arr)))
+}
+
+/// The entries of a valid hint, or `None` if the hint is damaged or does not
+/// describe this segment. The whole hint is validated before the first entry
+/// is returned, so a caller never acts on half of a bad hint.
+pub(crate) fn entries(bytes: &[u8], id: SegmentId, segment_len: u64) -> Option<Entries<'_>> {
+    let count = check(bytes, id, segment_len)?;
+    let body = bytes.get(HEADER_BYTES..bytes.len() - 4)?;
+    let mut probe = Entries::new(body, count);
+    for _ in probe.by_ref() {}
+    let complete = probe.remaining == 0 && probe.pos == body.len() && probe.offset == segment_len;
+    complete.then(|| Entries::new(body, count))
+}
+
+/// Iterator over hint entries (see [`entries`]).
+pub(crate) struct Entries<'a> {
+    body: &'a [u8],
+    remaining: u32,
+    pos: usize,
+    offset: u64,
+    lsn: Lsn,
+}
+
+impl<'a> Entries<'a> {
+    fn new(body: &'a [u8], count: u32) -> Entries<'a> {
+        Entries {
+            body,
+            remaining: count,
+            pos: 0,
+            offset: SEGMENT_HEADER_BYTES,
+            lsn: 0,
+        }
+    }
+
+    fn parse(&mut self) -> Option<HintEntry<'a>> {
+        let kind = Kind::from_flags(*self.body.get(self.pos)?)?;
+        let mut pos = self.pos + 1;
+        let mut varint = || get_varint(self.body, &mut pos, 10)?.ok();
+        let epoch = u32::try_from(varint()?).ok()?;
+        let delta = Some(varint()?).filter(|&d| d >= 1)?;
+        let key_len = u32::try_from(varint()?).ok()? as usize;
+        let value_len = u32::try_from(varint()?).ok()? as usize;
+        let key = self.body.get(pos..pos.checked_add(key_len)?)?;
+        let lsn = self.lsn.checked_add(delta)?;
+        let len = record::encoded_len(key_len, value_len) as u64;
+        let entry = HintEntry {
+            position: Position { epoch, lsn },
+            kind,
+            key,
+            offset: self.offset,
+            len,
+        };
+        self.pos = pos + key_len;
+        self.lsn = lsn;
+        self.offset = self.offset.checked_add(len)?;
+        Some(entry)
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = HintEntry<'a>;
+
+    fn next(&mut self) -> Option<HintEntry<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let entry = self.parse();
+        self.remaining = if entry.is_some() {
+            self.remaining - 1
+        } else {
+            u32::MAX
+        };
+        entry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment_image(records: &[(u64, Kind, &[u8], &[u8])]) -> Vec<u8> {
+        let mut buf = vec![0u8; SEGMENT_HEADER_BYTES as usize];
+        for &(lsn, kind, key, value) in records {
+            let pos = Position { epoch: 1, lsn };
+            record::encode(&mut buf, pos, kind, key, value);
+        }
+        buf
+    }
+
+    #[test]
+    fn build_then_read_back() {
+        let img = segment_image(&[
+            (1, Kind::Value, b"a", b"one"),
+            (2, Kind::Tombstone, b"a", b""),
+            (5, Kind::Value, b"bb", &[9; 200]),
+            (6, Kind::Marker, b"", b""),
+        ]);
+        let hint = build(3, Path::new("s"), &img).unwrap();
+        let got: Vec<_> = entries(&hint, 3, img.len() as u64)
+            .unwrap()
+            .map(|e| (e.position.lsn, e.kind, e.key.to_vec(), e.offset, e.len))
+            .collect();
+        assert_eq!(got.len(), 4);
+        let mut offset = SEGMENT_HEADER_BYTES;
+        for (lsn, kind, key, off, len) in &got {
+            let rec = record::decode(&img[*off as usize..]).unwrap();
+            assert_eq!(
+                (rec.position.lsn, rec.kind, rec.key),
+                (*lsn, *kind, &key[..])
+            );
+            assert_eq!((*off, *len), (offset, rec.len as u64));
+            offset += len;
+        }
+    }
+
+    #[test]
+    fn rejects_mismatch_and_damage() {
+        let img = segment_image(&[(1, Kind::Value, b"a", b"one"), (2, Kind::Value, b"b", b"")]);
+        let hint = build(3, Path::new("s"), &img).unwrap();
+        let len = img.len() as u64;
+        assert!(entries(&hint, 3, len).is_some());
+        assert!(entries(&hint, 4, len).is_none(), "wrong segment id");
+        assert!(entries(&hint, 3, len + 1).is_none(), "wrong length");
+        for i in 0..hint.len() {
+            let mut bad = hint.clone();
+            bad[i] ^= 1;
+            assert!(entries(&bad, 3, len).is_none(), "flip at {i}");
+        }
+        assert!(entries(&hint[..hint.len() - 1], 3, len).is_none());
+    }
+
+    #[test]
+    fn build_refuses_a_damaged_segment() {
+        let mut img = segment_image(&[(1, Kind::Value, b"a", b"one")]);
+        img.push(0);
+        assert!(matches!(
+            build(3, Path::new("s"), &img),
+            Err(Error::Corrupted { .. })
+        ));
+    }
+}

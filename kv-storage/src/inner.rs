@@ -1,0 +1,316 @@
+//! The shared state behind a `Store` and its write and read paths.
+//!
+//! # Locks, in the order they may be taken
+//!
+//! 1. `compaction_lock` — one compaction, hint write or `clear` at a time.
+//! 2. `writer` — serialises appends; owns the active file, LSN and epoch.
+//! 3. `install_lock` — compaction's key-directory swap vs. snapshot reads.
+//! 4. `layout` (RwLock) — the set of segment files and the history floor.
+//! 5. key-directory shard locks, then hot-cache shard locks (leaf locks).
+//!
+//! Readers take only 4 and 5, in read mode, so they never wait for each other
+//! and wait for a writer only while it updates one shard.
+//!
+//! # Write path
+//!
+//! Under the writer lock: encode the record into a reused buffer, hand it to
+//! the OS with one positional `write(2)`, publish the new segment length, then
+//! update the key directory. After the lock: fill the hot cache and, for
+//! `SyncPolicy::Always`, wait for group commit (`sync.rs`). A record is thus
+//! in the OS before it is visible to readers, and visible before `put` returns.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::cache::StoreCache;
+use crate::error::Error;
+use crate::keydir::{KeyDir, Loc};
+use crate::lock::DirLock;
+use crate::options::{Options, SyncPolicy};
+use crate::record::{self, Kind};
+use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentId, SegmentKind};
+use crate::stats::{Counters, bump};
+use crate::worker::Signal;
+use crate::{Epoch, Lsn, Position};
+
+/// Write buffers above this capacity are released after use.
+const MAX_KEPT_BUFFER_BYTES: usize = 1 << 20;
+/// A reader retries this often when a segment vanished under it (compaction
+/// moved the key in between); more means something is wrong.
+const MAX_READ_RETRIES: usize = 64;
+
+/// Mutable state of the single writer.
+pub(crate) struct Writer {
+    pub active: Arc<Segment>,
+    pub file: Arc<File>,
+    /// End of the last complete record in the active segment.
+    pub offset: u64,
+    /// Position of the last record written or applied.
+    pub last: Position,
+    /// Epoch given to new `put`s and `delete`s.
+    pub epoch: Epoch,
+    /// Records written since open (group-commit sequence).
+    pub seq: u64,
+    pub buf: Vec<u8>,
+}
+
+/// The segment files of the store.
+pub(crate) struct Layout {
+    pub segments: BTreeMap<SegmentId, Arc<Segment>>,
+    pub active: SegmentId,
+    /// History at or below this LSN may be incomplete on disk.
+    pub floor: Lsn,
+}
+
+impl Layout {
+    pub(crate) fn get(&self, id: SegmentId) -> Option<&Arc<Segment>> {
+        self.segments.get(&id)
+    }
+
+    /// Sealed segments (everything but the active one).
+    pub(crate) fn sealed(&self) -> impl Iterator<Item = &Arc<Segment>> {
+        self.segments.values().filter(move |s| s.id != self.active)
+    }
+}
+
+/// Everything a store shares with its background threads.
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub writer: Mutex<Writer>,
+    pub layout: RwLock<Layout>,
+    pub keydir: KeyDir,
+    pub cache: StoreCache,
+    pub group: crate::sync::GroupCommit,
+    pub closed: AtomicBool,
+    pub counters: Counters,
+    pub live_bytes: AtomicU64,
+    pub next_segment: AtomicU32,
+    pub compaction_lock: Mutex<()>,
+    pub install_lock: Mutex<()>,
+    pub signal: Signal,
+    pub _lock: DirLock,
+}
+
+impl Inner {
+    /// Fails if writes are not allowed now.
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if self.group.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), Error> {
+        match self.closed.load(Ordering::Acquire) {
+            true => Err(Error::Closed),
+            false => Ok(()),
+        }
+    }
+
+    pub(crate) fn check_sizes(&self, key: &[u8], value_len: usize) -> Result<(), Error> {
+        let (max_key, max_value) = (self.opts.max_key_bytes, self.opts.max_value_bytes);
+        if key.len() > max_key {
+            return Err(Error::KeyTooLarge {
+                len: key.len(),
+                max: max_key,
+            });
+        }
+        if value_len > max_value {
+            return Err(Error::ValueTooLarge {
+                len: value_len,
+                max: max_value,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one record to the active segment (rolling first if it would
+    /// not fit) and returns where it landed.
+    pub(crate) fn append(
+        &self,
+        w: &mut Writer,
+        position: Position,
+        kind: Kind,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Loc, Error> {
+        let len = record::encoded_len(key.len(), value.len()) as u64;
+        if w.offset > SEGMENT_HEADER_BYTES && w.offset + len > self.opts.segment_bytes {
+            self.roll(w)?;
+        }
+        w.buf.clear();
+        record::encode(&mut w.buf, position, kind, key, value);
+        let offset = w.offset;
+        let written = w.file.write_all_at(&w.buf, offset);
+        if w.buf.capacity() > MAX_KEPT_BUFFER_BYTES {
+            w.buf = Vec::new();
+        }
+        if let Err(e) = written {
+            self.undo_partial_write(w);
+            return Err(Error::io(&w.active.path, e));
+        }
+        w.offset += len;
+        w.seq += 1;
+        w.last = position;
+        w.active.note_appended(offset, position, w.offset);
+        bump(&self.counters.writes, 1);
+        Ok(Loc::new(
+            w.active.id,
+            offset as u32,
+            len as u32,
+            position.lsn,
+        ))
+    }
+
+    /// Cuts a partially written record so the segment ends at a record
+    /// boundary; if even that fails, the store can no longer be trusted.
+    fn undo_partial_write(&self, w: &Writer) {
+        if w.file.set_len(w.offset).is_err() {
+            self.group.poison();
+        }
+    }
+
+    /// Seals the active segment (fsync, map) and starts a new one.
+    pub(crate) fn roll(&self, w: &mut Writer) -> Result<(), Error> {
+        let sealed = Arc::new(w.active.seal()?);
+        self.fsync_active(w)?;
+        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
+        let header = SegmentHeader {
+            id,
+            kind: SegmentKind::Log,
+            reset: false,
+            base: w.last,
+        };
+        let (path, file) = segment::create_file(&self.dir, &header)?;
+        let file = Arc::new(file);
+        let active = Segment::active(path, header, file.clone(), SEGMENT_HEADER_BYTES);
+        let active = Arc::new(active);
+        {
+            let mut layout = self.layout.write();
+            layout.segments.insert(sealed.id, sealed.clone());
+            layout.segments.insert(id, active.clone());
+            layout.active = id;
+        }
+        w.active = active;
+        w.file = file;
+        w.offset = SEGMENT_HEADER_BYTES;
+        self.signal.request_hint(sealed.id);
+        Ok(())
+    }
+
+    /// fdatasync of the active file under the writer lock; poisons on error.
+    pub(crate) fn fsync_active(&self, w: &Writer) -> Result<(), Error> {
+        if let Err(e) = w.file.sync_data() {
+            self.group.poison();
+            return Err(Error::io(&w.active.path, e));
+        }
+        bump(&self.counters.syncs, 1);
+        self.group.mark_synced(w.seq);
+        Ok(())
+    }
+
+    /// One group-commit fsync: returns the write sequence it covers.
+    fn sync_once(&self) -> Result<u64, Error> {
+        let (file, seq, path) = {
+            let w = self.writer.lock();
+            (w.file.clone(), w.seq, w.active.path.clone())
+        };
+        file.sync_data().map_err(|e| Error::io(path, e))?;
+        bump(&self.counters.syncs, 1);
+        Ok(seq)
+    }
+
+    /// Makes every write up to `seq` durable (group commit).
+    pub(crate) fn sync_to(&self, seq: u64) -> Result<(), Error> {
+        self.group.wait(seq, || self.sync_once())
+    }
+
+    /// Applies the sync policy to a write with sequence `seq`.
+    pub(crate) fn after_write(&self, seq: u64) -> Result<(), Error> {
+        match self.opts.sync {
+            SyncPolicy::Always => self.sync_to(seq),
+            SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
+        }
+    }
+
+    /// Book-keeping after the key directory moved a key from `old`
+    /// (now dead) to `new` (now live).
+    pub(crate) fn note_replaced(&self, old: Option<Loc>, new: Option<&Loc>) {
+        if let Some(new) = new {
+            self.live_bytes
+                .fetch_add(u64::from(new.len()), Ordering::Relaxed);
+        }
+        if let Some(old) = old {
+            self.live_bytes
+                .fetch_sub(u64::from(old.len()), Ordering::Relaxed);
+            self.add_dead(old.segment, old.len());
+        }
+    }
+
+    pub(crate) fn add_dead(&self, segment: SegmentId, len: u32) {
+        if let Some(seg) = self.layout.read().get(segment) {
+            seg.add_dead(u64::from(len));
+        }
+    }
+
+    /// Caches a value just written, if the cache would take it.
+    pub(crate) fn cache_written(&self, hash: u64, key: &[u8], value: &[u8], lsn: Lsn) {
+        if self.cache.accepts(key.len() + value.len()) {
+            let data = Bytes::from([key, value].concat());
+            self.cache.insert(hash, data, key.len(), lsn);
+        }
+    }
+
+    /// The value of `key` from the cache or its segment.
+    pub(crate) fn read_value(&self, hash: u64, key: &[u8]) -> Result<Option<Bytes>, Error> {
+        for _ in 0..MAX_READ_RETRIES {
+            let Some(loc) = self.keydir.get(hash, key) else {
+                return Ok(None);
+            };
+            if let Some(value) = self.cache.get(hash, key, loc.lsn()) {
+                bump(&self.counters.cache_hits, 1);
+                return Ok(Some(value));
+            }
+            let segment = self.layout.read().get(loc.segment).cloned();
+            let Some(segment) = segment else { continue };
+            bump(&self.counters.cache_misses, 1);
+            return self.read_cold(&segment, hash, key, &loc).map(Some);
+        }
+        Err(Error::corrupted(
+            &self.dir,
+            0,
+            "key keeps moving between segments",
+        ))
+    }
+
+    fn read_cold(
+        &self,
+        segment: &Segment,
+        hash: u64,
+        key: &[u8],
+        loc: &Loc,
+    ) -> Result<Bytes, Error> {
+        let offset = u64::from(loc.offset);
+        let (bytes, info) = segment.read_record(offset, loc.len() as usize)?;
+        let consistent =
+            info.kind == Kind::Value && info.position.lsn == loc.lsn() && info.key(&bytes) == key;
+        if !consistent {
+            let why = "record does not match the key directory";
+            return Err(Error::corrupted(&segment.path, offset, why));
+        }
+        let data = bytes.slice(info.key_start..info.value_range().end);
+        self.cache.insert(hash, data.clone(), key.len(), loc.lsn());
+        Ok(data.slice(key.len()..))
+    }
+}

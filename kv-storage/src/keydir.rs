@@ -1,0 +1,479 @@
+//! The key directory: key → where its latest record lives.
+//!
+//! Every live key has one [`Loc`] (segment, offset, length, LSN). The map is
+//! split into [`SHARDS`] shards, each behind its own `RwLock`, so readers
+//! never block each other and a writer blocks only readers of one shard for
+//! the length of a hash-table update.
+//!
+//! Memory: the target is ≤ 64 bytes per key beyond the key bytes. A shard is a
+//! `hashbrown::HashTable<Slot>` whose 24-byte slot holds a 4-byte reference
+//! into a key arena plus the 20-byte `Loc` (no per-key heap allocation). With
+//! one control byte per bucket and a load factor between 7/16 and 7/8, that is
+//! 29–57 bytes per key, plus one varint length byte per key in the arena.
+//! Keys live in 64 KiB arena chunks (a key longer than a chunk gets its own);
+//! removed keys leave garbage that is reclaimed by rebuilding the shard's
+//! arena once garbage exceeds the live bytes.
+//!
+//! Recovery also stores tombstones here (flag bit in `Loc::len`) so that an
+//! older value read later cannot resurrect a deleted key; they are swept out
+//! with [`KeyDir::retain`] before the store opens.
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use parking_lot::RwLock;
+
+use crate::Lsn;
+use crate::error::Error;
+use crate::record::{get_varint, put_varint};
+use crate::segment::SegmentId;
+
+/// Number of shards (a power of two).
+pub(crate) const SHARDS: usize = 16;
+const CHUNK_BYTES: usize = 64 * 1024;
+const MAX_CHUNKS: usize = 1 << 16;
+const TOMBSTONE_BIT: u32 = 1 << 31;
+
+/// Where a record lives. 20 bytes, 4-byte aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub segment: SegmentId,
+    pub offset: u32,
+    len_flags: u32,
+    lsn_lo: u32,
+    lsn_hi: u32,
+}
+
+impl Loc {
+    pub(crate) fn new(segment: SegmentId, offset: u32, len: u32, lsn: Lsn) -> Loc {
+        Loc {
+            segment,
+            offset,
+            len_flags: len & !TOMBSTONE_BIT,
+            lsn_lo: lsn as u32,
+            lsn_hi: (lsn >> 32) as u32,
+        }
+    }
+
+    /// A recovery-time tombstone entry.
+    pub(crate) fn tombstone(segment: SegmentId, offset: u32, len: u32, lsn: Lsn) -> Loc {
+        let mut loc = Loc::new(segment, offset, len, lsn);
+        loc.len_flags |= TOMBSTONE_BIT;
+        loc
+    }
+
+    pub(crate) fn len(&self) -> u32 {
+        self.len_flags & !TOMBSTONE_BIT
+    }
+
+    pub(crate) fn lsn(&self) -> Lsn {
+        u64::from(self.lsn_hi) << 32 | u64::from(self.lsn_lo)
+    }
+
+    pub(crate) fn is_tombstone(&self) -> bool {
+        self.len_flags & TOMBSTONE_BIT != 0
+    }
+
+    /// Same record location (ignores LSN and flags).
+    pub(crate) fn same_place(&self, other: &Loc) -> bool {
+        self.segment == other.segment && self.offset == other.offset
+    }
+}
+
+/// Result of [`KeyDir::insert_newer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Upsert {
+    /// The key was absent.
+    Inserted,
+    /// The key pointed at this older record.
+    Replaced(Loc),
+    /// The key already points at a record with an equal or higher LSN.
+    Stale,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u32,
+    loc: Loc,
+}
+
+/// Append-only key storage addressed by `chunk << 16 | offset`.
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<Vec<u8>>,
+    live: usize,
+    garbage: usize,
+}
+
+impl Arena {
+    fn key(&self, at: u32) -> &[u8] {
+        let chunk = self
+            .chunks
+            .get((at >> 16) as usize)
+            .map_or(&[][..], |c| &c[..]);
+        let mut pos = (at & 0xffff) as usize;
+        let len = match get_varint(chunk, &mut pos, 5) {
+            Some(Ok(len)) => len as usize,
+            _ => 0,
+        };
+        chunk.get(pos..pos + len).unwrap_or_default()
+    }
+
+    fn entry_len(key_len: usize) -> usize {
+        crate::record::varint_len(key_len as u32) + key_len
+    }
+
+    /// Whether an entry of `key_len` can be added without exceeding the chunk
+    /// address space.
+    fn has_room(&self, key_len: usize) -> bool {
+        let need = Self::entry_len(key_len);
+        let fits_last = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= need);
+        fits_last || self.chunks.len() < MAX_CHUNKS
+    }
+
+    fn push(&mut self, key: &[u8]) -> Option<u32> {
+        let need = Self::entry_len(key.len());
+        let fits_last = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= need && c.len() < CHUNK_BYTES);
+        if !fits_last {
+            if self.chunks.len() >= MAX_CHUNKS {
+                return None;
+            }
+            self.chunks.push(Vec::with_capacity(need.max(CHUNK_BYTES)));
+        }
+        let idx = self.chunks.len() - 1;
+        let chunk = self.chunks.last_mut()?;
+        let at = ((idx as u32) << 16) | chunk.len() as u32;
+        put_varint(chunk, key.len() as u64);
+        chunk.extend_from_slice(key);
+        self.live += need;
+        Some(at)
+    }
+
+    fn release(&mut self, key_len: usize) {
+        let n = Self::entry_len(key_len);
+        self.live -= n;
+        self.garbage += n;
+    }
+
+    fn bytes(&self) -> usize {
+        self.chunks.iter().map(Vec::capacity).sum()
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    table: HashTable<Slot>,
+    arena: Arena,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, key: &[u8]) -> Option<&Slot> {
+        self.table.find(hash, |s| self.arena.key(s.key) == key)
+    }
+
+    /// Rebuilds the arena when removed keys outweigh live ones.
+    fn maybe_compact_arena(&mut self) {
+        let arena = &self.arena;
+        if arena.garbage < CHUNK_BYTES || arena.garbage < arena.live {
+            return;
+        }
+        let mut fresh = Arena::default();
+        for slot in self.table.iter_mut() {
+            // Cannot fail: the fresh arena holds fewer bytes than the old one.
+            if let Some(at) = fresh.push(self.arena.key(slot.key)) {
+                slot.key = at;
+            }
+        }
+        self.arena = fresh;
+    }
+}
+
+/// The sharded key directory.
+pub(crate) struct KeyDir {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: Seed,
+    len: AtomicUsize,
+}
+
+#[derive(Clone, Copy)]
+struct Seed(u64);
+
+impl Seed {
+    fn hash(self, key: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(key, self.0)
+    }
+}
+
+impl KeyDir {
+    pub(crate) fn new() -> KeyDir {
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6b76u64);
+        KeyDir {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: Seed(seed),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    /// The hash used for `key` here and in the hot cache.
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash(key)
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<Shard> {
+        &self.shards[(hash >> 32) as usize & (SHARDS - 1)]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<Loc> {
+        self.shard(hash).read().find(hash, key).map(|s| s.loc)
+    }
+
+    /// Fails if inserting a new key of `key_len` bytes could run out of arena
+    /// address space. Writers call this before appending the record.
+    pub(crate) fn check_room(&self, hash: u64, key_len: usize) -> Result<(), Error> {
+        let mut shard = self.shard(hash).write();
+        if shard.arena.has_room(key_len) {
+            return Ok(());
+        }
+        shard.maybe_compact_arena();
+        match shard.arena.has_room(key_len) {
+            true => Ok(()),
+            false => Err(Error::KeyDirectoryFull { keys: self.len() }),
+        }
+    }
+
+    /// Points `key` at `loc`, returning the previous location.
+    pub(crate) fn insert(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Option<Loc>, Error> {
+        self.upsert(hash, key, loc, |_| true).map(|u| match u {
+            Upsert::Replaced(old) => Some(old),
+            Upsert::Inserted | Upsert::Stale => None,
+        })
+    }
+
+    /// Points `key` at `loc` unless it points at an equal or newer LSN.
+    pub(crate) fn insert_newer(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Upsert, Error> {
+        self.upsert(hash, key, loc, |old| loc.lsn() > old.lsn())
+    }
+
+    fn upsert(
+        &self,
+        hash: u64,
+        key: &[u8],
+        loc: Loc,
+        replace: impl FnOnce(&Loc) -> bool,
+    ) -> Result<Upsert, Error> {
+        let seed = self.hasher;
+        let mut guard = self.shard(hash).write();
+        let Shard { table, arena } = &mut *guard;
+        let entry = table.entry(
+            hash,
+            |s| arena.key(s.key) == key,
+            |s| seed.hash(arena.key(s.key)),
+        );
+        match entry {
+            Entry::Occupied(mut e) => {
+                let slot = e.get_mut();
+                if !replace(&slot.loc) {
+                    return Ok(Upsert::Stale);
+                }
+                Ok(Upsert::Replaced(std::mem::replace(&mut slot.loc, loc)))
+            }
+            Entry::Vacant(e) => {
+                let Some(at) = arena.push(key) else {
+                    return Err(Error::KeyDirectoryFull { keys: self.len() });
+                };
+                e.insert(Slot { key: at, loc });
+                self.len.fetch_add(1, Ordering::Relaxed);
+                Ok(Upsert::Inserted)
+            }
+        }
+    }
+
+    /// Removes `key`, returning where it pointed.
+    pub(crate) fn remove(&self, hash: u64, key: &[u8]) -> Option<Loc> {
+        let mut guard = self.shard(hash).write();
+        let Shard { table, arena } = &mut *guard;
+        let entry = table.find_entry(hash, |s| arena.key(s.key) == key).ok()?;
+        let (slot, _) = entry.remove();
+        arena.release(key.len());
+        self.len.fetch_sub(1, Ordering::Relaxed);
+        guard.maybe_compact_arena();
+        Some(slot.loc)
+    }
+
+    /// Moves `key` from `from` to `to` if it still points at `from`
+    /// (compaction install). Returns whether it moved.
+    pub(crate) fn replace_if(&self, hash: u64, key: &[u8], from: &Loc, to: Loc) -> bool {
+        let mut guard = self.shard(hash).write();
+        let Shard { table, arena } = &mut *guard;
+        match table.find_mut(hash, |s| arena.key(s.key) == key) {
+            Some(slot) if slot.loc.same_place(from) => {
+                slot.loc = to;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Calls `f` for every entry, one shard (read-locked) at a time.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], Loc)) {
+        for shard in self.shards.iter() {
+            let shard = shard.read();
+            for slot in shard.table.iter() {
+                f(shard.arena.key(slot.key), slot.loc);
+            }
+        }
+    }
+
+    /// Keeps only entries for which `keep` is true.
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&Loc) -> bool) {
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let Shard { table, arena } = &mut *guard;
+            let mut removed = 0;
+            table.retain(|slot| {
+                let k = keep(&slot.loc);
+                if !k {
+                    arena.release(arena.key(slot.key).len());
+                    removed += 1;
+                }
+                k
+            });
+            self.len.fetch_sub(removed, Ordering::Relaxed);
+            guard.maybe_compact_arena();
+        }
+    }
+
+    /// Removes every entry and frees the memory.
+    pub(crate) fn clear(&self) {
+        for shard in self.shards.iter() {
+            *shard.write() = Shard::default();
+        }
+        self.len.store(0, Ordering::Relaxed);
+    }
+
+    /// Heap bytes held (tables and arenas).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let shard_bytes = |s: &RwLock<Shard>| {
+            let s = s.read();
+            s.table.allocation_size() + s.arena.bytes() + s.arena.chunks.capacity() * 24
+        };
+        self.shards.iter().map(shard_bytes).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(lsn: Lsn) -> Loc {
+        Loc::new(1, lsn as u32, 10, lsn)
+    }
+
+    #[test]
+    fn loc_is_small_and_roundtrips() {
+        assert_eq!(std::mem::size_of::<Loc>(), 20);
+        assert_eq!(std::mem::size_of::<Slot>(), 24);
+        let l = Loc::tombstone(7, 9, 100, u64::MAX - 1);
+        assert_eq!(
+            (l.segment, l.offset, l.len(), l.lsn()),
+            (7, 9, 100, u64::MAX - 1)
+        );
+        assert!(l.is_tombstone());
+        assert!(!Loc::new(7, 9, 100, 1).is_tombstone());
+    }
+
+    #[test]
+    fn insert_get_remove() {
+        let kd = KeyDir::new();
+        let h = kd.hash(b"a");
+        assert_eq!(kd.insert(h, b"a", loc(1)).unwrap(), None);
+        assert_eq!(kd.insert(h, b"a", loc(2)).unwrap(), Some(loc(1)));
+        assert_eq!(kd.get(h, b"a"), Some(loc(2)));
+        assert_eq!(kd.get(kd.hash(b"b"), b"b"), None);
+        assert_eq!(kd.len(), 1);
+        assert_eq!(kd.remove(h, b"a"), Some(loc(2)));
+        assert_eq!(kd.remove(h, b"a"), None);
+        assert_eq!(kd.len(), 0);
+    }
+
+    #[test]
+    fn insert_newer_keeps_highest_lsn() {
+        let kd = KeyDir::new();
+        let h = kd.hash(b"k");
+        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Inserted);
+        assert_eq!(kd.insert_newer(h, b"k", loc(3)).unwrap(), Upsert::Stale);
+        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Stale);
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(9)).unwrap(),
+            Upsert::Replaced(loc(5))
+        );
+    }
+
+    #[test]
+    fn many_keys_with_churn_and_arena_rebuild() {
+        let kd = KeyDir::new();
+        let key = |i: u32| format!("key-{i}-{}", "x".repeat((i % 40) as usize)).into_bytes();
+        for i in 0..20_000 {
+            let k = key(i);
+            kd.insert(kd.hash(&k), &k, loc(u64::from(i) + 1)).unwrap();
+        }
+        for i in (0..20_000).filter(|i| i % 3 != 0) {
+            let k = key(i);
+            assert!(kd.remove(kd.hash(&k), &k).is_some());
+        }
+        for i in 0..20_000 {
+            let k = key(i);
+            let want = (i % 3 == 0).then(|| loc(u64::from(i) + 1));
+            assert_eq!(kd.get(kd.hash(&k), &k), want, "key {i}");
+        }
+        let mut seen = 0;
+        kd.for_each(|k, l| {
+            assert_eq!(k, &key(l.lsn() as u32 - 1)[..]);
+            seen += 1;
+        });
+        assert_eq!(seen, kd.len());
+    }
+
+    #[test]
+    fn big_keys_get_their_own_chunk() {
+        let kd = KeyDir::new();
+        let big = vec![7u8; CHUNK_BYTES + 10];
+        kd.insert(kd.hash(&big), &big, loc(1)).unwrap();
+        kd.insert(kd.hash(b"small"), b"small", loc(2)).unwrap();
+        assert_eq!(kd.get(kd.hash(&big), &big), Some(loc(1)));
+        assert_eq!(kd.get(kd.hash(b"small"), b"small"), Some(loc(2)));
+    }
+
+    #[test]
+    fn retain_and_replace_if() {
+        let kd = KeyDir::new();
+        for i in 0..100u64 {
+            let k = i.to_le_bytes();
+            let l = if i % 2 == 0 {
+                loc(i + 1)
+            } else {
+                Loc::tombstone(1, 0, 5, i + 1)
+            };
+            kd.insert(kd.hash(&k), &k, l).unwrap();
+        }
+        kd.retain(|l| !l.is_tombstone());
+        assert_eq!(kd.len(), 50);
+        let k = 4u64.to_le_bytes();
+        let h = kd.hash(&k);
+        assert!(!kd.replace_if(h, &k, &Loc::new(9, 9, 1, 5), loc(77)));
+        assert!(kd.replace_if(h, &k, &loc(5), Loc::new(2, 0, 10, 5)));
+        assert_eq!(kd.get(h, &k), Some(Loc::new(2, 0, 10, 5)));
+    }
+}

@@ -1,0 +1,162 @@
+//! Small metadata files: `EPOCH` and compaction markers.
+//!
+//! # `EPOCH` (12 bytes)
+//!
+//! | offset | size | field                      |
+//! |--------|------|----------------------------|
+//! | 0      | 4    | magic `KVEP`               |
+//! | 4      | 4    | epoch (`u32`, LE)          |
+//! | 8      | 4    | CRC-32 of bytes 0..8 (LE)  |
+//!
+//! # `compaction-<n>.marker`
+//!
+//! Written by compaction after all its outputs are durable and renamed, and
+//! before it deletes any input: it lists the input segments. If the process
+//! dies while inputs are being deleted, recovery finishes the deletion (a
+//! partial deletion could resurrect a deleted key: an input holding a
+//! tombstone could be gone while an older input holding the value is not).
+//!
+//! | offset | size  | field                                  |
+//! |--------|-------|----------------------------------------|
+//! | 0      | 4     | magic `KVCM`                           |
+//! | 4      | 4     | number of inputs `n` (`u32`, LE)        |
+//! | 8      | 4 × n | input segment ids (`u32`, LE)           |
+//! | 8 + 4n | 4     | CRC-32 of every byte before it (LE)     |
+//!
+//! Both are written atomically: `<name>.tmp`, fsync, rename, fsync dir.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::Epoch;
+use crate::error::Error;
+use crate::segment::{SegmentId, sync_dir};
+
+/// Name of the epoch file.
+pub(crate) const EPOCH_FILE: &str = "EPOCH";
+const EPOCH_MAGIC: &[u8; 4] = b"KVEP";
+const MARKER_MAGIC: &[u8; 4] = b"KVCM";
+
+/// `compaction-<n>.marker`
+pub(crate) fn marker_name(id: SegmentId) -> String {
+    format!("compaction-{id:010}.marker")
+}
+
+/// Parses a marker file name.
+pub(crate) fn parse_marker_name(name: &str) -> Option<SegmentId> {
+    let digits = name.strip_prefix("compaction-")?.strip_suffix(".marker")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Writes `bytes` to `dir/name` atomically and durably.
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let result = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_data()
+    });
+    result.map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    sync_dir(dir)
+}
+
+fn with_crc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let crc = crc32fast::hash(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// Splits off and checks the trailing CRC.
+fn check_crc(bytes: &[u8]) -> Option<&[u8]> {
+    let split = bytes.len().checked_sub(4)?;
+    let (body, crc) = bytes.split_at(split);
+    let crc = u32::from_le_bytes(crc.try_into().ok()?);
+    (crc32fast::hash(body) == crc).then_some(body)
+}
+
+fn le32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Persists the epoch.
+pub(crate) fn write_epoch(dir: &Path, epoch: Epoch) -> Result<(), Error> {
+    let mut bytes = EPOCH_MAGIC.to_vec();
+    bytes.extend_from_slice(&epoch.to_le_bytes());
+    write_atomic(dir, EPOCH_FILE, &with_crc(bytes))
+}
+
+/// Reads the epoch; a missing file means epoch 0.
+pub(crate) fn read_epoch(dir: &Path) -> Result<Epoch, Error> {
+    let path = dir.join(EPOCH_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let body = check_crc(&bytes).filter(|b| b.len() == 8 && b.get(0..4) == Some(EPOCH_MAGIC));
+    let epoch = body.and_then(|b| le32(b, 4));
+    epoch.ok_or_else(|| Error::corrupted(&path, 0, "bad EPOCH file"))
+}
+
+/// Writes a compaction marker listing `inputs`.
+pub(crate) fn write_marker(dir: &Path, id: SegmentId, inputs: &[SegmentId]) -> Result<(), Error> {
+    let mut bytes = MARKER_MAGIC.to_vec();
+    bytes.extend_from_slice(&(inputs.len() as u32).to_le_bytes());
+    for input in inputs {
+        bytes.extend_from_slice(&input.to_le_bytes());
+    }
+    write_atomic(dir, &marker_name(id), &with_crc(bytes))
+}
+
+/// Reads the input list of a marker.
+pub(crate) fn read_marker(path: &PathBuf) -> Result<Vec<SegmentId>, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = || Error::corrupted(path, 0, "bad compaction marker");
+    let body = check_crc(&bytes)
+        .filter(|b| b.get(0..4) == Some(MARKER_MAGIC))
+        .ok_or_else(bad)?;
+    let n = le32(body, 4).ok_or_else(bad)? as usize;
+    if body.len() != 8 + 4 * n {
+        return Err(bad());
+    }
+    (0..n)
+        .map(|i| le32(body, 8 + 4 * i).ok_or_else(bad))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_roundtrip_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_epoch(dir.path()).unwrap(), 0);
+        write_epoch(dir.path(), 7).unwrap();
+        assert_eq!(read_epoch(dir.path()).unwrap(), 7);
+        let path = dir.path().join(EPOCH_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[5] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            read_epoch(dir.path()),
+            Err(Error::Corrupted { .. })
+        ));
+    }
+
+    #[test]
+    fn marker_roundtrip_and_names() {
+        let dir = tempfile::tempdir().unwrap();
+        write_marker(dir.path(), 12, &[3, 4, 9]).unwrap();
+        let path = dir.path().join(marker_name(12));
+        assert_eq!(read_marker(&path).unwrap(), vec![3, 4, 9]);
+        assert_eq!(parse_marker_name(&marker_name(12)), Some(12));
+        assert_eq!(parse_marker_name("compaction-.marker"), None);
+        std::fs::write(&path, b"KVCM").unwrap();
+        assert!(matches!(read_marker(&path), Err(Error::Corrupted { .. })));
+    }
+}

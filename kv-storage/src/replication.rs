@@ -1,0 +1,372 @@
+//! Replication hooks: reading history on a leader, applying it on a follower.
+//!
+//! # The model
+//!
+//! A partition's history is a sequence of entries with strictly increasing
+//! positions `(epoch, lsn)`. The leader assigns `lsn = last + 1` on every
+//! `put` and `delete`; a follower `apply`s the leader's entries, keeping their
+//! positions, and ignores any entry at or below its own `last_lsn`, so
+//! re-delivery is harmless.
+//!
+//! The store keeps a *history floor*: every LSN above it is on disk, in log
+//! segments, contiguously. `entries_since(after)` with `after ≥ floor` reads
+//! those records back in order. Below the floor the history is gone —
+//! compaction dropped overwritten records and tombstones, or this replica
+//! received a snapshot instead of history — and the answer is a
+//! [`Since::Snapshot`]: every live record, sorted by LSN, plus the position the
+//! set is current as of. The floor rises with compaction, with gaps in applied
+//! LSNs, and with snapshot installs; `clear` resets it to 0.
+//!
+//! # Installing a snapshot on a follower
+//!
+//! [`Store::install_snapshot`] clears the store, applies the entries (LSN
+//! order) and records `last` with a *marker* record, so `last_lsn()` equals
+//! the leader's position even if the newest entries were deletions. A crash
+//! part-way leaves a prefix of the snapshot in LSN order, which the next
+//! catch-up completes (entries after the last applied LSN include every later
+//! change) or replaces with a fresh snapshot.
+//!
+//! # Deliberate omissions
+//!
+//! - Snapshots are built in memory (`Vec<Entry>`), one copy of all live data.
+//!   Fine for partitions of a few GiB; a streaming cursor is future work.
+//! - Building a snapshot holds the writer lock while it walks the key
+//!   directory (not while it reads values): writes pause for roughly
+//!   20 ms per million keys.
+//! - `entries_since` returns at most `max_entries` entries regardless of
+//!   their size; callers choose a count that fits their frame.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::inner::{Inner, Writer};
+use crate::keydir::Loc;
+use crate::meta;
+use crate::record::{self, Kind};
+use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentKind};
+use crate::{Entry, Lsn, Position, Since, Store};
+
+/// Bytes read per positional read when scanning the active segment.
+const SCAN_WINDOW_BYTES: usize = 1 << 20;
+
+impl Store {
+    /// Entries with LSN greater than `after`, oldest first, at most
+    /// `max_entries` (empty when up to date), or a snapshot of all live
+    /// records when that history is no longer on disk. Safe to call during
+    /// writes: the result never skips an LSN.
+    pub fn entries_since(&self, after: Lsn, max_entries: usize) -> Result<Since, Error> {
+        let inner = self.inner();
+        inner.check_open()?;
+        let segments = {
+            let layout = inner.layout.read();
+            if after < layout.floor {
+                drop(layout);
+                return snapshot(inner);
+            }
+            let logs = layout
+                .segments
+                .values()
+                .filter(|s| s.header.kind == SegmentKind::Log);
+            let newer = logs.filter(|s| s.max_lsn() > after);
+            newer.map(|s| (s.clone(), s.len())).collect::<Vec<_>>()
+        };
+        let mut entries = Vec::new();
+        for (seg, end) in segments {
+            if entries.len() >= max_entries {
+                break;
+            }
+            read_entries(&seg, after, end, max_entries, &mut entries)?;
+        }
+        Ok(Since::Entries(entries))
+    }
+
+    /// Follower side: writes `entry` with its own position if its LSN is above
+    /// `last_lsn()` (returns `true`), else ignores it (`false`). A tombstone
+    /// for an absent key is still recorded, so the LSN advances.
+    pub fn apply(&self, entry: &Entry) -> Result<bool, Error> {
+        let applied = self.apply_one(entry)?;
+        if let Some(seq) = applied {
+            self.inner().after_write(seq)?;
+        }
+        Ok(applied.is_some())
+    }
+
+    fn apply_one(&self, entry: &Entry) -> Result<Option<u64>, Error> {
+        let inner = self.inner();
+        let value = entry.value.as_deref();
+        inner.check_sizes(&entry.key, value.map_or(0, <[u8]>::len))?;
+        let lsn = entry.position.lsn;
+        if lsn == 0 {
+            return Err(Error::InvalidEntry {
+                lsn,
+                reason: "lsn 0 is reserved",
+            });
+        }
+        let hash = inner.keydir.hash(&entry.key);
+        let seq = {
+            let mut w = inner.writer.lock();
+            inner.check_writable()?;
+            if lsn <= w.last.lsn {
+                return Ok(None);
+            }
+            inner.keydir.check_room(hash, entry.key.len())?;
+            note_gap(inner, &w, lsn);
+            w.epoch = w.epoch.max(entry.position.epoch);
+            let kind = if value.is_some() {
+                Kind::Value
+            } else {
+                Kind::Tombstone
+            };
+            let loc = inner.append(
+                &mut w,
+                entry.position,
+                kind,
+                &entry.key,
+                value.unwrap_or_default(),
+            )?;
+            index_applied(inner, hash, &entry.key, loc, kind)?;
+            w.seq
+        };
+        match value {
+            Some(v) => inner.cache_written(hash, &entry.key, v, lsn),
+            None => inner.cache.remove(hash, &entry.key),
+        }
+        Ok(Some(seq))
+    }
+
+    /// Drops all data durably, keeping the epoch: afterwards `last_lsn()` is 0
+    /// and the store is empty. For installing a full snapshot on a follower
+    /// (see [`Store::install_snapshot`], which also records the position).
+    pub fn clear(&self) -> Result<(), Error> {
+        let inner = self.inner();
+        let _compaction = inner.compaction_lock.lock();
+        let mut w = inner.writer.lock();
+        inner.check_writable()?;
+        let _install = inner.install_lock.lock();
+        meta::write_epoch(&inner.dir, w.epoch)?;
+        let id = inner
+            .next_segment
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let header = SegmentHeader {
+            id,
+            kind: SegmentKind::Log,
+            reset: true,
+            base: Position::default(),
+        };
+        let (path, file) = segment::create_file(&inner.dir, &header)?;
+        let file = Arc::new(file);
+        let active = Arc::new(Segment::active(
+            path,
+            header,
+            file.clone(),
+            SEGMENT_HEADER_BYTES,
+        ));
+        let old = {
+            let mut layout = inner.layout.write();
+            layout.floor = 0;
+            layout.active = id;
+            let old = std::mem::take(&mut layout.segments);
+            layout.segments.insert(id, active.clone());
+            old
+        };
+        inner.keydir.clear();
+        inner
+            .live_bytes
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        inner.cache.purge();
+        (w.active, w.file, w.offset, w.last) =
+            (active, file, SEGMENT_HEADER_BYTES, Position::default());
+        inner.group.mark_synced(w.seq);
+        drop(w);
+        for seg in old.values() {
+            remove_segment_files(inner, seg)?;
+        }
+        segment::sync_dir(&inner.dir)
+    }
+
+    /// Replaces all data with a leader's snapshot: `clear`, apply `entries`
+    /// (which must be in increasing LSN order), then record `last` as this
+    /// store's position, so `last_lsn() == last.lsn` afterwards. One fsync at
+    /// the end under `SyncPolicy::Always`.
+    pub fn install_snapshot(&self, entries: &[Entry], last: Position) -> Result<(), Error> {
+        let mut prev = 0;
+        for e in entries {
+            if e.position.lsn <= prev || e.position.lsn > last.lsn {
+                let reason = "snapshot entries must have increasing LSNs up to `last`";
+                return Err(Error::InvalidEntry {
+                    lsn: e.position.lsn,
+                    reason,
+                });
+            }
+            prev = e.position.lsn;
+        }
+        self.clear()?;
+        for e in entries {
+            self.apply_one(e)?;
+        }
+        let inner = self.inner();
+        let seq = {
+            let mut w = inner.writer.lock();
+            inner.check_writable()?;
+            if last.lsn > w.last.lsn {
+                w.epoch = w.epoch.max(last.epoch);
+                let loc = inner.append(&mut w, last, Kind::Marker, &[], &[])?;
+                inner.add_dead(loc.segment, loc.len());
+            }
+            let mut layout = inner.layout.write();
+            layout.floor = layout.floor.max(last.lsn);
+            w.seq
+        };
+        inner.after_write(seq)
+    }
+}
+
+/// Raises the floor when an applied LSN skips over history.
+fn note_gap(inner: &Inner, w: &Writer, lsn: Lsn) {
+    if lsn > w.last.lsn + 1 {
+        let mut layout = inner.layout.write();
+        layout.floor = layout.floor.max(lsn - 1);
+    }
+}
+
+fn index_applied(inner: &Inner, hash: u64, key: &[u8], loc: Loc, kind: Kind) -> Result<(), Error> {
+    match kind {
+        Kind::Value => {
+            let old = inner.keydir.insert(hash, key, loc)?;
+            inner.note_replaced(old, Some(&loc));
+        }
+        _ => {
+            let old = inner.keydir.remove(hash, key);
+            inner.note_replaced(old, None);
+            inner.add_dead(loc.segment, loc.len());
+        }
+    }
+    Ok(())
+}
+
+fn remove_segment_files(inner: &Inner, seg: &Segment) -> Result<(), Error> {
+    for name in [segment::log_name(seg.id), segment::hint_name(seg.id)] {
+        let path = inner.dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Appends the entries of `seg` with LSN > `after` below offset `end`.
+fn read_entries(
+    seg: &Segment,
+    after: Lsn,
+    end: u64,
+    max: usize,
+    out: &mut Vec<Entry>,
+) -> Result<(), Error> {
+    let start = seg.scan_start(after);
+    for_each_record(seg, start, end, |rec| {
+        if rec.position.lsn > after && rec.kind != Kind::Marker {
+            out.push(Entry {
+                position: rec.position,
+                key: Bytes::copy_from_slice(rec.key),
+                value: (rec.kind == Kind::Value).then(|| Bytes::copy_from_slice(rec.value)),
+            });
+        }
+        match out.len() >= max {
+            true => ControlFlow::Break(()),
+            false => ControlFlow::Continue(()),
+        }
+    })
+}
+
+/// Calls `f` for each record of `seg` in `[start, end)`; every byte there
+/// must be a valid record (it was complete when `end` was read).
+fn for_each_record(
+    seg: &Segment,
+    start: u64,
+    end: u64,
+    mut f: impl FnMut(&record::RecordRef<'_>) -> ControlFlow<()>,
+) -> Result<(), Error> {
+    let incomplete = |at: u64| Error::corrupted(&seg.path, at, "record extends past the end");
+    if let Some(map) = seg.mapped() {
+        let bytes = map.get(start as usize..end as usize).unwrap_or_default();
+        return match walk(seg, bytes, start, &mut f)? {
+            Walk::Consumed(n) if n < bytes.len() as u64 => Err(incomplete(start + n)),
+            _ => Ok(()),
+        };
+    }
+    let (mut offset, mut window) = (start, SCAN_WINDOW_BYTES as u64);
+    while offset < end {
+        let want = (end - offset).min(window);
+        let buf = seg.read(offset, want as usize)?;
+        match walk(seg, &buf, offset, &mut f)? {
+            Walk::Stopped => return Ok(()),
+            Walk::Consumed(0) if want == end - offset => return Err(incomplete(offset)),
+            Walk::Consumed(0) => window *= 2,
+            Walk::Consumed(n) => {
+                offset += n;
+                window = SCAN_WINDOW_BYTES as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+enum Walk {
+    Stopped,
+    /// Bytes of complete records consumed from the buffer.
+    Consumed(u64),
+}
+
+/// Decodes records from `bytes` (which start at file offset `base`) until the
+/// end, an incomplete record, or `f` breaks.
+fn walk(
+    seg: &Segment,
+    bytes: &[u8],
+    base: u64,
+    f: &mut impl FnMut(&record::RecordRef<'_>) -> ControlFlow<()>,
+) -> Result<Walk, Error> {
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let rest = bytes.get(at..).unwrap_or_default();
+        let rec = match record::decode(rest) {
+            Ok(rec) => rec,
+            Err(record::DecodeError::Incomplete) => break,
+            Err(e) => return Err(Error::corrupted(&seg.path, base + at as u64, e.reason())),
+        };
+        if f(&rec).is_break() {
+            return Ok(Walk::Stopped);
+        }
+        at += rec.len;
+    }
+    Ok(Walk::Consumed(at as u64))
+}
+
+/// A snapshot of all live records, consistent as of the returned position.
+fn snapshot(inner: &Inner) -> Result<Since, Error> {
+    let (last, mut locs, segments) = {
+        let w = inner.writer.lock();
+        let _install = inner.install_lock.lock();
+        let segments = inner.layout.read().segments.clone();
+        let mut locs = Vec::with_capacity(inner.keydir.len());
+        inner.keydir.for_each(|_, loc| locs.push(loc));
+        (w.last, locs, segments)
+    };
+    locs.sort_unstable_by_key(Loc::lsn);
+    let mut entries = Vec::with_capacity(locs.len());
+    for loc in locs {
+        let seg = segments
+            .get(&loc.segment)
+            .ok_or_else(|| Error::corrupted(&inner.dir, 0, "snapshot segment vanished"))?;
+        let (bytes, info) = seg.read_record(u64::from(loc.offset), loc.len() as usize)?;
+        entries.push(Entry {
+            position: info.position,
+            key: bytes.slice(info.key_start..info.key_start + info.key_len),
+            value: Some(bytes.slice(info.value_range())),
+        });
+    }
+    Ok(Since::Snapshot { entries, last })
+}

@@ -1,0 +1,354 @@
+//! `Store`: the public face of one partition's store.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+
+use crate::cache::HotCache;
+use crate::compaction;
+use crate::error::Error;
+use crate::fault::FaultPoint;
+use crate::inner::{Inner, Layout, Writer};
+use crate::keydir::KeyDir;
+use crate::lock::DirLock;
+use crate::meta;
+use crate::options::{DEFAULT_HOT_CACHE_BYTES, Options};
+use crate::record::Kind;
+use crate::recovery;
+use crate::stats::{CompactionStats, Counters, Stats, bump, read};
+use crate::worker::{self, Signal};
+use crate::{Epoch, Location, Lsn, Position};
+
+/// One partition's log-structured store. `Send + Sync`: share it as
+/// `Arc<Store>`; readers run concurrently, writers are serialised.
+pub struct Store {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`: takes the directory
+    /// lock, recovers the key directory from hints and segments, and starts
+    /// the background threads.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Store, Error> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = DirLock::acquire(&dir)?;
+        let keydir = KeyDir::new();
+        let rec = recovery::recover(&dir, &keydir)?;
+        let cache = options
+            .hot_cache
+            .clone()
+            .unwrap_or_else(|| HotCache::new(DEFAULT_HOT_CACHE_BYTES));
+        let counters = Counters::default();
+        bump(&counters.truncated_tail_bytes, rec.truncated_tail_bytes);
+        bump(&counters.hint_fallbacks, rec.hint_fallbacks);
+        let signal = Signal::default();
+        for id in &rec.missing_hints {
+            signal.request_hint(*id);
+        }
+        let writer = Writer {
+            active: rec.active.clone(),
+            file: rec.active_file,
+            offset: rec.active_len,
+            last: rec.last,
+            epoch: rec.epoch,
+            seq: 0,
+            buf: Vec::with_capacity(4096),
+        };
+        let layout = Layout {
+            segments: rec.segments,
+            active: rec.active.id,
+            floor: rec.floor,
+        };
+        let inner = Arc::new(Inner {
+            dir,
+            opts: options,
+            writer: Mutex::new(writer),
+            layout: RwLock::new(layout),
+            keydir,
+            cache: cache.register(),
+            group: Default::default(),
+            closed: AtomicBool::new(false),
+            counters,
+            live_bytes: AtomicU64::new(rec.live_bytes),
+            next_segment: AtomicU32::new(rec.next_segment),
+            compaction_lock: Mutex::new(()),
+            install_lock: Mutex::new(()),
+            signal,
+            _lock: lock,
+        });
+        let threads = worker::spawn(&inner)?;
+        Ok(Store {
+            inner,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Writes `key = value` with the next LSN and the current epoch. When it
+    /// returns, the record has been handed to the OS (and fsynced under
+    /// `SyncPolicy::Always`).
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Position, Error> {
+        let inner = &*self.inner;
+        inner.check_sizes(key, value.len())?;
+        let hash = inner.keydir.hash(key);
+        let (position, seq) = {
+            let mut w = inner.writer.lock();
+            inner.check_writable()?;
+            inner.keydir.check_room(hash, key.len())?;
+            let position = Position {
+                epoch: w.epoch,
+                lsn: w.last.lsn + 1,
+            };
+            let loc = inner.append(&mut w, position, Kind::Value, key, value)?;
+            let old = inner.keydir.insert(hash, key, loc)?;
+            inner.note_replaced(old, Some(&loc));
+            (position, w.seq)
+        };
+        inner.cache_written(hash, key, value, position.lsn);
+        inner.after_write(seq)?;
+        Ok(position)
+    }
+
+    /// Deletes `key`: writes a tombstone and returns its position, or returns
+    /// `None` without writing anything if the key is absent.
+    pub fn delete(&self, key: &[u8]) -> Result<Option<Position>, Error> {
+        let inner = &*self.inner;
+        inner.check_sizes(key, 0)?;
+        let hash = inner.keydir.hash(key);
+        let (position, seq) = {
+            let mut w = inner.writer.lock();
+            inner.check_writable()?;
+            if inner.keydir.get(hash, key).is_none() {
+                return Ok(None);
+            }
+            let position = Position {
+                epoch: w.epoch,
+                lsn: w.last.lsn + 1,
+            };
+            let loc = inner.append(&mut w, position, Kind::Tombstone, key, &[])?;
+            let old = inner.keydir.remove(hash, key);
+            inner.note_replaced(old, None);
+            inner.add_dead(loc.segment, loc.len());
+            (position, w.seq)
+        };
+        inner.cache.remove(hash, key);
+        inner.after_write(seq)?;
+        Ok(Some(position))
+    }
+
+    /// The current value of `key`: from the hot cache if it is there, else
+    /// from its segment (and then cached).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        inner.read_value(inner.keydir.hash(key), key)
+    }
+
+    /// Where the value of `key` is now: `Hot` only if it is in memory.
+    pub fn location(&self, key: &[u8]) -> Location {
+        let inner = &*self.inner;
+        let hash = inner.keydir.hash(key);
+        match inner.keydir.get(hash, key) {
+            None => Location::Missing,
+            Some(loc) if inner.cache.contains(hash, key, loc.lsn()) => Location::Hot,
+            Some(_) => Location::Cold,
+        }
+    }
+
+    /// Keys whose current values are in the hot cache now, sorted.
+    pub fn hot_keys(&self) -> Vec<Bytes> {
+        let inner = &*self.inner;
+        let mut keys: Vec<Bytes> = inner
+            .cache
+            .entries()
+            .into_iter()
+            .filter(|(key, lsn)| {
+                let loc = inner.keydir.get(inner.keydir.hash(key), key);
+                loc.is_some_and(|l| l.lsn() == *lsn)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.inner.keydir.len()
+    }
+
+    /// Whether there are no live keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Position of the last record written or applied (`(0, 0)` if none).
+    pub fn last_position(&self) -> Position {
+        self.inner.writer.lock().last
+    }
+
+    /// LSN of the last record written or applied (0 if none).
+    pub fn last_lsn(&self) -> Lsn {
+        self.last_position().lsn
+    }
+
+    /// The epoch new writes get.
+    pub fn epoch(&self) -> Epoch {
+        self.inner.writer.lock().epoch
+    }
+
+    /// Raises the epoch, durably (the `EPOCH` file is replaced atomically).
+    /// Setting the current epoch again is a no-op; a lower one is
+    /// [`Error::EpochRegression`].
+    pub fn set_epoch(&self, epoch: Epoch) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        inner.check_writable()?;
+        if epoch < w.epoch {
+            return Err(Error::EpochRegression {
+                current: w.epoch,
+                requested: epoch,
+            });
+        }
+        if epoch > w.epoch {
+            meta::write_epoch(&inner.dir, epoch)?;
+            w.epoch = epoch;
+        }
+        Ok(())
+    }
+
+    /// fsyncs everything written so far (shares the fsync with concurrent
+    /// `Always` writers).
+    pub fn sync(&self) -> Result<(), Error> {
+        let inner = &*self.inner;
+        inner.check_writable()?;
+        let seq = inner.writer.lock().seq;
+        inner.sync_to(seq)
+    }
+
+    /// Merges all sealed segments now (the background thread runs the same
+    /// code). Returns what it did; an empty result if there was nothing to do.
+    pub fn compact(&self) -> Result<CompactionStats, Error> {
+        compaction::compact(&self.inner, None)
+    }
+
+    /// Test hook: compacts but stops at `point`, leaving the files as a crash
+    /// there would; the store refuses further operations.
+    #[doc(hidden)]
+    pub fn compact_until(&self, point: FaultPoint) -> Result<CompactionStats, Error> {
+        compaction::compact(&self.inner, Some(point))
+    }
+
+    /// Test hook: writes pending hint files now.
+    #[doc(hidden)]
+    pub fn write_pending_hints(&self) -> Result<(), Error> {
+        let ids: Vec<_> = self.inner.layout.read().sealed().map(|s| s.id).collect();
+        ids.into_iter()
+            .try_for_each(|id| worker::write_hint(&self.inner, id))
+    }
+
+    /// A snapshot of counters and sizes.
+    pub fn stats(&self) -> Stats {
+        let inner = &*self.inner;
+        let c = &inner.counters;
+        let (last, epoch) = {
+            let w = inner.writer.lock();
+            (w.last, w.epoch)
+        };
+        let (segments, disk_bytes, floor) = {
+            let layout = inner.layout.read();
+            let disk = layout
+                .segments
+                .values()
+                .map(|s| s.len() + s.hint_bytes.load(Ordering::Relaxed));
+            (layout.segments.len() as u64, disk.sum(), layout.floor)
+        };
+        let (hot_keys, hot_bytes) = inner.cache.usage();
+        Stats {
+            keys: inner.keydir.len() as u64,
+            live_bytes: inner.live_bytes.load(Ordering::Relaxed),
+            disk_bytes,
+            segments,
+            hot_keys,
+            hot_bytes,
+            last_lsn: last.lsn,
+            epoch,
+            history_floor: floor,
+            truncated_tail_bytes: read(&c.truncated_tail_bytes),
+            hint_fallbacks: read(&c.hint_fallbacks),
+            compactions: read(&c.compactions),
+            reclaimed_bytes: read(&c.reclaimed_bytes),
+            syncs: read(&c.syncs),
+            writes: read(&c.writes),
+            cache_hits: read(&c.cache_hits),
+            cache_misses: read(&c.cache_misses),
+            keydir_bytes: inner.keydir.memory_bytes() as u64,
+            background_errors: read(&c.background_errors),
+            poisoned: inner.group.is_poisoned(),
+        }
+    }
+
+    /// Stops the background threads (writing pending hints first), fsyncs,
+    /// and makes every later call fail with [`Error::Closed`]. Idempotent;
+    /// for stores shared through an `Arc`, where [`Store::close`] is not
+    /// possible.
+    pub fn shutdown(&self) -> Result<(), Error> {
+        self.stop_threads(true);
+        let inner = &*self.inner;
+        let w = inner.writer.lock();
+        if inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = match inner.group.is_poisoned() {
+            true => Err(Error::Poisoned),
+            false => inner.fsync_active(&w),
+        };
+        drop(w);
+        inner.cache.purge();
+        result
+    }
+
+    /// Flushes, fsyncs and stops background threads; releases the directory
+    /// lock. Dropping a store does the same on a best-effort basis.
+    pub fn close(self) -> Result<(), Error> {
+        self.shutdown()
+    }
+
+    fn stop_threads(&self, drain: bool) {
+        self.inner.signal.shutdown(drain);
+        let threads = std::mem::take(&mut *self.threads.lock());
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop_threads(false);
+        let inner = &*self.inner;
+        if !inner.closed.swap(true, Ordering::AcqRel) && !inner.group.is_poisoned() {
+            let w = inner.writer.lock();
+            let _ = inner.fsync_active(&w);
+        }
+        inner.cache.purge();
+    }
+}

@@ -1,0 +1,52 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use kv_storage::{CompactionPolicy, HotCache, Options, Store, SyncPolicy};
+
+/// Options for tests: tiny segments, manual compaction, no fsync, a private
+/// cache of `cache` bytes.
+pub fn tiny(segment_bytes: u64, cache: u64) -> Options {
+    Options {
+        sync: SyncPolicy::Never,
+        segment_bytes,
+        hot_cache: Some(HotCache::new(cache)),
+        compaction: CompactionPolicy::Manual,
+        ..Options::default()
+    }
+}
+
+/// Opens `dir` with `opts`, panicking on error.
+pub fn open(dir: &Path, opts: &Options) -> Store {
+    Store::open(dir, opts.clone()).expect("open")
+}
+
+/// Segment files in `dir`, sorted.
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The newest `segment-*.log` in `dir`.
+pub fn newest_segment(dir: &Path) -> PathBuf {
+    files_with_ext(dir, "log").pop().expect("a segment")
+}
+
+/// Key `i` as bytes.
+pub fn key(i: u64) -> Vec<u8> {
+    format!("key-{i:05}").into_bytes()
+}
+
+/// A value for key `i` at version `v`, of varying length.
+pub fn value(i: u64, v: u64) -> Vec<u8> {
+    let len = ((i * 7 + v * 13) % 50) as usize;
+    let mut out = format!("v{v}-k{i}-").into_bytes();
+    out.extend(std::iter::repeat_n(b'x', len));
+    out
+}

@@ -1,0 +1,2 @@
+//! Crash test (written later in this series).
+fn main() {}
