@@ -1,0 +1,358 @@
+//! How replies are printed.
+//!
+//! [`render`] turns a [`Reply`] into answer lines, notes and a found flag.
+//! The shell prints the answer lines and then each note on its own line;
+//! a one-shot command prints the answer on stdout and the notes on stderr,
+//! and exits with 1 when the key was not found. The value line of a `get`
+//! is always the value alone, so scripts can use it as is.
+
+use std::collections::BTreeMap;
+
+use kv_node::Read;
+use kv_node::protocol::{NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
+use kv_router::{ClusterMap, NodeId, PartitionId};
+use kv_storage::Location;
+
+use crate::command::Reply;
+
+/// A reply ready to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The answer.
+    pub lines: Vec<String>,
+    /// Remarks about the answer: `(nil)`, possibly-stale notices.
+    pub notes: Vec<String>,
+    /// False when the key does not exist (exit code 1).
+    pub found: bool,
+}
+
+impl Rendered {
+    fn answer(lines: Vec<String>) -> Rendered {
+        Rendered {
+            lines,
+            notes: Vec::new(),
+            found: true,
+        }
+    }
+
+    fn nil() -> Rendered {
+        Rendered {
+            lines: Vec::new(),
+            notes: vec!["(nil)".to_string()],
+            found: false,
+        }
+    }
+
+    fn with_stale_note<T>(mut self, read: &Read<T>, map: &ClusterMap) -> Rendered {
+        if read.stale {
+            let leader = map
+                .leader(read.partition)
+                .map_or_else(|| "?".to_string(), |l| l.to_string());
+            self.notes.push(format!(
+                "(possibly stale: leader node {leader} unreachable, answered by follower node {})",
+                read.node
+            ));
+        }
+        self
+    }
+}
+
+/// Renders a reply; `map` names leaders and addresses.
+pub fn render(reply: &Reply, map: &ClusterMap) -> Rendered {
+    match reply {
+        Reply::Stored => Rendered::answer(vec!["OK".to_string()]),
+        Reply::Value(read) => match &read.value {
+            Some(value) => Rendered::answer(vec![value.render()]),
+            None => Rendered::nil(),
+        }
+        .with_stale_note(read, map),
+        Reply::Deleted(true) => Rendered::answer(vec!["OK".to_string()]),
+        Reply::Deleted(false) => Rendered::nil(),
+        Reply::Status { read, replicas } => Rendered {
+            lines: vec![status_line(read, replicas)],
+            notes: Vec::new(),
+            found: read.value != Location::Missing,
+        }
+        .with_stale_note(read, map),
+        Reply::Inspect { partitions, .. } => Rendered::answer(inspect_lines(partitions)),
+        Reply::Cluster(infos) => Rendered::answer(cluster_lines(infos, map)),
+    }
+}
+
+/// `HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]`
+fn status_line(read: &Read<Location>, replicas: &[NodeId]) -> String {
+    let word = match read.value {
+        Location::Hot => "HOT_STORAGE",
+        Location::Cold => "COLD_STORAGE",
+        Location::Missing => "NOT_FOUND",
+    };
+    let leader = replicas
+        .first()
+        .map_or_else(|| "?".to_string(), |l| format!("node{l}"));
+    let list: Vec<String> = replicas.iter().map(ToString::to_string).collect();
+    format!(
+        "{word} partition={} leader={leader} replicas=[{}]",
+        read.partition,
+        list.join(", ")
+    )
+}
+
+/// For each partition: its role, how many hot keys, then one per line
+/// (quoted like a shell word when needed).
+fn inspect_lines(partitions: &[PartitionKeys]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for p in partitions {
+        let n = p.hot_keys.len();
+        let plural = if n == 1 { "" } else { "s" };
+        lines.push(format!(
+            "partition {} ({}): {n} hot key{plural}",
+            p.partition, p.role
+        ));
+        for key in &p.hot_keys {
+            let key = String::from_utf8_lossy(key);
+            lines.push(format!("  {}", shell_words::quote(&key)));
+        }
+    }
+    lines
+}
+
+type Infos = BTreeMap<NodeId, Result<NodeInfo, String>>;
+
+fn cluster_lines(infos: &[(NodeId, Result<NodeInfo, String>)], map: &ClusterMap) -> Vec<String> {
+    let infos: Infos = infos.iter().cloned().collect();
+    let mut lines = Vec::new();
+    for node in map.nodes() {
+        let health = match infos.get(&node.id) {
+            Some(Ok(info)) => node_summary(info),
+            Some(Err(e)) => format!("DOWN: {e}"),
+            None => "unknown".to_string(),
+        };
+        lines.push(format!("node {} {} {health}", node.id, node.addr));
+    }
+    for p in 0..map.partition_count() {
+        lines.push(partition_line(p, map, &infos));
+    }
+    lines
+}
+
+fn node_summary(info: &NodeInfo) -> String {
+    let leading = info
+        .partitions
+        .iter()
+        .filter(|p| p.role == kv_router::Role::Leader)
+        .count();
+    let keys: u64 = info.partitions.iter().map(|p| p.keys).sum();
+    format!(
+        "up, {} partitions ({leading} led), {keys} keys",
+        info.partitions.len()
+    )
+}
+
+/// The replica `node` holds of partition `p`, if the node answered.
+fn replica_info(infos: &Infos, node: NodeId, p: PartitionId) -> Option<&PartitionInfo> {
+    match infos.get(&node) {
+        Some(Ok(info)) => info.partitions.iter().find(|r| r.partition == p),
+        _ => None,
+    }
+}
+
+/// `partition 0: leader node 0 lsn=3 ready; follower node 1 lsn=3 lag=0 streaming`
+fn partition_line(p: PartitionId, map: &ClusterMap, infos: &Infos) -> String {
+    let replicas = map.replicas(p).unwrap_or(&[]);
+    let Some((&leader, followers)) = replicas.split_first() else {
+        return format!("partition {p}: no replicas");
+    };
+    let lead = replica_info(infos, leader, p);
+    let mut parts = vec![match lead {
+        Some(r) => {
+            let state = match r.state {
+                ReplicaState::Ready => "ready",
+                ReplicaState::Recovering => "recovering",
+            };
+            format!("leader node {leader} lsn={} {state}", r.position.lsn)
+        }
+        None => format!("leader node {leader} DOWN"),
+    }];
+    for &f in followers {
+        parts.push(follower_part(f, lead, replica_info(infos, f, p)));
+    }
+    format!("partition {p}: {}", parts.join("; "))
+}
+
+fn follower_part(
+    node: NodeId,
+    lead: Option<&PartitionInfo>,
+    own: Option<&PartitionInfo>,
+) -> String {
+    let leader_lsn = lead.map(|l| l.position.lsn);
+    let lag = |lsn: u64| {
+        leader_lsn.map_or_else(|| "?".to_string(), |l| l.saturating_sub(lsn).to_string())
+    };
+    match own {
+        Some(r) => {
+            let stream = if r.leader_connected {
+                "streaming"
+            } else {
+                "not streaming"
+            };
+            let resyncs = match r.full_resyncs {
+                0 => String::new(),
+                n => format!(" full_resyncs={n}"),
+            };
+            format!(
+                "follower node {node} lsn={} lag={} {stream}{resyncs}",
+                r.position.lsn,
+                lag(r.position.lsn)
+            )
+        }
+        None => {
+            let acked = lead.and_then(|l| l.followers.iter().find(|f| f.node == node));
+            match acked {
+                Some(a) => format!(
+                    "follower node {node} DOWN acked_lsn={} lag={}",
+                    a.acked.lsn,
+                    lag(a.acked.lsn)
+                ),
+                None => format!("follower node {node} DOWN lag=?"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use kv_codec::Value;
+    use kv_node::protocol::FollowerInfo;
+    use kv_router::{ClusterConfig, Role};
+    use kv_storage::Position;
+
+    use super::*;
+
+    fn map() -> ClusterMap {
+        ClusterMap::new(&ClusterConfig::default_topology()).unwrap()
+    }
+
+    fn read<T>(value: T, partition: PartitionId, node: NodeId, stale: bool) -> Read<T> {
+        Read {
+            value,
+            partition,
+            node,
+            stale,
+        }
+    }
+
+    #[test]
+    fn get_prints_the_value_alone_and_notes_staleness_apart() {
+        let reply = Reply::Value(read(Some(Value::from_user_input("Rafi Widya")), 1, 2, true));
+        let r = render(&reply, &map());
+        assert_eq!(r.lines, ["Rafi Widya"]);
+        assert_eq!(
+            r.notes,
+            ["(possibly stale: leader node 1 unreachable, answered by follower node 2)"]
+        );
+        assert!(r.found);
+        let missing = render(&Reply::Value(read(None, 0, 0, false)), &map());
+        assert_eq!((missing.lines.len(), missing.found), (0, false));
+        assert_eq!(missing.notes, ["(nil)"]);
+    }
+
+    #[test]
+    fn status_starts_with_the_location_word() {
+        let status = |location| Reply::Status {
+            read: read(location, 1, 1, false),
+            replicas: vec![1, 2],
+        };
+        let hot = render(&status(Location::Hot), &map());
+        assert_eq!(
+            hot.lines,
+            ["HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]"]
+        );
+        let cold = render(&status(Location::Cold), &map());
+        assert!(cold.lines[0].starts_with("COLD_STORAGE partition=1 "));
+        let missing = render(&status(Location::Missing), &map());
+        assert!(missing.lines[0].starts_with("NOT_FOUND ") && !missing.found);
+    }
+
+    #[test]
+    fn inspect_lists_roles_and_quotes_odd_keys() {
+        let reply = Reply::Inspect {
+            node: 1,
+            partitions: vec![
+                PartitionKeys {
+                    partition: 0,
+                    role: Role::Follower,
+                    hot_keys: vec![],
+                },
+                PartitionKeys {
+                    partition: 1,
+                    role: Role::Leader,
+                    hot_keys: vec![Bytes::from("nama"), Bytes::from("two words")],
+                },
+            ],
+        };
+        assert_eq!(
+            render(&reply, &map()).lines,
+            [
+                "partition 0 (follower): 0 hot keys",
+                "partition 1 (leader): 2 hot keys",
+                "  nama",
+                "  'two words'",
+            ]
+        );
+    }
+
+    fn pinfo(partition: PartitionId, role: Role, lsn: u64) -> PartitionInfo {
+        PartitionInfo {
+            partition,
+            role,
+            state: ReplicaState::Ready,
+            position: Position { epoch: 1, lsn },
+            keys: lsn,
+            disk_bytes: 0,
+            hot_keys: 0,
+            full_resyncs: 0,
+            leader_connected: role == Role::Follower,
+            leader_position: Position { epoch: 1, lsn },
+            followers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn cluster_shows_lag_and_down_nodes() {
+        let map = map();
+        let mut p0 = pinfo(0, Role::Leader, 10);
+        p0.followers = vec![FollowerInfo {
+            node: 1,
+            connected: false,
+            acked: Position { epoch: 1, lsn: 7 },
+        }];
+        let node0 = NodeInfo {
+            node: 0,
+            map_epoch: 0,
+            partitions: vec![p0, pinfo(2, Role::Follower, 4), pinfo(3, Role::Leader, 0)],
+        };
+        let node2 = NodeInfo {
+            node: 2,
+            map_epoch: 0,
+            partitions: vec![pinfo(1, Role::Follower, 3), pinfo(2, Role::Leader, 5)],
+        };
+        let reply = Reply::Cluster(vec![
+            (0, Ok(node0)),
+            (1, Err("cannot connect".to_string())),
+            (2, Ok(node2)),
+        ]);
+        let lines = render(&reply, &map).lines;
+        assert!(lines[0].starts_with("node 0 127.0.0.1:0 up, 3 partitions (2 led), 14 keys"));
+        assert_eq!(lines[1], "node 1 127.0.0.1:0 DOWN: cannot connect");
+        assert_eq!(
+            lines[3..],
+            [
+                "partition 0: leader node 0 lsn=10 ready; follower node 1 DOWN acked_lsn=7 lag=3",
+                "partition 1: leader node 1 DOWN; follower node 2 lsn=3 lag=? streaming",
+                "partition 2: leader node 2 lsn=5 ready; follower node 0 lsn=4 lag=1 streaming",
+                "partition 3: leader node 0 lsn=0 ready; follower node 1 DOWN lag=?",
+            ]
+        );
+    }
+}

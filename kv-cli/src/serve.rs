@@ -1,0 +1,87 @@
+//! `kv node` (one node of a config, in the foreground) and `kv serve`
+//! (every node of a config in this process). Both run until SIGINT or
+//! SIGTERM and then shut down cleanly: connections closed, tasks joined,
+//! stores fsynced.
+
+use std::path::Path;
+
+use kv_node::{NodeOptions, NodeServer};
+use kv_router::{ClusterMap, NodeId};
+
+use crate::args::GlobalOpts;
+use crate::cluster::{self, Embedded};
+use crate::error::CliError;
+
+/// Runs node `id` of `--config` until a signal.
+pub async fn node(global: &GlobalOpts, id: NodeId, data_dir: &Path) -> Result<(), CliError> {
+    let Some(path) = &global.config else {
+        return Err(CliError::Usage(
+            "kv node needs --config FILE (the cluster config naming every node)".into(),
+        ));
+    };
+    let config = cluster::load_config(path)?;
+    let map = ClusterMap::new(&config).map_err(|e| CliError::Config(e.to_string()))?;
+    if map.node(id).is_none() {
+        return Err(CliError::Usage(format!(
+            "node {id} is not in {}; its [[nodes]] ids are {}",
+            path.display(),
+            ids(&map)
+        )));
+    }
+    let dir = cluster::node_data_dir(&config, id, data_dir);
+    let roles: Vec<String> = map
+        .partitions_of(id)
+        .iter()
+        .map(|(p, role)| format!("{p} ({role})"))
+        .collect();
+    let mut options = NodeOptions::new(id, map, &dir);
+    options.storage = config.storage.clone();
+    let handle = NodeServer::bind(options).await?;
+    eprintln!(
+        "node {id} listening on {}, data in {}, partitions {}",
+        handle.local_addr(),
+        dir.display(),
+        roles.join(", ")
+    );
+    wait_for_signal().await?;
+    handle.shutdown().await?;
+    eprintln!("node {id} stopped");
+    Ok(())
+}
+
+fn ids(map: &ClusterMap) -> String {
+    let ids: Vec<String> = map.nodes().iter().map(|n| n.id.to_string()).collect();
+    ids.join(", ")
+}
+
+/// Runs every node of `--config` (or of the default topology) until a
+/// signal.
+pub async fn serve(global: &GlobalOpts, data_dir: &Path) -> Result<(), CliError> {
+    let config = cluster::embedded_config(global)?;
+    let cluster = Embedded::start(&config, data_dir).await?;
+    for node in cluster.nodes() {
+        eprintln!("node {} listening on {}", node.id(), node.local_addr());
+    }
+    wait_for_signal().await?;
+    cluster.shutdown().await?;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_signal() -> Result<(), CliError> {
+    let fail = |e| CliError::failed("installing signal handlers", e);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(fail)?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(fail),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(fail)
+    }
+}
