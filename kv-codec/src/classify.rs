@@ -13,6 +13,7 @@
 
 use serde_json::Value as Json;
 
+use crate::render::{self, MatchesText};
 use crate::timestamp::Timestamp;
 use crate::value::Value;
 
@@ -38,9 +39,9 @@ fn event(json: &Json, input: &str) -> Option<Value> {
         }
         _ => return None,
     };
-    let value = Value::Event {
+    let renders_back = MatchesText::check(input, |out| render::event(data, timestamp, out));
+    renders_back.then(|| Value::Event {
         data: data.clone(),
         timestamp,
-    };
-    (value.render() == input).then_some(value)
+    })
 }

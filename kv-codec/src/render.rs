@@ -11,86 +11,124 @@
 //!
 //! The V2 rendering is part of the classification contract: an input is V2
 //! only if rendering the parsed event reproduces it exactly.
+//!
+//! Everything writes to any `fmt::Write`, so `Value`'s `Display` streams into
+//! a formatter and classification compares against the input without
+//! allocating ([`MatchesText`]). The writers never fail on their own; an
+//! error only passes on one from the sink.
+
+use std::fmt::{self, Write};
 
 use serde_json::Value as Json;
 
 use crate::timestamp::Timestamp;
 
-/// Appends the display text of a V3 JSON value.
-pub(crate) fn json(value: &Json, out: &mut String) {
+/// Writes the display text of a V3 JSON value.
+pub(crate) fn json<W: Write + ?Sized>(value: &Json, out: &mut W) -> fmt::Result {
     match value {
-        Json::Null => out.push_str("null"),
-        Json::Bool(flag) => out.push_str(if *flag { "true" } else { "false" }),
-        Json::Number(number) => out.push_str(&number.to_string()),
+        Json::Null => out.write_str("null"),
+        Json::Bool(flag) => out.write_str(if *flag { "true" } else { "false" }),
+        Json::Number(number) => write!(out, "{number}"),
         Json::String(text) => string(text, out),
         Json::Array(items) => {
-            out.push('[');
+            out.write_char('[')?;
             for (index, item) in items.iter().enumerate() {
-                separator(index, out);
-                json(item, out);
+                separator(index, out)?;
+                json(item, out)?;
             }
-            out.push(']');
+            out.write_char(']')
         }
         Json::Object(members) => {
-            out.push('{');
+            out.write_char('{')?;
             for (index, (key, item)) in members.iter().enumerate() {
-                separator(index, out);
-                member(key, out);
-                json(item, out);
+                separator(index, out)?;
+                member(key, out)?;
+                json(item, out)?;
             }
-            out.push('}');
+            out.write_char('}')
         }
     }
 }
 
-/// Appends the display text of a V2 event.
-pub(crate) fn event(data: &str, timestamp: Timestamp, out: &mut String) {
-    out.push('{');
-    member("data", out);
-    string(data, out);
-    separator(1, out);
-    member("timestamp", out);
-    out.push('"');
-    out.push_str(&timestamp.to_string());
-    out.push_str("\"}");
+/// Writes the display text of a V2 event.
+pub(crate) fn event<W: Write + ?Sized>(
+    data: &str,
+    timestamp: Timestamp,
+    out: &mut W,
+) -> fmt::Result {
+    out.write_char('{')?;
+    member("data", out)?;
+    string(data, out)?;
+    separator(1, out)?;
+    member("timestamp", out)?;
+    out.write_char('"')?;
+    out.write_str(timestamp.canonical().as_str())?;
+    out.write_str("\"}")
 }
 
-fn separator(index: usize, out: &mut String) {
+fn separator<W: Write + ?Sized>(index: usize, out: &mut W) -> fmt::Result {
     if index > 0 {
-        out.push_str(", ");
+        out.write_str(", ")?;
     }
+    Ok(())
 }
 
-fn member(key: &str, out: &mut String) {
-    string(key, out);
-    out.push_str(": ");
+fn member<W: Write + ?Sized>(key: &str, out: &mut W) -> fmt::Result {
+    string(key, out)?;
+    out.write_str(": ")
 }
 
-/// Appends `text` as a quoted JSON string.
-fn string(text: &str, out: &mut String) {
-    out.push('"');
-    for ch in text.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            control if control < ' ' => control_escape(control, out),
-            other => out.push(other),
+/// Writes `text` as a quoted JSON string, copying unescaped runs whole.
+fn string<W: Write + ?Sized>(text: &str, out: &mut W) -> fmt::Result {
+    out.write_char('"')?;
+    let mut run_start = 0;
+    // Every byte that needs an escape is ASCII, so the run boundaries below
+    // are char boundaries.
+    for (index, byte) in text.bytes().enumerate() {
+        if byte >= b' ' && byte != b'"' && byte != b'\\' {
+            continue;
         }
+        out.write_str(text.get(run_start..index).unwrap_or_default())?;
+        escape(byte, out)?;
+        run_start = index + 1;
     }
-    out.push('"');
+    out.write_str(text.get(run_start..).unwrap_or_default())?;
+    out.write_char('"')
 }
 
-fn control_escape(control: char, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let code = control as usize;
-    out.push_str("\\u00");
-    out.push(char::from(HEX[(code >> 4) & 0xf]));
-    out.push(char::from(HEX[code & 0xf]));
+fn escape<W: Write + ?Sized>(byte: u8, out: &mut W) -> fmt::Result {
+    match byte {
+        b'"' => out.write_str("\\\""),
+        b'\\' => out.write_str("\\\\"),
+        b'\n' => out.write_str("\\n"),
+        b'\r' => out.write_str("\\r"),
+        b'\t' => out.write_str("\\t"),
+        0x08 => out.write_str("\\b"),
+        0x0c => out.write_str("\\f"),
+        control => write!(out, "\\u{control:04x}"),
+    }
+}
+
+/// A `fmt::Write` sink that checks the text written equals `expected`,
+/// stopping at the first difference. Lets classification compare a rendering
+/// with the input without building it.
+pub(crate) struct MatchesText<'a> {
+    rest: &'a str,
+}
+
+impl<'a> MatchesText<'a> {
+    /// Runs `write` against `expected`; true if it wrote exactly that text.
+    pub(crate) fn check(expected: &'a str, write: impl FnOnce(&mut Self) -> fmt::Result) -> bool {
+        let mut sink = MatchesText { rest: expected };
+        write(&mut sink).is_ok() && sink.rest.is_empty()
+    }
+}
+
+impl Write for MatchesText<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.rest = self.rest.strip_prefix(text).ok_or(fmt::Error)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -99,7 +137,7 @@ mod tests {
 
     fn shown(value: Json) -> String {
         let mut out = String::new();
-        json(&value, &mut out);
+        json(&value, &mut out).unwrap();
         out
     }
 
@@ -119,7 +157,7 @@ mod tests {
             .chain("é€😀\u{2028}".chars())
             .collect();
         let mut ours = String::new();
-        string(&text, &mut ours);
+        string(&text, &mut ours).unwrap();
         assert_eq!(ours, serde_json::to_string(&text).unwrap());
     }
 
@@ -132,5 +170,19 @@ mod tests {
             shown(value),
             "[0, -1, 1.0, 0.1, 1e+20, -0.0, 2.5e-7, 18446744073709551615]"
         );
+    }
+}
+
+#[cfg(test)]
+mod matches_tests {
+    use super::*;
+
+    #[test]
+    fn matches_exact_text_only() {
+        let write = |out: &mut MatchesText<'_>| string("a\"b", out);
+        assert!(MatchesText::check("\"a\\\"b\"", write));
+        assert!(!MatchesText::check("\"a\\\"b\" ", write));
+        assert!(!MatchesText::check("\"a\\\"", write));
+        assert!(!MatchesText::check("", write));
     }
 }

@@ -75,6 +75,13 @@ impl Timestamp {
         Timestamp::from_micros(i64::try_from(micros).ok()?)
     }
 
+    /// The canonical text, without allocating.
+    pub(crate) fn canonical(self) -> Canonical {
+        let mut text = Canonical::default();
+        text.push_datetime(self.civil());
+        text
+    }
+
     /// The civil date-time this timestamp names.
     fn civil(self) -> DateTime {
         // In range by construction: MIN..=MAX lies inside jiff's civil range,
@@ -130,27 +137,67 @@ fn fraction_nanos(fraction: Option<&[u8]>) -> Option<i32> {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dt = self.civil();
-        write!(
-            f,
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            dt.year(),
-            dt.month(),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
-        )?;
-        let mut micros = dt.subsec_nanosecond() / 1_000;
+        f.write_str(self.canonical().as_str())
+    }
+}
+
+/// The canonical text of a timestamp, built on the stack (at most 26 bytes).
+#[derive(Default)]
+pub(crate) struct Canonical {
+    bytes: [u8; SECONDS_LEN + 1 + MAX_FRACTION_DIGITS],
+    len: usize,
+}
+
+impl Canonical {
+    fn push_datetime(&mut self, dt: DateTime) {
+        // Years are 0..=9999 by construction and the other fields small and
+        // non-negative, so the casts keep their values.
+        self.push_digits(dt.year() as u32, 4);
+        self.push(b'-');
+        self.push_digits(dt.month() as u32, 2);
+        self.push(b'-');
+        self.push_digits(dt.day() as u32, 2);
+        self.push(b' ');
+        self.push_digits(dt.hour() as u32, 2);
+        self.push(b':');
+        self.push_digits(dt.minute() as u32, 2);
+        self.push(b':');
+        self.push_digits(dt.second() as u32, 2);
+        self.push_fraction(dt.subsec_nanosecond() as u32 / 1_000);
+    }
+
+    /// `.` and the microseconds without trailing zeros; nothing for 0.
+    fn push_fraction(&mut self, micros: u32) {
         if micros == 0 {
-            return Ok(());
+            return;
         }
-        let mut width = MAX_FRACTION_DIGITS;
-        while micros % 10 == 0 {
-            micros /= 10;
+        let (mut value, mut width) = (micros, MAX_FRACTION_DIGITS as u32);
+        while value % 10 == 0 {
+            value /= 10;
             width -= 1;
         }
-        write!(f, ".{micros:0width$}")
+        self.push(b'.');
+        self.push_digits(value, width);
+    }
+
+    /// `value` as exactly `width` decimal digits, zero-padded.
+    fn push_digits(&mut self, value: u32, width: u32) {
+        for place in (0..width).rev() {
+            self.push(b'0' + (value / 10u32.pow(place) % 10) as u8);
+        }
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and separators are ever pushed.
+        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
     }
 }
 

@@ -74,12 +74,18 @@ impl Value {
     /// [`Value::from_user_input`] this is the input itself for V1 and V2, and
     /// JSON equal to the input for V3.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        match self {
-            Value::Text(text) => out.push_str(text),
-            Value::Event { data, timestamp } => render::event(data, *timestamp, &mut out),
-            Value::Json(json) => render::json(json, &mut out),
-        }
+        /// `{"data": "", "timestamp": "YYYY-MM-DD HH:MM:SS.ffffff"}`
+        const EVENT_FRAME: usize = 55;
+        const JSON_GUESS: usize = 128;
+        let capacity = match self {
+            Value::Text(text) => return text.clone(),
+            Value::Event { data, .. } => EVENT_FRAME + data.len(),
+            Value::Json(_) => JSON_GUESS,
+        };
+        let mut out = String::with_capacity(capacity);
+        // Writing to a String cannot fail and the renderers add no errors of
+        // their own (the same reasoning as `ToString`, without its unwrap).
+        let _ = self.write_display(&mut out);
         out
     }
 
@@ -106,6 +112,16 @@ impl Value {
             Value::Text(text) => v1::encode(text, out),
             Value::Event { data, timestamp } => v2::encode(data, *timestamp, out),
             Value::Json(json) => v3::encode(json, out),
+        }
+    }
+
+    /// Writes the display text to any sink (monomorphized, so rendering to a
+    /// `String` avoids the formatter's dynamic dispatch).
+    fn write_display<W: fmt::Write + ?Sized>(&self, out: &mut W) -> fmt::Result {
+        match self {
+            Value::Text(text) => out.write_str(text),
+            Value::Event { data, timestamp } => render::event(data, *timestamp, out),
+            Value::Json(json) => render::json(json, out),
         }
     }
 
@@ -138,9 +154,9 @@ impl Value {
     }
 }
 
-/// Writes [`Value::render`].
+/// Writes the display text, [`Value::render`].
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.render())
+        self.write_display(f)
     }
 }

@@ -63,12 +63,11 @@ proptest! {
     }
 
     #[test]
-    fn random_v3_trees_of_small_tags_never_panic(
-        payload in prop::collection::vec(prop_oneof![0u8..=9, Just(0x80), Just(0xff), any::<u8>()], 0..512),
-    ) {
-        // Mostly valid tags and tiny counts: reaches deep into the tree decoder.
+    fn random_v3_trees_of_small_tags_never_panic(raw in prop::collection::vec(any::<u8>(), 0..512)) {
+        // Mostly valid tags and tiny counts (three quarters of the bytes are
+        // 0..=9), so decoding reaches deep into the tree decoder.
         let mut bytes = vec![Schema::V3.version()];
-        bytes.extend_from_slice(&payload);
+        bytes.extend(raw.iter().map(|&b| if b < 0xc0 { b % 10 } else { b }));
         let _ = check(&bytes);
     }
 }

@@ -81,6 +81,7 @@ proptest! {
     #[test]
     fn any_value_round_trips(value in arb_value()) {
         assert_round_trip(&value);
+        prop_assert_eq!(value.to_string(), value.render());
     }
 
     #[test]
