@@ -1,0 +1,297 @@
+//! Recovery: torn tails, cut tails at every byte, bit flips, damaged hints.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{files_with_ext, key, newest_segment, open, tiny, value};
+use kv_storage::{Error, Options, Store};
+
+/// Copies every file of `from` into a fresh temp dir.
+fn copy_dir(from: &Path) -> tempfile::TempDir {
+    let to = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, to.path().join(path.file_name().unwrap())).unwrap();
+    }
+    to
+}
+
+fn truncate(path: &Path, len: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(len).unwrap();
+}
+
+fn flip(path: &Path, offset: u64, mask: u8) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= mask;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn len_of(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+/// The store's full contents.
+fn dump(store: &Store, keys: u64) -> BTreeMap<u64, Vec<u8>> {
+    (0..keys)
+        .filter_map(|i| store.get(&key(i)).unwrap().map(|v| (i, v.to_vec())))
+        .collect()
+}
+
+#[test]
+fn tail_cut_at_every_byte_of_the_last_record_keeps_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(1 << 20, 0);
+    let store = open(dir.path(), &opts);
+    for i in 0..20 {
+        store.put(&key(i), &value(i, 0)).unwrap();
+    }
+    store.put(&key(3), &value(3, 1)).unwrap();
+    let before = len_of(&newest_segment(dir.path()));
+    store.put(&key(5), &value(5, 1)).unwrap();
+    store.close().unwrap();
+    let segment = newest_segment(dir.path());
+    let after = len_of(&segment);
+    assert!(after > before);
+
+    for cut in before..=after {
+        let copy = copy_dir(dir.path());
+        truncate(&copy.path().join(segment.file_name().unwrap()), cut);
+        let store = open(copy.path(), &opts);
+        let complete = cut == after;
+        assert_eq!(
+            store.stats().truncated_tail_bytes,
+            if complete { 0 } else { cut - before }
+        );
+        assert_eq!(
+            store.last_lsn(),
+            if complete { 22 } else { 21 },
+            "cut at {cut}"
+        );
+        let want_5 = if complete { value(5, 1) } else { value(5, 0) };
+        assert_eq!(store.get(&key(5)).unwrap().unwrap(), want_5, "cut at {cut}");
+        assert_eq!(store.get(&key(3)).unwrap().unwrap(), value(3, 1));
+        assert_eq!(store.len(), 20);
+        // The store keeps working after the repair, and the repair is durable.
+        assert_eq!(
+            store.put(b"after", b"repair").unwrap().lsn,
+            store.last_lsn()
+        );
+        drop(store);
+        let store = open(copy.path(), &opts);
+        assert_eq!(
+            store.get(b"after").unwrap().as_deref(),
+            Some(&b"repair"[..])
+        );
+        assert_eq!(store.stats().truncated_tail_bytes, 0);
+    }
+}
+
+#[test]
+fn garbage_after_the_last_record_is_truncated_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(1 << 20, 0);
+    let store = open(dir.path(), &opts);
+    for i in 0..10 {
+        store.put(&key(i), &value(i, 0)).unwrap();
+    }
+    drop(store);
+    let segment = newest_segment(dir.path());
+    for garbage in [
+        vec![0u8; 100],
+        vec![0xffu8; 7],
+        (0..=255).collect::<Vec<u8>>(),
+    ] {
+        let copy = copy_dir(dir.path());
+        let path = copy.path().join(segment.file_name().unwrap());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&garbage);
+        std::fs::write(&path, bytes).unwrap();
+        let store = open(copy.path(), &opts);
+        assert_eq!(store.stats().truncated_tail_bytes, garbage.len() as u64);
+        assert_eq!(dump(&store, 10).len(), 10);
+        assert_eq!(store.last_lsn(), 10);
+    }
+}
+
+/// Writes 3 versions of 12 keys into small segments plus deletes; returns
+/// the expected contents after each write (prefix states).
+fn build_small_store(dir: &Path, opts: &Options) -> Vec<BTreeMap<u64, Vec<u8>>> {
+    let store = open(dir, opts);
+    let mut model = BTreeMap::new();
+    let mut states = vec![model.clone()];
+    for round in 0..3 {
+        for i in 0..12 {
+            if round == 2 && i % 4 == 0 {
+                store.delete(&key(i)).unwrap();
+                model.remove(&i);
+            } else {
+                store.put(&key(i), &value(i, round)).unwrap();
+                model.insert(i, value(i, round));
+            }
+            states.push(model.clone());
+        }
+    }
+    store.close().unwrap();
+    states
+}
+
+#[test]
+fn every_byte_flip_is_an_error_or_a_consistent_prefix_never_a_wrong_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(700, 0);
+    let states = build_small_store(dir.path(), &opts);
+    for hint in files_with_ext(dir.path(), "hint") {
+        std::fs::remove_file(hint).unwrap();
+    }
+    let segments = files_with_ext(dir.path(), "log");
+    assert!(
+        segments.len() >= 3,
+        "want sealed segments and an active one"
+    );
+    let newest = segments.last().unwrap().clone();
+    let (mut errors, mut prefixes) = (0, 0);
+    for segment in &segments {
+        for offset in 0..len_of(segment) {
+            let copy = copy_dir(dir.path());
+            let path = copy.path().join(segment.file_name().unwrap());
+            flip(&path, offset, 1 << (offset % 8));
+            match Store::open(copy.path(), opts.clone()) {
+                Err(Error::Corrupted { segment: bad, .. }) => {
+                    assert_eq!(
+                        bad.file_name(),
+                        path.file_name(),
+                        "error names the damaged file"
+                    );
+                    errors += 1;
+                }
+                Err(e) => panic!("unexpected error {e}"),
+                Ok(store) => {
+                    assert_eq!(
+                        segment, &newest,
+                        "damage in a sealed segment went unnoticed at {offset}"
+                    );
+                    let got = dump(&store, 12);
+                    assert!(
+                        states.contains(&got),
+                        "flip at {offset} gave a state that never existed"
+                    );
+                    prefixes += 1;
+                }
+            }
+        }
+    }
+    assert!(errors > 0 && prefixes > 0);
+}
+
+#[test]
+fn bit_flip_in_a_sealed_segment_is_a_corrupted_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(700, 0);
+    build_small_store(dir.path(), &opts);
+    let sealed = files_with_ext(dir.path(), "log").remove(1);
+    // A byte in the middle of the first record's key/value area.
+    let offset = 32 + 25;
+
+    // With the hint: open succeeds (the hint is trusted for the index), but
+    // reading the damaged record is an error, never a wrong value.
+    let copy = copy_dir(dir.path());
+    let path = copy.path().join(sealed.file_name().unwrap());
+    flip(&path, offset, 0x40);
+    let store = open(copy.path(), &opts);
+    let mut errors = 0;
+    for i in 0..12 {
+        match store.get(&key(i)) {
+            Ok(_) => {}
+            Err(Error::Corrupted {
+                segment,
+                offset: at,
+                ..
+            }) => {
+                assert_eq!(segment, path);
+                assert_eq!(at, 32);
+                errors += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(errors <= 1);
+    drop(store);
+
+    // Without hints: the scan at open reports the file and the offset.
+    for hint in files_with_ext(copy.path(), "hint") {
+        std::fs::remove_file(hint).unwrap();
+    }
+    let err = Store::open(copy.path(), opts.clone()).unwrap_err();
+    match err {
+        Error::Corrupted {
+            segment, offset, ..
+        } => {
+            assert_eq!(segment, path);
+            assert_eq!(offset, 32);
+        }
+        e => panic!("{e}"),
+    }
+    assert!(err_text(&copy).contains(sealed.file_name().unwrap().to_str().unwrap()));
+}
+
+fn err_text(dir: &tempfile::TempDir) -> String {
+    Store::open(dir.path(), tiny(700, 0))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn a_damaged_hint_falls_back_to_scanning() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(700, 0);
+    let states = build_small_store(dir.path(), &opts);
+    let hints = files_with_ext(dir.path(), "hint");
+    assert!(!hints.is_empty());
+    flip(&hints[0], len_of(&hints[0]) / 2, 0x08);
+    truncate(&hints[1], len_of(&hints[1]) - 1);
+    let store = open(dir.path(), &opts);
+    assert_eq!(store.stats().hint_fallbacks, 2);
+    assert_eq!(&dump(&store, 12), states.last().unwrap());
+    store.close().unwrap();
+    let store = open(dir.path(), &opts);
+    assert_eq!(store.stats().hint_fallbacks, 0, "hints were rewritten");
+}
+
+#[test]
+fn a_torn_segment_header_is_corruption_not_silence() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(1 << 20, 0);
+    let store = open(dir.path(), &opts);
+    store.put(b"k", b"v").unwrap();
+    drop(store);
+    let segment = newest_segment(dir.path());
+    truncate(&segment, 20);
+    assert!(matches!(
+        Store::open(dir.path(), opts),
+        Err(Error::Corrupted { .. })
+    ));
+}
+
+#[test]
+fn leftover_temporary_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(1 << 20, 0);
+    let store = open(dir.path(), &opts);
+    store.put(b"k", b"v").unwrap();
+    drop(store);
+    for name in [
+        "segment-0000000099.log.tmp",
+        "segment-0000000099.hint.tmp",
+        "EPOCH.tmp",
+    ] {
+        std::fs::write(dir.path().join(name), b"half written").unwrap();
+    }
+    let store = open(dir.path(), &opts);
+    assert_eq!(store.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert!(files_with_ext(dir.path(), "tmp").is_empty());
+    // New segment ids never reuse a number seen on disk.
+    store.put(b"k2", b"v2").unwrap();
+}
