@@ -70,8 +70,9 @@ fn key(i: u64) -> String {
 /// Fails (after the report) when any operation failed.
 pub async fn run(args: &BenchArgs, map: &ClusterMap, target: &str) -> Result<(), CliError> {
     println!(
-        "kv bench: {} clients, {} ops, {:.0}% reads, {}-byte values, {} keys",
+        "kv bench: {} client{}, {} ops, {:.0}% reads, {}-byte values, {} keys",
         args.clients,
+        if args.clients == 1 { "" } else { "s" },
         args.ops,
         args.read_ratio * 100.0,
         args.value_size,
@@ -208,13 +209,18 @@ fn progress_bar(ops: u64, done: Arc<AtomicU64>) -> Option<Progress> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let style = ProgressStyle::with_template("{bar:40} {pos}/{len} ops  {per_sec}  eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style =
+        ProgressStyle::with_template("{bar:30} {human_pos}/{human_len} ops  {msg}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
     let bar = ProgressBar::new(ops).with_style(style);
     let ticker_bar = bar.clone();
+    let started = Instant::now();
     let ticker = tokio::spawn(async move {
         loop {
-            ticker_bar.set_position(done.load(Ordering::Relaxed));
+            let n = done.load(Ordering::Relaxed);
+            let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            ticker_bar.set_position(n);
+            ticker_bar.set_message(format!("{rate:.0} ops/s"));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });

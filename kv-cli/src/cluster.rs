@@ -20,7 +20,7 @@ use crate::args::GlobalOpts;
 use crate::error::{CliError, one_line};
 
 /// The data directory when `--data-dir` is not given.
-pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_DATA_DIR: &str = "./data";
 
 /// How long a freshly started embedded cluster may take until every led
 /// partition accepts writes (leaders first ask their followers whether

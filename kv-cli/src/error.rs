@@ -48,6 +48,9 @@ impl From<kv_node::Error> for CliError {
         match e {
             kv_node::Error::LayoutMismatch { .. } => CliError::Config(e.to_string()),
             kv_node::Error::UnknownNode(_) => CliError::Usage(e.to_string()),
+            kv_node::Error::Storage(kv_storage::Error::Locked { .. }) => CliError::Failed(format!(
+                "{e} (is another kv process using this data directory?)"
+            )),
             other => CliError::Failed(other.to_string()),
         }
     }

@@ -103,10 +103,11 @@ fn inspect_lines(partitions: &[PartitionKeys]) -> Vec<String> {
     let mut lines = Vec::new();
     for p in partitions {
         let n = p.hot_keys.len();
-        let plural = if n == 1 { "" } else { "s" };
         lines.push(format!(
-            "partition {} ({}): {n} hot key{plural}",
-            p.partition, p.role
+            "partition {} ({}): {n} hot key{}",
+            p.partition,
+            p.role,
+            plural(n as u64)
         ));
         for key in &p.hot_keys {
             let key = String::from_utf8_lossy(key);
@@ -114,6 +115,10 @@ fn inspect_lines(partitions: &[PartitionKeys]) -> Vec<String> {
         }
     }
     lines
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 type Infos = BTreeMap<NodeId, Result<NodeInfo, String>>;
@@ -142,9 +147,11 @@ fn node_summary(info: &NodeInfo) -> String {
         .filter(|p| p.role == kv_router::Role::Leader)
         .count();
     let keys: u64 = info.partitions.iter().map(|p| p.keys).sum();
+    let n = info.partitions.len();
     format!(
-        "up, {} partitions ({leading} led), {keys} keys",
-        info.partitions.len()
+        "up, {n} partition{} ({leading} led), {keys} key{}",
+        plural(n as u64),
+        plural(keys)
     )
 }
 

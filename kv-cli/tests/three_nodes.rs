@@ -24,6 +24,19 @@ fn config(ports: &[u16]) -> String {
     text
 }
 
+fn sigterm(node: &mut Running, what: &str) {
+    let pid = node.0.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = node
+        .wait_for(WAIT)
+        .unwrap_or_else(|| panic!("{what} did not stop"));
+    assert!(exit.success(), "{what}: {exit:?}");
+}
+
 fn start_node(dir: &Path, id: usize) -> Running {
     let log = std::fs::File::create(dir.join(format!("node_{id}.log"))).unwrap();
     let mut cmd = kv(dir);
@@ -151,15 +164,43 @@ fn killed_node_reads_fall_back_writes_fail_and_restart_catches_up() {
 
     // A clean stop: SIGTERM ends each node with exit code 0.
     for (id, node) in nodes.iter_mut().enumerate() {
-        let pid = node.0.id().to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = node
-            .wait_for(WAIT)
-            .unwrap_or_else(|| panic!("node {id} did not stop"));
-        assert!(exit.success(), "node {id}: {exit:?}");
+        sigterm(node, &format!("node {id}"));
     }
+}
+
+#[test]
+fn serve_runs_every_node_of_a_config_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("cluster.toml"), config(&free_ports(3))).unwrap();
+    let mut cmd = kv(d);
+    cmd.args(["serve", "--config", "cluster.toml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut serve = Running::spawn(cmd);
+    poll("kv serve to take writes", WAIT, || {
+        let out = client(d, &["put", "nama", "Rafi Widya"]);
+        if out.code == Some(0) {
+            Ok(())
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    let out = client(d, &["get", "nama"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "Rafi Widya\n"),
+        "{out:?}"
+    );
+    sigterm(&mut serve, "kv serve");
+
+    // Stopped cleanly: the same config, embedded this time, finds the data
+    // in the config's data_dirs (relative to the config file).
+    let out = run(d, &["--config", "cluster.toml", "get", "nama"], "");
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "Rafi Widya\n"),
+        "{out:?}"
+    );
+    assert!(d.join("data/node_0/LAYOUT").is_file());
 }
