@@ -1,1 +1,77 @@
-//! kv-node: node server, protocol, replication and clients (work in progress).
+//! kv-node: the kv node server, its wire protocol, replication, and the
+//! clients that talk to it.
+//!
+//! A node hosts the partition replicas the [`kv_router::ClusterMap`] gives
+//! its id, one [`kv_storage::Store`] each under
+//! `<data_dir>/partition_<p>/`, and serves them over TCP.
+//!
+//! # Modules, in the order a request flows
+//!
+//! - [`protocol`]: length-delimited frames (tokio-util
+//!   `LengthDelimitedCodec`, size-capped) carrying binary messages with
+//!   request ids, so clients pipeline. `docs/protocol.md` is the byte-level
+//!   spec.
+//! - [`NodeServer`] (`server`): accept loop, one task per connection,
+//!   dispatch of ping/get/put/delete/status/inspect/info; writes only on
+//!   the leader, values validated with kv-codec.
+//! - [`replication`]: asynchronous leader→follower streaming from a bounded
+//!   backlog, store history or snapshot; sans-IO decision code with thin
+//!   tokio transport; leader recovery from followers (no-wipe rule).
+//! - [`NodeClient`] and [`ClusterClient`]: a pipelining client for one node,
+//!   and a router that sends each key to its leader and falls back to
+//!   followers for reads.
+//!
+//! # Invariants
+//!
+//! - The leader acknowledges a write after its own store took it; it never
+//!   waits on a follower, and a slow follower costs bounded memory.
+//! - A replica never replaces its data with a history behind its own.
+//! - Bad input on a socket closes that connection only; the node stays up.
+//!
+//! # Not here
+//!
+//! No failover or leader election yet (a dead leader's partitions are read
+//! only), no RESP listener, no TLS or authentication: bind to loopback.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use kv_codec::Value;
+//! use kv_node::{ClientOptions, ClusterClient, NodeOptions, NodeServer};
+//! use kv_router::{ClusterConfig, ClusterMap};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // A one-node cluster with four partitions on an ephemeral port.
+//! let mut config = ClusterConfig::default_topology();
+//! config.nodes.truncate(1);
+//! config.replication_factor = 1;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let mut map = ClusterMap::new(&config)?;
+//! map.set_addr(0, listener.local_addr()?.to_string())?;
+//! let node = NodeServer::start(NodeOptions::new(0, map.clone(), "data/node_0"), listener).await?;
+//!
+//! let client = ClusterClient::new(map, ClientOptions::default());
+//! client.put(b"nama", &Value::from_user_input("Rafi Widya")).await?;
+//! let read = client.get(b"nama").await?;
+//! assert_eq!(read.value.map(|v| v.render()), Some("Rafi Widya".to_string()));
+//! node.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod cluster_client;
+mod error;
+mod layout;
+mod options;
+pub mod protocol;
+mod replica;
+pub mod replication;
+mod server;
+
+pub use client::{ClientOptions, NodeClient};
+pub use cluster_client::{ClusterClient, Read, Written};
+pub use error::{Error, ErrorCode, ProtocolError, Result};
+pub use layout::Layout;
+pub use options::NodeOptions;
+pub use server::{NodeHandle, NodeServer};

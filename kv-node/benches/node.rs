@@ -1,0 +1,112 @@
+//! One node on loopback: single-client round-trip latency and pipelined
+//! throughput for get and put with 100-byte values.
+//!
+//! `cargo bench -p kv-node`. Figures are relative: compare get against
+//! ping (the protocol floor) and pipelined against one-at-a-time.
+
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kv_codec::Value;
+use kv_node::{ClientOptions, NodeClient, NodeHandle, NodeOptions, NodeServer};
+use kv_router::{ClusterConfig, ClusterMap, SyncMode};
+use tokio::runtime::Runtime;
+
+const PIPELINE_DEPTH: usize = 256;
+const KEYS: usize = 10_000;
+
+fn start(rt: &Runtime, dir: &std::path::Path) -> (NodeHandle, NodeClient) {
+    rt.block_on(async {
+        let mut config = ClusterConfig::default_topology();
+        config.nodes.truncate(1);
+        config.replication_factor = 1;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut map = ClusterMap::new(&config).unwrap();
+        map.set_addr(0, addr.clone()).unwrap();
+        let mut options = NodeOptions::new(0, map, dir.join("node_0"));
+        options.storage.sync = SyncMode::Never;
+        let node = NodeServer::start(options, listener).await.unwrap();
+        let client = NodeClient::new(0, addr, ClientOptions::default());
+        (node, client)
+    })
+}
+
+fn value() -> Bytes {
+    Bytes::from(Value::Text("x".repeat(100)).encode())
+}
+
+fn key(i: usize) -> Vec<u8> {
+    format!("key:{:08}", i % KEYS).into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, client) = start(&rt, dir.path());
+    rt.block_on(async {
+        for i in 0..KEYS {
+            client.put(&key(i), value()).await.unwrap();
+        }
+    });
+
+    let mut g = c.benchmark_group("node_round_trip");
+    g.measurement_time(Duration::from_secs(3));
+    let mut i = 0usize;
+    g.bench_function("ping", |b| b.iter(|| rt.block_on(client.ping()).unwrap()));
+    g.bench_function("get_100B", |b| {
+        b.iter(|| {
+            i += 1;
+            rt.block_on(client.get(&key(i))).unwrap()
+        })
+    });
+    g.bench_function("put_100B", |b| {
+        b.iter(|| {
+            i += 1;
+            rt.block_on(client.put(&key(i), value())).unwrap()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("node_pipelined");
+    g.measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(PIPELINE_DEPTH as u64));
+    g.bench_function("get_100B_x256", |b| {
+        b.iter(|| {
+            i += PIPELINE_DEPTH;
+            let base = i;
+            rt.block_on(futures::future::try_join_all((0..PIPELINE_DEPTH).map(
+                |j| {
+                    let c = client.clone();
+                    async move { c.get(&key(base + j)).await }
+                },
+            )))
+            .unwrap()
+        })
+    });
+    g.bench_function("put_100B_x256", |b| {
+        b.iter(|| {
+            i += PIPELINE_DEPTH;
+            let base = i;
+            rt.block_on(futures::future::try_join_all((0..PIPELINE_DEPTH).map(
+                |j| {
+                    let c = client.clone();
+                    async move { c.put(&key(base + j), value()).await }
+                },
+            )))
+            .unwrap()
+        })
+    });
+    g.finish();
+    rt.block_on(node.shutdown()).unwrap();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

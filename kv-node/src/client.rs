@@ -1,0 +1,319 @@
+//! `NodeClient`: an async client for one node.
+//!
+//! One TCP connection per client, shared by every task that holds a clone.
+//! Requests are pipelined: each gets a fresh id, is queued to a writer task
+//! (which flushes once the queue is empty, so a burst goes out in few
+//! syscalls), and its reply is matched by id by a reader task. A request
+//! that gets no reply within the timeout fails with [`Error::Timeout`]; a
+//! broken connection fails every request in flight with
+//! [`Error::ConnectionClosed`], and the next request dials again, so a
+//! client recovers by itself when the node comes back.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{SinkExt, StreamExt};
+use kv_router::{NodeId, PartitionId};
+use kv_storage::{Location, Position};
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::Framed;
+
+use crate::error::{Error, Result};
+use crate::protocol::{self, NodeInfo, PartitionKeys, Request, RequestId, Response};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// How long to wait for a reply.
+    pub request_timeout: Duration,
+    /// Largest frame accepted or sent.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+            max_frame_bytes: protocol::DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Response>>>>;
+
+struct Connection {
+    queue_tx: mpsc::UnboundedSender<Bytes>,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+}
+
+struct Inner {
+    node: NodeId,
+    addr: String,
+    options: ClientOptions,
+    next_id: AtomicU64,
+    conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
+}
+
+/// An async, cloneable, pipelining client for one node.
+#[derive(Clone)]
+pub struct NodeClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NodeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeClient")
+            .field("node", &self.inner.node)
+            .field("addr", &self.inner.addr)
+            .finish()
+    }
+}
+
+impl NodeClient {
+    /// A client for node `node` at `addr`. Connects lazily, on the first
+    /// request.
+    pub fn new(node: NodeId, addr: impl Into<String>, options: ClientOptions) -> NodeClient {
+        NodeClient {
+            inner: Arc::new(Inner {
+                node,
+                addr: addr.into(),
+                options,
+                next_id: AtomicU64::new(1),
+                conn: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The node this client talks to.
+    pub fn node(&self) -> NodeId {
+        self.inner.node
+    }
+
+    /// The node's address.
+    pub fn addr(&self) -> &str {
+        &self.inner.addr
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>> {
+        let mut slot = self.inner.conn.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.closed.load(Ordering::Acquire)) {
+            return Ok(Arc::clone(c));
+        }
+        let c = Arc::new(self.dial().await?);
+        *slot = Some(Arc::clone(&c));
+        Ok(c)
+    }
+
+    async fn dial(&self) -> Result<Connection> {
+        let inner = &self.inner;
+        let connect = TcpStream::connect(inner.addr.as_str());
+        let socket = match tokio::time::timeout(inner.options.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => {
+                return Err(Error::Connect {
+                    node: inner.node,
+                    addr: inner.addr.clone(),
+                    source,
+                });
+            }
+            Err(_) => return Err(self.timeout(inner.options.connect_timeout)),
+        };
+        let _ = socket.set_nodelay(true);
+        let framed = Framed::new(socket, protocol::codec(inner.options.max_frame_bytes));
+        let (sink, stream) = framed.split();
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        let pending: Pending = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(write_loop(sink, queue_rx, Arc::clone(&closed)));
+        tokio::spawn(read_loop(stream, Arc::clone(&pending), Arc::clone(&closed)));
+        Ok(Connection {
+            queue_tx,
+            pending,
+            closed,
+        })
+    }
+
+    fn timeout(&self, after: Duration) -> Error {
+        Error::Timeout {
+            node: self.inner.node,
+            addr: self.inner.addr.clone(),
+            after,
+        }
+    }
+
+    fn closed(&self) -> Error {
+        Error::ConnectionClosed {
+            node: self.inner.node,
+            addr: self.inner.addr.clone(),
+        }
+    }
+
+    /// Sends one request and waits for its reply. An error reply becomes
+    /// [`Error::Remote`].
+    pub async fn request(&self, request: &Request) -> Result<Response> {
+        let conn = self.connection().await?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        conn.pending.lock().insert(id, reply_tx);
+        // The reader clears `pending` after setting `closed`: a request
+        // registered too late sees the flag here instead of waiting out
+        // the timeout.
+        if conn.closed.load(Ordering::Acquire) {
+            conn.pending.lock().remove(&id);
+            return Err(self.closed());
+        }
+        let mut out = BytesMut::new();
+        request.encode(id, &mut out);
+        if conn.queue_tx.send(out.freeze()).is_err() {
+            conn.pending.lock().remove(&id);
+            return Err(self.closed());
+        }
+        let after = self.inner.options.request_timeout;
+        match tokio::time::timeout(after, reply_rx).await {
+            Ok(Ok(Response::Error {
+                code,
+                leader,
+                message,
+            })) => Err(Error::Remote {
+                code,
+                message,
+                leader,
+            }),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Err(self.closed()),
+            Err(_) => {
+                conn.pending.lock().remove(&id);
+                Err(self.timeout(after))
+            }
+        }
+    }
+
+    fn unexpected(&self, response: Response) -> Error {
+        Error::UnexpectedReply {
+            node: self.inner.node,
+            what: format!("{response:?}"),
+        }
+    }
+
+    /// Checks the node is alive; returns its id.
+    pub async fn ping(&self) -> Result<NodeId> {
+        match self.request(&Request::Ping).await? {
+            Response::Pong { node, .. } => Ok(node),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Reads a key's encoded value from this node's replica.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let key = Bytes::copy_from_slice(key);
+        match self.request(&Request::Get { key }).await? {
+            Response::Value { value, .. } => Ok(value),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Writes a key (the node must lead its partition).
+    pub async fn put(&self, key: &[u8], value: Bytes) -> Result<Position> {
+        let key = Bytes::copy_from_slice(key);
+        match self.request(&Request::Put { key, value }).await? {
+            Response::Written { position, .. } => Ok(position),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Deletes a key; true when it existed.
+    pub async fn delete(&self, key: &[u8]) -> Result<bool> {
+        let key = Bytes::copy_from_slice(key);
+        match self.request(&Request::Delete { key }).await? {
+            Response::Deleted { existed, .. } => Ok(existed),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Where the key's value lives on this node, and its partition.
+    pub async fn status(&self, key: &[u8]) -> Result<(PartitionId, Location)> {
+        let key = Bytes::copy_from_slice(key);
+        match self.request(&Request::Status { key }).await? {
+            Response::Status {
+                partition,
+                location,
+            } => Ok((partition, location)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Each hosted partition's role and hot keys.
+    pub async fn inspect(&self) -> Result<Vec<PartitionKeys>> {
+        match self.request(&Request::Inspect).await? {
+            Response::Inspect(parts) => Ok(parts),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// The node's partitions, roles, positions and replication state.
+    pub async fn info(&self) -> Result<NodeInfo> {
+        match self.request(&Request::Info).await? {
+            Response::Info(info) => Ok(info),
+            other => Err(self.unexpected(other)),
+        }
+    }
+}
+
+async fn write_loop(
+    mut sink: futures::stream::SplitSink<
+        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+        Bytes,
+    >,
+    mut queue_rx: mpsc::UnboundedReceiver<Bytes>,
+    closed: Arc<AtomicBool>,
+) {
+    while let Some(frame) = queue_rx.recv().await {
+        if sink.feed(frame).await.is_err() {
+            break;
+        }
+        while let Ok(more) = queue_rx.try_recv() {
+            if sink.feed(more).await.is_err() {
+                closed.store(true, Ordering::Release);
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            break;
+        }
+        if closed.load(Ordering::Acquire) {
+            break;
+        }
+    }
+    closed.store(true, Ordering::Release);
+}
+
+async fn read_loop(
+    mut stream: futures::stream::SplitStream<
+        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
+    >,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+) {
+    while let Some(Ok(frame)) = stream.next().await {
+        match Response::decode(frame.freeze()) {
+            Ok((id, response)) => {
+                if let Some(tx) = pending.lock().remove(&id) {
+                    let _ = tx.send(response);
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    closed.store(true, Ordering::Release);
+    // Dropping the senders fails every request in flight.
+    pending.lock().clear();
+}

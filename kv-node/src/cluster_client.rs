@@ -1,0 +1,197 @@
+//! `ClusterClient`: routes requests through the cluster map.
+//!
+//! Writes go to the key's partition leader; if the leader cannot be
+//! reached the write fails with [`Error::LeaderUnavailable`], naming the
+//! partition and node (replication is asynchronous, so no follower may
+//! take writes without a failover). Reads go to the leader and, when it is
+//! unreachable, fall back to the followers in placement order; the answer
+//! then says which node gave it and that it may be stale. Each node has one
+//! pipelining [`NodeClient`], which redials by itself when a node comes
+//! back.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kv_codec::Value;
+use kv_router::{ClusterMap, NodeId, PartitionId};
+use kv_storage::{Location, Position};
+
+use crate::client::{ClientOptions, NodeClient};
+use crate::error::{Error, Result};
+use crate::protocol::{NodeInfo, PartitionKeys};
+
+/// A read's answer and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Read<T> {
+    /// The answer.
+    pub value: T,
+    /// The key's partition.
+    pub partition: PartitionId,
+    /// The node that answered.
+    pub node: NodeId,
+    /// True when a follower answered because the leader was unreachable:
+    /// the answer may miss the latest writes.
+    pub stale: bool,
+}
+
+/// An acknowledged write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The key's partition.
+    pub partition: PartitionId,
+    /// The leader that took it.
+    pub node: NodeId,
+    /// Its place in the partition's history.
+    pub position: Position,
+}
+
+/// A client for a whole cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterClient {
+    map: ClusterMap,
+    nodes: BTreeMap<NodeId, NodeClient>,
+}
+
+impl ClusterClient {
+    /// A client for every node in `map`. Connects lazily.
+    pub fn new(map: ClusterMap, options: ClientOptions) -> ClusterClient {
+        let nodes = map
+            .nodes()
+            .iter()
+            .map(|n| (n.id, NodeClient::new(n.id, n.addr.clone(), options.clone())))
+            .collect();
+        ClusterClient { map, nodes }
+    }
+
+    /// The map requests are routed with.
+    pub fn map(&self) -> &ClusterMap {
+        &self.map
+    }
+
+    /// The client for one node.
+    pub fn node(&self, id: NodeId) -> Result<&NodeClient> {
+        self.nodes.get(&id).ok_or(Error::UnknownNode(id))
+    }
+
+    fn replicas(&self, key: &[u8]) -> (PartitionId, Vec<NodeId>) {
+        let p = self.map.partition_of(key);
+        (p, self.map.replicas(p).unwrap_or(&[]).to_vec())
+    }
+
+    /// Asks the leader, then the followers while nodes are unreachable.
+    async fn read<T, F, Fut>(&self, key: &[u8], ask: F) -> Result<Read<T>>
+    where
+        F: Fn(NodeClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let (partition, replicas) = self.replicas(key);
+        let mut last_err = None;
+        for (i, node) in replicas.iter().enumerate() {
+            match ask(self.node(*node)?.clone()).await {
+                Ok(value) => {
+                    return Ok(Read {
+                        value,
+                        partition,
+                        node: *node,
+                        stale: i > 0,
+                    });
+                }
+                Err(e) if e.is_unreachable() => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::PartitionUnavailable {
+            partition,
+            source: Box::new(last_err.unwrap_or(Error::UnknownNode(u32::MAX))),
+        })
+    }
+
+    /// Reads and decodes a key's value.
+    pub async fn get(&self, key: &[u8]) -> Result<Read<Option<Value>>> {
+        let read = self
+            .read(key, |c| {
+                let key = Bytes::copy_from_slice(key);
+                async move { c.get(&key).await }
+            })
+            .await?;
+        let value = match &read.value {
+            Some(bytes) => Some(kv_codec::decode(bytes).map_err(Error::BadValue)?),
+            None => None,
+        };
+        Ok(Read {
+            value,
+            partition: read.partition,
+            node: read.node,
+            stale: read.stale,
+        })
+    }
+
+    /// Where a key's value lives on the replica that answers.
+    pub async fn status(&self, key: &[u8]) -> Result<Read<Location>> {
+        self.read(key, |c| {
+            let key = Bytes::copy_from_slice(key);
+            async move { c.status(&key).await.map(|(_, location)| location) }
+        })
+        .await
+    }
+
+    async fn leader_of(&self, key: &[u8]) -> Result<(PartitionId, NodeId, &NodeClient)> {
+        let (partition, replicas) = self.replicas(key);
+        let leader = *replicas.first().ok_or(Error::UnknownNode(u32::MAX))?;
+        Ok((partition, leader, self.node(leader)?))
+    }
+
+    fn leader_error(partition: PartitionId, node: NodeId, e: Error) -> Error {
+        if e.is_unreachable() {
+            Error::LeaderUnavailable {
+                partition,
+                node,
+                source: Box::new(e),
+            }
+        } else {
+            e
+        }
+    }
+
+    /// Encodes and writes a value through the partition leader.
+    pub async fn put(&self, key: &[u8], value: &Value) -> Result<Written> {
+        let (partition, node, client) = self.leader_of(key).await?;
+        let bytes = Bytes::from(value.encode());
+        match client.put(key, bytes).await {
+            Ok(position) => Ok(Written {
+                partition,
+                node,
+                position,
+            }),
+            Err(e) => Err(Self::leader_error(partition, node, e)),
+        }
+    }
+
+    /// Deletes a key through the partition leader; true when it existed.
+    pub async fn delete(&self, key: &[u8]) -> Result<bool> {
+        let (partition, node, client) = self.leader_of(key).await?;
+        client
+            .delete(key)
+            .await
+            .map_err(|e| Self::leader_error(partition, node, e))
+    }
+
+    /// One node's partitions with their roles and hot keys.
+    pub async fn inspect(&self, node: NodeId) -> Result<Vec<PartitionKeys>> {
+        self.node(node)?.inspect().await
+    }
+
+    /// One node's info.
+    pub async fn node_info(&self, node: NodeId) -> Result<NodeInfo> {
+        self.node(node)?.info().await
+    }
+
+    /// Every node's info, or the error talking to it, in id order.
+    pub async fn cluster_info(&self) -> Vec<(NodeId, Result<NodeInfo>)> {
+        let asks = self
+            .nodes
+            .iter()
+            .map(|(id, c)| async move { (*id, c.info().await) });
+        futures::future::join_all(asks).await
+    }
+}

@@ -1,0 +1,225 @@
+//! The crate's error type and the wire error codes.
+
+use std::time::Duration;
+
+use kv_router::{NodeId, PartitionId};
+
+/// What is wrong with a received frame. The connection that sent it is
+/// closed after an error reply; other connections are unaffected.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The frame ended before a field it announces.
+    #[error("truncated message: needed {needed} more bytes, {available} available")]
+    Truncated {
+        /// Bytes the field needs.
+        needed: usize,
+        /// Bytes left in the frame.
+        available: usize,
+    },
+    /// The first byte names no known message.
+    #[error("unknown message type 0x{0:02x}")]
+    UnknownMessage(u8),
+    /// The message was complete but bytes followed it.
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+    /// A field holds a value outside its domain.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// The frame is larger than the configured maximum.
+    #[error("frame too large (limit {limit} bytes)")]
+    FrameTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+}
+
+/// Error codes carried in an error reply, so a client can react by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A write reached a replica that is not the partition's leader.
+    NotLeader,
+    /// The node hosts no replica of the key's partition.
+    NotHosted,
+    /// The value is not a valid kv-codec encoding.
+    InvalidValue,
+    /// The request is malformed (bad frame, bad field, empty key, ...).
+    InvalidRequest,
+    /// A key or value is over the storage limits.
+    TooLarge,
+    /// The leader is catching up from a follower and refuses writes for now.
+    Recovering,
+    /// The storage layer failed (I/O error, corruption).
+    Storage,
+    /// A replication request would move a replica backwards.
+    WouldRegress,
+    /// The node is shutting down.
+    ShuttingDown,
+    /// Anything else.
+    Internal,
+}
+
+impl ErrorCode {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            ErrorCode::NotLeader => 1,
+            ErrorCode::NotHosted => 2,
+            ErrorCode::InvalidValue => 3,
+            ErrorCode::InvalidRequest => 4,
+            ErrorCode::TooLarge => 5,
+            ErrorCode::Recovering => 6,
+            ErrorCode::Storage => 7,
+            ErrorCode::WouldRegress => 8,
+            ErrorCode::ShuttingDown => 9,
+            ErrorCode::Internal => 255,
+        }
+    }
+
+    pub(crate) fn from_u8(b: u8) -> ErrorCode {
+        match b {
+            1 => ErrorCode::NotLeader,
+            2 => ErrorCode::NotHosted,
+            3 => ErrorCode::InvalidValue,
+            4 => ErrorCode::InvalidRequest,
+            5 => ErrorCode::TooLarge,
+            6 => ErrorCode::Recovering,
+            7 => ErrorCode::Storage,
+            8 => ErrorCode::WouldRegress,
+            9 => ErrorCode::ShuttingDown,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Every failure kv-node reports, shaped by how a caller reacts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The node at `addr` could not be reached.
+    #[error("cannot connect to node {node} at {addr}: {source}")]
+    Connect {
+        /// The node dialled.
+        node: NodeId,
+        /// Its address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No reply within the request timeout.
+    #[error("node {node} at {addr} did not answer within {after:?}")]
+    Timeout {
+        /// The node asked.
+        node: NodeId,
+        /// Its address.
+        addr: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection broke before the reply arrived.
+    #[error("connection to node {node} at {addr} closed")]
+    ConnectionClosed {
+        /// The node.
+        node: NodeId,
+        /// Its address.
+        addr: String,
+    },
+    /// The node answered with an error reply.
+    #[error("{message}")]
+    Remote {
+        /// The kind of failure.
+        code: ErrorCode,
+        /// The node's message.
+        message: String,
+        /// The partition's leader, when the node knows it (for `NotLeader`).
+        leader: Option<NodeId>,
+    },
+    /// A partition's leader cannot be reached, so a write cannot be accepted.
+    #[error(
+        "partition {partition}: leader node {node} is unavailable ({source}); write not applied"
+    )]
+    LeaderUnavailable {
+        /// The partition written.
+        partition: PartitionId,
+        /// Its leader.
+        node: NodeId,
+        /// The failure talking to the leader.
+        source: Box<Error>,
+    },
+    /// No replica of the partition answered a read.
+    #[error("partition {partition}: no replica is reachable (last error: {source})")]
+    PartitionUnavailable {
+        /// The partition read.
+        partition: PartitionId,
+        /// The last failure.
+        source: Box<Error>,
+    },
+    /// A stored value does not decode (written by a newer version?).
+    #[error("stored value does not decode: {0}")]
+    BadValue(kv_codec::DecodeError),
+    /// The peer sent something that does not decode.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The peer answered with a reply of the wrong kind.
+    #[error("unexpected reply from node {node}: {what}")]
+    UnexpectedReply {
+        /// The node.
+        node: NodeId,
+        /// What arrived.
+        what: String,
+    },
+    /// The storage layer failed.
+    #[error("storage: {0}")]
+    Storage(#[from] kv_storage::Error),
+    /// The data directory was created for another cluster layout.
+    #[error(
+        "data directory {path} was created with {recorded}, but the configuration says {configured}; refusing to start (keys would map to other partitions)"
+    )]
+    LayoutMismatch {
+        /// The data directory.
+        path: String,
+        /// What the directory records.
+        recorded: String,
+        /// What the configuration asks for.
+        configured: String,
+    },
+    /// The cluster map has no node with this id.
+    #[error("node {0} is not in the cluster map")]
+    UnknownNode(NodeId),
+    /// A local I/O failure (binding, data directory).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True when the failure says the node could not be talked to at all
+    /// (refused, timed out, connection lost): the cases where a read may
+    /// fall back to a follower.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::ConnectionClosed { .. }
+        ) || matches!(
+            self,
+            Error::Remote {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }
+        )
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

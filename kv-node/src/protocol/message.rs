@@ -1,0 +1,725 @@
+//! Requests and replies, and their byte layout.
+//!
+//! Every frame body starts with a one-byte message type and an eight-byte
+//! request id (big-endian), followed by the fields of that type in the order
+//! they are declared below. Replies carry the id of the request they answer;
+//! replication stream messages carry the id of the `Subscribe` that opened
+//! the stream. `docs/protocol.md` lists every message byte by byte.
+//!
+//! | type | request      | fields |
+//! |------|--------------|--------|
+//! | 0x01 | Ping         | — |
+//! | 0x02 | Get          | key: bytes |
+//! | 0x03 | Put          | key: bytes, value: bytes (kv-codec encoding) |
+//! | 0x04 | Delete       | key: bytes |
+//! | 0x05 | Status       | key: bytes |
+//! | 0x06 | Inspect      | — |
+//! | 0x07 | Info         | — |
+//! | 0x08 | Position     | partition: u32 |
+//! | 0x09 | Subscribe    | partition: u32, from node: u32, after: position |
+//! | 0x0A | Ack          | partition: u32, applied: position |
+//!
+//! | type | reply         | fields |
+//! |------|---------------|--------|
+//! | 0x81 | Pong          | node: u32, map epoch: u64 |
+//! | 0x82 | Value         | partition: u32, value: opt bytes |
+//! | 0x83 | Written       | partition: u32, position |
+//! | 0x84 | Deleted       | partition: u32, existed: bool |
+//! | 0x85 | Status        | partition: u32, location: u8 (0 missing, 1 hot, 2 cold) |
+//! | 0x86 | Inspect       | count: u32, then per partition: partition u32, role u8, count u32, keys: bytes… |
+//! | 0x87 | Info          | see [`NodeInfo`] |
+//! | 0x88 | Position      | partition: u32, role: u8, position |
+//! | 0x89 | Entries       | partition: u32, leader last: position, count: u32, entries… |
+//! | 0x8A | SnapshotStart | partition: u32, last: position, reason: string |
+//! | 0x8B | SnapshotEnd   | partition: u32, last: position |
+//! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
+//!
+//! A position is epoch u32 then LSN u64; an entry is a position, key bytes
+//! and an optional value (absent = tombstone); a role is 0 leader, 1
+//! follower.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kv_router::{NodeId, PartitionId, Role};
+use kv_storage::{Entry, Location, Position};
+
+use super::wire::{WireReader, WireWrite};
+use crate::error::{ErrorCode, ProtocolError};
+
+/// A request id, chosen by the client, echoed in the reply.
+pub type RequestId = u64;
+
+/// What a client (or a replica) asks a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Liveness check.
+    Ping,
+    /// Read a key.
+    Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Write a key (leader only).
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The kv-codec encoded value.
+        value: Bytes,
+    },
+    /// Delete a key (leader only).
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+    /// Where the key's value lives on this node.
+    Status {
+        /// The key.
+        key: Bytes,
+    },
+    /// Each hosted partition's role and hot keys.
+    Inspect,
+    /// Partitions, roles, positions, lag and storage figures.
+    Info,
+    /// The replica's last applied position for one partition.
+    Position {
+        /// The partition.
+        partition: PartitionId,
+    },
+    /// Open a replication stream of `partition` after position `after`.
+    Subscribe {
+        /// The partition.
+        partition: PartitionId,
+        /// The node asking.
+        from: NodeId,
+        /// The last position the asker has applied.
+        after: Position,
+    },
+    /// On a replication stream: the follower has applied up to `applied`.
+    Ack {
+        /// The partition.
+        partition: PartitionId,
+        /// The follower's last applied position.
+        applied: Position,
+    },
+}
+
+/// What a node answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Reply to `Ping`.
+    Pong {
+        /// The answering node.
+        node: NodeId,
+        /// Its cluster-map epoch.
+        map_epoch: u64,
+    },
+    /// Reply to `Get`.
+    Value {
+        /// The key's partition.
+        partition: PartitionId,
+        /// The encoded value, or `None` when the key is absent.
+        value: Option<Bytes>,
+    },
+    /// Reply to `Put`.
+    Written {
+        /// The key's partition.
+        partition: PartitionId,
+        /// The write's place in the partition's history.
+        position: Position,
+    },
+    /// Reply to `Delete`.
+    Deleted {
+        /// The key's partition.
+        partition: PartitionId,
+        /// Whether the key existed.
+        existed: bool,
+    },
+    /// Reply to `Status`.
+    Status {
+        /// The key's partition.
+        partition: PartitionId,
+        /// Hot, cold or missing on this replica.
+        location: Location,
+    },
+    /// Reply to `Inspect`.
+    Inspect(Vec<PartitionKeys>),
+    /// Reply to `Info`.
+    Info(NodeInfo),
+    /// Reply to `Position`.
+    Position {
+        /// The partition.
+        partition: PartitionId,
+        /// This replica's role.
+        role: Role,
+        /// Its last applied position.
+        position: Position,
+    },
+    /// Stream: entries in LSN order.
+    Entries {
+        /// The partition.
+        partition: PartitionId,
+        /// The source's last position when it sent this batch.
+        source_last: Position,
+        /// The entries.
+        entries: Vec<Entry>,
+    },
+    /// Stream: a full snapshot follows (as `Entries`); the receiver clears
+    /// its replica first.
+    SnapshotStart {
+        /// The partition.
+        partition: PartitionId,
+        /// The position the snapshot is current as of.
+        last: Position,
+        /// Why a full resync was needed.
+        reason: String,
+    },
+    /// Stream: the snapshot is complete and current as of `last`.
+    SnapshotEnd {
+        /// The partition.
+        partition: PartitionId,
+        /// The position the snapshot is current as of.
+        last: Position,
+    },
+    /// Any request can fail with this.
+    Error {
+        /// The kind of failure.
+        code: ErrorCode,
+        /// The partition's leader, when relevant.
+        leader: Option<NodeId>,
+        /// A message for people.
+        message: String,
+    },
+}
+
+/// One partition's hot keys as `Inspect` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKeys {
+    /// The partition.
+    pub partition: PartitionId,
+    /// This node's role for it.
+    pub role: Role,
+    /// Keys whose values are in memory now, sorted.
+    pub hot_keys: Vec<Bytes>,
+}
+
+/// A replica's health as a leader or follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// Serving reads, and writes if leader.
+    Ready,
+    /// A leader catching up from a follower before taking writes.
+    Recovering,
+}
+
+/// A follower as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerInfo {
+    /// The follower's node.
+    pub node: NodeId,
+    /// Whether its replication stream is open now.
+    pub connected: bool,
+    /// The last position it acknowledged.
+    pub acked: Position,
+}
+
+/// One hosted partition in `Info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    /// The partition.
+    pub partition: PartitionId,
+    /// This node's role.
+    pub role: Role,
+    /// Ready or recovering.
+    pub state: ReplicaState,
+    /// The last applied position.
+    pub position: Position,
+    /// Live keys.
+    pub keys: u64,
+    /// Bytes on disk.
+    pub disk_bytes: u64,
+    /// Keys in the hot cache.
+    pub hot_keys: u64,
+    /// Full resyncs this replica has taken part in since start.
+    pub full_resyncs: u64,
+    /// On a follower: whether it is streaming from its leader now.
+    pub leader_connected: bool,
+    /// On a follower: the leader's last position as last heard.
+    pub leader_position: Position,
+    /// On a leader: its followers.
+    pub followers: Vec<FollowerInfo>,
+}
+
+/// Reply to `Info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node.
+    pub node: NodeId,
+    /// Its cluster-map epoch.
+    pub map_epoch: u64,
+    /// One entry per hosted partition, ascending.
+    pub partitions: Vec<PartitionInfo>,
+}
+
+mod ty {
+    pub const PING: u8 = 0x01;
+    pub const GET: u8 = 0x02;
+    pub const PUT: u8 = 0x03;
+    pub const DELETE: u8 = 0x04;
+    pub const STATUS: u8 = 0x05;
+    pub const INSPECT: u8 = 0x06;
+    pub const INFO: u8 = 0x07;
+    pub const POSITION: u8 = 0x08;
+    pub const SUBSCRIBE: u8 = 0x09;
+    pub const ACK: u8 = 0x0A;
+    pub const PONG: u8 = 0x81;
+    pub const VALUE: u8 = 0x82;
+    pub const WRITTEN: u8 = 0x83;
+    pub const DELETED: u8 = 0x84;
+    pub const STATUS_REPLY: u8 = 0x85;
+    pub const INSPECT_REPLY: u8 = 0x86;
+    pub const INFO_REPLY: u8 = 0x87;
+    pub const POSITION_REPLY: u8 = 0x88;
+    pub const ENTRIES: u8 = 0x89;
+    pub const SNAPSHOT_START: u8 = 0x8A;
+    pub const SNAPSHOT_END: u8 = 0x8B;
+    pub const ERROR: u8 = 0xFF;
+}
+
+/// Smallest encoded entry: position (12) + key length (4) + option byte.
+const MIN_ENTRY_BYTES: usize = 17;
+
+fn header(out: &mut BytesMut, ty: u8, id: RequestId) {
+    out.put_u8(ty);
+    out.put_u64(id);
+}
+
+fn put_position(out: &mut BytesMut, p: Position) {
+    out.put_u32(p.epoch);
+    out.put_u64(p.lsn);
+}
+
+fn get_position(r: &mut WireReader) -> Result<Position, ProtocolError> {
+    Ok(Position {
+        epoch: r.u32()?,
+        lsn: r.u64()?,
+    })
+}
+
+fn role_byte(role: Role) -> u8 {
+    match role {
+        Role::Leader => 0,
+        Role::Follower => 1,
+    }
+}
+
+fn get_role(r: &mut WireReader) -> Result<Role, ProtocolError> {
+    match r.u8()? {
+        0 => Ok(Role::Leader),
+        1 => Ok(Role::Follower),
+        b => Err(ProtocolError::Invalid(format!("bad role byte {b}"))),
+    }
+}
+
+fn location_byte(location: Location) -> u8 {
+    match location {
+        Location::Missing => 0,
+        Location::Hot => 1,
+        Location::Cold => 2,
+    }
+}
+
+fn get_location(r: &mut WireReader) -> Result<Location, ProtocolError> {
+    match r.u8()? {
+        0 => Ok(Location::Missing),
+        1 => Ok(Location::Hot),
+        2 => Ok(Location::Cold),
+        b => Err(ProtocolError::Invalid(format!("bad location byte {b}"))),
+    }
+}
+
+fn put_entry(out: &mut BytesMut, e: &Entry) {
+    put_position(out, e.position);
+    out.put_bytes_field(&e.key);
+    out.put_opt_bytes(e.value.as_deref());
+}
+
+fn get_entry(r: &mut WireReader) -> Result<Entry, ProtocolError> {
+    Ok(Entry {
+        position: get_position(r)?,
+        key: r.bytes()?,
+        value: r.opt_bytes()?,
+    })
+}
+
+impl Request {
+    /// Appends the frame body of this request with id `id` to `out`.
+    pub fn encode(&self, id: RequestId, out: &mut BytesMut) {
+        match self {
+            Request::Ping => header(out, ty::PING, id),
+            Request::Get { key } => keyed(out, ty::GET, id, key),
+            Request::Delete { key } => keyed(out, ty::DELETE, id, key),
+            Request::Status { key } => keyed(out, ty::STATUS, id, key),
+            Request::Put { key, value } => {
+                keyed(out, ty::PUT, id, key);
+                out.put_bytes_field(value);
+            }
+            Request::Inspect => header(out, ty::INSPECT, id),
+            Request::Info => header(out, ty::INFO, id),
+            Request::Position { partition } => {
+                header(out, ty::POSITION, id);
+                out.put_u32(*partition);
+            }
+            Request::Subscribe {
+                partition,
+                from,
+                after,
+            } => {
+                header(out, ty::SUBSCRIBE, id);
+                out.put_u32(*partition);
+                out.put_u32(*from);
+                put_position(out, *after);
+            }
+            Request::Ack { partition, applied } => {
+                header(out, ty::ACK, id);
+                out.put_u32(*partition);
+                put_position(out, *applied);
+            }
+        }
+    }
+
+    /// Decodes one frame body into its id and request.
+    pub fn decode(frame: Bytes) -> Result<(RequestId, Request), ProtocolError> {
+        let mut r = WireReader::new(frame);
+        let ty = r.u8()?;
+        let id = r.u64()?;
+        let request = match ty {
+            ty::PING => Request::Ping,
+            ty::GET => Request::Get { key: r.bytes()? },
+            ty::PUT => Request::Put {
+                key: r.bytes()?,
+                value: r.bytes()?,
+            },
+            ty::DELETE => Request::Delete { key: r.bytes()? },
+            ty::STATUS => Request::Status { key: r.bytes()? },
+            ty::INSPECT => Request::Inspect,
+            ty::INFO => Request::Info,
+            ty::POSITION => Request::Position {
+                partition: r.u32()?,
+            },
+            ty::SUBSCRIBE => Request::Subscribe {
+                partition: r.u32()?,
+                from: r.u32()?,
+                after: get_position(&mut r)?,
+            },
+            ty::ACK => Request::Ack {
+                partition: r.u32()?,
+                applied: get_position(&mut r)?,
+            },
+            other => return Err(ProtocolError::UnknownMessage(other)),
+        };
+        r.finish()?;
+        Ok((id, request))
+    }
+}
+
+fn keyed(out: &mut BytesMut, ty: u8, id: RequestId, key: &[u8]) {
+    header(out, ty, id);
+    out.put_bytes_field(key);
+}
+
+impl Response {
+    /// Appends the frame body of this reply with id `id` to `out`.
+    pub fn encode(&self, id: RequestId, out: &mut BytesMut) {
+        match self {
+            Response::Pong { node, map_epoch } => {
+                header(out, ty::PONG, id);
+                out.put_u32(*node);
+                out.put_u64(*map_epoch);
+            }
+            Response::Value { partition, value } => {
+                header(out, ty::VALUE, id);
+                out.put_u32(*partition);
+                out.put_opt_bytes(value.as_deref());
+            }
+            Response::Written {
+                partition,
+                position,
+            } => {
+                header(out, ty::WRITTEN, id);
+                out.put_u32(*partition);
+                put_position(out, *position);
+            }
+            Response::Deleted { partition, existed } => {
+                header(out, ty::DELETED, id);
+                out.put_u32(*partition);
+                out.put_u8(u8::from(*existed));
+            }
+            Response::Status {
+                partition,
+                location,
+            } => {
+                header(out, ty::STATUS_REPLY, id);
+                out.put_u32(*partition);
+                out.put_u8(location_byte(*location));
+            }
+            Response::Inspect(parts) => {
+                header(out, ty::INSPECT_REPLY, id);
+                encode_inspect(out, parts);
+            }
+            Response::Info(info) => {
+                header(out, ty::INFO_REPLY, id);
+                encode_info(out, info);
+            }
+            Response::Position {
+                partition,
+                role,
+                position,
+            } => {
+                header(out, ty::POSITION_REPLY, id);
+                out.put_u32(*partition);
+                out.put_u8(role_byte(*role));
+                put_position(out, *position);
+            }
+            Response::Entries {
+                partition,
+                source_last,
+                entries,
+            } => encode_entries(out, id, *partition, *source_last, entries),
+            Response::SnapshotStart {
+                partition,
+                last,
+                reason,
+            } => {
+                header(out, ty::SNAPSHOT_START, id);
+                out.put_u32(*partition);
+                put_position(out, *last);
+                out.put_str_field(reason);
+            }
+            Response::SnapshotEnd { partition, last } => {
+                header(out, ty::SNAPSHOT_END, id);
+                out.put_u32(*partition);
+                put_position(out, *last);
+            }
+            Response::Error {
+                code,
+                leader,
+                message,
+            } => {
+                header(out, ty::ERROR, id);
+                out.put_u8(code.to_u8());
+                match leader {
+                    Some(n) => {
+                        out.put_u8(1);
+                        out.put_u32(*n);
+                    }
+                    None => out.put_u8(0),
+                }
+                out.put_str_field(message);
+            }
+        }
+    }
+
+    /// Decodes one frame body into its id and reply.
+    pub fn decode(frame: Bytes) -> Result<(RequestId, Response), ProtocolError> {
+        let mut r = WireReader::new(frame);
+        let ty = r.u8()?;
+        let id = r.u64()?;
+        let response = match ty {
+            ty::PONG => Response::Pong {
+                node: r.u32()?,
+                map_epoch: r.u64()?,
+            },
+            ty::VALUE => Response::Value {
+                partition: r.u32()?,
+                value: r.opt_bytes()?,
+            },
+            ty::WRITTEN => Response::Written {
+                partition: r.u32()?,
+                position: get_position(&mut r)?,
+            },
+            ty::DELETED => Response::Deleted {
+                partition: r.u32()?,
+                existed: r.bool()?,
+            },
+            ty::STATUS_REPLY => Response::Status {
+                partition: r.u32()?,
+                location: get_location(&mut r)?,
+            },
+            ty::INSPECT_REPLY => Response::Inspect(decode_inspect(&mut r)?),
+            ty::INFO_REPLY => Response::Info(decode_info(&mut r)?),
+            ty::POSITION_REPLY => Response::Position {
+                partition: r.u32()?,
+                role: get_role(&mut r)?,
+                position: get_position(&mut r)?,
+            },
+            ty::ENTRIES => decode_entries(&mut r)?,
+            ty::SNAPSHOT_START => Response::SnapshotStart {
+                partition: r.u32()?,
+                last: get_position(&mut r)?,
+                reason: r.string()?,
+            },
+            ty::SNAPSHOT_END => Response::SnapshotEnd {
+                partition: r.u32()?,
+                last: get_position(&mut r)?,
+            },
+            ty::ERROR => decode_error(&mut r)?,
+            other => return Err(ProtocolError::UnknownMessage(other)),
+        };
+        r.finish()?;
+        Ok((id, response))
+    }
+}
+
+/// Encodes an `Entries` stream message straight from a slice, so the
+/// leader does not clone its backlog to send it.
+pub(crate) fn encode_entries(
+    out: &mut BytesMut,
+    id: RequestId,
+    partition: PartitionId,
+    source_last: Position,
+    entries: &[Entry],
+) {
+    header(out, ty::ENTRIES, id);
+    out.put_u32(partition);
+    put_position(out, source_last);
+    out.put_u32(u32::try_from(entries.len()).unwrap_or(u32::MAX));
+    for e in entries {
+        put_entry(out, e);
+    }
+}
+
+fn decode_entries(r: &mut WireReader) -> Result<Response, ProtocolError> {
+    let partition = r.u32()?;
+    let source_last = get_position(r)?;
+    let n = r.count(MIN_ENTRY_BYTES)?;
+    let mut entries = Vec::with_capacity(n);
+    for _ in 0..n {
+        entries.push(get_entry(r)?);
+    }
+    Ok(Response::Entries {
+        partition,
+        source_last,
+        entries,
+    })
+}
+
+fn decode_error(r: &mut WireReader) -> Result<Response, ProtocolError> {
+    let code = ErrorCode::from_u8(r.u8()?);
+    let leader = if r.bool()? { Some(r.u32()?) } else { None };
+    Ok(Response::Error {
+        code,
+        leader,
+        message: r.string()?,
+    })
+}
+
+fn encode_inspect(out: &mut BytesMut, parts: &[PartitionKeys]) {
+    out.put_u32(u32::try_from(parts.len()).unwrap_or(u32::MAX));
+    for p in parts {
+        out.put_u32(p.partition);
+        out.put_u8(role_byte(p.role));
+        out.put_u32(u32::try_from(p.hot_keys.len()).unwrap_or(u32::MAX));
+        for k in &p.hot_keys {
+            out.put_bytes_field(k);
+        }
+    }
+}
+
+fn decode_inspect(r: &mut WireReader) -> Result<Vec<PartitionKeys>, ProtocolError> {
+    let n = r.count(9)?;
+    let mut parts = Vec::with_capacity(n);
+    for _ in 0..n {
+        let partition = r.u32()?;
+        let role = get_role(r)?;
+        let k = r.count(4)?;
+        let mut hot_keys = Vec::with_capacity(k);
+        for _ in 0..k {
+            hot_keys.push(r.bytes()?);
+        }
+        parts.push(PartitionKeys {
+            partition,
+            role,
+            hot_keys,
+        });
+    }
+    Ok(parts)
+}
+
+fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
+    out.put_u32(info.node);
+    out.put_u64(info.map_epoch);
+    out.put_u32(u32::try_from(info.partitions.len()).unwrap_or(u32::MAX));
+    for p in &info.partitions {
+        out.put_u32(p.partition);
+        out.put_u8(role_byte(p.role));
+        out.put_u8(match p.state {
+            ReplicaState::Ready => 0,
+            ReplicaState::Recovering => 1,
+        });
+        put_position(out, p.position);
+        for n in [p.keys, p.disk_bytes, p.hot_keys, p.full_resyncs] {
+            out.put_u64(n);
+        }
+        out.put_u8(u8::from(p.leader_connected));
+        put_position(out, p.leader_position);
+        out.put_u32(u32::try_from(p.followers.len()).unwrap_or(u32::MAX));
+        for f in &p.followers {
+            out.put_u32(f.node);
+            out.put_u8(u8::from(f.connected));
+            put_position(out, f.acked);
+        }
+    }
+}
+
+/// Smallest encoded `PartitionInfo`.
+const MIN_PARTITION_INFO_BYTES: usize = 4 + 1 + 1 + 12 + 32 + 1 + 12 + 4;
+
+fn decode_info(r: &mut WireReader) -> Result<NodeInfo, ProtocolError> {
+    let node = r.u32()?;
+    let map_epoch = r.u64()?;
+    let n = r.count(MIN_PARTITION_INFO_BYTES)?;
+    let mut partitions = Vec::with_capacity(n);
+    for _ in 0..n {
+        partitions.push(decode_partition_info(r)?);
+    }
+    Ok(NodeInfo {
+        node,
+        map_epoch,
+        partitions,
+    })
+}
+
+fn decode_partition_info(r: &mut WireReader) -> Result<PartitionInfo, ProtocolError> {
+    let partition = r.u32()?;
+    let role = get_role(r)?;
+    let state = match r.u8()? {
+        0 => ReplicaState::Ready,
+        1 => ReplicaState::Recovering,
+        b => return Err(ProtocolError::Invalid(format!("bad state byte {b}"))),
+    };
+    let position = get_position(r)?;
+    let (keys, disk_bytes, hot_keys, full_resyncs) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
+    let leader_connected = r.bool()?;
+    let leader_position = get_position(r)?;
+    let n = r.count(17)?;
+    let mut followers = Vec::with_capacity(n);
+    for _ in 0..n {
+        followers.push(FollowerInfo {
+            node: r.u32()?,
+            connected: r.bool()?,
+            acked: get_position(r)?,
+        });
+    }
+    Ok(PartitionInfo {
+        partition,
+        role,
+        state,
+        position,
+        keys,
+        disk_bytes,
+        hot_keys,
+        full_resyncs,
+        leader_connected,
+        leader_position,
+        followers,
+    })
+}

@@ -1,0 +1,220 @@
+//! One hosted partition replica: its store, its backlog and its
+//! replication bookkeeping.
+//!
+//! Every change to the store goes through a [`Replica`] method so that the
+//! backlog sees it and stream tasks are woken (`watch` of the gap-free last
+//! LSN, so no wake-up is ever lost between a check and a wait).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use kv_router::{NodeId, PartitionId, Role};
+use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::protocol::{FollowerInfo, PartitionInfo, ReplicaState};
+use crate::replication::backlog::{Backlog, BacklogMiss};
+
+/// The key of the marker entry a follower writes at the end of a snapshot
+/// so that its position becomes the snapshot's position even when the
+/// newest entries of that history were tombstones (which a snapshot does
+/// not carry). User keys are never empty, so the marker cannot collide.
+pub(crate) const SNAPSHOT_MARKER_KEY: &[u8] = b"";
+
+pub(crate) struct Replica {
+    pub partition: PartitionId,
+    pub role: Role,
+    pub store: Arc<Store>,
+    backlog: Mutex<Backlog>,
+    last_tx: watch::Sender<Lsn>,
+    recovering: AtomicBool,
+    full_resyncs: AtomicU64,
+    followers: Mutex<BTreeMap<NodeId, FollowerInfo>>,
+    leader_view: Mutex<(bool, Position)>,
+}
+
+impl Replica {
+    pub fn new(partition: PartitionId, role: Role, store: Store, backlog_bytes: usize) -> Replica {
+        let last = store.last_lsn();
+        Replica {
+            partition,
+            role,
+            store: Arc::new(store),
+            backlog: Mutex::new(Backlog::new(last, backlog_bytes)),
+            last_tx: watch::channel(last).0,
+            recovering: AtomicBool::new(false),
+            full_resyncs: AtomicU64::new(0),
+            followers: Mutex::new(BTreeMap::new()),
+            leader_view: Mutex::new((false, Position::default())),
+        }
+    }
+
+    pub fn position(&self) -> Position {
+        self.store.last_position()
+    }
+
+    pub fn state(&self) -> ReplicaState {
+        if self.recovering.load(Ordering::Acquire) {
+            ReplicaState::Recovering
+        } else {
+            ReplicaState::Ready
+        }
+    }
+
+    pub fn set_recovering(&self, recovering: bool) {
+        self.recovering.store(recovering, Ordering::Release);
+    }
+
+    /// A receiver of the gap-free last LSN, for stream tasks to wait on.
+    pub fn subscribe_last(&self) -> watch::Receiver<Lsn> {
+        self.last_tx.subscribe()
+    }
+
+    fn record(&self, entry: Entry) {
+        let mut backlog = self.backlog.lock();
+        if backlog.push(entry) {
+            let last = backlog.last();
+            drop(backlog);
+            self.last_tx.send_replace(last);
+        }
+    }
+
+    pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
+        let position = self.store.put(&key, &value)?;
+        self.record(Entry {
+            position,
+            key,
+            value: Some(value),
+        });
+        Ok(position)
+    }
+
+    pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
+        match self.store.delete(&key)? {
+            Some(position) => {
+                self.record(Entry {
+                    position,
+                    key,
+                    value: None,
+                });
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, kv_storage::Error> {
+        self.store.get(key)
+    }
+
+    pub fn location(&self, key: &[u8]) -> Location {
+        self.store.location(key)
+    }
+
+    /// Applies replicated entries in order (idempotent by LSN).
+    pub fn apply(&self, entries: Vec<Entry>) -> Result<(), kv_storage::Error> {
+        for entry in entries {
+            if entry.position.epoch > self.store.epoch() {
+                self.store.set_epoch(entry.position.epoch)?;
+            }
+            if self.store.apply(&entry)? {
+                self.record(entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops all data before a snapshot is installed.
+    pub fn begin_snapshot(&self) -> Result<(), kv_storage::Error> {
+        self.full_resyncs.fetch_add(1, Ordering::Relaxed);
+        self.backlog.lock().suspend();
+        self.store.clear()
+    }
+
+    /// Completes a snapshot: the replica's position becomes `last`.
+    pub fn end_snapshot(&self, last: Position) -> Result<(), kv_storage::Error> {
+        if self.store.last_position() < last {
+            let marker = Entry {
+                position: last,
+                key: Bytes::from_static(SNAPSHOT_MARKER_KEY),
+                value: None,
+            };
+            self.store.apply(&marker)?;
+        }
+        let lsn = self.store.last_lsn();
+        self.backlog.lock().reset(lsn);
+        self.last_tx.send_replace(lsn);
+        Ok(())
+    }
+
+    /// Entries after `after` from the backlog, at most about `max_bytes`.
+    pub fn backlog_after(&self, after: Lsn, max_bytes: usize) -> Result<Vec<Entry>, BacklogMiss> {
+        self.backlog.lock().read_after(after, max_bytes)
+    }
+
+    /// Entries after `after` from the store's history, or a snapshot.
+    pub fn history_after(&self, after: Lsn, max: usize) -> Result<Since, kv_storage::Error> {
+        self.store.entries_since(after, max)
+    }
+
+    pub fn count_full_resync(&self) {
+        self.full_resyncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn follower_update(&self, node: NodeId, connected: bool, acked: Option<Position>) {
+        let mut followers = self.followers.lock();
+        let f = followers.entry(node).or_insert(FollowerInfo {
+            node,
+            connected,
+            acked: Position::default(),
+        });
+        f.connected = connected;
+        if let Some(p) = acked {
+            f.acked = p;
+        }
+    }
+
+    pub fn set_leader_view(&self, connected: bool, leader: Option<Position>) {
+        let mut view = self.leader_view.lock();
+        view.0 = connected;
+        if let Some(p) = leader {
+            view.1 = p;
+        }
+    }
+
+    pub fn info(&self, followers_of_map: &[NodeId]) -> PartitionInfo {
+        let stats = self.store.stats();
+        let known = self.followers.lock();
+        let followers = followers_of_map
+            .iter()
+            .map(|n| {
+                known.get(n).cloned().unwrap_or(FollowerInfo {
+                    node: *n,
+                    connected: false,
+                    acked: Position::default(),
+                })
+            })
+            .collect();
+        let (leader_connected, leader_position) = *self.leader_view.lock();
+        PartitionInfo {
+            partition: self.partition,
+            role: self.role,
+            state: self.state(),
+            position: self.position(),
+            keys: stats.keys,
+            disk_bytes: stats.disk_bytes,
+            hot_keys: stats.hot_keys,
+            full_resyncs: self.full_resyncs.load(Ordering::Relaxed),
+            leader_connected,
+            leader_position,
+            followers: if self.role == Role::Leader {
+                followers
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}

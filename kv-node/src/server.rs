@@ -1,0 +1,526 @@
+//! The node server: accept loop, connections, request dispatch.
+//!
+//! Lifecycle as in mini-redis: [`NodeServer::start`] takes a bound
+//! listener (tests bind `127.0.0.1:0`), a semaphore caps the connections
+//! served at once, accept errors back off instead of spinning, and one
+//! cancellation token is watched by every task. [`NodeHandle::shutdown`]
+//! cancels it, waits for every task to finish and fsyncs every store.
+//!
+//! Each connection owns one framed reader/writer. Requests on a connection
+//! are handled in order (so a client reads its own writes) and replies are
+//! written back in batches: the writer flushes only when no further request
+//! is already buffered, which is what makes pipelining cheap. A frame that
+//! is over the size limit or does not decode gets an error reply (request
+//! id 0 when the id is unreadable) and the connection is closed; the node
+//! keeps serving everyone else.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{FutureExt, SinkExt, StreamExt};
+use kv_router::{NodeId, PartitionId, Role, SyncMode};
+use kv_storage::{HotCache, Store};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::error::{Error, ErrorCode, ProtocolError, Result};
+use crate::layout::{self, Layout};
+use crate::options::NodeOptions;
+use crate::protocol::{self, NodeInfo, PartitionKeys, Request, RequestId, Response};
+use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
+use crate::replication::transport;
+
+/// State shared by every task of one node.
+pub(crate) struct Shared {
+    pub options: NodeOptions,
+    pub replicas: BTreeMap<PartitionId, Arc<Replica>>,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+impl Shared {
+    pub fn id(&self) -> NodeId {
+        self.options.id
+    }
+}
+
+/// Starts node servers.
+#[derive(Debug)]
+pub struct NodeServer;
+
+/// A running node. Dropping it does not stop the node; call
+/// [`NodeHandle::shutdown`].
+pub struct NodeHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("id", &self.shared.id())
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl NodeServer {
+    /// Binds the node's address from the map and starts it.
+    pub async fn bind(options: NodeOptions) -> Result<NodeHandle> {
+        let addr = options
+            .map
+            .addr(options.id)
+            .ok_or(Error::UnknownNode(options.id))?
+            .to_string();
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::io(format!("binding {addr}"), e))?;
+        NodeServer::start(options, listener).await
+    }
+
+    /// Opens the node's partition stores and serves `listener`.
+    ///
+    /// The map's address for this node is not used for binding; peers
+    /// reach each other through the map, so a caller that binds port 0
+    /// must publish the real port in every node's map first.
+    pub async fn start(options: NodeOptions, listener: TcpListener) -> Result<NodeHandle> {
+        if options.map.node(options.id).is_none() {
+            return Err(Error::UnknownNode(options.id));
+        }
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listener address", e))?;
+        let opts = options.clone();
+        let replicas = tokio::task::spawn_blocking(move || open_replicas(&opts))
+            .await
+            .map_err(|e| Error::io("opening stores", std::io::Error::other(e)))??;
+        let shared = Arc::new(Shared {
+            options,
+            replicas,
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        transport::start_replication(&shared);
+        shared
+            .tracker
+            .spawn(accept_loop(Arc::clone(&shared), listener));
+        info!(node = shared.id(), %local_addr, "node started");
+        Ok(NodeHandle { local_addr, shared })
+    }
+}
+
+fn open_replicas(options: &NodeOptions) -> Result<BTreeMap<PartitionId, Arc<Replica>>> {
+    let layout = Layout {
+        partitions: options.map.partition_count(),
+        replication_factor: options.map.replication_factor(),
+    };
+    layout::check_or_record(&options.data_dir, layout)?;
+    let cache = HotCache::new(options.storage.hot_capacity_bytes);
+    let mut replicas = BTreeMap::new();
+    for (p, role) in options.map.partitions_of(options.id) {
+        let dir = options.data_dir.join(format!("partition_{p}"));
+        let store = Store::open(&dir, options.store_options(&cache))?;
+        let replica = Replica::new(p, role, store, options.backlog_bytes);
+        replicas.insert(p, Arc::new(replica));
+    }
+    Ok(replicas)
+}
+
+impl NodeHandle {
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.id()
+    }
+
+    /// The node's partitions, roles, positions and replication state.
+    pub fn info(&self) -> NodeInfo {
+        node_info(&self.shared)
+    }
+
+    /// Compacts every store of this node now (normally a background job).
+    pub async fn compact(&self) -> Result<()> {
+        let replicas: Vec<Arc<Replica>> = self.shared.replicas.values().cloned().collect();
+        tokio::task::spawn_blocking(move || {
+            replicas
+                .iter()
+                .try_for_each(|r| r.store.compact().map(|_| ()))
+        })
+        .await
+        .map_err(|e| Error::io("compacting stores", std::io::Error::other(e)))?
+        .map_err(Error::from)
+    }
+
+    /// Stops accepting, closes every connection and replication stream,
+    /// waits for all tasks, and fsyncs every store.
+    pub async fn shutdown(self) -> Result<()> {
+        self.shared.cancel.cancel();
+        self.shared.tracker.close();
+        self.shared.tracker.wait().await;
+        let replicas: Vec<Arc<Replica>> = self.shared.replicas.values().cloned().collect();
+        let result =
+            tokio::task::spawn_blocking(move || replicas.iter().try_for_each(|r| r.store.sync()))
+                .await
+                .map_err(|e| Error::io("syncing stores", std::io::Error::other(e)))?;
+        info!(node = self.shared.id(), "node stopped");
+        result.map_err(Error::from)
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let limit = Arc::new(Semaphore::new(shared.options.max_connections));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                backoff = Duration::from_millis(10);
+                let _ = socket.set_nodelay(true);
+                let shared2 = Arc::clone(&shared);
+                shared.tracker.spawn(async move {
+                    serve_connection(shared2, socket, peer).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                warn!(node = shared.id(), error = %e, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+
+async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
+    let mut conn = Framed::new(socket, protocol::codec(shared.options.max_frame_bytes));
+    let mut unflushed = false;
+    loop {
+        let next = match next_frame(&shared, &mut conn, &mut unflushed).await {
+            Some(next) => next,
+            None => break,
+        };
+        let frame = match next {
+            Ok(frame) => frame.freeze(),
+            Err(e) => {
+                let err = frame_error(e, shared.options.max_frame_bytes);
+                reject(&mut conn, 0, &err, peer).await;
+                return;
+            }
+        };
+        match Request::decode(frame.clone()) {
+            Ok((
+                id,
+                Request::Subscribe {
+                    partition,
+                    from,
+                    after,
+                },
+            )) => {
+                let _ = flush(&mut conn).await;
+                transport::serve_subscription(&shared, conn, id, partition, from, after).await;
+                return;
+            }
+            Ok((id, request)) => {
+                let response = dispatch(&shared, request).await;
+                let mut out = BytesMut::new();
+                response.encode(id, &mut out);
+                if conn.feed(out.freeze()).await.is_err() {
+                    return;
+                }
+                unflushed = true;
+            }
+            Err(e) => {
+                reject(&mut conn, request_id_of(&frame), &e, peer).await;
+                return;
+            }
+        }
+    }
+    let _ = flush(&mut conn).await;
+}
+
+/// The next frame: taken straight from the buffer when one is there,
+/// otherwise pending replies are flushed before waiting on the socket.
+async fn next_frame(
+    shared: &Shared,
+    conn: &mut Conn,
+    unflushed: &mut bool,
+) -> Option<std::io::Result<BytesMut>> {
+    if *unflushed {
+        if let Some(ready) = conn.next().now_or_never() {
+            return ready;
+        }
+        if flush(conn).await.is_err() {
+            return None;
+        }
+        *unflushed = false;
+    }
+    tokio::select! {
+        _ = shared.cancel.cancelled() => None,
+        f = conn.next() => f,
+    }
+}
+
+async fn flush(conn: &mut Conn) -> std::io::Result<()> {
+    SinkExt::<Bytes>::flush(conn).await
+}
+
+fn frame_error(e: std::io::Error, limit: usize) -> ProtocolError {
+    let too_large = e
+        .get_ref()
+        .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>());
+    if too_large {
+        ProtocolError::FrameTooLarge { limit }
+    } else {
+        ProtocolError::Invalid(format!("unreadable frame: {e}"))
+    }
+}
+
+/// The request id of a frame that failed to decode, when it has one.
+fn request_id_of(frame: &Bytes) -> RequestId {
+    frame
+        .get(1..9)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+async fn reject(conn: &mut Conn, id: RequestId, err: &ProtocolError, peer: SocketAddr) {
+    warn!(%peer, error = %err, "bad input; closing the connection");
+    let reply = error_reply(ErrorCode::InvalidRequest, None, err.to_string());
+    let mut out = BytesMut::new();
+    reply.encode(id, &mut out);
+    let _ = conn.send(out.freeze()).await;
+}
+
+pub(crate) fn error_reply(code: ErrorCode, leader: Option<NodeId>, message: String) -> Response {
+    Response::Error {
+        code,
+        leader,
+        message,
+    }
+}
+
+async fn dispatch(shared: &Shared, request: Request) -> Response {
+    match request {
+        Request::Ping => Response::Pong {
+            node: shared.id(),
+            map_epoch: shared.options.map.epoch(),
+        },
+        Request::Get { key } => read_key(shared, &key, |r, p| {
+            r.get(&key).map(|value| Response::Value {
+                partition: p,
+                value,
+            })
+        }),
+        Request::Status { key } => read_key(shared, &key, |r, p| {
+            Ok(Response::Status {
+                partition: p,
+                location: r.location(&key),
+            })
+        }),
+        Request::Put { key, value } => put(shared, key, value).await,
+        Request::Delete { key } => delete(shared, key).await,
+        Request::Inspect => Response::Inspect(inspect(shared)),
+        Request::Info => Response::Info(node_info(shared)),
+        Request::Position { partition } => match shared.replicas.get(&partition) {
+            Some(r) => Response::Position {
+                partition,
+                role: r.role,
+                position: r.position(),
+            },
+            None => not_hosted(shared, partition),
+        },
+        Request::Ack { .. } | Request::Subscribe { .. } => error_reply(
+            ErrorCode::InvalidRequest,
+            None,
+            "replication message outside a replication stream".into(),
+        ),
+    }
+}
+
+fn not_hosted(shared: &Shared, partition: PartitionId) -> Response {
+    let leader = shared.options.map.leader(partition);
+    let message = match leader {
+        Some(l) => format!(
+            "node {} does not host partition {partition}; its leader is node {l}",
+            shared.id()
+        ),
+        None => format!("partition {partition} does not exist"),
+    };
+    error_reply(ErrorCode::NotHosted, leader, message)
+}
+
+/// Finds the replica for a key, or the error reply saying why not.
+fn replica_for<'a>(
+    shared: &'a Shared,
+    key: &[u8],
+) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
+    if key.is_empty() {
+        return Err(error_reply(
+            ErrorCode::InvalidRequest,
+            None,
+            "key must not be empty".into(),
+        ));
+    }
+    let p = shared.options.map.partition_of(key);
+    match shared.replicas.get(&p) {
+        Some(r) => Ok((r, p)),
+        None => Err(not_hosted(shared, p)),
+    }
+}
+
+fn read_key(
+    shared: &Shared,
+    key: &[u8],
+    read: impl FnOnce(&Replica, PartitionId) -> Result<Response, kv_storage::Error>,
+) -> Response {
+    match replica_for(shared, key) {
+        Ok((r, p)) => read(r, p).unwrap_or_else(|e| storage_error(p, &e)),
+        Err(reply) => reply,
+    }
+}
+
+/// The replica a write may go to: hosted here, led here, and ready.
+fn writable<'a>(
+    shared: &'a Shared,
+    key: &[u8],
+) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
+    let (r, p) = replica_for(shared, key)?;
+    if r.role != Role::Leader {
+        let leader = shared.options.map.leader(p);
+        let message = format!(
+            "node {} is a follower of partition {p}; write to its leader, node {}",
+            shared.id(),
+            leader.map_or_else(|| "?".to_string(), |l| l.to_string())
+        );
+        return Err(error_reply(ErrorCode::NotLeader, leader, message));
+    }
+    if r.state() == protocol::ReplicaState::Recovering {
+        return Err(error_reply(
+            ErrorCode::Recovering,
+            Some(shared.id()),
+            format!(
+                "partition {p} is recovering on node {}: catching up from a follower before taking writes",
+                shared.id()
+            ),
+        ));
+    }
+    Ok((r, p))
+}
+
+async fn put(shared: &Shared, key: Bytes, value: Bytes) -> Response {
+    let (replica, p) = match writable(shared, &key) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    if let Err(e) = kv_codec::validate(&value) {
+        return error_reply(
+            ErrorCode::InvalidValue,
+            None,
+            format!("value is not a valid kv-codec encoding: {e}"),
+        );
+    }
+    match run_write(shared, replica, move |r| r.put(key, value)).await {
+        Ok(Ok(position)) => Response::Written {
+            partition: p,
+            position,
+        },
+        Ok(Err(e)) => storage_error(p, &e),
+        Err(reply) => reply,
+    }
+}
+
+async fn delete(shared: &Shared, key: Bytes) -> Response {
+    let (replica, p) = match writable(shared, &key) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    match run_write(shared, replica, move |r| r.delete(key)).await {
+        Ok(Ok(existed)) => Response::Deleted {
+            partition: p,
+            existed,
+        },
+        Ok(Err(e)) => storage_error(p, &e),
+        Err(reply) => reply,
+    }
+}
+
+/// Runs a store write: inline when it only hands bytes to the OS, on the
+/// blocking pool when it waits for fsync (so concurrent writers can share
+/// one fsync through the store's group commit).
+async fn run_write<T: Send + 'static>(
+    shared: &Shared,
+    replica: &Arc<Replica>,
+    write: impl FnOnce(&Replica) -> Result<T, kv_storage::Error> + Send + 'static,
+) -> Result<Result<T, kv_storage::Error>, Response> {
+    if shared.options.storage.sync != SyncMode::Always {
+        return Ok(write(replica));
+    }
+    let r = Arc::clone(replica);
+    tokio::task::spawn_blocking(move || write(&r))
+        .await
+        .map_err(|e| error_reply(ErrorCode::Internal, None, format!("write task failed: {e}")))
+}
+
+fn storage_error(p: PartitionId, e: &kv_storage::Error) -> Response {
+    let code = match e {
+        kv_storage::Error::KeyTooLarge { .. } | kv_storage::Error::ValueTooLarge { .. } => {
+            ErrorCode::TooLarge
+        }
+        _ => ErrorCode::Storage,
+    };
+    debug!(partition = p, error = %e, "storage error");
+    error_reply(code, None, format!("partition {p}: {e}"))
+}
+
+fn inspect(shared: &Shared) -> Vec<PartitionKeys> {
+    shared
+        .replicas
+        .values()
+        .map(|r| PartitionKeys {
+            partition: r.partition,
+            role: r.role,
+            hot_keys: r
+                .store
+                .hot_keys()
+                .into_iter()
+                .filter(|k| k.as_ref() != SNAPSHOT_MARKER_KEY)
+                .collect(),
+        })
+        .collect()
+}
+
+pub(crate) fn node_info(shared: &Shared) -> NodeInfo {
+    let map = &shared.options.map;
+    NodeInfo {
+        node: shared.id(),
+        map_epoch: map.epoch(),
+        partitions: shared
+            .replicas
+            .values()
+            .map(|r| r.info(map.followers(r.partition).unwrap_or(&[])))
+            .collect(),
+    }
+}

@@ -1,0 +1,244 @@
+//! Replication scenarios on an in-process cluster over real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestCluster, key_in};
+use kv_codec::Value;
+use kv_node::{Error, ErrorCode, NodeClient};
+use kv_router::ClusterConfig;
+
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// Keys of partition `p`, `n` of them.
+fn keys_of(cluster: &TestCluster, p: u32, n: usize, salt: &str) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{salt}-{i}"))
+        .filter(|k| cluster.map.partition_of(k.as_bytes()) == p)
+        .take(n)
+        .collect()
+}
+
+/// Every key reads back `value(k)` directly from `node`'s replica.
+async fn assert_replica_has(node: &NodeClient, keys: &[String], value: impl Fn(&str) -> String) {
+    for k in keys {
+        let raw = node.get(k.as_bytes()).await.unwrap();
+        let raw = raw.unwrap_or_else(|| panic!("node {} lacks {k}", node.node()));
+        assert_eq!(
+            kv_codec::decode(&raw).unwrap().render(),
+            value(k),
+            "key {k}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_catches_up_after_being_stopped_during_10000_writes() {
+    let mut cluster = TestCluster::start().await;
+    cluster.wait_ready(CONVERGE).await;
+    let client = cluster.client();
+    // Partition 0: leader node 0, follower node 1.
+    let keys = keys_of(&cluster, 0, 10_000, "c");
+    for (i, k) in keys.iter().enumerate() {
+        if i == 3_000 {
+            cluster.stop(1).await;
+        }
+        client
+            .put(k.as_bytes(), &Value::from_user_input(k))
+            .await
+            .unwrap();
+    }
+    cluster.restart(1).await;
+    cluster.wait_replicated(CONVERGE).await;
+    assert_eq!(cluster.position(1, 0), cluster.position(0, 0));
+    assert_eq!(cluster.position(0, 0).lsn, 10_000);
+    assert_replica_has(client.node(1).unwrap(), &keys, |k| k.to_string()).await;
+    cluster.shutdown().await;
+}
+
+fn small_backlog(o: &mut kv_node::NodeOptions) {
+    o.backlog_bytes = 8 * 1024;
+    o.storage.segment_bytes = 64 * 1024;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_follower_is_served_from_history_then_snapshot_after_compaction() {
+    let mut cluster =
+        TestCluster::start_with(ClusterConfig::default_topology(), small_backlog).await;
+    cluster.wait_ready(CONVERGE).await;
+    let client = cluster.client();
+    let keys = keys_of(&cluster, 0, 300, "s");
+    cluster.stop(1).await;
+    // Far more than the 8 KiB backlog: served from the store's history.
+    for round in 0..5 {
+        for k in &keys {
+            let v = Value::from_user_input(&format!("{k}/{round}"));
+            client.put(k.as_bytes(), &v).await.unwrap();
+        }
+    }
+    cluster.restart(1).await;
+    cluster.wait_replicated(CONVERGE).await;
+    assert_replica_has(client.node(1).unwrap(), &keys, |k| format!("{k}/4")).await;
+    let resyncs = |c: &TestCluster| c.node(1).info().partitions[0].full_resyncs;
+    assert_eq!(resyncs(&cluster), 0, "history was still on disk");
+
+    // Now the follower falls behind again and the leader compacts the
+    // history away: the follower needs a full snapshot.
+    cluster.stop(1).await;
+    for round in 5..10 {
+        for k in &keys {
+            let v = Value::from_user_input(&format!("{k}/{round}"));
+            client.put(k.as_bytes(), &v).await.unwrap();
+        }
+    }
+    let gone = key_in(&cluster.map, 0, "deleted");
+    client
+        .put(gone.as_bytes(), &Value::from_user_input("x"))
+        .await
+        .unwrap();
+    cluster.node(0).compact().await.unwrap();
+    client.delete(gone.as_bytes()).await.unwrap();
+    cluster.node(0).compact().await.unwrap();
+    cluster.restart(1).await;
+    cluster.wait_replicated(CONVERGE).await;
+    assert_replica_has(client.node(1).unwrap(), &keys, |k| format!("{k}/9")).await;
+    assert!(
+        client
+            .node(1)
+            .unwrap()
+            .get(gone.as_bytes())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(resyncs(&cluster), 1, "{:#?}", cluster.infos());
+    assert_eq!(cluster.position(1, 0), cluster.position(0, 0));
+    // Live streaming continues after the snapshot.
+    client
+        .put(gone.as_bytes(), &Value::from_user_input("back"))
+        .await
+        .unwrap();
+    cluster.wait_replicated(CONVERGE).await;
+    assert_replica_has(client.node(1).unwrap(), std::slice::from_ref(&gone), |_| {
+        "back".into()
+    })
+    .await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_restart_keeps_lsns_monotonic() {
+    let mut cluster = TestCluster::start().await;
+    cluster.wait_ready(CONVERGE).await;
+    let client = cluster.client();
+    let k = key_in(&cluster.map, 0, "m");
+    let mut last = client
+        .put(k.as_bytes(), &Value::from_user_input("1"))
+        .await
+        .unwrap()
+        .position;
+    for round in 0..3 {
+        cluster.stop(0).await;
+        cluster.restart(0).await;
+        cluster.wait_ready(CONVERGE).await;
+        let w = client
+            .put(k.as_bytes(), &Value::from_user_input(&round.to_string()))
+            .await
+            .unwrap();
+        assert!(w.position > last, "{:?} after {:?}", w.position, last);
+        assert_eq!(w.position.lsn, last.lsn + 1);
+        last = w.position;
+    }
+    cluster.wait_replicated(CONVERGE).await;
+    assert_eq!(cluster.position(1, 0), last);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_that_lost_its_data_dir_resyncs_as_follower_and_recovers_as_leader() {
+    let mut cluster = TestCluster::start().await;
+    cluster.wait_ready(CONVERGE).await;
+    let client = cluster.client();
+    // Node 1 follows partition 0 (leader 0) and leads partition 1
+    // (follower 2).
+    let p0 = keys_of(&cluster, 0, 200, "a");
+    let p1 = keys_of(&cluster, 1, 200, "b");
+    for k in p0.iter().chain(&p1) {
+        client
+            .put(k.as_bytes(), &Value::from_user_input(k))
+            .await
+            .unwrap();
+    }
+    cluster.wait_replicated(CONVERGE).await;
+    let p1_before = cluster.position(2, 1);
+
+    cluster.stop(1).await;
+    std::fs::remove_dir_all(cluster.node_dir(1)).unwrap();
+    cluster.restart(1).await;
+    cluster.wait_ready(CONVERGE).await;
+    cluster.wait_replicated(CONVERGE).await;
+
+    // The empty leader pulled partition 1 back from its follower instead
+    // of wiping it, and kept its history position.
+    assert_eq!(cluster.position(1, 1), p1_before);
+    assert_eq!(cluster.position(2, 1), p1_before);
+    assert_replica_has(client.node(2).unwrap(), &p1, |k| k.to_string()).await;
+    assert_replica_has(client.node(1).unwrap(), &p1, |k| k.to_string()).await;
+    // As a follower it got partition 0 again.
+    assert_replica_has(client.node(1).unwrap(), &p0, |k| k.to_string()).await;
+    // And the next write continues the history.
+    let w = client
+        .put(p1[0].as_bytes(), &Value::from_user_input("next"))
+        .await
+        .unwrap();
+    assert_eq!(w.position.lsn, p1_before.lsn + 1);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_leader_refuses_writes_until_a_follower_answers() {
+    let mut cluster = TestCluster::start().await;
+    cluster.wait_ready(CONVERGE).await;
+    let client = cluster.client();
+    let keys = keys_of(&cluster, 1, 50, "r");
+    for k in &keys {
+        client
+            .put(k.as_bytes(), &Value::from_user_input(k))
+            .await
+            .unwrap();
+    }
+    cluster.wait_replicated(CONVERGE).await;
+    let before = cluster.position(2, 1);
+
+    // Partition 1: leader 1, follower 2. Both go down; node 1 loses its disk.
+    cluster.stop(1).await;
+    cluster.stop(2).await;
+    std::fs::remove_dir_all(cluster.node_dir(1)).unwrap();
+    cluster.restart(1).await;
+    let err = client
+        .put(keys[0].as_bytes(), &Value::from_user_input("too early"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Remote {
+                code: ErrorCode::Recovering,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    cluster.restart(2).await;
+    cluster.wait_ready(CONVERGE).await;
+    assert_eq!(cluster.position(1, 1), before);
+    assert_replica_has(client.node(1).unwrap(), &keys, |k| k.to_string()).await;
+    client
+        .put(keys[0].as_bytes(), &Value::from_user_input("now"))
+        .await
+        .unwrap();
+    cluster.wait_replicated(CONVERGE).await;
+    assert_replica_has(client.node(2).unwrap(), &keys[..1], |_| "now".into()).await;
+    cluster.shutdown().await;
+}

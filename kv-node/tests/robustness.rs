@@ -1,0 +1,241 @@
+//! Bad input on a socket closes that connection; the node keeps serving.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use common::TestCluster;
+use kv_node::protocol::{Request, Response};
+use kv_node::{ErrorCode, NodeClient};
+use kv_router::ClusterConfig;
+use proptest::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn one_node() -> TestCluster {
+    let mut config = ClusterConfig::default_topology();
+    config.nodes.truncate(1);
+    config.replication_factor = 1;
+    TestCluster::start_with(config, common::no_tweak).await
+}
+
+fn addr(cluster: &TestCluster) -> String {
+    cluster.node(0).local_addr().to_string()
+}
+
+/// Reads one reply frame, or `None` at end of stream.
+async fn read_reply(s: &mut TcpStream) -> Option<(u64, Response)> {
+    let mut len = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len))
+        .await
+        .expect("reply in time")
+        .ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).await.ok()?;
+    Some(Response::decode(Bytes::from(body)).expect("node replies decode"))
+}
+
+/// True when the peer closed the connection.
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+async fn still_serving(cluster: &TestCluster) {
+    let c = NodeClient::new(0, addr(cluster), Default::default());
+    assert_eq!(c.ping().await.unwrap(), 0);
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+#[tokio::test]
+async fn garbage_bytes_get_an_error_and_the_connection_closes() {
+    let cluster = one_node().await;
+    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    s.write_all(&frame(b"hello, this is not kv")).await.unwrap();
+    let (_, reply) = read_reply(&mut s).await.unwrap();
+    assert!(
+        matches!(
+            reply,
+            Response::Error {
+                code: ErrorCode::InvalidRequest,
+                ..
+            }
+        ),
+        "{reply:?}"
+    );
+    assert!(closed(&mut s).await);
+    still_serving(&cluster).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn frame_over_the_limit_is_refused_without_reading_it() {
+    let cluster = one_node().await;
+    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    s.write_all(&0x7fff_ffffu32.to_be_bytes()).await.unwrap();
+    s.write_all(&[0u8; 1024]).await.unwrap();
+    let (id, reply) = read_reply(&mut s).await.unwrap();
+    assert_eq!(id, 0);
+    match reply {
+        Response::Error { code, message, .. } => {
+            assert_eq!(code, ErrorCode::InvalidRequest);
+            assert!(message.contains("too large"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(closed(&mut s).await);
+    still_serving(&cluster).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_message_type_is_answered_with_its_request_id() {
+    let cluster = one_node().await;
+    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    let mut body = BytesMut::new();
+    body.put_u8(0x55);
+    body.put_u64(4242);
+    s.write_all(&frame(&body)).await.unwrap();
+    let (id, reply) = read_reply(&mut s).await.unwrap();
+    assert_eq!(id, 4242);
+    match reply {
+        Response::Error { code, message, .. } => {
+            assert_eq!(code, ErrorCode::InvalidRequest);
+            assert!(message.contains("unknown message type 0x55"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    still_serving(&cluster).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_vanishing_mid_frame_does_not_disturb_the_node() {
+    let cluster = one_node().await;
+    for cut in [1usize, 3, 4, 9, 20] {
+        let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+        let mut body = BytesMut::new();
+        Request::Put {
+            key: Bytes::from_static(b"half"),
+            value: Bytes::from(kv_codec::Value::from_user_input("x").encode()),
+        }
+        .encode(7, &mut body);
+        let bytes = frame(&body);
+        s.write_all(&bytes[..cut.min(bytes.len() - 1)])
+            .await
+            .unwrap();
+        drop(s);
+    }
+    still_serving(&cluster).await;
+    let c = NodeClient::new(0, addr(&cluster), Default::default());
+    assert!(
+        c.get(b"half").await.unwrap().is_none(),
+        "a half frame was applied"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_connections_are_served() {
+    let cluster = one_node().await;
+    let addr = addr(&cluster);
+    let mut sockets = Vec::new();
+    for _ in 0..500 {
+        sockets.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    // Every connection is open at once; each pings and gets its own reply.
+    let mut tasks = Vec::new();
+    for (i, mut s) in sockets.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut body = BytesMut::new();
+            Request::Ping.encode(i as u64, &mut body);
+            s.write_all(&frame(&body)).await.unwrap();
+            let (id, reply) = read_reply(&mut s).await.unwrap();
+            assert_eq!(id, i as u64);
+            assert!(matches!(reply, Response::Pong { node: 0, .. }));
+            s
+        }));
+    }
+    let mut open = Vec::new();
+    for t in tasks {
+        open.push(t.await.unwrap());
+    }
+    assert_eq!(open.len(), 500);
+    still_serving(&cluster).await;
+    drop(open);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_on_one_connection_are_answered_in_order() {
+    let cluster = one_node().await;
+    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    let mut burst = Vec::new();
+    for i in 0..100u64 {
+        let mut body = BytesMut::new();
+        let key = Bytes::from(format!("p{i}"));
+        let value = Bytes::from(kv_codec::Value::from_user_input(&i.to_string()).encode());
+        Request::Put {
+            key: key.clone(),
+            value,
+        }
+        .encode(2 * i, &mut body);
+        burst.extend(frame(&body));
+        body.clear();
+        Request::Get { key }.encode(2 * i + 1, &mut body);
+        burst.extend(frame(&body));
+    }
+    s.write_all(&burst).await.unwrap();
+    for i in 0..100u64 {
+        let (id, reply) = read_reply(&mut s).await.unwrap();
+        assert_eq!(id, 2 * i);
+        assert!(matches!(reply, Response::Written { .. }), "{reply:?}");
+        let (id, reply) = read_reply(&mut s).await.unwrap();
+        assert_eq!(id, 2 * i + 1);
+        let Response::Value { value: Some(v), .. } = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(kv_codec::decode(&v).unwrap().render(), i.to_string());
+    }
+    cluster.shutdown().await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn decoders_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = Request::decode(Bytes::from(bytes.clone()));
+        let _ = Response::decode(Bytes::from(bytes));
+    }
+
+    #[test]
+    fn decoders_never_panic_on_mutated_messages(cut in 0usize..64, flip in 0usize..64, bit in 0u8..8) {
+        let mut body = BytesMut::new();
+        Request::Subscribe { partition: 3, from: 1, after: kv_storage::Position { epoch: 1, lsn: 9 } }
+            .encode(5, &mut body);
+        let mut bytes = body.to_vec();
+        if flip < bytes.len() {
+            bytes[flip] ^= 1 << bit;
+        }
+        bytes.truncate(cut.min(bytes.len()));
+        let _ = Request::decode(Bytes::from(bytes));
+    }
+
+    #[test]
+    fn requests_round_trip(key in proptest::collection::vec(any::<u8>(), 0..64), id in any::<u64>()) {
+        let request = Request::Get { key: Bytes::from(key) };
+        let mut out = BytesMut::new();
+        request.encode(id, &mut out);
+        prop_assert_eq!(Request::decode(out.freeze()).unwrap(), (id, request));
+    }
+}
