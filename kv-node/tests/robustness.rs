@@ -239,3 +239,46 @@ proptest! {
         prop_assert_eq!(Request::decode(out.freeze()).unwrap(), (id, request));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_follower_never_blocks_the_leader() {
+    // A three-node cluster; a fake follower subscribes to partition 0 on
+    // its leader and then never reads a byte. The leader must keep
+    // acknowledging writes (its stream task just waits on the socket).
+    let cluster = TestCluster::start().await;
+    cluster.wait_ready(Duration::from_secs(10)).await;
+    let leader_addr = cluster.node(0).local_addr().to_string();
+    let mut stalled = TcpStream::connect(&leader_addr).await.unwrap();
+    let mut body = BytesMut::new();
+    Request::Subscribe {
+        partition: 0,
+        from: 99,
+        after: kv_storage::Position::default(),
+    }
+    .encode(1, &mut body);
+    stalled.write_all(&frame(&body)).await.unwrap();
+
+    let client = cluster.client();
+    let big = "x".repeat(4096);
+    let keys: Vec<String> = (0..)
+        .map(|i| format!("stall-{i}"))
+        .filter(|k| cluster.map.partition_of(k.as_bytes()) == 0)
+        .take(5_000)
+        .collect();
+    // 20 MB through partition 0, far more than socket buffers hold.
+    let writes = async {
+        for k in &keys {
+            client
+                .put(k.as_bytes(), &kv_codec::Value::from_user_input(&big))
+                .await
+                .unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), writes)
+        .await
+        .expect("leader blocked behind a stalled follower");
+    // The real follower kept up regardless.
+    cluster.wait_replicated(Duration::from_secs(30)).await;
+    drop(stalled);
+    cluster.shutdown().await;
+}

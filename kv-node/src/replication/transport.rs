@@ -30,7 +30,7 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// Entries read from the store per catch-up step.
 const STORE_BATCH_ENTRIES: usize = 4096;
 /// How long an empty leader waits before asking its followers again.
-const RECOVERY_RETRY: Duration = Duration::from_millis(300);
+const RECOVERY_RETRY: Duration = Duration::from_millis(100);
 
 /// Starts a follower task for every followed partition, and a recovery
 /// task (which holds writes back) for every led partition with followers.
@@ -181,6 +181,10 @@ impl StreamSource<'_> {
     async fn run(&mut self, sink: &mut Sink, stop: &CancellationToken) {
         let mut last_rx = self.replica.subscribe_last();
         let heartbeat = self.shared.options.heartbeat_interval;
+        // An immediate heartbeat tells the follower where the source is.
+        if !self.send_entries(sink, &[]).await {
+            return;
+        }
         loop {
             let ok = match self.replica.backlog_after(self.sent, BATCH_BYTES) {
                 Ok(entries) if !entries.is_empty() => self.send_entries(sink, &entries).await,
