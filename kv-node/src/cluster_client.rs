@@ -7,9 +7,12 @@
 //! unreachable, fall back to the followers in placement order; the answer
 //! then says which node gave it and that it may be stale. Each node has one
 //! pipelining [`NodeClient`], which redials by itself when a node comes
-//! back.
+//! back. A write to a leader that is still catching up after a restart
+//! (`Recovering`) is retried for a few seconds before the error is
+//! returned.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kv_codec::Value;
@@ -19,6 +22,28 @@ use kv_storage::{Location, Position};
 use crate::client::{ClientOptions, NodeClient};
 use crate::error::{Error, Result};
 use crate::protocol::{NodeInfo, PartitionKeys};
+
+/// How long a write waits for a recovering leader (one that is catching up
+/// from its followers after a restart) before giving up.
+const RECOVERING_PATIENCE: Duration = Duration::from_secs(3);
+const RECOVERING_RETRY: Duration = Duration::from_millis(50);
+
+/// Runs a write, retrying while the leader answers `Recovering`.
+async fn retry_recovering<T, F, Fut>(mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = tokio::time::Instant::now() + RECOVERING_PATIENCE;
+    loop {
+        match write().await {
+            Err(e) if e.is_recovering() && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(RECOVERING_RETRY).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 /// A read's answer and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +127,7 @@ impl ClusterClient {
         }
         Err(Error::PartitionUnavailable {
             partition,
-            source: Box::new(last_err.unwrap_or(Error::UnknownNode(u32::MAX))),
+            source: Box::new(last_err.unwrap_or(Error::NoReplicas(partition))),
         })
     }
 
@@ -137,7 +162,7 @@ impl ClusterClient {
 
     async fn leader_of(&self, key: &[u8]) -> Result<(PartitionId, NodeId, &NodeClient)> {
         let (partition, replicas) = self.replicas(key);
-        let leader = *replicas.first().ok_or(Error::UnknownNode(u32::MAX))?;
+        let leader = *replicas.first().ok_or(Error::NoReplicas(partition))?;
         Ok((partition, leader, self.node(leader)?))
     }
 
@@ -157,7 +182,7 @@ impl ClusterClient {
     pub async fn put(&self, key: &[u8], value: &Value) -> Result<Written> {
         let (partition, node, client) = self.leader_of(key).await?;
         let bytes = Bytes::from(value.encode());
-        match client.put(key, bytes).await {
+        match retry_recovering(|| client.put(key, bytes.clone())).await {
             Ok(position) => Ok(Written {
                 partition,
                 node,
@@ -170,8 +195,7 @@ impl ClusterClient {
     /// Deletes a key through the partition leader; true when it existed.
     pub async fn delete(&self, key: &[u8]) -> Result<bool> {
         let (partition, node, client) = self.leader_of(key).await?;
-        client
-            .delete(key)
+        retry_recovering(|| client.delete(key))
             .await
             .map_err(|e| Self::leader_error(partition, node, e))
     }

@@ -183,6 +183,10 @@ pub enum Error {
         /// What the configuration asks for.
         configured: String,
     },
+    /// The cluster map places no replica for this partition (an invalid
+    /// map: kv-router's validation prevents it).
+    #[error("partition {0} has no replicas in the cluster map")]
+    NoReplicas(PartitionId),
     /// The cluster map has no node with this id.
     #[error("node {0} is not in the cluster map")]
     UnknownNode(NodeId),
@@ -208,6 +212,18 @@ impl Error {
             self,
             Error::Remote {
                 code: ErrorCode::ShuttingDown,
+                ..
+            }
+        )
+    }
+
+    /// True for a leader that is catching up before taking writes: the
+    /// same write succeeds once it is ready.
+    pub fn is_recovering(&self) -> bool {
+        matches!(
+            self,
+            Error::Remote {
+                code: ErrorCode::Recovering,
                 ..
             }
         )
