@@ -20,9 +20,9 @@ pub const MAX_PARTITIONS: u32 = 1 << 16;
 /// The smallest accepted `segment_bytes` (4 KiB).
 pub const MIN_SEGMENT_BYTES: u64 = 4 << 10;
 
-/// The largest accepted `segment_bytes` (4 GiB), so offsets in a segment fit
-/// in a `u32`.
-pub const MAX_SEGMENT_BYTES: u64 = 4 << 30;
+/// The largest accepted `segment_bytes` (1 GiB), the largest segment
+/// kv-storage opens.
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 
 /// Default `sync_interval_ms`: fsync once a second.
 pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 1000;
@@ -114,7 +114,7 @@ pub(crate) fn check_size(field: &str, bytes: u64) -> Result<(), String> {
     }
     if field == "segment_bytes" && !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&bytes) {
         return Err(format!(
-            "must be between 4KiB ({MIN_SEGMENT_BYTES}) and 4GiB ({MAX_SEGMENT_BYTES}) bytes"
+            "must be between 4KiB ({MIN_SEGMENT_BYTES}) and 1GiB ({MAX_SEGMENT_BYTES}) bytes"
         ));
     }
     Ok(())

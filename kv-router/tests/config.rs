@@ -136,7 +136,6 @@ fn sizes_accept_units() {
         ("\"1GiB\"", 1 << 30),
         ("\"1000000\"", 1_000_000),
         ("\"100MB\"", 100_000_000),
-        ("\"4GiB\"", 4 << 30),
         ("\"4KiB\"", 4 << 10),
     ];
     for (text, bytes) in cases {
@@ -380,7 +379,7 @@ fn bad_sizes() {
         ),
         ("segment_bytes = 4095", "segment_bytes", "4095"),
         ("segment_bytes = \"2KiB\"", "segment_bytes", "\"2KiB\""),
-        ("segment_bytes = \"5GiB\"", "segment_bytes", "\"5GiB\""),
+        ("segment_bytes = \"2GiB\"", "segment_bytes", "\"2GiB\""),
         ("segment_bytes = 4294967297", "segment_bytes", "4294967297"),
     ];
     for (storage, field, value) in cases {
