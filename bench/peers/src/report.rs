@@ -1,0 +1,366 @@
+//! The comparison table, the issue's targets, and the footnotes that say
+//! exactly what each engine did.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::ENGINES;
+use crate::data::{KEY_BYTES, VALUE_BYTES};
+use crate::workload::{Figures, Plan};
+
+/// One child's figures, or why it failed.
+pub type Run = Result<Figures, String>;
+
+/// Everything one run of the harness measured.
+pub struct Results {
+    /// What was run.
+    pub plan: Plan,
+    /// `/proc/loadavg` before the first child.
+    pub load_before: String,
+    /// `/proc/loadavg` after the last child.
+    pub load_after: String,
+    runs: BTreeMap<(String, String), Run>,
+}
+
+impl Results {
+    /// No runs yet.
+    pub fn new(plan: Plan, load_before: String) -> Results {
+        let load_after = String::new();
+        Results {
+            plan,
+            load_before,
+            load_after,
+            runs: BTreeMap::new(),
+        }
+    }
+
+    /// Records the outcome of `engine`'s `step`.
+    pub fn insert(&mut self, engine: &str, step: &str, run: Run) {
+        self.runs
+            .insert((engine.to_string(), step.to_string()), run);
+    }
+
+    /// One figure, if that run succeeded and reported it.
+    pub fn get(&self, engine: &str, step: &str, field: &str) -> Option<f64> {
+        let run = self.runs.get(&(engine.to_string(), step.to_string()))?;
+        run.as_ref().ok()?.get(field).copied()
+    }
+
+    fn logical_bytes(&self) -> f64 {
+        self.plan.keys as f64 * (KEY_BYTES + VALUE_BYTES) as f64
+    }
+
+    fn engines(&self) -> Vec<&'static str> {
+        let ran = |e: &&str| self.runs.keys().any(|(engine, _)| engine == e);
+        ENGINES.iter().copied().filter(ran).collect()
+    }
+
+    fn failures(&self) -> impl Iterator<Item = &String> {
+        self.runs.values().filter_map(|r| r.as_ref().err())
+    }
+}
+
+/// A figure of one engine.
+type Metric = fn(&Results, &str) -> Option<f64>;
+
+/// One table row: label (with ↑ or ↓ for the better direction), decimals.
+struct Row(&'static str, usize, Metric);
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row("load: puts/s ↑", 0, |r, e| {
+            r.get(e, "load", "ops_per_sec")
+        }),
+        Row("load: peak RSS MiB ↓", 0, |r, e| {
+            Some(r.get(e, "load", "peak_rss_bytes")? / MIB)
+        }),
+        Row("read: gets/s ↑", 0, |r, e| {
+            r.get(e, "read", "ops_per_sec")
+        }),
+        Row("reopen: open + first get, s ↓", 3, |r, e| {
+            r.get(e, "reopen", "open_first_get_secs")
+        }),
+        Row("reopen: RSS added by open, MiB ↓", 1, |r, e| {
+            Some(r.get(e, "reopen", "rss_delta_bytes")? / MIB)
+        }),
+        Row("disk / logical bytes ↓", 2, |r, e| {
+            Some(r.get(e, "reopen", "disk_bytes")? / r.logical_bytes())
+        }),
+        Row("disk / logical after compact() ↓", 2, |r, e| {
+            Some(r.get(e, "reopen", "compact_disk_bytes")? / r.logical_bytes())
+        }),
+        Row("durable, 1 writer: puts/s ↑", 0, |r, e| {
+            r.get(e, "durable1", "ops_per_sec")
+        }),
+        Row("durable, 1 writer: p50 µs ↓", 0, |r, e| {
+            r.get(e, "durable1", "p50_us")
+        }),
+        Row("durable, 1 writer: p99 µs ↓", 0, |r, e| {
+            r.get(e, "durable1", "p99_us")
+        }),
+        Row("durable, N writers: puts/s ↑", 0, |r, e| {
+            r.get(e, "durable_n", "ops_per_sec")
+        }),
+        Row("durable, N writers: p50 µs ↓", 0, |r, e| {
+            r.get(e, "durable_n", "p50_us")
+        }),
+        Row("durable, N writers: p99 µs ↓", 0, |r, e| {
+            r.get(e, "durable_n", "p99_us")
+        }),
+        Row("durable, N writers / 1 writer ↑", 2, |r, e| {
+            Some(r.get(e, "durable_n", "ops_per_sec")? / r.get(e, "durable1", "ops_per_sec")?)
+        }),
+    ]
+}
+
+/// `1234567.8` → `"1,234,568"` (with `digits == 0`), else fixed decimals.
+fn number(x: f64, digits: usize) -> String {
+    if digits > 0 {
+        return format!("{x:.digits$}");
+    }
+    let s = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
+}
+
+fn cell(x: Option<f64>, digits: usize) -> String {
+    x.filter(|v| v.is_finite())
+        .map_or("–".to_string(), |v| number(v, digits))
+}
+
+/// The whole report: header, table, kv-storage details, targets, footnotes.
+pub fn render(r: &Results) -> String {
+    let mut out = String::new();
+    let engines = r.engines();
+    let peers: Vec<&str> = engines
+        .iter()
+        .copied()
+        .filter(|e| *e != "kv-storage")
+        .collect();
+    let _ = writeln!(out, "\n{}\n", header(r));
+    let mut head = "| metric |".to_string();
+    let mut rule = "|---|".to_string();
+    for e in &engines {
+        let _ = write!(head, " {e} |");
+        rule.push_str("---:|");
+    }
+    for p in &peers {
+        let _ = write!(head, " kv/{p} |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(out, "{head}\n{rule}");
+    for Row(label, digits, metric) in rows() {
+        let label = label.replace('N', &r.plan.writers.to_string());
+        let _ = write!(out, "| {label} |");
+        for e in &engines {
+            let _ = write!(out, " {} |", cell(metric(r, e), digits));
+        }
+        let kv = metric(r, "kv-storage");
+        for p in &peers {
+            let ratio = kv.zip(metric(r, p)).map(|(a, b)| a / b);
+            let _ = write!(
+                out,
+                " {} |",
+                ratio.map_or("–".into(), |x| format!("{x:.2}×"))
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str(&details(r));
+    out.push_str(&targets(r));
+    out.push_str(FOOTNOTES);
+    for failure in r.failures() {
+        let _ = writeln!(out, "FAILED: {failure}");
+    }
+    out
+}
+
+fn header(r: &Results) -> String {
+    format!(
+        "{} keys (16-byte random keys, 100-byte random values), {} durable puts; \
+         {} cores; load average before {} / after {}",
+        number(r.plan.keys as f64, 0),
+        number(r.plan.durable_ops as f64, 0),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        r.load_before,
+        r.load_after,
+    )
+}
+
+fn floor_line(r: &Results, step: &str) -> String {
+    let part = |name: &str| {
+        let f = |what: &str| r.get("raw", step, &format!("{name}_{what}"));
+        let (p50, p99) = (cell(f("p50_us"), 0), cell(f("p99_us"), 0));
+        format!(
+            "{name}: p50 {p50} µs, p99 {p99} µs, {}/s",
+            cell(f("ops_per_sec"), 0)
+        )
+    };
+    format!("{}; {}", part("append"), part("presized"))
+}
+
+fn details(r: &Results) -> String {
+    let n = r.plan.keys.max(1) as f64;
+    let kv = |step, field| r.get("kv-storage", step, field);
+    let rss_per_key = kv("reopen", "rss_delta_bytes").map(|b| b / n - KEY_BYTES as f64);
+    let stats_per_key = kv("reopen", "keydir_stats_bytes_per_key").map(|b| b - KEY_BYTES as f64);
+    let mut out = String::from("\n");
+    let mut line = |s: String| out.push_str(&format!("- {s}\n"));
+    line(format!(
+        "raw append + fdatasync floor, at start: {}",
+        floor_line(r, "floor_start")
+    ));
+    line(format!(
+        "raw append + fdatasync floor, at end: {}",
+        floor_line(r, "floor_end")
+    ));
+    line(format!(
+        "kv-storage key directory beyond key bytes: {} B/key by RSS added by open, {} B/key by stats().keydir_bytes",
+        cell(rss_per_key, 1),
+        cell(stats_per_key, 1),
+    ));
+    line(format!(
+        "kv-storage compact(): {} s for {} records from {} segments; hint fallbacks at reopen: {}; segments: {}",
+        cell(kv("reopen", "compact_secs"), 2),
+        cell(kv("reopen", "compact_records"), 0),
+        cell(kv("reopen", "compact_input_segments"), 0),
+        cell(kv("reopen", "hint_fallbacks"), 0),
+        cell(kv("reopen", "segments"), 0),
+    ));
+    let per_put = |step| Some(kv(step, "syncs")? / kv(step, "writes")?);
+    line(format!(
+        "kv-storage fdatasyncs per durable put: {} with 1 writer, {} with {} writers",
+        cell(per_put("durable1"), 2),
+        cell(per_put("durable_n"), 2),
+        r.plan.writers,
+    ));
+    line(format!(
+        "close after load (s): {}",
+        r.engines()
+            .iter()
+            .map(|e| format!("{e} {}", cell(r.get(e, "load", "close_secs"), 2)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    out
+}
+
+/// Whether `actual` meets `want` (`≥` when `at_least`), as text.
+fn verdict(actual: Option<f64>, want: f64, at_least: bool) -> &'static str {
+    match actual {
+        None => "not measured",
+        Some(a) if (a >= want) == at_least || a == want => "MET",
+        Some(_) => "MISSED",
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    a.zip(b).map(|(a, b)| a / b)
+}
+
+/// The issue's targets, each with the measured figure and a verdict.
+pub fn targets(r: &Results) -> String {
+    let kv = |step, field| r.get("kv-storage", step, field);
+    let n = r.plan.keys.max(1) as f64;
+    let load = ratio(
+        kv("load", "ops_per_sec"),
+        r.get("fjall", "load", "ops_per_sec"),
+    );
+    let read = ratio(
+        kv("read", "ops_per_sec"),
+        r.get("redb", "read", "ops_per_sec"),
+    );
+    let reopen = kv("reopen", "open_first_get_secs");
+    let floor = ratio(
+        kv("durable1", "p50_us"),
+        r.get("raw", "floor_start", "p50_us"),
+    );
+    let group = ratio(
+        kv("durable_n", "ops_per_sec"),
+        kv("durable1", "ops_per_sec"),
+    );
+    let disk = kv("reopen", "compact_disk_bytes").map(|b| b / r.logical_bytes());
+    let keydir = kv("reopen", "rss_delta_bytes").map(|b| b / n - KEY_BYTES as f64);
+    let group_name = format!("{} writers ≥ 5× one writer's rate", r.plan.writers);
+    let items = [
+        ("load ≥ 1.5× fjall", load, 1.5, true, "×"),
+        ("random reads ≥ 1.0× redb", read, 1.0, true, "×"),
+        (
+            "reopen (open + first get) ≤ 0.25 s",
+            reopen,
+            0.25,
+            false,
+            " s",
+        ),
+        (
+            "1-writer put+sync p50 ≤ 1.2× raw fdatasync p50",
+            floor,
+            1.2,
+            false,
+            "×",
+        ),
+        (group_name.as_str(), group, 5.0, true, "×"),
+        (
+            "disk ≤ 1.2× logical after compaction",
+            disk,
+            1.2,
+            false,
+            "×",
+        ),
+        (
+            "key directory ≤ 64 B/key beyond key bytes (RSS)",
+            keydir,
+            64.0,
+            false,
+            " B",
+        ),
+    ];
+    let mut out = String::from(
+        "\nTargets (kv-storage):\n\n| target | measured | verdict |\n|---|---:|---|\n",
+    );
+    for (name, actual, want, at_least, unit) in items {
+        let shown = actual.map_or("–".into(), |a| format!("{a:.2}{unit}"));
+        let _ = writeln!(
+            out,
+            "| {name} | {shown} | {} |",
+            verdict(actual, want, at_least)
+        );
+    }
+    out
+}
+
+const FOOTNOTES: &str = "
+Each (engine, workload) ran in its own child process; load → read → reopen share one
+fresh temp directory per engine, each durable run gets a fresh one. Every value read is
+compared with the value derived from its key. Ratios are kv-storage ÷ peer (↑ higher is
+better, ↓ lower is better). Disk bytes are allocated blocks (du) of the whole directory;
+logical bytes = keys × 116. Cache budget 64 MiB everywhere.
+
+- load: kv-storage `SyncPolicy::Never` (one write(2) per put, fsync only on segment roll),
+  64 MiB segments, 64 MiB hot cache, then one `sync()`. fjall: default keyspace, 64 MiB
+  block cache, each insert flushed to the OS (default), then `persist(SyncAll)`. redb:
+  all puts in ONE write transaction, committed with `Durability::Immediate`. sled:
+  `Mode::HighThroughput`, 64 MiB cache, inserts then one `flush()`. Peak RSS = VmHWM.
+- read: a new process opens the loaded directory (untimed) and does uniform-random gets;
+  redb uses one read transaction for the whole run, the others plain `get`.
+- reopen: a new process; time from open to the first verified get; RSS added = VmRSS after
+  minus before. kv-storage then runs `compact()` and re-checks every key.
+- durable: kv-storage `SyncPolicy::Always` (put returns after group-commit fdatasync).
+  fjall `insert` + `Database::persist(PersistMode::SyncAll)` (fsync of the journal).
+  redb one write transaction per put, `Durability::Immediate` (default). sled `insert` +
+  `flush()`. N writers = N threads sharing one handle, the same total number of puts.
+- sled 0.34's `flush()` calls `sync_file_range(2)`, not fsync/fdatasync (seen with strace):
+  it neither commits filesystem metadata nor flushes the drive's write cache, so its
+  durable figures are not comparable guarantees.
+- raw floor: 148-byte write + `fdatasync` on a plain file, as many times as durable puts:
+  `append` grows the file (every fdatasync also commits the new size), `presized`
+  overwrites a file pre-sized with `set_len` (what fjall's journal does).
+";
