@@ -1,2 +1,203 @@
-//! Benchmarks (written later in this series).
-fn main() {}
+//! Criterion benchmarks for the workloads of DESIGN §4: put (100 B, 1 KiB,
+//! 16 KiB), hot get, cold get (positional read of the active segment vs mmap
+//! of sealed ones), durable put with 1/4/16 concurrent writers, open time with
+//! and without hints, and compaction throughput.
+//!
+//! `cargo bench -p kv-storage` runs them all (a few minutes).
+
+// criterion's macros generate undocumented public functions.
+#![allow(missing_docs)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use kv_storage::{CompactionPolicy, HotCache, Options, Store, SyncPolicy};
+use rand::{Rng, SeedableRng};
+
+/// Keys loaded for the open-time and compaction benchmarks.
+const LOAD_KEYS: u64 = 200_000;
+/// Keys for the read benchmarks.
+const READ_KEYS: u64 = 100_000;
+const VALUE_BYTES: usize = 100;
+
+fn options(sync: SyncPolicy, segment_bytes: u64, cache_bytes: u64) -> Options {
+    Options {
+        sync,
+        segment_bytes,
+        hot_cache: Some(HotCache::new(cache_bytes)),
+        compaction: CompactionPolicy::Manual,
+        ..Options::default()
+    }
+}
+
+/// 16-byte keys, as in the peer comparison.
+fn key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&i.to_be_bytes());
+    k[8..].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
+    k
+}
+
+fn incompressible(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random()).collect()
+}
+
+fn load(dir: &Path, opts: &Options, keys: u64, rounds: u64) {
+    let store = Store::open(dir, opts.clone()).unwrap();
+    let value = incompressible(VALUE_BYTES, 1);
+    for _ in 0..rounds {
+        for i in 0..keys {
+            store.put(&key(i), &value).unwrap();
+        }
+    }
+    store.close().unwrap();
+}
+
+fn bench_put(c: &mut Criterion) {
+    let mut group = c.benchmark_group("put");
+    group.measurement_time(Duration::from_secs(3));
+    for size in [100usize, 1024, 16 * 1024] {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(dir.path(), options(SyncPolicy::Never, 64 << 20, 64 << 20)).unwrap();
+        let value = incompressible(size, 2);
+        let mut i = 0u64;
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("{size}B"), |b| {
+            b.iter(|| {
+                i += 1;
+                store.put(&key(i), &value).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_get(c: &mut Criterion) {
+    let mut group = c.benchmark_group("get");
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(1));
+    let cases = [
+        ("hot", 64 << 20, 256u64 << 20),
+        ("cold_active_pread", 1u64 << 30, 0),
+        ("cold_sealed_mmap", 1 << 20, 0),
+    ];
+    for (name, segment_bytes, cache) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = options(SyncPolicy::Never, segment_bytes, cache);
+        load(dir.path(), &opts, READ_KEYS, 1);
+        let store = Store::open(dir.path(), opts).unwrap();
+        for i in 0..READ_KEYS {
+            store.get(&key(i)).unwrap();
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                store
+                    .get(&key(rng.random_range(0..READ_KEYS)))
+                    .unwrap()
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_durable(c: &mut Criterion) {
+    let mut group = c.benchmark_group("durable_put");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(4));
+    for writers in [1u64, 4, 16] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = options(SyncPolicy::Always, 64 << 20, 0);
+        let store = Arc::new(Store::open(dir.path(), opts).unwrap());
+        let value = incompressible(VALUE_BYTES, 3);
+        group.throughput(Throughput::Elements(writers));
+        group.bench_function(format!("{writers}_writers"), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let threads: Vec<_> = (0..writers)
+                    .map(|w| {
+                        let (store, value) = (store.clone(), value.clone());
+                        std::thread::spawn(move || {
+                            for i in 0..iters {
+                                store.put(&key(w << 32 | i), &value).unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                threads.into_iter().for_each(|t| t.join().unwrap());
+                start.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let mut group = c.benchmark_group("open");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(LOAD_KEYS));
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(SyncPolicy::Never, 4 << 20, 0);
+    load(dir.path(), &opts, LOAD_KEYS, 1);
+    let hints: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "hint"))
+        .collect();
+    assert!(!hints.is_empty());
+    group.bench_function(format!("{LOAD_KEYS}_keys_with_hints"), |b| {
+        b.iter(|| Store::open(dir.path(), opts.clone()).unwrap())
+    });
+    let saved: Vec<_> = hints.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    group.bench_function(format!("{LOAD_KEYS}_keys_without_hints"), |b| {
+        b.iter_batched(
+            || hints.iter().for_each(|p| drop(std::fs::remove_file(p))),
+            |()| Store::open(dir.path(), opts.clone()).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    for (path, bytes) in hints.iter().zip(saved) {
+        std::fs::write(path, bytes).unwrap();
+    }
+    group.finish();
+}
+
+fn bench_compaction(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compaction");
+    group.sample_size(10);
+    let opts = options(SyncPolicy::Never, 4 << 20, 0);
+    let probe = tempfile::tempdir().unwrap();
+    load(probe.path(), &opts, LOAD_KEYS, 2);
+    let input = Store::open(probe.path(), opts.clone())
+        .unwrap()
+        .stats()
+        .disk_bytes;
+    group.throughput(Throughput::Bytes(input));
+    group.bench_function(format!("{LOAD_KEYS}_keys_half_garbage"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                load(dir.path(), &opts, LOAD_KEYS, 2);
+                let store = Store::open(dir.path(), opts.clone()).unwrap();
+                let start = Instant::now();
+                store.compact().unwrap();
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_millis(500));
+    targets = bench_put, bench_get, bench_durable, bench_open, bench_compaction
+}
+criterion_main!(benches);

@@ -343,7 +343,7 @@ fn install(inner: &Inner, plan: &Plan, outputs: &[Finished]) -> Result<(), Error
             reset: false,
             base: plan.base,
         };
-        let seg = Segment::sealed(path, header, &file)?;
+        let seg = Segment::sealed(path, header, Arc::new(file))?;
         seg.hint_bytes.store(out.hint_len, Ordering::Relaxed);
         seg.note_max(out.top);
         segments.push(Arc::new(seg));

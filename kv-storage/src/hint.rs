@@ -31,11 +31,12 @@
 //!
 //! Hints are written atomically: `<name>.tmp`, fsync, rename, fsync dir.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::error::Error;
 use crate::record::{self, Kind, get_varint, put_varint};
-use crate::segment::{self, SEGMENT_HEADER_BYTES, ScanItem, Scanner, SegmentId};
+use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentId};
 use crate::{Lsn, Position};
 
 const MAGIC: &[u8; 4] = b"KVHI";
@@ -105,22 +106,25 @@ impl HintBuilder {
     }
 }
 
-/// Builds the hint of a sealed segment from its mapped bytes.
+/// Builds the hint of a sealed segment by reading it sequentially (not
+/// through the mapping, so building hints does not pin the segment's pages).
 ///
 /// Fails with `Corrupted` if the segment does not scan cleanly to its end.
-pub(crate) fn build(id: SegmentId, path: &Path, bytes: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut builder = HintBuilder::new(id);
-    for item in Scanner::new(bytes, SEGMENT_HEADER_BYTES) {
-        let (offset, rec) = match item {
-            ScanItem::Record(offset, rec) => (offset, rec),
-            ScanItem::Bad(offset, e) => return Err(Error::corrupted(path, offset, e.reason())),
-        };
+pub(crate) fn build(seg: &Segment) -> Result<Vec<u8>, Error> {
+    let mut builder = HintBuilder::new(seg.id);
+    let mut failure = None;
+    seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), false, |offset, rec| {
         let canonical = rec.len == record::encoded_len(rec.key.len(), rec.value.len());
-        if !canonical || !builder.push(rec.position, rec.kind, rec.key, rec.value.len()) {
-            return Err(Error::corrupted(path, offset, "segment not indexable"));
+        if canonical && builder.push(rec.position, rec.kind, rec.key, rec.value.len()) {
+            return ControlFlow::Continue(());
         }
+        failure = Some(Error::corrupted(&seg.path, offset, "segment not indexable"));
+        ControlFlow::Break(())
+    })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(builder.finish(seg.len())),
     }
-    Ok(builder.finish(bytes.len() as u64))
 }
 
 /// Writes a hint atomically; returns its size.
@@ -160,16 +164,20 @@ fn le_bytes(b: &[u8]) -> Option<u64> {
     Some(u64::from(u32::from_le_bytes(arr)))
 }
 
-/// The entries of a valid hint, or `None` if the hint is damaged or does not
-/// describe this segment. The whole hint is validated before the first entry
-/// is returned, so a caller never acts on half of a bad hint.
+/// The entry count a hint claims (unvalidated; for pre-sizing only).
+pub(crate) fn entry_count(bytes: &[u8]) -> Option<u32> {
+    let raw = bytes.get(20..24)?;
+    Some(u32::from_le_bytes(raw.try_into().ok()?))
+}
+
+/// The entries of a hint, or `None` if the hint is damaged (checksum) or
+/// does not describe this segment (id, length). The checksum covers every
+/// byte, so a hint that passes was written whole by [`HintBuilder`]; after
+/// iterating, [`Entries::is_complete`] confirms the structure matched too.
 pub(crate) fn entries(bytes: &[u8], id: SegmentId, segment_len: u64) -> Option<Entries<'_>> {
     let count = check(bytes, id, segment_len)?;
     let body = bytes.get(HEADER_BYTES..bytes.len() - 4)?;
-    let mut probe = Entries::new(body, count);
-    for _ in probe.by_ref() {}
-    let complete = probe.remaining == 0 && probe.pos == body.len() && probe.offset == segment_len;
-    complete.then(|| Entries::new(body, count))
+    Some(Entries::new(body, count, segment_len))
 }
 
 /// Iterator over hint entries (see [`entries`]).
@@ -179,17 +187,28 @@ pub(crate) struct Entries<'a> {
     pos: usize,
     offset: u64,
     lsn: Lsn,
+    segment_len: u64,
+    failed: bool,
 }
 
 impl<'a> Entries<'a> {
-    fn new(body: &'a [u8], count: u32) -> Entries<'a> {
+    fn new(body: &'a [u8], count: u32, segment_len: u64) -> Entries<'a> {
         Entries {
             body,
             remaining: count,
             pos: 0,
             offset: SEGMENT_HEADER_BYTES,
             lsn: 0,
+            segment_len,
+            failed: false,
         }
+    }
+
+    /// After the last entry: whether every entry parsed and they cover the
+    /// whole segment exactly.
+    pub(crate) fn is_complete(&self) -> bool {
+        let exact = self.pos == self.body.len() && self.offset == self.segment_len;
+        !self.failed && self.remaining == 0 && exact
     }
 
     fn parse(&mut self) -> Option<HintEntry<'a>> {
@@ -238,6 +257,20 @@ impl<'a> Iterator for Entries<'a> {
 mod tests {
     use super::*;
 
+    /// Writes `img` to a file and opens it as a sealed segment with id 3.
+    fn sealed(dir: &tempfile::TempDir, img: &[u8]) -> Segment {
+        let path = dir.path().join("seg");
+        std::fs::write(&path, img).unwrap();
+        let file = std::sync::Arc::new(std::fs::File::open(&path).unwrap());
+        let header = crate::segment::SegmentHeader {
+            id: 3,
+            kind: crate::segment::SegmentKind::Log,
+            reset: false,
+            base: Position::default(),
+        };
+        Segment::sealed(path, header, file).unwrap()
+    }
+
     fn segment_image(records: &[(u64, Kind, &[u8], &[u8])]) -> Vec<u8> {
         let mut buf = vec![0u8; SEGMENT_HEADER_BYTES as usize];
         for &(lsn, kind, key, value) in records {
@@ -249,13 +282,14 @@ mod tests {
 
     #[test]
     fn build_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
         let img = segment_image(&[
             (1, Kind::Value, b"a", b"one"),
             (2, Kind::Tombstone, b"a", b""),
             (5, Kind::Value, b"bb", &[9; 200]),
             (6, Kind::Marker, b"", b""),
         ]);
-        let hint = build(3, Path::new("s"), &img).unwrap();
+        let hint = build(&sealed(&dir, &img)).unwrap();
         let got: Vec<_> = entries(&hint, 3, img.len() as u64)
             .unwrap()
             .map(|e| (e.position.lsn, e.kind, e.key.to_vec(), e.offset, e.len))
@@ -275,10 +309,13 @@ mod tests {
 
     #[test]
     fn rejects_mismatch_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
         let img = segment_image(&[(1, Kind::Value, b"a", b"one"), (2, Kind::Value, b"b", b"")]);
-        let hint = build(3, Path::new("s"), &img).unwrap();
+        let hint = build(&sealed(&dir, &img)).unwrap();
         let len = img.len() as u64;
-        assert!(entries(&hint, 3, len).is_some());
+        let mut all = entries(&hint, 3, len).unwrap();
+        assert_eq!(all.by_ref().count(), 2);
+        assert!(all.is_complete());
         assert!(entries(&hint, 4, len).is_none(), "wrong segment id");
         assert!(entries(&hint, 3, len + 1).is_none(), "wrong length");
         for i in 0..hint.len() {
@@ -291,10 +328,11 @@ mod tests {
 
     #[test]
     fn build_refuses_a_damaged_segment() {
+        let dir = tempfile::tempdir().unwrap();
         let mut img = segment_image(&[(1, Kind::Value, b"a", b"one")]);
         img.push(0);
         assert!(matches!(
-            build(3, Path::new("s"), &img),
+            build(&sealed(&dir, &img)),
             Err(Error::Corrupted { .. })
         ));
     }

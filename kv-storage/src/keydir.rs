@@ -93,6 +93,14 @@ pub(crate) enum Upsert {
     Stale,
 }
 
+/// A queued recovery insert (see [`KeyDir::insert_newer_batch`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pending<'k> {
+    pub hash: u64,
+    pub key: &'k [u8],
+    pub loc: Loc,
+}
+
 #[derive(Clone, Copy)]
 struct Slot {
     key: u32,
@@ -227,8 +235,13 @@ impl KeyDir {
         self.hasher.hash(key)
     }
 
+    /// Which shard `hash` belongs to.
+    pub(crate) fn shard_index(&self, hash: u64) -> usize {
+        (hash >> 32) as usize & (SHARDS - 1)
+    }
+
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
-        &self.shards[(hash >> 32) as usize & (SHARDS - 1)]
+        &self.shards[self.shard_index(hash)]
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -262,20 +275,45 @@ impl KeyDir {
     }
 
     /// Points `key` at `loc` unless it points at an equal or newer LSN.
+    #[cfg(test)]
     pub(crate) fn insert_newer(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Upsert, Error> {
         self.upsert(hash, key, loc, |old| loc.lsn() > old.lsn())
     }
 
-    fn upsert(
+    /// [`KeyDir::insert_newer`] for many keys of one shard under one lock;
+    /// appends one result per entry to `out`.
+    pub(crate) fn insert_newer_batch(
         &self,
+        shard: usize,
+        batch: &[Pending<'_>],
+        out: &mut Vec<Upsert>,
+    ) -> Result<(), Error> {
+        let Some(lock) = self.shards.get(shard) else {
+            return Ok(());
+        };
+        let mut guard = lock.write();
+        for p in batch {
+            let newer = |old: &Loc| p.loc.lsn() > old.lsn();
+            let result = Self::upsert_in(&mut guard, self.hasher, p.hash, p.key, p.loc, newer);
+            let upsert = result.map_err(|()| Error::KeyDirectoryFull { keys: self.len() })?;
+            if upsert == Upsert::Inserted {
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+            out.push(upsert);
+        }
+        Ok(())
+    }
+
+    /// Insert-or-replace inside a locked shard; `Err` if the arena is full.
+    fn upsert_in(
+        shard: &mut Shard,
+        seed: Seed,
         hash: u64,
         key: &[u8],
         loc: Loc,
         replace: impl FnOnce(&Loc) -> bool,
-    ) -> Result<Upsert, Error> {
-        let seed = self.hasher;
-        let mut guard = self.shard(hash).write();
-        let Shard { table, arena } = &mut *guard;
+    ) -> Result<Upsert, ()> {
+        let Shard { table, arena } = shard;
         let entry = table.entry(
             hash,
             |s| arena.key(s.key) == key,
@@ -290,14 +328,27 @@ impl KeyDir {
                 Ok(Upsert::Replaced(std::mem::replace(&mut slot.loc, loc)))
             }
             Entry::Vacant(e) => {
-                let Some(at) = arena.push(key) else {
-                    return Err(Error::KeyDirectoryFull { keys: self.len() });
-                };
+                let at = arena.push(key).ok_or(())?;
                 e.insert(Slot { key: at, loc });
-                self.len.fetch_add(1, Ordering::Relaxed);
                 Ok(Upsert::Inserted)
             }
         }
+    }
+
+    fn upsert(
+        &self,
+        hash: u64,
+        key: &[u8],
+        loc: Loc,
+        replace: impl FnOnce(&Loc) -> bool,
+    ) -> Result<Upsert, Error> {
+        let mut guard = self.shard(hash).write();
+        let result = Self::upsert_in(&mut guard, self.hasher, hash, key, loc, replace);
+        let upsert = result.map_err(|()| Error::KeyDirectoryFull { keys: self.len() })?;
+        if upsert == Upsert::Inserted {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(upsert)
     }
 
     /// Removes `key`, returning where it pointed.
@@ -361,6 +412,29 @@ impl KeyDir {
             *shard.write() = Shard::default();
         }
         self.len.store(0, Ordering::Relaxed);
+    }
+
+    /// Pre-sizes for `additional` more keys spread over the shards.
+    pub(crate) fn reserve(&self, additional: usize) {
+        let seed = self.hasher;
+        let per_shard = additional / SHARDS + 1;
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let Shard { table, arena } = &mut *guard;
+            table.reserve(per_shard, |s| seed.hash(arena.key(s.key)));
+        }
+    }
+
+    /// Gives back table memory if pre-sizing overshot (many overwrites).
+    pub(crate) fn shrink_if_sparse(&self) {
+        let seed = self.hasher;
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let Shard { table, arena } = &mut *guard;
+            if table.len() * 4 < table.capacity() {
+                table.shrink_to(table.len(), |s| seed.hash(arena.key(s.key)));
+            }
+        }
     }
 
     /// Heap bytes held (tables and arenas).

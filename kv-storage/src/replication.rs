@@ -45,12 +45,9 @@ use crate::error::Error;
 use crate::inner::{Inner, Writer};
 use crate::keydir::Loc;
 use crate::meta;
-use crate::record::{self, Kind};
+use crate::record::Kind;
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentKind};
 use crate::{Entry, Lsn, Position, Since, Store};
-
-/// Bytes read per positional read when scanning the active segment.
-const SCAN_WINDOW_BYTES: usize = 1 << 20;
 
 impl Store {
     /// Entries with LSN greater than `after`, oldest first, at most
@@ -267,7 +264,7 @@ fn read_entries(
     out: &mut Vec<Entry>,
 ) -> Result<(), Error> {
     let start = seg.scan_start(after);
-    for_each_record(seg, start, end, |rec| {
+    seg.for_each_record(start, end, true, |_, rec| {
         if rec.position.lsn > after && rec.kind != Kind::Marker {
             out.push(Entry {
                 position: rec.position,
@@ -280,69 +277,6 @@ fn read_entries(
             false => ControlFlow::Continue(()),
         }
     })
-}
-
-/// Calls `f` for each record of `seg` in `[start, end)`; every byte there
-/// must be a valid record (it was complete when `end` was read).
-fn for_each_record(
-    seg: &Segment,
-    start: u64,
-    end: u64,
-    mut f: impl FnMut(&record::RecordRef<'_>) -> ControlFlow<()>,
-) -> Result<(), Error> {
-    let incomplete = |at: u64| Error::corrupted(&seg.path, at, "record extends past the end");
-    if let Some(map) = seg.mapped() {
-        let bytes = map.get(start as usize..end as usize).unwrap_or_default();
-        return match walk(seg, bytes, start, &mut f)? {
-            Walk::Consumed(n) if n < bytes.len() as u64 => Err(incomplete(start + n)),
-            _ => Ok(()),
-        };
-    }
-    let (mut offset, mut window) = (start, SCAN_WINDOW_BYTES as u64);
-    while offset < end {
-        let want = (end - offset).min(window);
-        let buf = seg.read(offset, want as usize)?;
-        match walk(seg, &buf, offset, &mut f)? {
-            Walk::Stopped => return Ok(()),
-            Walk::Consumed(0) if want == end - offset => return Err(incomplete(offset)),
-            Walk::Consumed(0) => window *= 2,
-            Walk::Consumed(n) => {
-                offset += n;
-                window = SCAN_WINDOW_BYTES as u64;
-            }
-        }
-    }
-    Ok(())
-}
-
-enum Walk {
-    Stopped,
-    /// Bytes of complete records consumed from the buffer.
-    Consumed(u64),
-}
-
-/// Decodes records from `bytes` (which start at file offset `base`) until the
-/// end, an incomplete record, or `f` breaks.
-fn walk(
-    seg: &Segment,
-    bytes: &[u8],
-    base: u64,
-    f: &mut impl FnMut(&record::RecordRef<'_>) -> ControlFlow<()>,
-) -> Result<Walk, Error> {
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let rest = bytes.get(at..).unwrap_or_default();
-        let rec = match record::decode(rest) {
-            Ok(rec) => rec,
-            Err(record::DecodeError::Incomplete) => break,
-            Err(e) => return Err(Error::corrupted(&seg.path, base + at as u64, e.reason())),
-        };
-        if f(&rec).is_break() {
-            return Ok(Walk::Stopped);
-        }
-        at += rec.len;
-    }
-    Ok(Walk::Consumed(at as u64))
 }
 
 /// A snapshot of all live records, consistent as of the returned position.

@@ -38,8 +38,10 @@
 //! the contract, as for every mmap-based store.
 
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -61,6 +63,8 @@ const FLAG_RESET: u8 = 1;
 /// A sparse (LSN, offset) index entry is kept every this many bytes, so
 /// `entries_since` can start reading near the requested LSN.
 const CHECKPOINT_BYTES: u64 = 64 * 1024;
+/// Bytes per positional read when scanning a segment sequentially.
+const SCAN_WINDOW_BYTES: u64 = 1 << 20;
 
 /// Who wrote a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,9 +161,10 @@ pub(crate) fn parse_name(name: &str, ext: &str) -> Option<SegmentId> {
 /// How a segment's bytes are read.
 enum Data {
     /// Being appended: positional reads on the shared file.
-    Active(std::sync::Arc<File>),
-    /// Sealed and immutable: memory-mapped.
-    Sealed(Mmap),
+    Active(Arc<File>),
+    /// Sealed and immutable: memory-mapped (the file stays open for
+    /// sequential scans that should not populate the mapping).
+    Sealed { map: Mmap, file: Arc<File> },
 }
 
 /// One segment as the store sees it while open.
@@ -186,7 +191,7 @@ impl Segment {
     pub(crate) fn active(
         path: PathBuf,
         header: SegmentHeader,
-        file: std::sync::Arc<File>,
+        file: Arc<File>,
         len: u64,
     ) -> Segment {
         Segment::with_data(path, header, Data::Active(file), len)
@@ -196,11 +201,16 @@ impl Segment {
     pub(crate) fn sealed(
         path: PathBuf,
         header: SegmentHeader,
-        file: &File,
+        file: Arc<File>,
     ) -> Result<Segment, Error> {
-        let map = map_file(&path, file)?;
+        let map = map_file(&path, &file)?;
         let len = map.len() as u64;
-        Ok(Segment::with_data(path, header, Data::Sealed(map), len))
+        Ok(Segment::with_data(
+            path,
+            header,
+            Data::Sealed { map, file },
+            len,
+        ))
     }
 
     fn with_data(path: PathBuf, header: SegmentHeader, data: Data, len: u64) -> Segment {
@@ -223,7 +233,7 @@ impl Segment {
         let Data::Active(file) = &self.data else {
             return Err(Error::corrupted(&self.path, 0, "segment sealed twice"));
         };
-        let sealed = Segment::sealed(self.path.clone(), self.header, file)?;
+        let sealed = Segment::sealed(self.path.clone(), self.header, file.clone())?;
         sealed.copy_counters_from(self);
         Ok(sealed)
     }
@@ -304,7 +314,7 @@ impl Segment {
     /// The mapped bytes of a sealed segment.
     pub(crate) fn mapped(&self) -> Option<&[u8]> {
         match &self.data {
-            Data::Sealed(map) => Some(map),
+            Data::Sealed { map, .. } => Some(map),
             Data::Active(_) => None,
         }
     }
@@ -320,19 +330,100 @@ impl Segment {
             ));
         };
         match &self.data {
-            Data::Sealed(map) => {
+            Data::Sealed { map, .. } => {
                 let bytes = map.get(offset as usize..end as usize).ok_or_else(|| {
                     Error::corrupted(&self.path, offset, "record beyond mapped end")
                 })?;
                 Ok(Bytes::copy_from_slice(bytes))
             }
-            Data::Active(file) => {
-                let mut buf = vec![0u8; len];
-                file.read_exact_at(&mut buf, offset)
-                    .map_err(|e| Error::io(&self.path, e))?;
-                Ok(Bytes::from(buf))
+            Data::Active(_) => self.pread(offset, len),
+        }
+    }
+
+    /// The file of an active segment.
+    pub(crate) fn active_file(&self) -> Option<&File> {
+        match &self.data {
+            Data::Active(file) => Some(file),
+            Data::Sealed { .. } => None,
+        }
+    }
+
+    fn file(&self) -> &File {
+        match &self.data {
+            Data::Active(file) | Data::Sealed { file, .. } => file,
+        }
+    }
+
+    /// Reads `len` bytes at `offset` with a positional read.
+    fn pread(&self, offset: u64, len: usize) -> Result<Bytes, Error> {
+        let mut buf = vec![0u8; len];
+        self.file()
+            .read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Calls `f` for each record in `[start, end)`, which must hold only
+    /// complete, valid records starting at a record boundary. `via_map` reads
+    /// sealed segments through the mapping; otherwise positional reads in
+    /// windows are used (sequential scans that should not pin mapped pages).
+    pub(crate) fn for_each_record(
+        &self,
+        start: u64,
+        end: u64,
+        via_map: bool,
+        mut f: impl FnMut(u64, &RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        if let Some(map) = self.mapped().filter(|_| via_map) {
+            let bytes = map.get(start as usize..end as usize).unwrap_or_default();
+            return match self.walk(bytes, start, &mut f)? {
+                Walk::Consumed(n) if n < bytes.len() as u64 => Err(self.incomplete(start + n)),
+                _ => Ok(()),
+            };
+        }
+        let (mut offset, mut window) = (start, SCAN_WINDOW_BYTES);
+        while offset < end {
+            let want = (end - offset).min(window);
+            let buf = self.pread(offset, want as usize)?;
+            match self.walk(&buf, offset, &mut f)? {
+                Walk::Stopped => return Ok(()),
+                Walk::Consumed(0) if want == end - offset => return Err(self.incomplete(offset)),
+                Walk::Consumed(0) => window *= 2,
+                Walk::Consumed(n) => {
+                    offset += n;
+                    window = SCAN_WINDOW_BYTES;
+                }
             }
         }
+        Ok(())
+    }
+
+    fn incomplete(&self, at: u64) -> Error {
+        Error::corrupted(&self.path, at, "record extends past the end")
+    }
+
+    /// Decodes records from `bytes` (which start at file offset `base`) until
+    /// the end, an incomplete record, or `f` breaks.
+    fn walk(
+        &self,
+        bytes: &[u8],
+        base: u64,
+        f: &mut impl FnMut(u64, &RecordRef<'_>) -> ControlFlow<()>,
+    ) -> Result<Walk, Error> {
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let rest = bytes.get(at..).unwrap_or_default();
+            let rec = match record::decode(rest) {
+                Ok(rec) => rec,
+                Err(DecodeError::Incomplete) => break,
+                Err(e) => return Err(Error::corrupted(&self.path, base + at as u64, e.reason())),
+            };
+            if f(base + at as u64, &rec).is_break() {
+                return Ok(Walk::Stopped);
+            }
+            at += rec.len;
+        }
+        Ok(Walk::Consumed(at as u64))
     }
 
     /// Reads and verifies the record at `offset`, `len` bytes long.
@@ -354,6 +445,12 @@ impl Segment {
         let info = RecordInfo::of(&rec);
         Ok((bytes, info))
     }
+}
+
+enum Walk {
+    Stopped,
+    /// Bytes of complete records consumed from the buffer.
+    Consumed(u64),
 }
 
 /// The owned facts about a decoded record, for callers holding its bytes.
@@ -411,19 +508,11 @@ pub(crate) fn map_file(path: &Path, file: &File) -> Result<Mmap, Error> {
     unsafe { Mmap::map(file) }.map_err(|e| Error::io(path, e))
 }
 
-/// One step of a segment scan.
-pub(crate) enum ScanItem<'a> {
-    /// A valid record at `offset`.
-    Record(u64, RecordRef<'a>),
-    /// Bytes at `offset` are not a valid record.
-    Bad(u64, DecodeError),
-}
-
-/// Iterates records of a whole segment image from `start` to its end.
+/// Iterates the valid records of a segment image from `start`, stopping at
+/// the end or at the first bytes that are not a valid record (a torn tail).
 pub(crate) struct Scanner<'a> {
     bytes: &'a [u8],
     offset: u64,
-    done: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -431,30 +520,19 @@ impl<'a> Scanner<'a> {
         Scanner {
             bytes,
             offset: start,
-            done: false,
         }
     }
 }
 
 impl<'a> Iterator for Scanner<'a> {
-    type Item = ScanItem<'a>;
+    type Item = (u64, RecordRef<'a>);
 
-    fn next(&mut self) -> Option<ScanItem<'a>> {
-        if self.done || self.offset >= self.bytes.len() as u64 {
-            return None;
-        }
-        let rest = self.bytes.get(self.offset as usize..).unwrap_or_default();
-        match record::decode(rest) {
-            Ok(rec) => {
-                let at = self.offset;
-                self.offset += rec.len as u64;
-                Some(ScanItem::Record(at, rec))
-            }
-            Err(e) => {
-                self.done = true;
-                Some(ScanItem::Bad(self.offset, e))
-            }
-        }
+    fn next(&mut self) -> Option<(u64, RecordRef<'a>)> {
+        let rest = self.bytes.get(self.offset as usize..)?;
+        let rec = record::decode(rest).ok()?;
+        let at = self.offset;
+        self.offset += rec.len as u64;
+        Some((at, rec))
     }
 }
 

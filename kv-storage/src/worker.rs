@@ -142,13 +142,10 @@ pub(crate) fn write_hint(inner: &Inner, id: SegmentId) -> Result<(), Error> {
     let Some(segment) = segment else {
         return Ok(());
     };
-    let Some(bytes) = segment.mapped() else {
-        return Ok(());
-    };
-    if segment.hint_bytes.load(Ordering::Relaxed) > 0 {
+    if segment.mapped().is_none() || segment.hint_bytes.load(Ordering::Relaxed) > 0 {
         return Ok(());
     }
-    let hint = hint::build(id, &segment.path, bytes)?;
+    let hint = hint::build(&segment)?;
     let size = hint::write(&inner.dir, id, &hint)?;
     segment.hint_bytes.store(size, Ordering::Relaxed);
     Ok(())
