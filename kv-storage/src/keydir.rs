@@ -93,12 +93,69 @@ pub(crate) enum Upsert {
     Stale,
 }
 
-/// A queued recovery insert (see [`KeyDir::insert_newer_batch`]).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Pending<'k> {
-    pub hash: u64,
-    pub key: &'k [u8],
-    pub loc: Loc,
+/// Recovery inserts queued for one shard. Keys are copied into one buffer
+/// as they arrive, so the bucket-ordered insert later reads them from cache
+/// rather than at random from wherever they came from.
+#[derive(Default)]
+pub(crate) struct Batch {
+    keys: Vec<u8>,
+    items: Vec<BatchItem>,
+}
+
+#[derive(Clone, Copy)]
+struct BatchItem {
+    hash: u64,
+    key_at: u32,
+    key_len: u32,
+    loc: Loc,
+}
+
+impl Batch {
+    /// A batch sized for about `items` entries.
+    pub(crate) fn with_capacity(items: usize) -> Batch {
+        Batch {
+            keys: Vec::with_capacity(items * 24),
+            items: Vec::with_capacity(items),
+        }
+    }
+
+    pub(crate) fn push(&mut self, hash: u64, key: &[u8], loc: Loc) {
+        let key_at = self.keys.len() as u32;
+        self.keys.extend_from_slice(key);
+        let key_len = key.len() as u32;
+        self.items.push(BatchItem {
+            hash,
+            key_at,
+            key_len,
+            loc,
+        });
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Bytes of keys queued.
+    pub(crate) fn key_bytes(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The location queued as entry `i`.
+    pub(crate) fn locs(&self) -> impl Iterator<Item = &Loc> {
+        self.items.iter().map(|it| &it.loc)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.keys.clear();
+        self.items.clear();
+    }
+
+    fn key(&self, item: &BatchItem) -> &[u8] {
+        let start = item.key_at as usize;
+        self.keys
+            .get(start..start + item.key_len as usize)
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -280,27 +337,44 @@ impl KeyDir {
         self.upsert(hash, key, loc, |old| loc.lsn() > old.lsn())
     }
 
-    /// [`KeyDir::insert_newer`] for many keys of one shard under one lock;
-    /// appends one result per entry to `out`.
+    /// [`KeyDir::insert_newer`] for a batch of keys of one shard under one
+    /// lock; `out[i]` receives the result for entry `i`. The inserts are done
+    /// in the order of the bucket each key lands in, so a large batch sweeps
+    /// the table in address order instead of missing the cache at random
+    /// (the outcome does not depend on the order: the highest LSN wins).
     pub(crate) fn insert_newer_batch(
         &self,
         shard: usize,
-        batch: &[Pending<'_>],
+        batch: &Batch,
         out: &mut Vec<Upsert>,
     ) -> Result<(), Error> {
+        out.clear();
+        out.resize(batch.len(), Upsert::Stale);
         let Some(lock) = self.shards.get(shard) else {
             return Ok(());
         };
         let mut guard = lock.write();
-        for p in batch {
-            let newer = |old: &Loc| p.loc.lsn() > old.lsn();
-            let result = Self::upsert_in(&mut guard, self.hasher, p.hash, p.key, p.loc, newer);
-            let upsert = result.map_err(|()| Error::KeyDirectoryFull { keys: self.len() })?;
-            if upsert == Upsert::Inserted {
-                self.len.fetch_add(1, Ordering::Relaxed);
-            }
-            out.push(upsert);
+        let mask = guard.table.num_buckets().saturating_sub(1) as u64;
+        let mut order: Vec<u64> = batch
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (it.hash & mask) << 32 | i as u64)
+            .collect();
+        order.sort_unstable();
+        let mut inserted = 0;
+        for o in order {
+            let i = (o & 0xffff_ffff) as usize;
+            let (Some(it), Some(slot)) = (batch.items.get(i), out.get_mut(i)) else {
+                continue;
+            };
+            let newer = |old: &Loc| it.loc.lsn() > old.lsn();
+            let key = batch.key(it);
+            let result = Self::upsert_in(&mut guard, self.hasher, it.hash, key, it.loc, newer);
+            *slot = result.map_err(|()| Error::KeyDirectoryFull { keys: self.len() })?;
+            inserted += usize::from(*slot == Upsert::Inserted);
         }
+        self.len.fetch_add(inserted, Ordering::Relaxed);
         Ok(())
     }
 
