@@ -19,6 +19,8 @@ pub struct Results {
     pub load_before: String,
     /// `/proc/loadavg` after the last child.
     pub load_after: String,
+    /// Which kv-storage was measured (git commit, dirty or not).
+    pub revision: String,
     runs: BTreeMap<(String, String), Run>,
 }
 
@@ -30,6 +32,7 @@ impl Results {
             plan,
             load_before,
             load_after,
+            revision: String::new(),
             runs: BTreeMap::new(),
         }
     }
@@ -63,55 +66,118 @@ impl Results {
 /// A figure of one engine.
 type Metric = fn(&Results, &str) -> Option<f64>;
 
-/// One table row: label (with ↑ or ↓ for the better direction), decimals.
-struct Row(&'static str, usize, Metric);
+/// One table row: label (with ↑ or ↓ for the better direction), decimals,
+/// the figure, and whether kv-storage's ratio to peers means anything.
+struct Row(&'static str, usize, Metric, bool);
 
 const MIB: f64 = 1024.0 * 1024.0;
 
 fn rows() -> Vec<Row> {
     vec![
-        Row("load: puts/s ↑", 0, |r, e| {
-            r.get(e, "load", "ops_per_sec")
-        }),
-        Row("load: peak RSS MiB ↓", 0, |r, e| {
-            Some(r.get(e, "load", "peak_rss_bytes")? / MIB)
-        }),
-        Row("read: gets/s ↑", 0, |r, e| {
-            r.get(e, "read", "ops_per_sec")
-        }),
-        Row("reopen: open + first get, s ↓", 3, |r, e| {
-            r.get(e, "reopen", "open_first_get_secs")
-        }),
-        Row("reopen: RSS added by open, MiB ↓", 1, |r, e| {
-            Some(r.get(e, "reopen", "rss_delta_bytes")? / MIB)
-        }),
-        Row("disk / logical bytes ↓", 2, |r, e| {
-            Some(r.get(e, "reopen", "disk_bytes")? / r.logical_bytes())
-        }),
-        Row("disk / logical after compact() ↓", 2, |r, e| {
-            Some(r.get(e, "reopen", "compact_disk_bytes")? / r.logical_bytes())
-        }),
-        Row("durable, 1 writer: puts/s ↑", 0, |r, e| {
-            r.get(e, "durable1", "ops_per_sec")
-        }),
-        Row("durable, 1 writer: p50 µs ↓", 0, |r, e| {
-            r.get(e, "durable1", "p50_us")
-        }),
-        Row("durable, 1 writer: p99 µs ↓", 0, |r, e| {
-            r.get(e, "durable1", "p99_us")
-        }),
-        Row("durable, N writers: puts/s ↑", 0, |r, e| {
-            r.get(e, "durable_n", "ops_per_sec")
-        }),
-        Row("durable, N writers: p50 µs ↓", 0, |r, e| {
-            r.get(e, "durable_n", "p50_us")
-        }),
-        Row("durable, N writers: p99 µs ↓", 0, |r, e| {
-            r.get(e, "durable_n", "p99_us")
-        }),
-        Row("durable, N writers / 1 writer ↑", 2, |r, e| {
-            Some(r.get(e, "durable_n", "ops_per_sec")? / r.get(e, "durable1", "ops_per_sec")?)
-        }),
+        Row(
+            "load: puts/s ↑",
+            0,
+            |r, e| r.get(e, "load", "ops_per_sec"),
+            true,
+        ),
+        Row(
+            "load: peak RSS MiB ↓",
+            0,
+            |r, e| Some(r.get(e, "load", "peak_rss_bytes")? / MIB),
+            true,
+        ),
+        Row(
+            "read: gets/s ↑",
+            0,
+            |r, e| r.get(e, "read", "ops_per_sec"),
+            true,
+        ),
+        Row(
+            "reopen: open + first get, s ↓",
+            3,
+            |r, e| r.get(e, "reopen", "open_first_get_secs"),
+            true,
+        ),
+        Row(
+            "reopen: RSS added by open, MiB ↓",
+            1,
+            |r, e| Some(r.get(e, "reopen", "rss_delta_bytes")? / MIB),
+            true,
+        ),
+        Row(
+            "disk / logical bytes ↓",
+            2,
+            |r, e| Some(r.get(e, "reopen", "disk_bytes")? / r.logical_bytes()),
+            true,
+        ),
+        Row(
+            "disk / logical after compact() ↓",
+            2,
+            |r, e| Some(r.get(e, "reopen", "compact_disk_bytes")? / r.logical_bytes()),
+            true,
+        ),
+        Row(
+            "raw floor before durable: append+fdatasync p50 µs",
+            0,
+            |r, e| r.get(e, "floor", "append_p50_us"),
+            false,
+        ),
+        Row(
+            "raw floor before durable: append+fdatasync p99 µs",
+            0,
+            |r, e| r.get(e, "floor", "append_p99_us"),
+            false,
+        ),
+        Row(
+            "raw floor before durable: presized+fdatasync p50 µs",
+            0,
+            |r, e| r.get(e, "floor", "presized_p50_us"),
+            false,
+        ),
+        Row(
+            "durable, 1 writer: puts/s ↑",
+            0,
+            |r, e| r.get(e, "durable1", "ops_per_sec"),
+            true,
+        ),
+        Row(
+            "durable, 1 writer: p50 µs ↓",
+            0,
+            |r, e| r.get(e, "durable1", "p50_us"),
+            true,
+        ),
+        Row(
+            "durable, 1 writer: p99 µs ↓",
+            0,
+            |r, e| r.get(e, "durable1", "p99_us"),
+            true,
+        ),
+        Row(
+            "durable, N writers: puts/s ↑",
+            0,
+            |r, e| r.get(e, "durable_n", "ops_per_sec"),
+            true,
+        ),
+        Row(
+            "durable, N writers: p50 µs ↓",
+            0,
+            |r, e| r.get(e, "durable_n", "p50_us"),
+            true,
+        ),
+        Row(
+            "durable, N writers: p99 µs ↓",
+            0,
+            |r, e| r.get(e, "durable_n", "p99_us"),
+            true,
+        ),
+        Row(
+            "durable, N writers / 1 writer ↑",
+            2,
+            |r, e| {
+                Some(r.get(e, "durable_n", "ops_per_sec")? / r.get(e, "durable1", "ops_per_sec")?)
+            },
+            true,
+        ),
     ]
 }
 
@@ -157,15 +223,18 @@ pub fn render(r: &Results) -> String {
         rule.push_str("---:|");
     }
     let _ = writeln!(out, "{head}\n{rule}");
-    for Row(label, digits, metric) in rows() {
-        let label = label.replace('N', &r.plan.writers.to_string());
+    for Row(label, digits, metric, ratio_ok) in rows() {
+        let label = label.replace("N writers", &format!("{} writers", r.plan.writers));
         let _ = write!(out, "| {label} |");
         for e in &engines {
             let _ = write!(out, " {} |", cell(metric(r, e), digits));
         }
         let kv = metric(r, "kv-storage");
         for p in &peers {
-            let ratio = kv.zip(metric(r, p)).map(|(a, b)| a / b);
+            let ratio = kv
+                .zip(metric(r, p))
+                .filter(|_| ratio_ok)
+                .map(|(a, b)| a / b);
             let _ = write!(
                 out,
                 " {} |",
@@ -186,25 +255,14 @@ pub fn render(r: &Results) -> String {
 fn header(r: &Results) -> String {
     format!(
         "{} keys (16-byte random keys, 100-byte random values), {} durable puts; \
-         {} cores; load average before {} / after {}",
+         {} cores; load average before {} / after {}; kv-storage at {}",
         number(r.plan.keys as f64, 0),
         number(r.plan.durable_ops as f64, 0),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         r.load_before,
         r.load_after,
+        r.revision,
     )
-}
-
-fn floor_line(r: &Results, step: &str) -> String {
-    let part = |name: &str| {
-        let f = |what: &str| r.get("raw", step, &format!("{name}_{what}"));
-        let (p50, p99) = (cell(f("p50_us"), 0), cell(f("p99_us"), 0));
-        format!(
-            "{name}: p50 {p50} µs, p99 {p99} µs, {}/s",
-            cell(f("ops_per_sec"), 0)
-        )
-    };
-    format!("{}; {}", part("append"), part("presized"))
 }
 
 fn details(r: &Results) -> String {
@@ -214,14 +272,6 @@ fn details(r: &Results) -> String {
     let stats_per_key = kv("reopen", "keydir_stats_bytes_per_key").map(|b| b - KEY_BYTES as f64);
     let mut out = String::from("\n");
     let mut line = |s: String| out.push_str(&format!("- {s}\n"));
-    line(format!(
-        "raw append + fdatasync floor, at start: {}",
-        floor_line(r, "floor_start")
-    ));
-    line(format!(
-        "raw append + fdatasync floor, at end: {}",
-        floor_line(r, "floor_end")
-    ));
     line(format!(
         "kv-storage key directory beyond key bytes: {} B/key by RSS added by open, {} B/key by stats().keydir_bytes",
         cell(rss_per_key, 1),
@@ -234,6 +284,12 @@ fn details(r: &Results) -> String {
         cell(kv("reopen", "compact_input_segments"), 0),
         cell(kv("reopen", "hint_fallbacks"), 0),
         cell(kv("reopen", "segments"), 0),
+    ));
+    let logical = r.logical_bytes();
+    line(format!(
+        "kv-storage after compact(): segment files {}× logical, hint files {}× logical",
+        cell(kv("reopen", "compact_log_bytes").map(|b| b / logical), 3),
+        cell(kv("reopen", "compact_hint_bytes").map(|b| b / logical), 3),
     ));
     let per_put = |step| Some(kv(step, "syncs")? / kv(step, "writes")?);
     line(format!(
@@ -279,10 +335,7 @@ pub fn targets(r: &Results) -> String {
         r.get("redb", "read", "ops_per_sec"),
     );
     let reopen = kv("reopen", "open_first_get_secs");
-    let floor = ratio(
-        kv("durable1", "p50_us"),
-        r.get("raw", "floor_start", "p50_us"),
-    );
+    let floor = ratio(kv("durable1", "p50_us"), kv("floor", "append_p50_us"));
     let group = ratio(
         kv("durable_n", "ops_per_sec"),
         kv("durable1", "ops_per_sec"),
@@ -301,7 +354,7 @@ pub fn targets(r: &Results) -> String {
             " s",
         ),
         (
-            "1-writer put+sync p50 ≤ 1.2× raw fdatasync p50",
+            "1-writer put+sync p50 ≤ 1.2× raw append+fdatasync p50",
             floor,
             1.2,
             false,
@@ -360,7 +413,8 @@ logical bytes = keys × 116. Cache budget 64 MiB everywhere.
 - sled 0.34's `flush()` calls `sync_file_range(2)`, not fsync/fdatasync (seen with strace):
   it neither commits filesystem metadata nor flushes the drive's write cache, so its
   durable figures are not comparable guarantees.
-- raw floor: 148-byte write + `fdatasync` on a plain file, as many times as durable puts:
+- raw floor: run right before each engine's durable runs, in a fresh file: 148-byte write +
+  `fdatasync`, as many times as durable puts;
   `append` grows the file (every fdatasync also commits the new size), `presized`
   overwrites a file pre-sized with `set_len` (what fjall's journal does).
 ";

@@ -65,3 +65,29 @@ pub fn percentile_us(samples: &mut [Duration], q: f64) -> f64 {
     let rank = ((samples.len() - 1) as f64 * q).round() as usize;
     samples[rank.min(samples.len() - 1)].as_secs_f64() * 1e6
 }
+
+/// `git` commit of the kv-storage sources measured, with `+dirty` when that
+/// directory has uncommitted changes ("unknown" outside a git checkout;
+/// `PEERS_KV_REVISION` overrides it, e.g. when building from an export).
+pub fn kv_storage_revision() -> String {
+    if let Ok(rev) = std::env::var("PEERS_KV_REVISION") {
+        return rev;
+    }
+    let crate_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../kv-storage");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(crate_dir)
+            .args(args)
+            .output();
+        out.ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    match git(&["status", "--porcelain", "--", "."]) {
+        Some(changes) if !changes.is_empty() => format!("{commit}+dirty"),
+        _ => commit,
+    }
+}

@@ -77,6 +77,8 @@ impl Engine for KvStorage {
         let c = self.0.compact()?;
         let secs = started.elapsed().as_secs_f64();
         let (allocated, apparent) = crate::sys::disk_usage(dir)?;
+        let log_bytes = bytes_of(dir, ".log")?;
+        let hint_bytes = bytes_of(dir, ".hint")?;
         let mut reader = self.reader()?;
         for i in 0..n {
             let k = data::key(LOAD_SEED, i);
@@ -91,6 +93,8 @@ impl Engine for KvStorage {
             ("compact_records".into(), c.records as f64),
             ("compact_disk_bytes".into(), allocated as f64),
             ("compact_disk_apparent_bytes".into(), apparent as f64),
+            ("compact_log_bytes".into(), log_bytes as f64),
+            ("compact_hint_bytes".into(), hint_bytes as f64),
             (
                 "compact_stats_disk_bytes".into(),
                 self.0.stats().disk_bytes as f64,
@@ -101,4 +105,16 @@ impl Engine for KvStorage {
     fn close(self) -> Result<()> {
         Ok(self.0.close()?)
     }
+}
+
+/// Total length of the files in `dir` whose names end with `suffix`.
+fn bytes_of(dir: &Path, suffix: &str) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().ends_with(suffix) {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
 }
