@@ -44,7 +44,7 @@ use crate::{Epoch, Lsn, Position};
 const MAX_KEPT_BUFFER_BYTES: usize = 1 << 20;
 /// A reader retries this often when a segment vanished under it (compaction
 /// moved the key in between); more means something is wrong.
-const MAX_READ_RETRIES: usize = 64;
+const MAX_READ_RETRIES: usize = 1000;
 
 /// Mutable state of the single writer.
 pub(crate) struct Writer {
@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     pub compaction_lock: Mutex<()>,
     pub install_lock: Mutex<()>,
     pub signal: Signal,
+    /// Test hook: the next data fsync fails (see `Store::fail_next_sync`).
+    pub fail_next_sync: AtomicBool,
     pub _lock: DirLock,
 }
 
@@ -211,7 +213,7 @@ impl Inner {
 
     /// fdatasync of the active file under the writer lock; poisons on error.
     pub(crate) fn fsync_active(&self, w: &Writer) -> Result<(), Error> {
-        if let Err(e) = w.file.sync_data() {
+        if let Err(e) = self.sync_file(&w.file) {
             self.group.poison();
             return Err(Error::io(&w.active.path, e));
         }
@@ -226,9 +228,17 @@ impl Inner {
             let w = self.writer.lock();
             (w.file.clone(), w.seq, w.active.path.clone())
         };
-        file.sync_data().map_err(|e| Error::io(path, e))?;
+        self.sync_file(&file).map_err(|e| Error::io(path, e))?;
         bump(&self.counters.syncs, 1);
         Ok(seq)
+    }
+
+    /// fdatasync, or the injected failure of a test.
+    fn sync_file(&self, file: &File) -> std::io::Result<()> {
+        if self.fail_next_sync.swap(false, Ordering::AcqRel) {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        file.sync_data()
     }
 
     /// Makes every write up to `seq` durable (group commit).
@@ -283,7 +293,10 @@ impl Inner {
                 return Ok(Some(value));
             }
             let segment = self.layout.read().get(loc.segment).cloned();
-            let Some(segment) = segment else { continue };
+            let Some(segment) = segment else {
+                std::thread::yield_now();
+                continue;
+            };
             bump(&self.counters.cache_misses, 1);
             return self.read_cold(&segment, hash, key, &loc).map(Some);
         }

@@ -161,6 +161,9 @@ impl Store {
             file.clone(),
             SEGMENT_HEADER_BYTES,
         ));
+        // Empty the key directory first: a reader then finds nothing, or an
+        // old location whose segment is still in the layout.
+        inner.keydir.clear();
         let old = {
             let mut layout = inner.layout.write();
             layout.floor = 0;
@@ -169,7 +172,6 @@ impl Store {
             layout.segments.insert(id, active.clone());
             old
         };
-        inner.keydir.clear();
         inner
             .live_bytes
             .store(0, std::sync::atomic::Ordering::Relaxed);

@@ -89,6 +89,7 @@ impl Store {
             compaction_lock: Mutex::new(()),
             install_lock: Mutex::new(()),
             signal,
+            fail_next_sync: AtomicBool::new(false),
             _lock: lock,
         });
         let threads = worker::spawn(&inner)?;
@@ -255,6 +256,13 @@ impl Store {
     #[doc(hidden)]
     pub fn compact_until(&self, point: FaultPoint) -> Result<CompactionStats, Error> {
         compaction::compact(&self.inner, Some(point))
+    }
+
+    /// Test hook: makes the next fsync of segment data fail, as a disk error
+    /// would, to exercise poisoning.
+    #[doc(hidden)]
+    pub fn fail_next_sync(&self) {
+        self.inner.fail_next_sync.store(true, Ordering::Release);
     }
 
     /// Test hook: writes pending hint files now.

@@ -107,6 +107,9 @@ pub(crate) fn spawn(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>, Error> {
 }
 
 fn maintenance_loop(inner: &Inner) {
+    // Damage found by compaction stops automatic compaction: retrying would
+    // rewrite the same data every interval and fail at the same record.
+    let mut auto = true;
     loop {
         let running = inner.signal.wait(COMPACTION_CHECK_INTERVAL);
         while let Some(id) = inner.signal.next_hint() {
@@ -115,8 +118,10 @@ fn maintenance_loop(inner: &Inner) {
         if !running {
             return;
         }
-        if should_compact(inner) {
-            report(inner, compaction::compact(inner, None).map(drop));
+        if auto && should_compact(inner) {
+            let result = compaction::compact(inner, None).map(drop);
+            auto = !matches!(result, Err(Error::Corrupted { .. }));
+            report(inner, result);
         }
     }
 }

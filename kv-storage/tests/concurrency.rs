@@ -174,3 +174,46 @@ fn interval_policy_syncs_in_the_background() {
     }
     assert!(synced, "the interval thread never synced");
 }
+
+#[test]
+fn a_failed_fsync_poisons_the_store_until_it_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let always = Options {
+        sync: SyncPolicy::Always,
+        ..tiny(64 << 20, 0)
+    };
+    let store = open(dir.path(), &always);
+    store.put(b"before", b"1").unwrap();
+    store.fail_next_sync();
+    let err = store.put(b"failed", b"2").unwrap_err();
+    assert!(matches!(err, kv_storage::Error::Io { .. }), "{err}");
+    assert!(matches!(
+        store.put(b"after", b"3"),
+        Err(kv_storage::Error::Poisoned)
+    ));
+    assert!(matches!(
+        store.delete(b"before"),
+        Err(kv_storage::Error::Poisoned)
+    ));
+    assert!(matches!(store.sync(), Err(kv_storage::Error::Poisoned)));
+    assert!(store.stats().poisoned);
+    // Reads keep working; acknowledged data is intact.
+    assert_eq!(store.get(b"before").unwrap().as_deref(), Some(&b"1"[..]));
+    drop(store);
+    let store = open(dir.path(), &always);
+    assert!(!store.stats().poisoned);
+    assert_eq!(store.get(b"before").unwrap().as_deref(), Some(&b"1"[..]));
+    store.put(b"after", b"3").unwrap();
+
+    // The same through an explicit sync under another policy.
+    let never = tiny(64 << 20, 0);
+    drop(store);
+    let store = open(dir.path(), &never);
+    store.put(b"k", b"v").unwrap();
+    store.fail_next_sync();
+    assert!(store.sync().is_err());
+    assert!(matches!(
+        store.put(b"k", b"v"),
+        Err(kv_storage::Error::Poisoned)
+    ));
+}
