@@ -38,7 +38,8 @@
 //! - `cache` — the hot cache: a CLOCK cache with a byte budget shared by
 //!   stores ([`HotCache`]).
 //! - `hint` — per-segment index files that make reopening fast.
-//! - `recovery` — what `open` does with whatever a crash left behind.
+//! - `recovery` — what `open` does with whatever a crash left behind;
+//!   `recovery::load` indexes segments in parallel.
 //! - `compaction` — merging sealed segments, crash-safe at every step.
 //! - `replication` — `entries_since`, `apply`, `clear`, snapshots.
 //! - `worker` — background hint writing, compaction and interval fsync.

@@ -165,21 +165,31 @@ fn verify(dir: &Path, model: &mut Model, start: u64, acked: &[u64]) -> u64 {
     done
 }
 
+/// Whether a kill left compaction files behind (outputs or a marker).
+fn compaction_in_progress(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        name.ends_with(".marker") || name.starts_with("segment-") && name.ends_with(".log.tmp")
+    })
+}
+
 fn parent() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rng();
     let mut model = Model::default();
-    let (mut next, mut total_acked) = (0u64, 0usize);
+    let (mut next, mut total_acked, mut mid_compaction) = (0u64, 0usize, 0);
     for round in 0..KILLS {
         let always = round % ALWAYS_EVERY == ALWAYS_EVERY - 1;
         let acked = run_child(dir.path(), next, always, &mut rng);
         total_acked += acked.len();
+        mid_compaction += usize::from(compaction_in_progress(dir.path()));
         next = verify(dir.path(), &mut model, next, &acked);
     }
     let store = Store::open(dir.path(), options(false)).unwrap();
     let stats = store.stats();
     println!(
-        "crash test: {KILLS} kills, {total_acked} acknowledged operations, {} keys, {} segments",
+        "crash test: {KILLS} kills ({mid_compaction} inside a compaction), \
+         {total_acked} acknowledged operations, {} keys, {} segments",
         stats.keys, stats.segments
     );
     assert!(total_acked > 0, "no child ever acknowledged a write");
