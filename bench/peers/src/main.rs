@@ -41,13 +41,14 @@ struct Args {
 }
 
 const USAGE: &str = "usage: peers [--keys N] [--durable-ops N] [--writers N] \
-[--dir BASE] [--engines kv-storage,fjall,redb,sled]";
+[--rounds N] [--dir BASE] [--engines kv-storage,fjall,redb,sled]";
 
 fn parse_args() -> Result<Args> {
     let mut plan = Plan {
         keys: 1_000_000,
         durable_ops: 2_000,
         writers: 16,
+        rounds: 3,
     };
     let mut base = std::env::temp_dir();
     let mut engines: Vec<String> = ENGINES.iter().map(|s| s.to_string()).collect();
@@ -62,6 +63,7 @@ fn parse_args() -> Result<Args> {
             "--keys" => plan.keys = value()?.replace('_', "").parse()?,
             "--durable-ops" => plan.durable_ops = value()?.replace('_', "").parse()?,
             "--writers" => plan.writers = value()?.parse()?,
+            "--rounds" => plan.rounds = value()?.parse::<u64>()?.max(1),
             "--dir" => base = value()?.into(),
             "--engines" => engines = value()?.split(',').map(str::to_string).collect(),
             "--engine" => engine = Some(value()?),
@@ -125,32 +127,38 @@ fn parent(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// One engine's children: load → read → reopen on one directory, then the
-/// raw fdatasync floor and the durable runs on fresh ones.
+/// One engine's children: load → read → reopen (`rounds` times, the last
+/// with maintenance) on one directory, then `rounds` rounds of raw fdatasync
+/// floor, 1-writer and N-writer durable runs on fresh directories. Repeated
+/// steps are stored as `step#round`; the report shows their median.
 fn run_engine(args: &Args, engine: &str, results: &mut Results) -> Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("peers-")
-        .tempdir_in(&args.base)?;
-    for step in ["load", "read", "reopen"] {
-        let run = spawn(&args.plan, &args.base, engine, step, Some(dir.path()))?;
+    let (plan, base) = (&args.plan, &args.base);
+    let dir = tempfile::Builder::new().prefix("peers-").tempdir_in(base)?;
+    let mut steps = vec![("load".to_string(), "load"), ("read".to_string(), "read")];
+    for round in 0..plan.rounds {
+        let last = round + 1 == plan.rounds;
+        let workload = if last { "reopen-compact" } else { "reopen" };
+        steps.push((format!("reopen#{round}"), workload));
+    }
+    for (step, workload) in steps {
+        let run = spawn(plan, base, engine, workload, Some(dir.path()))?;
         let failed = run.is_err();
-        results.insert(engine, step, run);
+        results.insert(engine, &step, run);
         if failed {
             break;
         }
     }
     drop(dir);
-    // The disk's own append + fdatasync cost, right before this engine's
-    // durable runs (other tenants make it drift during a run).
-    let floor = spawn(&args.plan, &args.base, "raw", "floor", None)?;
-    results.insert(engine, "floor", floor);
-    for (step, writers) in [("durable1", 1), ("durable_n", args.plan.writers)] {
-        let plan = Plan {
-            writers,
-            ..args.plan
-        };
-        let run = spawn(&plan, &args.base, engine, "durable", None)?;
-        results.insert(engine, step, run);
+    for round in 0..plan.rounds {
+        // The disk's own append + fdatasync cost, right before this engine's
+        // durable runs: other tenants of the machine make it drift.
+        let floor = spawn(plan, base, "raw", "floor", None)?;
+        results.insert(engine, &format!("floor#{round}"), floor);
+        for (step, writers) in [("durable1", 1), ("durable_n", plan.writers)] {
+            let plan = Plan { writers, ..*plan };
+            let run = spawn(&plan, base, engine, "durable", None)?;
+            results.insert(engine, &format!("{step}#{round}"), run);
+        }
     }
     Ok(())
 }

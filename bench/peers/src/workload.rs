@@ -5,8 +5,8 @@
 //! - `read`: open the loaded directory (untimed), `n` uniform-random gets of
 //!   loaded keys, every value checked.
 //! - `reopen`: time `open` plus the first get; memory the open added; disk
-//!   usage; then the engine's maintenance (kv-storage: `compact()` and a check
-//!   of every key).
+//!   usage. `reopen-compact` then also runs the engine's maintenance
+//!   (kv-storage: `compact()` and a check of every key).
 //! - `durable`: `ops` puts split over `writers` threads into an empty
 //!   directory, each acknowledged only when durable; per-put latency; then
 //!   every written value checked.
@@ -36,6 +36,8 @@ pub struct Plan {
     pub durable_ops: u64,
     /// Concurrent writers of the `durable` workload.
     pub writers: u64,
+    /// Repetitions of the short steps (reopen, floor, durable) in the parent.
+    pub rounds: u64,
 }
 
 /// Runs `workload` on engine `E` in `dir`.
@@ -43,7 +45,8 @@ pub fn run<E: Engine>(workload: &str, dir: &Path, plan: &Plan) -> Result<Figures
     match workload {
         "load" => load::<E>(dir, plan.keys),
         "read" => read::<E>(dir, plan.keys),
-        "reopen" => reopen::<E>(dir, plan.keys),
+        "reopen" => reopen::<E>(dir, plan.keys, false),
+        "reopen-compact" => reopen::<E>(dir, plan.keys, true),
         "durable" => durable::<E>(dir, plan.durable_ops, plan.writers),
         other => bail!("unknown workload {other:?}"),
     }
@@ -96,7 +99,7 @@ fn read<E: Engine>(dir: &Path, n: u64) -> Result<Figures> {
     ]))
 }
 
-fn reopen<E: Engine>(dir: &Path, n: u64) -> Result<Figures> {
+fn reopen<E: Engine>(dir: &Path, n: u64, maintain: bool) -> Result<Figures> {
     let rss_before = sys::rss();
     let started = Instant::now();
     let engine = E::open(dir, Mode::Bulk)?;
@@ -116,7 +119,9 @@ fn reopen<E: Engine>(dir: &Path, n: u64) -> Result<Figures> {
         ("disk_apparent_bytes".into(), apparent as f64),
     ]);
     figures.extend(engine.open_extras(n)?);
-    figures.extend(engine.after_reopen(dir)?);
+    if maintain {
+        figures.extend(engine.after_reopen(dir)?);
+    }
     engine.close()?;
     Ok(figures)
 }
