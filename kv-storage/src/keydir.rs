@@ -312,10 +312,10 @@ impl KeyDir {
     /// Fails if inserting a new key of `key_len` bytes could run out of arena
     /// address space. Writers call this before appending the record.
     pub(crate) fn check_room(&self, hash: u64, key_len: usize) -> Result<(), Error> {
-        let mut shard = self.shard(hash).write();
-        if shard.arena.has_room(key_len) {
+        if self.shard(hash).read().arena.has_room(key_len) {
             return Ok(());
         }
+        let mut shard = self.shard(hash).write();
         shard.maybe_compact_arena();
         match shard.arena.has_room(key_len) {
             true => Ok(()),

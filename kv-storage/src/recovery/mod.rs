@@ -185,6 +185,9 @@ fn tidy(dir: &Path, listing: &mut Listing) -> Result<BTreeMap<SegmentId, Segment
         for id in meta::read_marker(&marker)? {
             listing.delete_segment(id)?;
         }
+        // The deletions must be durable before the marker that orders them
+        // disappears, or a power loss could bring inputs back without it.
+        segment::sync_dir(dir)?;
         remove_file(&marker)?;
     }
     let mut files = BTreeMap::new();
