@@ -53,7 +53,13 @@ impl Store {
     /// Entries with LSN greater than `after`, oldest first, at most
     /// `max_entries` (empty when up to date), or a snapshot of all live
     /// records when that history is no longer on disk. Safe to call during
-    /// writes: the result never skips an LSN.
+    /// writes: the result is always a gap-free run starting at `after + 1`
+    /// (possibly shorter than `max_entries` if a write or segment roll races
+    /// with the read; ask again).
+    ///
+    /// An `after` beyond `last_lsn()` gets an empty answer: a replica that is
+    /// ahead of this one (diverged history) must be detected by comparing
+    /// positions, not by this call.
     pub fn entries_since(&self, after: Lsn, max_entries: usize) -> Result<Since, Error> {
         let inner = self.inner();
         inner.check_open()?;
