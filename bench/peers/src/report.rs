@@ -487,3 +487,60 @@ logical bytes = keys × 116. Cache budget 64 MiB everywhere.
   `append` grows the file (every fdatasync also commits the new size), `presized`
   overwrites a file pre-sized with `set_len` (what fjall's journal does).
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(pairs: &[(&str, f64)]) -> Run {
+        Ok(pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+    }
+
+    #[test]
+    fn medians_pair_rounds_and_verdicts_say_by_how_much() {
+        let plan = Plan {
+            keys: 10,
+            durable_ops: 10,
+            writers: 16,
+            rounds: 3,
+        };
+        let mut r = Results::new(plan, "0 0 0".into());
+        for (i, (one, many)) in [(100.0, 800.0), (10.0, 30.0), (50.0, 400.0)]
+            .iter()
+            .enumerate()
+        {
+            r.insert(
+                "kv-storage",
+                &format!("durable1#{i}"),
+                figures(&[("ops_per_sec", *one)]),
+            );
+            r.insert(
+                "kv-storage",
+                &format!("durable_n#{i}"),
+                figures(&[("ops_per_sec", *many)]),
+            );
+        }
+        assert_eq!(r.get("kv-storage", "durable1", "ops_per_sec"), Some(50.0));
+        // Per-round ratios 8, 3, 8 → median 8 (not 400 / 50 of the medians).
+        let rate = ("durable_n", "ops_per_sec");
+        assert_eq!(
+            r.paired("kv-storage", rate, ("durable1", "ops_per_sec")),
+            Some(8.0)
+        );
+        assert_eq!(verdict(Some(0.3), 0.25, false), "MISSED by 20%");
+        assert_eq!(verdict(Some(4.0), 5.0, true), "MISSED by 20%");
+        assert_eq!(verdict(Some(5.0), 5.0, true), "MET");
+        assert_eq!(verdict(None, 5.0, true), "not measured");
+        r.insert("fjall", "load", Err("boom".into()));
+        let text = render(&r);
+        assert!(text.contains("FAILED: boom"));
+        assert!(text.contains("| 16 writers ≥ 5× one writer's rate | 8.00× | MET |"));
+    }
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(number(1_234_567.8, 0), "1,234,568");
+        assert_eq!(number(999.0, 0), "999");
+        assert_eq!(number(0.2534, 3), "0.253");
+    }
+}

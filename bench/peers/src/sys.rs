@@ -66,7 +66,7 @@ pub fn percentile_us(samples: &mut [Duration], q: f64) -> f64 {
     samples[rank.min(samples.len() - 1)].as_secs_f64() * 1e6
 }
 
-/// `git` commit of the kv-storage sources measured, with `+dirty` when that
+/// Last `git` commit of the kv-storage sources measured, with `+dirty` when that
 /// directory has uncommitted changes ("unknown" outside a git checkout;
 /// `PEERS_KV_REVISION` overrides it, e.g. when building from an export).
 pub fn kv_storage_revision() -> String {
@@ -83,7 +83,7 @@ pub fn kv_storage_revision() -> String {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else {
+    let Some(commit) = git(&["log", "-1", "--format=%h", "--", "."]) else {
         return "unknown".to_string();
     };
     match git(&["status", "--porcelain", "--", "."]) {

@@ -223,3 +223,72 @@ fn timed_syncs(file: &mut std::fs::File, ops: u64) -> Result<Vec<Duration>> {
     }
     Ok(latencies)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::{Fjall, KvStorage, Redb, Sled};
+
+    fn plan(keys: u64) -> Plan {
+        Plan {
+            keys,
+            durable_ops: 64,
+            writers: 4,
+            rounds: 1,
+        }
+    }
+
+    /// Every workload runs and reports its figures; reading keys that were
+    /// never loaded is an error (the value check can fail).
+    fn round_trip<E: Engine>() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = plan(500);
+        let load = run::<E>("load", dir.path(), &small).unwrap();
+        assert!(load["ops_per_sec"] > 0.0 && load["peak_rss_bytes"] > 0.0);
+        assert!(run::<E>("read", dir.path(), &small).unwrap()["ops_per_sec"] > 0.0);
+        let reopen = run::<E>("reopen-compact", dir.path(), &small).unwrap();
+        assert!(reopen["disk_bytes"] > 0.0);
+        assert!(run::<E>("read", dir.path(), &plan(5_000)).is_err());
+        let fresh = tempfile::tempdir().unwrap();
+        let durable = run::<E>("durable", fresh.path(), &small).unwrap();
+        assert_eq!(durable["ops"], 64.0);
+        assert!(durable["p99_us"] >= durable["p50_us"]);
+    }
+
+    #[test]
+    fn kv_storage_round_trip() {
+        round_trip::<KvStorage>();
+    }
+
+    #[test]
+    fn fjall_round_trip() {
+        round_trip::<Fjall>();
+    }
+
+    #[test]
+    fn redb_round_trip() {
+        round_trip::<Redb>();
+    }
+
+    #[test]
+    fn sled_round_trip() {
+        round_trip::<Sled>();
+    }
+
+    #[test]
+    fn kv_storage_compaction_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = plan(300);
+        run::<KvStorage>("load", dir.path(), &small).unwrap();
+        let reopen = run::<KvStorage>("reopen-compact", dir.path(), &small).unwrap();
+        assert!(reopen["compact_log_bytes"] >= 300.0 * 116.0);
+        assert_eq!(reopen["hint_fallbacks"], 0.0);
+    }
+
+    #[test]
+    fn floor_reports_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = floor(dir.path(), 16).unwrap();
+        assert!(f["append_p50_us"] > 0.0 && f["presized_p50_us"] > 0.0);
+    }
+}
