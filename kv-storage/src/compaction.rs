@@ -105,11 +105,12 @@ impl Plan {
     fn new(inner: &Inner) -> Option<Plan> {
         let layout = inner.layout.read();
         let inputs: BTreeMap<_, _> = layout.sealed().map(|s| (s.id, s.clone())).collect();
-        let only_clean_output = inputs.len() == 1
-            && inputs.values().all(|s| {
-                s.header.kind == SegmentKind::Compacted && s.dead_bytes.load(Ordering::Relaxed) == 0
-            });
-        if inputs.is_empty() || only_clean_output {
+        // Nothing to reclaim when no input holds a dead record (tombstones
+        // count as dead): rewriting would copy every byte and free none.
+        let nothing_dead = inputs
+            .values()
+            .all(|s| s.dead_bytes.load(Ordering::Relaxed) == 0);
+        if inputs.is_empty() || nothing_dead {
             return None;
         }
         let base = inputs

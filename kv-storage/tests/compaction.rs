@@ -237,3 +237,32 @@ fn stats_disk_bytes_match_the_directory() {
     store.write_pending_hints().unwrap();
     assert_eq!(store.stats().disk_bytes, disk_bytes(dir.path()));
 }
+
+#[test]
+fn compaction_with_nothing_dead_rewrites_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(600, 2048);
+    let store = open(dir.path(), &opts);
+    // Distinct keys only: several sealed segments, no dead record.
+    for i in 0..KEYS {
+        store.put(&key(i), &value(i, 0)).unwrap();
+    }
+    let segments = files_with_ext(dir.path(), "log");
+    assert!(segments.len() > 2, "{segments:?}");
+    let result = store.compact().unwrap();
+    assert_eq!(result.input_segments, 0, "{result:?}");
+    assert_eq!(result.records, 0);
+    assert_eq!(files_with_ext(dir.path(), "log"), segments);
+    // One overwrite makes a dead record: now there is work to do.
+    store.put(&key(0), &value(0, 1)).unwrap();
+    for i in KEYS..KEYS + 10 {
+        store.put(&key(i), &value(i, 0)).unwrap();
+    }
+    let result = store.compact().unwrap();
+    assert!(result.input_segments > 0, "{result:?}");
+    assert!(result.reclaimed_bytes > 0, "{result:?}");
+    assert_eq!(
+        store.get(&key(0)).unwrap().as_deref(),
+        Some(&value(0, 1)[..])
+    );
+}
