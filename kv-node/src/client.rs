@@ -133,7 +133,12 @@ impl NodeClient {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(write_loop(sink, queue_rx, Arc::clone(&closed)));
+        tokio::spawn(write_loop(
+            sink,
+            queue_rx,
+            Arc::clone(&pending),
+            Arc::clone(&closed),
+        ));
         tokio::spawn(read_loop(stream, Arc::clone(&pending), Arc::clone(&closed)));
         Ok(Connection {
             queue_tx,
@@ -160,8 +165,17 @@ impl NodeClient {
     /// Sends one request and waits for its reply. An error reply becomes
     /// [`Error::Remote`].
     pub async fn request(&self, request: &Request) -> Result<Response> {
-        let conn = self.connection().await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut out = BytesMut::new();
+        request.encode(id, &mut out);
+        let limit = self.inner.options.max_frame_bytes;
+        if out.len() > limit {
+            return Err(Error::RequestTooLarge {
+                bytes: out.len(),
+                limit,
+            });
+        }
+        let conn = self.connection().await?;
         let (reply_tx, reply_rx) = oneshot::channel();
         conn.pending.lock().insert(id, reply_tx);
         // The reader clears `pending` after setting `closed`: a request
@@ -171,8 +185,6 @@ impl NodeClient {
             conn.pending.lock().remove(&id);
             return Err(self.closed());
         }
-        let mut out = BytesMut::new();
-        request.encode(id, &mut out);
         if conn.queue_tx.send(out.freeze()).is_err() {
             conn.pending.lock().remove(&id);
             return Err(self.closed());
@@ -274,26 +286,26 @@ async fn write_loop(
         Bytes,
     >,
     mut queue_rx: mpsc::UnboundedReceiver<Bytes>,
+    pending: Pending,
     closed: Arc<AtomicBool>,
 ) {
-    while let Some(frame) = queue_rx.recv().await {
+    'frames: while let Some(frame) = queue_rx.recv().await {
         if sink.feed(frame).await.is_err() {
             break;
         }
         while let Ok(more) = queue_rx.try_recv() {
             if sink.feed(more).await.is_err() {
-                closed.store(true, Ordering::Release);
-                return;
+                break 'frames;
             }
         }
-        if sink.flush().await.is_err() {
-            break;
-        }
-        if closed.load(Ordering::Acquire) {
+        if sink.flush().await.is_err() || closed.load(Ordering::Acquire) {
             break;
         }
     }
+    // A write failure leaves the reader waiting on a healthy socket: fail
+    // the requests in flight now rather than at their timeouts.
     closed.store(true, Ordering::Release);
+    pending.lock().clear();
 }
 
 async fn read_loop(

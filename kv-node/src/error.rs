@@ -157,6 +157,14 @@ pub enum Error {
     /// A stored value does not decode (written by a newer version?).
     #[error("stored value does not decode: {0}")]
     BadValue(kv_codec::DecodeError),
+    /// The request does not fit in one frame (a value too large to send).
+    #[error("request of {bytes} bytes exceeds the {limit}-byte frame limit (value too large)")]
+    RequestTooLarge {
+        /// The encoded request's size.
+        bytes: usize,
+        /// The frame limit.
+        limit: usize,
+    },
     /// The peer sent something that does not decode.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),

@@ -255,3 +255,33 @@ async fn pipelined_load_from_many_tasks() {
     assert_eq!(total, 32 * 200);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_values_fail_fast_with_a_size_error_and_the_client_keeps_working() {
+    let cluster = TestCluster::start().await;
+    cluster.wait_ready(Duration::from_secs(10)).await;
+    let client = cluster.client();
+    // Over the 16 MiB frame: refused before it is sent.
+    let huge = Value::Text("x".repeat(17 * 1024 * 1024));
+    let err = client.put(b"big", &huge).await.unwrap_err();
+    assert!(matches!(err, Error::RequestTooLarge { .. }), "{err:?}");
+    // Fits in a frame but over the store's value limit: refused by the node.
+    let large = Value::Text("x".repeat(16 * 1024 * 1024 - 1024));
+    let err = client.put(b"big", &large).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Remote {
+                code: ErrorCode::TooLarge,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    client
+        .put(b"big", &Value::from_user_input("small"))
+        .await
+        .unwrap();
+    assert!(client.get(b"big").await.unwrap().value.is_some());
+    cluster.shutdown().await;
+}
