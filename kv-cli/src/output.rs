@@ -49,7 +49,7 @@ impl Rendered {
                 .leader(read.partition)
                 .map_or_else(|| "?".to_string(), |l| l.to_string());
             self.notes.push(format!(
-                "(possibly stale: leader node {leader} unreachable, answered by follower node {})",
+                "(possibly stale: leader node {leader} unavailable, answered by follower node {})",
                 read.node
             ));
         }
@@ -256,7 +256,7 @@ mod tests {
         assert_eq!(r.lines, ["Rafi Widya"]);
         assert_eq!(
             r.notes,
-            ["(possibly stale: leader node 1 unreachable, answered by follower node 2)"]
+            ["(possibly stale: leader node 1 unavailable, answered by follower node 2)"]
         );
         assert!(r.found);
         let missing = render(&Reply::Value(read(None, 0, 0, false)), &map());

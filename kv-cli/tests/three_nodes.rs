@@ -112,7 +112,7 @@ fn killed_node_reads_fall_back_writes_fail_and_restart_catches_up() {
         );
         assert_eq!(
             out.stderr.trim(),
-            "(possibly stale: leader node 1 unreachable, answered by follower node 2)"
+            "(possibly stale: leader node 1 unavailable, answered by follower node 2)"
         );
     }
     let out = client(d, &["put", &key(led_by_1[0]), "new"]);

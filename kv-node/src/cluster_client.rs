@@ -4,7 +4,8 @@
 //! reached the write fails with [`Error::LeaderUnavailable`], naming the
 //! partition and node (replication is asynchronous, so no follower may
 //! take writes without a failover). Reads go to the leader and, when it is
-//! unreachable, fall back to the followers in placement order; the answer
+//! unreachable (or still recovering after a restart), fall back to the
+//! followers in placement order; the answer
 //! then says which node gave it and that it may be stale. Each node has one
 //! pipelining [`NodeClient`], which redials by itself when a node comes
 //! back. A write to a leader that is still catching up after a restart
@@ -54,8 +55,8 @@ pub struct Read<T> {
     pub partition: PartitionId,
     /// The node that answered.
     pub node: NodeId,
-    /// True when a follower answered because the leader was unreachable:
-    /// the answer may miss the latest writes.
+    /// True when a follower answered because the leader was unreachable or
+    /// recovering: the answer may miss the latest writes.
     pub stale: bool,
 }
 
@@ -121,7 +122,8 @@ impl ClusterClient {
                         stale: i > 0,
                     });
                 }
-                Err(e) if e.is_unreachable() => last_err = Some(e),
+                // A recovering leader may lack data its followers hold.
+                Err(e) if e.is_unreachable() || e.is_recovering() => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }

@@ -399,10 +399,28 @@ fn read_key(
     key: &[u8],
     read: impl FnOnce(&Replica, PartitionId) -> Result<Response, kv_storage::Error>,
 ) -> Response {
-    match replica_for(shared, key) {
-        Ok((r, p)) => read(r, p).unwrap_or_else(|e| storage_error(p, &e)),
-        Err(reply) => reply,
+    let (r, p) = match replica_for(shared, key) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    // A recovering leader may be missing what its followers hold (it
+    // restarted empty or behind): it does not answer reads either, so the
+    // client falls back to a follower and says the answer may be stale.
+    if r.state() == protocol::ReplicaState::Recovering {
+        return recovering(shared, p);
     }
+    read(r, p).unwrap_or_else(|e| storage_error(p, &e))
+}
+
+fn recovering(shared: &Shared, p: PartitionId) -> Response {
+    error_reply(
+        ErrorCode::Recovering,
+        Some(shared.id()),
+        format!(
+            "partition {p} is recovering on node {}: catching up from a follower before serving",
+            shared.id()
+        ),
+    )
 }
 
 /// The replica a write may go to: hosted here, led here, and ready.
@@ -421,14 +439,7 @@ fn writable<'a>(
         return Err(error_reply(ErrorCode::NotLeader, leader, message));
     }
     if r.state() == protocol::ReplicaState::Recovering {
-        return Err(error_reply(
-            ErrorCode::Recovering,
-            Some(shared.id()),
-            format!(
-                "partition {p} is recovering on node {}: catching up from a follower before taking writes",
-                shared.id()
-            ),
-        ));
+        return Err(recovering(shared, p));
     }
     Ok((r, p))
 }

@@ -234,6 +234,20 @@ async fn empty_leader_refuses_writes_until_a_follower_answers() {
         ),
         "{err:?}"
     );
+    // Nor does it answer reads with what it lacks: no "(nil)" for a key
+    // that exists, but an error, since the follower is down too.
+    let err = client
+        .node(1)
+        .unwrap()
+        .get(keys[0].as_bytes())
+        .await
+        .unwrap_err();
+    assert!(err.is_recovering(), "{err:?}");
+    let err = client.get(keys[0].as_bytes()).await.unwrap_err();
+    assert!(
+        matches!(err, Error::PartitionUnavailable { partition: 1, .. }),
+        "{err:?}"
+    );
     cluster.restart(2).await;
     cluster.wait_ready(CONVERGE).await;
     assert_eq!(cluster.position(1, 1), before);

@@ -29,9 +29,10 @@
 //!   itself ([`follower::FollowerMachine`]).
 //! - A leader that starts empty or behind first asks its followers for
 //!   their positions and pulls from the most advanced before it takes
-//!   writes ([`plan::recovery_step`]); an empty leader whose followers are
-//!   all unreachable keeps refusing writes (it cannot tell a new partition
-//!   from a lost disk).
+//!   writes ([`plan::recovery_step`]); until then it refuses reads too (it
+//!   may lack what they hold), so clients read a follower. An empty leader
+//!   whose followers are all unreachable keeps refusing (it cannot tell a
+//!   new partition from a lost disk).
 //! - Not yet: failover (a follower is never promoted), per-write
 //!   acknowledgement modes, divergent-tail truncation.
 //!
