@@ -114,17 +114,20 @@ impl Replica {
         self.store.location(key)
     }
 
-    /// Applies replicated entries in order (idempotent by LSN).
+    /// Applies replicated entries in order (idempotent by LSN), with one
+    /// sync for the batch; the store raises its epoch to the entries'.
     pub fn apply(&self, entries: Vec<Entry>) -> Result<(), kv_storage::Error> {
+        let before = self.store.last_lsn();
+        let result = self.store.apply_batch(&entries);
+        // Whatever was written, even before an error, goes to the backlog.
+        let last = self.store.last_lsn();
         for entry in entries {
-            if entry.position.epoch > self.store.epoch() {
-                self.store.set_epoch(entry.position.epoch)?;
-            }
-            if self.store.apply(&entry)? {
+            let lsn = entry.position.lsn;
+            if lsn > before && lsn <= last {
                 self.record(entry);
             }
         }
-        Ok(())
+        result.map(|_| ())
     }
 
     /// Drops all data before a snapshot is installed.

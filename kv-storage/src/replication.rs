@@ -97,6 +97,27 @@ impl Store {
         Ok(applied.is_some())
     }
 
+    /// [`Store::apply`] for a batch in LSN order, with one sync for all of
+    /// it under [`SyncPolicy::Always`](crate::SyncPolicy::Always) instead of
+    /// one per entry. Returns how many entries were written (those above
+    /// `last_lsn()`). On an error, the entries before the failing one are
+    /// written (and, under `Always`, not yet synced: the store is poisoned
+    /// if the write itself failed).
+    pub fn apply_batch(&self, entries: &[Entry]) -> Result<usize, Error> {
+        let mut applied = 0;
+        let mut last_seq = None;
+        for entry in entries {
+            if let Some(seq) = self.apply_one(entry)? {
+                applied += 1;
+                last_seq = Some(seq);
+            }
+        }
+        if let Some(seq) = last_seq {
+            self.inner().after_write(seq)?;
+        }
+        Ok(applied)
+    }
+
     fn apply_one(&self, entry: &Entry) -> Result<Option<u64>, Error> {
         let inner = self.inner();
         let value = entry.value.as_deref();

@@ -309,3 +309,31 @@ fn entries_since_never_skips_an_lsn_under_concurrent_writes() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+fn apply_batch_writes_only_new_entries_and_syncs_once() {
+    let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let leader = open(ld.path(), &tiny(4096, 0));
+    let always = kv_storage::Options {
+        sync: kv_storage::SyncPolicy::Always,
+        ..tiny(4096, 0)
+    };
+    let follower = open(fd.path(), &always);
+    for i in 0..40 {
+        leader.put(&key(i % 13), &value(i, 2)).unwrap();
+    }
+    let history = entries(leader.entries_since(0, 1000).unwrap());
+    // The first ten arrive alone; the batch then re-delivers them.
+    for e in &history[..10] {
+        assert!(follower.apply(e).unwrap());
+    }
+    let syncs_before = follower.stats().syncs;
+    assert_eq!(follower.apply_batch(&history).unwrap(), 30);
+    let syncs = follower.stats().syncs - syncs_before;
+    assert!(syncs <= 1, "{syncs} syncs for one batch");
+    assert_same(&leader, &follower, 13);
+    assert_eq!(follower.apply_batch(&history).unwrap(), 0);
+    drop(follower);
+    let follower = open(fd.path(), &always);
+    assert_same(&leader, &follower, 13);
+}
