@@ -49,6 +49,18 @@ impl Shared {
     pub fn id(&self) -> NodeId {
         self.options.id
     }
+
+    /// Spawns a task that is dropped at its next await once shutdown
+    /// begins, so a peer that stopped reading cannot hold shutdown up.
+    pub fn spawn_until_shutdown(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let cancel = self.cancel.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = task => {}
+            }
+        });
+    }
 }
 
 /// Starts node servers.
@@ -200,9 +212,9 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Ok((socket, peer)) => {
                 backoff = Duration::from_millis(10);
                 let _ = socket.set_nodelay(true);
-                let shared2 = Arc::clone(&shared);
-                shared.tracker.spawn(async move {
-                    serve_connection(shared2, socket, peer).await;
+                let connection = serve_connection(Arc::clone(&shared), socket, peer);
+                shared.spawn_until_shutdown(async move {
+                    connection.await;
                     drop(permit);
                 });
             }

@@ -279,6 +279,9 @@ async fn a_stalled_follower_never_blocks_the_leader() {
         .expect("leader blocked behind a stalled follower");
     // The real follower kept up regardless.
     cluster.wait_replicated(Duration::from_secs(30)).await;
+    // Shutdown does not wait for the stalled stream to drain.
+    tokio::time::timeout(Duration::from_secs(60), cluster.shutdown())
+        .await
+        .expect("shutdown hung on a stalled follower");
     drop(stalled);
-    cluster.shutdown().await;
 }

@@ -43,7 +43,7 @@ pub(crate) fn start_replication(shared: &Arc<Shared>) {
                     continue;
                 };
                 let task = follow(Arc::clone(shared), Arc::clone(replica), leader);
-                shared.tracker.spawn(task);
+                shared.spawn_until_shutdown(task);
             }
             Role::Leader => {
                 if shared
@@ -54,7 +54,7 @@ pub(crate) fn start_replication(shared: &Arc<Shared>) {
                 {
                     replica.set_recovering(true);
                     let task = recover(Arc::clone(shared), Arc::clone(replica));
-                    shared.tracker.spawn(task);
+                    shared.spawn_until_shutdown(task);
                 }
             }
         }
