@@ -1,0 +1,62 @@
+//! kv's binary protocol spoken directly over a socket: each request is a
+//! 4-byte big-endian length and a body from `kv_node::protocol::Request`,
+//! exactly what `NodeClient` puts on the wire, but written and read in the
+//! same batches as the RESP client so both servers see the same pattern.
+
+use anyhow::{Result, bail};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kv_node::protocol::{Request, RequestId, Response};
+
+use crate::conn::Reply;
+
+fn frame(out: &mut BytesMut, id: RequestId, request: &Request) {
+    let at = out.len();
+    out.put_u32(0);
+    request.encode(id, out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Appends a `Get`.
+pub fn encode_get(out: &mut BytesMut, id: RequestId, key: &[u8]) {
+    let key = Bytes::copy_from_slice(key);
+    frame(out, id, &Request::Get { key });
+}
+
+/// Appends a `Put` (the value must be a kv-codec encoding).
+pub fn encode_set(out: &mut BytesMut, id: RequestId, key: &[u8], value: &Bytes) {
+    let key = Bytes::copy_from_slice(key);
+    let value = value.clone();
+    frame(out, id, &Request::Put { key, value });
+}
+
+/// Appends a `Ping`.
+pub fn encode_ping(out: &mut BytesMut, id: RequestId) {
+    frame(out, id, &Request::Ping);
+}
+
+/// Takes one complete reply off the front of `buf`, or `None` when more
+/// bytes are needed; the reply must answer request `expect` (the node
+/// answers a connection's requests in order).
+pub fn parse(buf: &mut BytesMut, expect: RequestId) -> Result<Option<Reply>> {
+    let Some(head) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    buf.advance(4);
+    let body = buf.split_to(len).freeze();
+    let (id, response) = Response::decode(body)?;
+    if id != expect {
+        bail!("reply to request {id} where {expect} was expected");
+    }
+    Ok(Some(match response {
+        Response::Value { value, .. } => Reply::Value(value),
+        Response::Written { .. } => Reply::Ok,
+        Response::Pong { .. } => Reply::Pong,
+        Response::Error { message, .. } => Reply::Error(message),
+        other => Reply::Error(format!("unexpected reply {other:?}")),
+    }))
+}
