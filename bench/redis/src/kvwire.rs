@@ -60,3 +60,39 @@ pub fn parse(buf: &mut BytesMut, expect: RequestId) -> Result<Option<Reply>> {
         other => Reply::Error(format!("unexpected reply {other:?}")),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_decode_as_requests_and_replies_check_ids() {
+        let mut out = BytesMut::new();
+        encode_get(&mut out, 7, b"key");
+        let len = u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+        assert_eq!(len, out.len() - 4);
+        let (id, req) = Request::decode(out.split_off(4).freeze()).unwrap();
+        assert_eq!(
+            (id, req),
+            (
+                7,
+                Request::Get {
+                    key: Bytes::from_static(b"key")
+                }
+            )
+        );
+
+        let mut body = BytesMut::new();
+        let reply = Response::Value {
+            partition: 1,
+            value: Some(Bytes::from_static(b"v")),
+        };
+        reply.encode(9, &mut body);
+        let mut buf = BytesMut::new();
+        buf.put_u32(body.len() as u32);
+        buf.extend_from_slice(&body);
+        assert!(parse(&mut buf.clone(), 8).is_err());
+        let got = parse(&mut buf, 9).unwrap();
+        assert_eq!(got, Some(Reply::Value(Some(Bytes::from_static(b"v")))));
+    }
+}

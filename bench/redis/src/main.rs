@@ -40,6 +40,7 @@ struct Args {
     rounds: usize,
     redis_benchmark: bool,
     dir: PathBuf,
+    only: Option<String>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -49,6 +50,7 @@ fn parse_args() -> Result<Args> {
         rounds: 3,
         redis_benchmark: true,
         dir: std::env::temp_dir(),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,9 +61,10 @@ fn parse_args() -> Result<Args> {
             "--rounds" => a.rounds = num()?.max(1),
             "--no-redis-benchmark" => a.redis_benchmark = false,
             "--dir" => a.dir = it.next().context("missing value")?.into(),
+            "--only" => a.only = Some(it.next().context("missing value")?),
             _ => bail!(
                 "usage: bench-redis [--single-ops N] [--pipelined-ops N] [--rounds N] \
-                 [--no-redis-benchmark] [--dir BASE]"
+                 [--no-redis-benchmark] [--dir BASE] [--only LABEL-PART]"
             ),
         }
     }
@@ -231,6 +234,12 @@ fn main() -> Result<()> {
             for i in 0..targets.len() {
                 let ti = (i + round) % targets.len();
                 let t = &targets[ti];
+                if a.only
+                    .as_ref()
+                    .is_some_and(|o| !t.label.contains(o.as_str()))
+                {
+                    continue;
+                }
                 eprintln!(
                     "round {}/{}: {} ({})",
                     round + 1,
@@ -243,6 +252,9 @@ fn main() -> Result<()> {
                 for (m, x) in row.into_iter().enumerate() {
                     results.entry((m, ti)).or_default().push(x);
                 }
+            }
+            if a.only.is_some() {
+                continue;
             }
             // kv's own client, for reference (default sync = interval).
             let client = NodeClient::new(0, kv_interval.addr.clone(), ClientOptions::default());

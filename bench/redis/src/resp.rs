@@ -97,3 +97,33 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<Reply>> {
     };
     Ok(Some(reply))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_set_as_bulk_array() {
+        let mut out = BytesMut::new();
+        encode_set(&mut out, b"k", b"vv");
+        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nvv\r\n");
+    }
+
+    #[test]
+    fn parses_replies_and_waits_for_partial_ones() {
+        let mut buf = BytesMut::from(&b"+OK\r\n$3\r\nabc\r\n$-1\r\n-ERR no\r\n$5\r\nab"[..]);
+        assert_eq!(parse(&mut buf).unwrap(), Some(Reply::Ok));
+        let abc = Some(Bytes::from_static(b"abc"));
+        assert_eq!(parse(&mut buf).unwrap(), Some(Reply::Value(abc)));
+        assert_eq!(parse(&mut buf).unwrap(), Some(Reply::Value(None)));
+        assert_eq!(
+            parse(&mut buf).unwrap(),
+            Some(Reply::Error("ERR no".into()))
+        );
+        assert_eq!(parse(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"cde\r\n");
+        let v = Some(Bytes::from_static(b"abcde"));
+        assert_eq!(parse(&mut buf).unwrap(), Some(Reply::Value(v)));
+        assert!(buf.is_empty());
+    }
+}

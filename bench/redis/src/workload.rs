@@ -269,3 +269,16 @@ pub async fn node_client_pipelined(
     }
     Ok((depth * rounds) as f64 / start.elapsed().as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_is_exactly_the_size_asked_and_valid_for_kv() {
+        let d = Data::new(10, 100);
+        assert_eq!(d.value.len(), 100);
+        assert!(kv_codec::validate(&d.value).is_ok());
+        assert_eq!(d.keys[3], b"key:00000003");
+    }
+}
