@@ -229,9 +229,14 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 
 type Conn = Framed<TcpStream, LengthDelimitedCodec>;
 
+/// Size of the per-connection buffer replies are encoded into.
+const REPLY_BUFFER_BYTES: usize = 64 * 1024;
+
 async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     let mut conn = Framed::new(socket, protocol::codec(shared.options.max_frame_bytes));
     let mut unflushed = false;
+    // Replies are encoded into one reused buffer (split off per reply).
+    let mut out = BytesMut::with_capacity(REPLY_BUFFER_BYTES);
     loop {
         let next = match next_frame(&shared, &mut conn, &mut unflushed).await {
             Some(next) => next,
@@ -260,9 +265,11 @@ async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
             }
             Ok((id, request)) => {
                 let response = dispatch(&shared, request).await;
-                let mut out = BytesMut::new();
+                if out.capacity() < REPLY_BUFFER_BYTES / 4 {
+                    out.reserve(REPLY_BUFFER_BYTES);
+                }
                 response.encode(id, &mut out);
-                if conn.feed(out.freeze()).await.is_err() {
+                if conn.feed(out.split().freeze()).await.is_err() {
                     return;
                 }
                 unflushed = true;
