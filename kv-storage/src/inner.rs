@@ -18,6 +18,27 @@
 //! update the key directory. After the lock: fill the hot cache and, for
 //! `SyncPolicy::Always`, wait for group commit (`sync.rs`). A record is thus
 //! in the OS before it is visible to readers, and visible before `put` returns.
+//!
+//! # Pre-sizing the active segment
+//!
+//! A write that grows a file makes its fdatasync commit the new file size to
+//! the filesystem journal too; overwriting bytes inside the file's length
+//! does not (on ext4 an append+fdatasync measured p50 65–101 µs, a write into
+//! a pre-sized file 45–62 µs). So the active file is grown ahead of the
+//! records, [`PRESIZE_CHUNK_BYTES`] at a time (never past `segment_bytes`
+//! unless one record needs it), with `set_len`: a sparse extension, no
+//! zeros are written (writing zeros or `fallocate` measured no faster). Only
+//! the first fdatasync after an extension commits a size change; it comes
+//! before any record in the new space is acknowledged under
+//! `SyncPolicy::Always`, so the extension is durable when it must be.
+//!
+//! The writer therefore keeps two ends: `offset`, the end of the last record
+//! (the *logical* end, published as `Segment::len`, used for reads, scans,
+//! rolling and stats), and `allocated`, the file's length. The bytes between
+//! are zeros. Before the segment is sealed (and on close) the file is cut
+//! back to `offset` and fdatasynced, so sealed segments end at their last
+//! record and a mapped file is never truncated. Recovery reads an all-zero
+//! tail of the newest segment as its clean end (`recovery/load.rs`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -42,9 +63,19 @@ use crate::{Epoch, Lsn, Position};
 
 /// Write buffers above this capacity are released after use.
 const MAX_KEPT_BUFFER_BYTES: usize = 1 << 20;
+/// The active segment file grows by this much at a time (see "Pre-sizing").
+pub(crate) const PRESIZE_CHUNK_BYTES: u64 = 4 << 20;
 /// A reader retries this often when a segment vanished under it (compaction
 /// moved the key in between); more means something is wrong.
 const MAX_READ_RETRIES: usize = 1000;
+
+/// File length to grow the active segment to so that `end` fits: whole
+/// chunks, but not past `segment_bytes` (the roll comes first) unless a
+/// single record needs more.
+pub(crate) fn presize_target(end: u64, segment_bytes: u64) -> u64 {
+    let chunked = end.div_ceil(PRESIZE_CHUNK_BYTES) * PRESIZE_CHUNK_BYTES;
+    chunked.min(segment_bytes.max(end))
+}
 
 /// Mutable state of the single writer.
 pub(crate) struct Writer {
@@ -52,6 +83,8 @@ pub(crate) struct Writer {
     pub file: Arc<File>,
     /// End of the last complete record in the active segment.
     pub offset: u64,
+    /// Length of the active file (≥ `offset`; zeros in between).
+    pub allocated: u64,
     /// Position of the last record written or applied.
     pub last: Position,
     /// Epoch given to new `put`s and `delete`s.
@@ -151,6 +184,7 @@ impl Inner {
         if w.offset > SEGMENT_HEADER_BYTES && w.offset + len > self.opts.segment_bytes {
             self.roll(w)?;
         }
+        self.reserve(w, w.offset + len)?;
         w.buf.clear();
         record::encode(&mut w.buf, position, kind, key, value);
         let offset = w.offset;
@@ -177,16 +211,47 @@ impl Inner {
 
     /// Cuts a partially written record so the segment ends at a record
     /// boundary; if even that fails, the store can no longer be trusted.
-    fn undo_partial_write(&self, w: &Writer) {
-        if w.file.set_len(w.offset).is_err() {
-            self.group.poison();
+    fn undo_partial_write(&self, w: &mut Writer) {
+        match w.file.set_len(w.offset) {
+            Ok(()) => w.allocated = w.offset,
+            Err(_) => self.group.poison(),
         }
     }
 
-    /// Seals the active segment (fsync, map) and starts a new one.
+    /// Makes the active file at least `end` bytes long, growing it by whole
+    /// chunks. The new length becomes durable with the next fdatasync of the
+    /// file (fdatasync commits size changes), which under
+    /// `SyncPolicy::Always` precedes the acknowledgement of any record
+    /// written into the new space.
+    fn reserve(&self, w: &mut Writer, end: u64) -> Result<(), Error> {
+        if end <= w.allocated {
+            return Ok(());
+        }
+        let target = presize_target(end, self.opts.segment_bytes);
+        w.file
+            .set_len(target)
+            .map_err(|e| Error::io(&w.active.path, e))?;
+        w.allocated = target;
+        Ok(())
+    }
+
+    /// Cuts the pre-sized tail off the active file and fdatasyncs it, so the
+    /// file ends at its last record: before sealing, and on close.
+    pub(crate) fn trim_active(&self, w: &mut Writer) -> Result<(), Error> {
+        w.file
+            .set_len(w.offset)
+            .map_err(|e| Error::io(&w.active.path, e))?;
+        w.allocated = w.offset;
+        self.fsync_active(w)
+    }
+
+    /// Seals the active segment (trim, fsync, map) and starts a new one.
     pub(crate) fn roll(&self, w: &mut Writer) -> Result<(), Error> {
+        // Trimmed and durable before it is mapped (a mapped file is never
+        // truncated) and before a newer segment exists (recovery expects a
+        // zero tail only in the newest log segment).
+        self.trim_active(w)?;
         let sealed = Arc::new(w.active.seal()?);
-        self.fsync_active(w)?;
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let header = SegmentHeader {
             id,
@@ -207,6 +272,7 @@ impl Inner {
         w.active = active;
         w.file = file;
         w.offset = SEGMENT_HEADER_BYTES;
+        w.allocated = SEGMENT_HEADER_BYTES;
         self.signal.request_hint(sealed.id);
         Ok(())
     }
@@ -325,5 +391,25 @@ impl Inner {
         let data = bytes.slice(info.key_start..info.value_range().end);
         self.cache.insert(hash, data.clone(), key.len(), loc.lsn());
         Ok(data.slice(key.len()..))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presize_grows_by_whole_chunks_up_to_the_segment_size() {
+        const MIB: u64 = 1 << 20;
+        let chunk = PRESIZE_CHUNK_BYTES;
+        assert_eq!(presize_target(33, 64 * MIB), chunk);
+        assert_eq!(presize_target(chunk, 64 * MIB), chunk);
+        assert_eq!(presize_target(chunk + 1, 64 * MIB), 2 * chunk);
+        assert_eq!(presize_target(64 * MIB - 5, 64 * MIB), 64 * MIB);
+        // Tiny segments are pre-sized to their size, not a whole chunk.
+        assert_eq!(presize_target(100, 700), 700);
+        // A record larger than a segment gets exactly the room it needs.
+        assert_eq!(presize_target(900, 700), 900);
+        assert_eq!(presize_target(64 * MIB + 7, 64 * MIB), 64 * MIB + 7);
     }
 }

@@ -31,8 +31,8 @@
 //! - `record` — the checksummed record format (byte layout documented there).
 //! - `segment` — `segment-<n>.log` files: header, positional reads of the
 //!   active segment, mmap of sealed ones (and why that is sound).
-//! - `inner` — the write path (one `write(2)` per record) and the read path;
-//!   lock order.
+//! - `inner` — the write path (one `write(2)` per record, into an active
+//!   segment pre-sized in chunks) and the read path; lock order.
 //! - `sync` — group commit for `SyncPolicy::Always`.
 //! - `keydir` — key → (segment, offset, length, LSN), sharded, compact.
 //! - `cache` — the hot cache: a CLOCK cache with a byte budget shared by
@@ -53,8 +53,11 @@
 //!   compaction and reopen (segment headers remember the position).
 //! - A read returns the latest value or an error: every record read from disk
 //!   is CRC-checked and matched against the key and LSN the directory expects.
-//! - Sealed segments are never modified; only the newest log segment is
-//!   truncated, and only during recovery.
+//! - Sealed segments are never modified. The active segment's file is grown
+//!   ahead of its records (zeros, sparse) and cut back to its last record,
+//!   durably, before it is sealed and mapped and on close; otherwise only the
+//!   newest log segment is truncated, and only during recovery (a torn tail;
+//!   an all-zero tail is the clean end of the log and is kept).
 //! - One `Store` per directory (an OS file lock); a failed fsync poisons the
 //!   store until it is reopened.
 //!

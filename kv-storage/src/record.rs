@@ -18,6 +18,11 @@
 //!
 //! A 16-byte key with a 100-byte value takes 19 + 16 + 100 = 135 bytes.
 //!
+//! No record starts with 16 zero bytes: its LSN (bytes 8..16) is never 0
+//! (`decode` rejects it), and the shortest record is 19 bytes. Recovery relies
+//! on this to read an all-zero tail of the newest segment (space pre-sized
+//! but not yet written) as the end of the log, not as a record.
+//!
 //! Kinds: a *value* record sets a key; a *tombstone* deletes it; a *marker*
 //! (empty key, no value) only records a position — it is written when a
 //! follower installs a snapshot, to say "the history up to here is summarised

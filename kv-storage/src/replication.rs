@@ -203,8 +203,8 @@ impl Store {
             .live_bytes
             .store(0, std::sync::atomic::Ordering::Relaxed);
         inner.cache.purge();
-        (w.active, w.file, w.offset, w.last) =
-            (active, file, SEGMENT_HEADER_BYTES, Position::default());
+        (w.active, w.file, w.last) = (active, file, Position::default());
+        (w.offset, w.allocated) = (SEGMENT_HEADER_BYTES, SEGMENT_HEADER_BYTES);
         inner.group.mark_synced(w.seq);
         drop(w);
         for seg in old.values() {

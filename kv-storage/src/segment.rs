@@ -25,14 +25,27 @@
 //! New segment files are written under a `.tmp` name, fsynced and renamed, so
 //! a file with a final name always has a complete header.
 //!
+//! # Logical end and file length
+//!
+//! The active segment's file is grown ahead of its records in chunks (see
+//! "Pre-sizing" in `inner.rs`), so its length may exceed the end of its last
+//! record; the bytes in between are zeros (a sparse hole). A segment's
+//! `Segment::len` is always that *logical* end: reads, scans, hints,
+//! rolling and `Stats::disk_bytes` use it, never the file length. Before a
+//! segment is sealed its file is cut back to the logical end and fdatasynced,
+//! so a sealed segment — and every file written by older versions — has no
+//! zero tail; only the newest log segment can have one after a crash, and
+//! recovery treats it as the clean end of the log.
+//!
 //! # Reading, and why the mmap is sound
 //!
 //! The active segment (the one being appended) is read with positional reads
 //! (`pread`). A segment is memory-mapped only once it is *sealed*, and sealed
 //! files are immutable: nothing in this crate writes to, truncates or renames
 //! over a sealed segment (recovery truncates only the newest log segment,
-//! before it is ever mapped, and compaction writes new files and unlinks old
-//! ones — unlinking leaves existing mappings valid). The directory lock
+//! before it is ever mapped; the active segment's pre-sized tail is cut
+//! before it is sealed and mapped; compaction writes new files and unlinks
+//! old ones — unlinking leaves existing mappings valid). The directory lock
 //! (`lock.rs`) keeps other kv-storage instances out. A process that ignores the
 //! lock and truncates a mapped file could make a read fault; that is outside
 //! the contract, as for every mmap-based store.
@@ -173,7 +186,8 @@ pub(crate) struct Segment {
     pub path: PathBuf,
     pub header: SegmentHeader,
     data: Data,
-    /// Bytes of complete records plus the header (grows while active).
+    /// Bytes of complete records plus the header (grows while active): the
+    /// logical end, which the active file's length may exceed.
     len: AtomicU64,
     /// Highest LSN of a record in this segment (0 if none) and its epoch.
     max_lsn: AtomicU64,
@@ -187,7 +201,7 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// A segment being appended through `file`, currently `len` bytes long.
+    /// A segment being appended through `file`, its records ending at `len`.
     pub(crate) fn active(
         path: PathBuf,
         header: SegmentHeader,
@@ -234,6 +248,10 @@ impl Segment {
             return Err(Error::corrupted(&self.path, 0, "segment sealed twice"));
         };
         let sealed = Segment::sealed(self.path.clone(), self.header, file.clone())?;
+        if sealed.len() != self.len() {
+            let why = "sealed segment file does not end at its last record";
+            return Err(Error::corrupted(&self.path, sealed.len(), why));
+        }
         sealed.copy_counters_from(self);
         Ok(sealed)
     }
@@ -249,7 +267,7 @@ impl Segment {
         self.len.load(Ordering::Acquire)
     }
 
-    /// Sets the length of an active segment (recovery, after truncation).
+    /// Sets the logical end of an active segment (recovery, after its scan).
     pub(crate) fn set_len(&self, len: u64) {
         self.len.store(len, Ordering::Release);
     }

@@ -13,7 +13,10 @@ pub struct Stats {
     pub keys: u64,
     /// Bytes of the records live keys point to.
     pub live_bytes: u64,
-    /// Bytes of segment and hint files.
+    /// Bytes of segment and hint files. The active segment counts up to its
+    /// last record: the file is pre-sized ahead of it, but that part is a
+    /// sparse hole (no blocks) and is cut off when the segment is sealed or
+    /// the store closed.
     pub disk_bytes: u64,
     /// Segment files (sealed and active).
     pub segments: u64,

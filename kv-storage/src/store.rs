@@ -64,6 +64,7 @@ impl Store {
             active: rec.active.clone(),
             file: rec.active_file,
             offset: rec.active_len,
+            allocated: rec.active_file_len,
             last: rec.last,
             epoch: rec.epoch,
             seq: 0,
@@ -321,13 +322,13 @@ impl Store {
     pub fn shutdown(&self) -> Result<(), Error> {
         self.stop_threads(true);
         let inner = &*self.inner;
-        let w = inner.writer.lock();
+        let mut w = inner.writer.lock();
         if inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let result = match inner.group.is_poisoned() {
             true => Err(Error::Poisoned),
-            false => inner.fsync_active(&w),
+            false => inner.trim_active(&mut w),
         };
         drop(w);
         inner.cache.purge();
@@ -354,8 +355,8 @@ impl Drop for Store {
         self.stop_threads(false);
         let inner = &*self.inner;
         if !inner.closed.swap(true, Ordering::AcqRel) && !inner.group.is_poisoned() {
-            let w = inner.writer.lock();
-            let _ = inner.fsync_active(&w);
+            let mut w = inner.writer.lock();
+            let _ = inner.trim_active(&mut w);
         }
         inner.cache.purge();
     }

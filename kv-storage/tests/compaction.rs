@@ -235,7 +235,11 @@ fn stats_disk_bytes_match_the_directory() {
     churn(&store, &mut model);
     store.compact().unwrap();
     store.write_pending_hints().unwrap();
-    assert_eq!(store.stats().disk_bytes, disk_bytes(dir.path()));
+    // The active segment counts up to its last record; its file is pre-sized
+    // beyond that while open and cut back on close.
+    let stats = store.stats();
+    store.close().unwrap();
+    assert_eq!(stats.disk_bytes, disk_bytes(dir.path()));
 }
 
 #[test]
@@ -258,6 +262,9 @@ fn compaction_with_nothing_dead_rewrites_nothing() {
     for i in KEYS..KEYS + 10 {
         store.put(&key(i), &value(i, 0)).unwrap();
     }
+    // Count the inputs' hints too (the background thread may not have
+    // written them yet), so the outputs' hints do not outweigh the gain.
+    store.write_pending_hints().unwrap();
     let result = store.compact().unwrap();
     assert!(result.input_segments > 0, "{result:?}");
     assert!(result.reclaimed_bytes > 0, "{result:?}");

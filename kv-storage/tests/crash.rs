@@ -173,26 +173,42 @@ fn compaction_in_progress(dir: &Path) -> bool {
     })
 }
 
+/// Whether the newest segment ends in a zero byte: the pre-sized, unwritten
+/// tail of the active segment (a record never ends in a zero byte here: its
+/// value or key does not).
+fn newest_segment_has_zero_tail(dir: &Path) -> bool {
+    let newest = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max();
+    newest.is_some_and(|p| std::fs::read(p).unwrap().last() == Some(&0))
+}
+
 fn parent() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand::rng();
     let mut model = Model::default();
     let (mut next, mut total_acked, mut mid_compaction) = (0u64, 0usize, 0);
+    let mut zero_tails = 0;
     for round in 0..KILLS {
         let always = round % ALWAYS_EVERY == ALWAYS_EVERY - 1;
         let acked = run_child(dir.path(), next, always, &mut rng);
         total_acked += acked.len();
         mid_compaction += usize::from(compaction_in_progress(dir.path()));
+        zero_tails += usize::from(newest_segment_has_zero_tail(dir.path()));
         next = verify(dir.path(), &mut model, next, &acked);
     }
     let store = Store::open(dir.path(), options(false)).unwrap();
     let stats = store.stats();
     println!(
-        "crash test: {KILLS} kills ({mid_compaction} inside a compaction), \
-         {total_acked} acknowledged operations, {} keys, {} segments",
+        "crash test: {KILLS} kills ({mid_compaction} inside a compaction, \
+         {zero_tails} leaving a pre-sized zero tail), {total_acked} acknowledged \
+         operations, {} keys, {} segments",
         stats.keys, stats.segments
     );
     assert!(total_acked > 0, "no child ever acknowledged a write");
+    assert!(zero_tails > 0, "no kill hit a pre-sized active segment");
 }
 
 fn main() {

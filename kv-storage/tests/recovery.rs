@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::{files_with_ext, key, newest_segment, open, tiny, value};
-use kv_storage::{Error, Options, Store};
+use kv_storage::{Error, Options, Store, SyncPolicy};
 
 /// Copies every file of `from` into a fresh temp dir.
 fn copy_dir(from: &Path) -> tempfile::TempDir {
@@ -49,7 +49,10 @@ fn tail_cut_at_every_byte_of_the_last_record_keeps_the_prefix() {
         store.put(&key(i), &value(i, 0)).unwrap();
     }
     store.put(&key(3), &value(3, 1)).unwrap();
+    // The open store's file is pre-sized; closing cuts it to its last record.
+    store.close().unwrap();
     let before = len_of(&newest_segment(dir.path()));
+    let store = open(dir.path(), &opts);
     store.put(&key(5), &value(5, 1)).unwrap();
     store.close().unwrap();
     let segment = newest_segment(dir.path());
@@ -99,21 +102,180 @@ fn garbage_after_the_last_record_is_truncated_and_counted() {
     }
     drop(store);
     let segment = newest_segment(dir.path());
+    let mut one_late_byte = vec![0u8; 5000];
+    one_late_byte[4321] = 1;
     for garbage in [
-        vec![0u8; 100],
         vec![0xffu8; 7],
         (0..=255).collect::<Vec<u8>>(),
+        one_late_byte,
     ] {
         let copy = copy_dir(dir.path());
         let path = copy.path().join(segment.file_name().unwrap());
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend_from_slice(&garbage);
-        std::fs::write(&path, bytes).unwrap();
+        append_bytes(&path, &garbage);
         let store = open(copy.path(), &opts);
         assert_eq!(store.stats().truncated_tail_bytes, garbage.len() as u64);
         assert_eq!(dump(&store, 10).len(), 10);
         assert_eq!(store.last_lsn(), 10);
+        drop(store);
+        assert_eq!(len_of(&path), len_of(&segment), "the cut is durable");
     }
+}
+
+fn append_bytes(path: &Path, extra: &[u8]) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes.extend_from_slice(extra);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Writes keys `0..n` (version 0) and closes: the newest segment ends at its
+/// last record.
+fn closed_store(dir: &Path, opts: &Options, n: u64) {
+    let store = open(dir, opts);
+    for i in 0..n {
+        store.put(&key(i), &value(i, 0)).unwrap();
+    }
+    store.close().unwrap();
+}
+
+/// After reopening a directory whose newest segment has a zero tail: nothing
+/// was cut, every value (keys `0..keys`, version 0, written by LSN `last`)
+/// is there, and the next record lands right after the last one (the
+/// reopened file keeps its pre-sized length until close).
+fn assert_zero_tail_is_the_clean_end(
+    dir: &Path,
+    opts: &Options,
+    keys: u64,
+    last: u64,
+    logical_end: u64,
+) {
+    let segment = newest_segment(dir);
+    let file_len = len_of(&segment);
+    assert!(file_len > logical_end, "the test needs a zero tail");
+    let store = open(dir, opts);
+    assert_eq!(store.stats().truncated_tail_bytes, 0);
+    assert_eq!(store.last_lsn(), last);
+    assert_eq!(dump(&store, keys), states_of(keys));
+    assert_eq!(len_of(&segment), file_len, "the zero tail is kept");
+    store.put(b"next", b"record").unwrap();
+    store.close().unwrap();
+    let record = 19 + 4 + 6;
+    assert_eq!(len_of(&segment), logical_end + record, "append at the end");
+    let store = open(dir, opts);
+    assert_eq!(store.get(b"next").unwrap().as_deref(), Some(&b"record"[..]));
+    assert_eq!(dump(&store, keys), states_of(keys));
+    assert_eq!(store.stats().truncated_tail_bytes, 0);
+}
+
+fn states_of(keys: u64) -> BTreeMap<u64, Vec<u8>> {
+    (0..keys).map(|i| (i, value(i, 0))).collect()
+}
+
+#[test]
+fn a_zero_tail_of_the_newest_segment_is_its_clean_end() {
+    let opts = tiny(1 << 20, 0);
+    for zeros in [1u64, 15, 16, 19, 100, 4096, 3 << 20] {
+        let dir = tempfile::tempdir().unwrap();
+        closed_store(dir.path(), &opts, 10);
+        let segment = newest_segment(dir.path());
+        let end = len_of(&segment);
+        // What a crash right after pre-sizing leaves: a longer file, zeros.
+        truncate(&segment, end + zeros);
+        assert_zero_tail_is_the_clean_end(dir.path(), &opts, 10, 10, end);
+    }
+}
+
+#[test]
+fn an_open_store_copied_as_is_reopens_from_its_pre_sized_segment() {
+    // Copying the files of a live store is what a kill -9 leaves behind:
+    // every write is in the page cache, the active file is pre-sized.
+    for sync in [SyncPolicy::Never, SyncPolicy::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            sync,
+            ..tiny(1 << 20, 0)
+        };
+        closed_store(dir.path(), &opts, 30);
+        let end = len_of(&newest_segment(dir.path()));
+        let store = open(dir.path(), &opts);
+        // Re-put the same values: the logical end moves on by the same bytes.
+        for i in 0..30 {
+            store.put(&key(i), &value(i, 0)).unwrap();
+        }
+        let crashed = copy_dir(dir.path());
+        drop(store);
+        let logical_end = 2 * end - 32;
+        assert_zero_tail_is_the_clean_end(crashed.path(), &opts, 30, 60, logical_end);
+    }
+}
+
+#[test]
+fn a_torn_record_followed_by_zeros_is_truncated_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(1 << 20, 0);
+    closed_store(dir.path(), &opts, 10);
+    let segment = newest_segment(dir.path());
+    let before = len_of(&segment);
+    let store = open(dir.path(), &opts);
+    store.put(&key(3), &value(3, 1)).unwrap();
+    store.close().unwrap();
+    let after = len_of(&segment);
+    for (cut, zeros) in [(before + 1, 4096), (before + 9, 100), (after - 1, 1 << 20)] {
+        let copy = copy_dir(dir.path());
+        let path = copy.path().join(segment.file_name().unwrap());
+        truncate(&path, cut);
+        truncate(&path, cut + zeros);
+        let store = open(copy.path(), &opts);
+        assert_eq!(
+            store.stats().truncated_tail_bytes,
+            cut + zeros - before,
+            "cut at {cut}"
+        );
+        assert_eq!(store.last_lsn(), 10);
+        assert_eq!(dump(&store, 10), states_of(10), "cut at {cut}");
+        drop(store);
+        assert_eq!(len_of(&path), before);
+    }
+}
+
+#[test]
+fn sealed_segments_end_at_their_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(4096, 0);
+    let store = open(dir.path(), &opts);
+    for i in 0..400 {
+        store.put(&key(i), &value(i, 0)).unwrap();
+    }
+    store.write_pending_hints().unwrap();
+    let segments = files_with_ext(dir.path(), "log");
+    assert!(segments.len() > 3, "{segments:?}");
+    let (active, sealed) = segments.split_last().unwrap();
+    for path in sealed {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(bytes.len() as u64 <= 4096, "{path:?}");
+        assert_ne!(bytes.last(), Some(&0), "{path:?} has a zero tail");
+    }
+    // Stats count the active segment up to its last record; its file is
+    // longer (pre-sized), the sealed files are exactly their records.
+    let hints: u64 = files_with_ext(dir.path(), "hint")
+        .iter()
+        .map(|p| len_of(p))
+        .sum();
+    let sealed_bytes: u64 = sealed.iter().map(|p| len_of(p)).sum();
+    let active_logical = store.stats().disk_bytes - hints - sealed_bytes;
+    assert_eq!(len_of(active), 4096, "pre-sized up to segment_bytes");
+    assert!(active_logical < len_of(active));
+    // A strict scan (no hints) of every sealed segment accepts it as is.
+    let copy = copy_dir(dir.path());
+    for hint in files_with_ext(copy.path(), "hint") {
+        std::fs::remove_file(hint).unwrap();
+    }
+    let reopened = open(copy.path(), &opts);
+    assert_eq!(reopened.stats().truncated_tail_bytes, 0);
+    assert_eq!(reopened.stats().hint_fallbacks, 0);
+    assert_eq!(dump(&reopened, 400), states_of(400));
+    drop(reopened);
+    store.close().unwrap();
+    assert_eq!(len_of(active), active_logical, "close cuts the pre-size");
 }
 
 /// Writes 3 versions of 12 keys into small segments plus deletes; returns

@@ -235,7 +235,7 @@ impl<'a> SegmentLoad<'a> {
     }
 
     /// Indexes the newest log segment (`bytes` is the whole file),
-    /// truncating a torn or corrupt tail.
+    /// truncating a torn or corrupt tail; an all-zero tail is its clean end.
     fn load_active(mut self, bytes: &'a [u8]) -> Result<Summary, Error> {
         let seg = self.sum.seg.clone();
         let file_len = bytes.len() as u64;
@@ -244,7 +244,8 @@ impl<'a> SegmentLoad<'a> {
             self.record(&summary(offset, &rec))?;
             end = offset + rec.len as u64;
         }
-        if end < file_len {
+        let tail = bytes.get(end as usize..).unwrap_or_default();
+        if end < file_len && !is_zero(tail) {
             let file = seg.active_file().ok_or(Error::Closed)?;
             file.set_len(end)
                 .and_then(|()| file.sync_data())
@@ -254,6 +255,11 @@ impl<'a> SegmentLoad<'a> {
         seg.set_len(end);
         self.finish()
     }
+}
+
+/// Whether every byte is zero: the unwritten rest of a pre-sized segment.
+fn is_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// Initial per-shard queue capacity for a segment (avoids regrowing).

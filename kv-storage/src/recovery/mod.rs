@@ -17,9 +17,21 @@
 //! 5. The remaining segments are loaded in id order. Sealed ones through
 //!    their hint when it is valid (else by a strict scan: any bad record is
 //!    [`Error::Corrupted`] naming file and offset), the newest *log* segment by
-//!    a lenient scan: at the first record that is torn or fails its CRC the
-//!    file is truncated, the cut bytes counted in
-//!    `Stats::truncated_tail_bytes`. That segment becomes the active one.
+//!    a lenient scan up to the first record that is torn or fails its CRC.
+//!    If every byte from there to the end of the file is zero, that is the
+//!    clean end of the log: the unused part of a pre-sized file (see
+//!    "Pre-sizing" in `inner.rs`), kept for later appends and not counted.
+//!    Otherwise the file is truncated there and the cut bytes (zeros after
+//!    the damage included) are counted in `Stats::truncated_tail_bytes`.
+//!    That segment becomes the active one; appends continue at its last
+//!    record.
+//!
+//!    Zeros cannot hide a record: a record's LSN (bytes 8..16) is never 0, so
+//!    no record starts with 16 zero bytes, and a tail shorter than that is
+//!    shorter than any record. A crash leaves zeros only where nothing was
+//!    durably written (a pre-size, or pages never written back), so an
+//!    all-zero tail holds no acknowledged write; a torn record followed by
+//!    zeros is not all-zero and is cut as before.
 //!
 //! For each key the record with the highest LSN wins, whatever file it is in,
 //! so duplicates left by an interrupted compaction resolve themselves, and a
@@ -67,7 +79,10 @@ pub(crate) struct Recovered {
     pub segments: BTreeMap<SegmentId, Arc<Segment>>,
     pub active: Arc<Segment>,
     pub active_file: Arc<File>,
+    /// End of the active segment's last record.
     pub active_len: u64,
+    /// Length of the active file (≥ `active_len`; zeros in between).
+    pub active_file_len: u64,
     pub last: Position,
     pub epoch: Epoch,
     pub floor: Lsn,
@@ -314,10 +329,15 @@ pub(crate) fn recover(dir: &Path, keydir: &KeyDir) -> Result<Recovered, Error> {
         Some(a) => a,
         None => new_active(dir, &mut next_segment, h.last, &mut segments)?,
     };
+    let active_file_len = active_file
+        .metadata()
+        .map_err(|e| Error::io(&active.path, e))?
+        .len();
     let active_id = active.id;
     let sealed_without_hint = |s: &&Summary| s.hint != HintUse::Used && s.seg.id != active_id;
     Ok(Recovered {
         active_len: active.len(),
+        active_file_len,
         active,
         active_file,
         last: h.last,
