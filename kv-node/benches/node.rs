@@ -43,6 +43,17 @@ fn key(i: usize) -> Vec<u8> {
     format!("key:{:08}", i % KEYS).into_bytes()
 }
 
+/// Runs `PIPELINE_DEPTH` requests at once on one shared connection.
+fn in_flight<F, Fut>(rt: &Runtime, client: &NodeClient, base: usize, request: F)
+where
+    F: Fn(NodeClient, Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = kv_node::Result<()>>,
+{
+    let requests = (0..PIPELINE_DEPTH).map(|j| request(client.clone(), key(base + j)));
+    rt.block_on(futures::future::try_join_all(requests))
+        .unwrap();
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -81,27 +92,20 @@ fn bench(c: &mut Criterion) {
     g.bench_function("get_100B_x256", |b| {
         b.iter(|| {
             i += PIPELINE_DEPTH;
-            let base = i;
-            rt.block_on(futures::future::try_join_all((0..PIPELINE_DEPTH).map(
-                |j| {
-                    let c = client.clone();
-                    async move { c.get(&key(base + j)).await }
-                },
-            )))
-            .unwrap()
+            in_flight(
+                &rt,
+                &client,
+                i,
+                |c, k| async move { c.get(&k).await.map(drop) },
+            )
         })
     });
     g.bench_function("put_100B_x256", |b| {
         b.iter(|| {
             i += PIPELINE_DEPTH;
-            let base = i;
-            rt.block_on(futures::future::try_join_all((0..PIPELINE_DEPTH).map(
-                |j| {
-                    let c = client.clone();
-                    async move { c.put(&key(base + j), value()).await }
-                },
-            )))
-            .unwrap()
+            in_flight(&rt, &client, i, |c, k| async move {
+                c.put(&k, value()).await.map(drop)
+            })
         })
     });
     g.finish();
