@@ -182,14 +182,32 @@ impl NodeHandle {
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
         let replicas: Vec<Arc<Replica>> = self.shared.replicas.values().cloned().collect();
+        let stores = replicas.clone();
         let result =
             // Every task has ended, so no request reaches a store any more:
             // shut them down (pending hint files written, fsynced).
-            tokio::task::spawn_blocking(move || replicas.iter().try_for_each(|r| r.store.shutdown()))
+            tokio::task::spawn_blocking(move || stores.iter().try_for_each(|r| r.store.shutdown()))
                 .await
                 .map_err(|e| Error::io("syncing stores", std::io::Error::other(e)))?;
+        release_replicas(replicas).await;
         info!(node = self.shared.id(), "node stopped");
         result.map_err(Error::from)
+    }
+}
+
+/// Longest wait for blocking store calls still in flight at shutdown.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits (bounded) until no blocking store call still holds a replica, so
+/// that dropping the node closes its stores and frees their directory
+/// locks: a node restarted in the same process can then open them again.
+async fn release_replicas(replicas: Vec<Arc<Replica>>) {
+    let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+    // One reference here and one in `Shared::replicas`.
+    while replicas.iter().any(|r| Arc::strong_count(r) > 2)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
