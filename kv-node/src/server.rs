@@ -4,7 +4,9 @@
 //! listener (tests bind `127.0.0.1:0`), a semaphore caps the connections
 //! served at once, accept errors back off instead of spinning, and one
 //! cancellation token is watched by every task. [`NodeHandle::shutdown`]
-//! cancels it, waits for every task to finish and fsyncs every store.
+//! cancels it (tasks are dropped at their next await, so a peer that
+//! stopped reading cannot hold it up), waits for the tasks and for blocking
+//! store calls in flight, and shuts every store down (hints, fsync).
 //!
 //! Each connection owns one framed reader/writer. Requests on a connection
 //! are handled in order (so a client reads its own writes) and replies are
