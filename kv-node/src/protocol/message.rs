@@ -42,6 +42,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Position};
 
+pub use super::info::{FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
+use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
 use super::wire::{WireReader, WireWrite};
 use crate::error::{ErrorCode, ProtocolError};
 
@@ -190,75 +192,6 @@ pub enum Response {
     },
 }
 
-/// One partition's hot keys as `Inspect` reports them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionKeys {
-    /// The partition.
-    pub partition: PartitionId,
-    /// This node's role for it.
-    pub role: Role,
-    /// Keys whose values are in memory now, sorted.
-    pub hot_keys: Vec<Bytes>,
-}
-
-/// A replica's health as a leader or follower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplicaState {
-    /// Serving reads, and writes if leader.
-    Ready,
-    /// A leader catching up from a follower before taking writes.
-    Recovering,
-}
-
-/// A follower as its leader sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FollowerInfo {
-    /// The follower's node.
-    pub node: NodeId,
-    /// Whether its replication stream is open now.
-    pub connected: bool,
-    /// The last position it acknowledged.
-    pub acked: Position,
-}
-
-/// One hosted partition in `Info`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionInfo {
-    /// The partition.
-    pub partition: PartitionId,
-    /// This node's role.
-    pub role: Role,
-    /// Ready or recovering.
-    pub state: ReplicaState,
-    /// The last applied position.
-    pub position: Position,
-    /// Live keys.
-    pub keys: u64,
-    /// Bytes on disk.
-    pub disk_bytes: u64,
-    /// Keys in the hot cache.
-    pub hot_keys: u64,
-    /// Full resyncs this replica has taken part in since start.
-    pub full_resyncs: u64,
-    /// On a follower: whether it is streaming from its leader now.
-    pub leader_connected: bool,
-    /// On a follower: the leader's last position as last heard.
-    pub leader_position: Position,
-    /// On a leader: its followers.
-    pub followers: Vec<FollowerInfo>,
-}
-
-/// Reply to `Info`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeInfo {
-    /// The node.
-    pub node: NodeId,
-    /// Its cluster-map epoch.
-    pub map_epoch: u64,
-    /// One entry per hosted partition, ascending.
-    pub partitions: Vec<PartitionInfo>,
-}
-
 mod ty {
     pub const PING: u8 = 0x01;
     pub const GET: u8 = 0x02;
@@ -292,26 +225,26 @@ fn header(out: &mut BytesMut, ty: u8, id: RequestId) {
     out.put_u64(id);
 }
 
-fn put_position(out: &mut BytesMut, p: Position) {
+pub(super) fn put_position(out: &mut BytesMut, p: Position) {
     out.put_u32(p.epoch);
     out.put_u64(p.lsn);
 }
 
-fn get_position(r: &mut WireReader) -> Result<Position, ProtocolError> {
+pub(super) fn get_position(r: &mut WireReader) -> Result<Position, ProtocolError> {
     Ok(Position {
         epoch: r.u32()?,
         lsn: r.u64()?,
     })
 }
 
-fn role_byte(role: Role) -> u8 {
+pub(super) fn role_byte(role: Role) -> u8 {
     match role {
         Role::Leader => 0,
         Role::Follower => 1,
     }
 }
 
-fn get_role(r: &mut WireReader) -> Result<Role, ProtocolError> {
+pub(super) fn get_role(r: &mut WireReader) -> Result<Role, ProtocolError> {
     match r.u8()? {
         0 => Ok(Role::Leader),
         1 => Ok(Role::Follower),
@@ -609,117 +542,5 @@ fn decode_error(r: &mut WireReader) -> Result<Response, ProtocolError> {
         code,
         leader,
         message: r.string()?,
-    })
-}
-
-fn encode_inspect(out: &mut BytesMut, parts: &[PartitionKeys]) {
-    out.put_u32(u32::try_from(parts.len()).unwrap_or(u32::MAX));
-    for p in parts {
-        out.put_u32(p.partition);
-        out.put_u8(role_byte(p.role));
-        out.put_u32(u32::try_from(p.hot_keys.len()).unwrap_or(u32::MAX));
-        for k in &p.hot_keys {
-            out.put_bytes_field(k);
-        }
-    }
-}
-
-fn decode_inspect(r: &mut WireReader) -> Result<Vec<PartitionKeys>, ProtocolError> {
-    let n = r.count(9)?;
-    let mut parts = Vec::with_capacity(n);
-    for _ in 0..n {
-        let partition = r.u32()?;
-        let role = get_role(r)?;
-        let k = r.count(4)?;
-        let mut hot_keys = Vec::with_capacity(k);
-        for _ in 0..k {
-            hot_keys.push(r.bytes()?);
-        }
-        parts.push(PartitionKeys {
-            partition,
-            role,
-            hot_keys,
-        });
-    }
-    Ok(parts)
-}
-
-fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
-    out.put_u32(info.node);
-    out.put_u64(info.map_epoch);
-    out.put_u32(u32::try_from(info.partitions.len()).unwrap_or(u32::MAX));
-    for p in &info.partitions {
-        out.put_u32(p.partition);
-        out.put_u8(role_byte(p.role));
-        out.put_u8(match p.state {
-            ReplicaState::Ready => 0,
-            ReplicaState::Recovering => 1,
-        });
-        put_position(out, p.position);
-        for n in [p.keys, p.disk_bytes, p.hot_keys, p.full_resyncs] {
-            out.put_u64(n);
-        }
-        out.put_u8(u8::from(p.leader_connected));
-        put_position(out, p.leader_position);
-        out.put_u32(u32::try_from(p.followers.len()).unwrap_or(u32::MAX));
-        for f in &p.followers {
-            out.put_u32(f.node);
-            out.put_u8(u8::from(f.connected));
-            put_position(out, f.acked);
-        }
-    }
-}
-
-/// Smallest encoded `PartitionInfo`.
-const MIN_PARTITION_INFO_BYTES: usize = 4 + 1 + 1 + 12 + 32 + 1 + 12 + 4;
-
-fn decode_info(r: &mut WireReader) -> Result<NodeInfo, ProtocolError> {
-    let node = r.u32()?;
-    let map_epoch = r.u64()?;
-    let n = r.count(MIN_PARTITION_INFO_BYTES)?;
-    let mut partitions = Vec::with_capacity(n);
-    for _ in 0..n {
-        partitions.push(decode_partition_info(r)?);
-    }
-    Ok(NodeInfo {
-        node,
-        map_epoch,
-        partitions,
-    })
-}
-
-fn decode_partition_info(r: &mut WireReader) -> Result<PartitionInfo, ProtocolError> {
-    let partition = r.u32()?;
-    let role = get_role(r)?;
-    let state = match r.u8()? {
-        0 => ReplicaState::Ready,
-        1 => ReplicaState::Recovering,
-        b => return Err(ProtocolError::Invalid(format!("bad state byte {b}"))),
-    };
-    let position = get_position(r)?;
-    let (keys, disk_bytes, hot_keys, full_resyncs) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
-    let leader_connected = r.bool()?;
-    let leader_position = get_position(r)?;
-    let n = r.count(17)?;
-    let mut followers = Vec::with_capacity(n);
-    for _ in 0..n {
-        followers.push(FollowerInfo {
-            node: r.u32()?,
-            connected: r.bool()?,
-            acked: get_position(r)?,
-        });
-    }
-    Ok(PartitionInfo {
-        partition,
-        role,
-        state,
-        position,
-        keys,
-        disk_bytes,
-        hot_keys,
-        full_resyncs,
-        leader_connected,
-        leader_position,
-        followers,
     })
 }

@@ -5,6 +5,7 @@
 //! limit is an error for that connection before any of it is buffered.
 //! Inside each frame is one message ([`message`]).
 
+mod info;
 pub mod message;
 mod wire;
 
