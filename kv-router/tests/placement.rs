@@ -1,26 +1,12 @@
 //! Placement and the ClusterMap API on fixed topologies.
 
-use kv_router::{ClusterConfig, ClusterMap, ConfigError, NodeConfig, PlacementOverride, Role};
+mod common;
+
+use common::config;
+use kv_router::{ClusterConfig, ClusterMap, ConfigError, PlacementOverride, Role};
 
 fn default_map() -> ClusterMap {
     ClusterMap::new(&ClusterConfig::default_topology()).unwrap()
-}
-
-fn config(ids: &[u32], partitions: u32, rf: u32) -> ClusterConfig {
-    let nodes = ids
-        .iter()
-        .map(|&id| NodeConfig {
-            id,
-            addr: format!("node{id}:7000"),
-            data_dir: None,
-        })
-        .collect();
-    ClusterConfig {
-        partitions,
-        replication_factor: rf,
-        nodes,
-        ..ClusterConfig::default_topology()
-    }
 }
 
 #[test]

@@ -2,11 +2,13 @@
 //! replica on one node, keys spread evenly, configs round-trip through TOML,
 //! and the parser never panics.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use kv_router::{
-    ClusterConfig, ClusterMap, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, NodeConfig, PlacementOverride,
-    Role, StorageConfig, SyncMode, partition_for,
+    ClusterConfig, ClusterMap, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, PlacementOverride, Role,
+    StorageConfig, SyncMode, partition_for,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -25,20 +27,7 @@ fn topology() -> impl Strategy<Value = (Vec<u32>, u32, u32)> {
 }
 
 fn config((ids, partitions, rf): (Vec<u32>, u32, u32)) -> ClusterConfig {
-    let nodes = ids
-        .iter()
-        .map(|&id| NodeConfig {
-            id,
-            addr: format!("n{id}:7000"),
-            data_dir: None,
-        })
-        .collect();
-    ClusterConfig {
-        partitions,
-        replication_factor: rf,
-        nodes,
-        ..ClusterConfig::default_topology()
-    }
+    common::config(&ids, partitions, rf)
 }
 
 /// A topology plus valid `[[placement]]` overrides for some partitions.
