@@ -19,12 +19,10 @@ use futures::{SinkExt, StreamExt};
 use kv_router::{NodeId, PartitionId};
 use kv_storage::{Location, Position};
 use parking_lot::Mutex;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::Framed;
 
 use crate::error::{Error, Result};
-use crate::protocol::{self, NodeInfo, PartitionKeys, Request, RequestId, Response};
+use crate::protocol::{self, Conn, NodeInfo, PartitionKeys, Request, RequestId, Response};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -115,20 +113,21 @@ impl NodeClient {
 
     async fn dial(&self) -> Result<Connection> {
         let inner = &self.inner;
-        let connect = TcpStream::connect(inner.addr.as_str());
-        let socket = match tokio::time::timeout(inner.options.connect_timeout, connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(Error::Connect {
-                    node: inner.node,
-                    addr: inner.addr.clone(),
-                    source,
-                });
-            }
-            Err(_) => return Err(self.timeout(inner.options.connect_timeout)),
-        };
-        let _ = socket.set_nodelay(true);
-        let framed = Framed::new(socket, protocol::codec(inner.options.max_frame_bytes));
+        let (addr, options) = (inner.addr.as_str(), &inner.options);
+        let framed =
+            match protocol::connect(addr, options.connect_timeout, options.max_frame_bytes).await {
+                Ok(framed) => framed,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(self.timeout(options.connect_timeout));
+                }
+                Err(source) => {
+                    return Err(Error::Connect {
+                        node: inner.node,
+                        addr: inner.addr.clone(),
+                        source,
+                    });
+                }
+            };
         let (sink, stream) = framed.split();
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
@@ -281,10 +280,7 @@ impl NodeClient {
 }
 
 async fn write_loop(
-    mut sink: futures::stream::SplitSink<
-        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
-        Bytes,
-    >,
+    mut sink: futures::stream::SplitSink<Conn, Bytes>,
     mut queue_rx: mpsc::UnboundedReceiver<Bytes>,
     pending: Pending,
     closed: Arc<AtomicBool>,
@@ -309,9 +305,7 @@ async fn write_loop(
 }
 
 async fn read_loop(
-    mut stream: futures::stream::SplitStream<
-        Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
-    >,
+    mut stream: futures::stream::SplitStream<Conn>,
     pending: Pending,
     closed: Arc<AtomicBool>,
 ) {

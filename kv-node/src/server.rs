@@ -27,7 +27,6 @@ use kv_router::{NodeId, PartitionId, Role, SyncMode};
 use kv_storage::{HotCache, Store};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -35,7 +34,7 @@ use tracing::{debug, info, warn};
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::layout::{self, Layout};
 use crate::options::NodeOptions;
-use crate::protocol::{self, NodeInfo, PartitionKeys, Request, RequestId, Response};
+use crate::protocol::{self, Conn, NodeInfo, PartitionKeys, Request, RequestId, Response};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
 use crate::replication::transport;
 
@@ -231,7 +230,6 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         match accepted {
             Ok((socket, peer)) => {
                 backoff = Duration::from_millis(10);
-                let _ = socket.set_nodelay(true);
                 let connection = serve_connection(Arc::clone(&shared), socket, peer);
                 shared.spawn_until_shutdown(async move {
                     connection.await;
@@ -247,13 +245,11 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-type Conn = Framed<TcpStream, LengthDelimitedCodec>;
-
 /// Size of the per-connection buffer replies are encoded into.
 const REPLY_BUFFER_BYTES: usize = 64 * 1024;
 
 async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
-    let mut conn = Framed::new(socket, protocol::codec(shared.options.max_frame_bytes));
+    let mut conn = protocol::framed(socket, shared.options.max_frame_bytes);
     let mut unflushed = false;
     // Replies are encoded into one reused buffer (split off per reply).
     let mut out = BytesMut::with_capacity(REPLY_BUFFER_BYTES);

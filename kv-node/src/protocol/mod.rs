@@ -9,7 +9,10 @@ mod info;
 pub mod message;
 mod wire;
 
-use tokio_util::codec::LengthDelimitedCodec;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 pub use message::{
     FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState, Request, RequestId,
@@ -25,4 +28,27 @@ pub fn codec(max_frame_bytes: usize) -> LengthDelimitedCodec {
         .length_field_length(4)
         .max_frame_length(max_frame_bytes)
         .new_codec()
+}
+
+/// A framed kv connection.
+pub(crate) type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+
+/// Frames an accepted or dialled socket (Nagle off: replies are batched by
+/// the writers themselves).
+pub(crate) fn framed(socket: TcpStream, max_frame_bytes: usize) -> Conn {
+    let _ = socket.set_nodelay(true);
+    Framed::new(socket, codec(max_frame_bytes))
+}
+
+/// Dials `addr` within `timeout`; a timeout is an `io::ErrorKind::TimedOut`
+/// error.
+pub(crate) async fn connect(
+    addr: &str,
+    timeout: Duration,
+    max_frame_bytes: usize,
+) -> std::io::Result<Conn> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(socket) => Ok(framed(socket?, max_frame_bytes)),
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
 }

@@ -10,8 +10,6 @@ use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use kv_router::{NodeId, PartitionId, Role};
 use kv_storage::{Entry, Position, Since};
-use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -19,11 +17,9 @@ use super::backlog::BacklogMiss;
 use super::follower::{Action, FollowerMachine};
 use super::plan::{self, RecoveryStep, SubscribeDecision};
 use crate::error::ErrorCode;
-use crate::protocol::{self, Request, RequestId, Response};
+use crate::protocol::{self, Conn, Request, RequestId, Response};
 use crate::replica::Replica;
 use crate::server::{Shared, error_reply};
-
-type Conn = Framed<TcpStream, LengthDelimitedCodec>;
 
 /// Bytes of entries per stream message.
 const BATCH_BYTES: usize = 1024 * 1024;
@@ -75,16 +71,10 @@ async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool
 
 async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
     let addr = shared.options.map.addr(node)?;
-    let timeout = shared.options.peer_timeout;
-    let socket = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    let options = &shared.options;
+    protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
         .await
-        .ok()?
-        .ok()?;
-    let _ = socket.set_nodelay(true);
-    Some(Framed::new(
-        socket,
-        protocol::codec(shared.options.max_frame_bytes),
-    ))
+        .ok()
 }
 
 // ---------------------------------------------------------------------------
