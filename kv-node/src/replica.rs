@@ -169,11 +169,7 @@ impl Replica {
 
     pub fn follower_update(&self, node: NodeId, connected: bool, acked: Option<Position>) {
         let mut followers = self.followers.lock();
-        let f = followers.entry(node).or_insert(FollowerInfo {
-            node,
-            connected,
-            acked: Position::default(),
-        });
+        let f = followers.entry(node).or_insert_with(|| unseen(node));
         f.connected = connected;
         if let Some(p) = acked {
             f.acked = p;
@@ -188,19 +184,21 @@ impl Replica {
         }
     }
 
+    /// This replica's figures; `followers_of_map` are the partition's
+    /// followers in the map, reported (with what their streams told us)
+    /// only when this replica leads.
     pub fn info(&self, followers_of_map: &[NodeId]) -> PartitionInfo {
         let stats = self.store.stats();
-        let known = self.followers.lock();
-        let followers = followers_of_map
-            .iter()
-            .map(|n| {
-                known.get(n).cloned().unwrap_or(FollowerInfo {
-                    node: *n,
-                    connected: false,
-                    acked: Position::default(),
-                })
-            })
-            .collect();
+        let followers = match self.role {
+            Role::Leader => {
+                let known = self.followers.lock();
+                followers_of_map
+                    .iter()
+                    .map(|&n| known.get(&n).cloned().unwrap_or_else(|| unseen(n)))
+                    .collect()
+            }
+            Role::Follower => Vec::new(),
+        };
         let (leader_connected, leader_position) = *self.leader_view.lock();
         PartitionInfo {
             partition: self.partition,
@@ -213,11 +211,16 @@ impl Replica {
             full_resyncs: self.full_resyncs.load(Ordering::Relaxed),
             leader_connected,
             leader_position,
-            followers: if self.role == Role::Leader {
-                followers
-            } else {
-                Vec::new()
-            },
+            followers,
         }
+    }
+}
+
+/// A follower no stream has been heard from.
+fn unseen(node: NodeId) -> FollowerInfo {
+    FollowerInfo {
+        node,
+        connected: false,
+        acked: Position::default(),
     }
 }
