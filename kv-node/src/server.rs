@@ -382,6 +382,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
         Request::Delete { key } => delete(shared, key).await,
         Request::Inspect => Response::Inspect(inspect(shared)),
         Request::Info => Response::Info(node_info(shared)),
+        Request::ClusterMap => Response::ClusterMap(shared.options.map.clone()),
         Request::Position { partition } => match shared.replicas.get(&partition) {
             Some(r) => Response::Position {
                 partition,
