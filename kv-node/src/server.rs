@@ -130,11 +130,7 @@ impl NodeServer {
 }
 
 fn open_replicas(options: &NodeOptions) -> Result<BTreeMap<PartitionId, Arc<Replica>>> {
-    let layout = Layout {
-        partitions: options.map.partition_count(),
-        replication_factor: options.map.replication_factor(),
-    };
-    layout::check_or_record(&options.data_dir, layout)?;
+    layout::check_or_record(&options.data_dir, &Layout::of(&options.map))?;
     let cache = HotCache::new(options.storage.hot_capacity_bytes);
     let mut replicas = BTreeMap::new();
     for (p, role) in options.map.partitions_of(options.id) {
