@@ -213,7 +213,10 @@ mod tests {
         match &err {
             Error::PlacementChanged { moves, .. } => assert_eq!(
                 moves,
-                &["partition 2: [2, 0] -> [2, 3]", "partition 3: [0, 1] -> [3, 0]"]
+                &[
+                    "partition 2: [2, 0] -> [2, 3]",
+                    "partition 3: [0, 1] -> [3, 0]"
+                ]
             ),
             other => panic!("{other:?}"),
         }
@@ -230,7 +233,10 @@ mod tests {
         let now = layout(4, &[&[0, 1], &[1, 2], &[2, 0], &[0, 1]]);
         check_or_record(dir.path(), &now).unwrap();
         let text = std::fs::read_to_string(dir.path().join(LAYOUT_FILE)).unwrap();
-        assert!(text.starts_with(old) && text.contains("replicas.3 = 0, 1\n"), "{text}");
+        assert!(
+            text.starts_with(old) && text.contains("replicas.3 = 0, 1\n"),
+            "{text}"
+        );
         assert_eq!(Layout::parse(&text), Some(now));
     }
 
