@@ -350,7 +350,7 @@ pub fn help_text() -> String {
         "Quote with ' or \" as in a POSIX shell; a line ending in \\ or inside a quote goes on."
             .into(),
     );
-    lines.push("Commands are case-insensitive; # at the start of a line is a comment; `COMMAND --help` for details.".into());
+    lines.push("Commands are case-insensitive; a comment starts with # and a space (#ff0000 is a value); `COMMAND --help` for details.".into());
     lines.join("\n")
 }
 

@@ -102,7 +102,7 @@ fn piped(rt: &Runtime, session: &Session, options: Options) -> Result<ExitCode, 
             break;
         }
     }
-    if !pending.is_empty() && !failed {
+    if !pending.is_empty() {
         failed |= handle_line(rt, session, &pending, &mut out, options).failed;
     }
     Ok(if failed && !out.is_closed() {
