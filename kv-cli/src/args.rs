@@ -5,6 +5,7 @@
 //! lines into, flattened in here, so a one-shot command and a shell line
 //! are parsed by the same code.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -150,10 +151,62 @@ pub fn command() -> clap::Command {
 }
 
 /// Parses the process arguments (exits with 2 on a usage error, 0 for
-/// `--help`).
+/// `--help`). The subcommand name is case-insensitive, and a mistyped one
+/// gets a "did you mean".
 pub fn parse() -> Cli {
-    let matches = command().get_matches();
+    let cmd = command();
+    let args = match normalize(&cmd, std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::exit(i32::from(crate::error::EXIT_USAGE));
+        }
+    };
+    let matches = cmd.get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Global options that take a value as the next argument.
+const VALUE_OPTIONS: [&str; 6] = [
+    "--data-dir",
+    "--config",
+    "--cluster",
+    "-o",
+    "--output",
+    "--log-format",
+];
+
+/// Lower-cases the subcommand name when that makes it known (`kv GET k`),
+/// and refuses an unknown one with the nearest name.
+fn normalize(cmd: &clap::Command, mut args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let names: Vec<&str> = cmd
+        .get_subcommands()
+        .flat_map(|s| std::iter::once(s.get_name()).chain(s.get_all_aliases()))
+        .collect();
+    let mut i = 1;
+    while let Some(arg) = args.get(i).and_then(|a| a.to_str()) {
+        if VALUE_OPTIONS.contains(&arg) {
+            i += 2;
+            continue;
+        }
+        if arg.starts_with('-') {
+            i += 1;
+            continue;
+        }
+        if names.contains(&arg) || arg == "help" {
+            return Ok(args);
+        }
+        let lower = arg.to_lowercase();
+        if names.contains(&lower.as_str()) {
+            args[i] = lower.into();
+            return Ok(args);
+        }
+        return Err(match crate::command::closest_command(arg) {
+            Some(near) => format!("unknown command '{arg}'; did you mean '{near}'? (kv --help)"),
+            None => format!("unknown command '{arg}' (kv --help)"),
+        });
+    }
+    Ok(args)
 }
 
 /// `kv node`.
@@ -218,6 +271,28 @@ mod tests {
             assert_eq!(cli.global.data_dir, Some(PathBuf::from("d")));
             assert!(matches!(cli.command, Some(Sub::Data(Command::Get { .. }))));
         }
+    }
+
+    #[test]
+    fn subcommand_names_are_case_insensitive_and_typos_get_a_suggestion() {
+        let norm = |args: &[&str]| {
+            let args = std::iter::once("kv").chain(args.iter().copied());
+            normalize(&command(), args.map(OsString::from).collect()).map(|v| {
+                v.into_iter()
+                    .map(|a| a.into_string().unwrap())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(norm(&["GET", "K"]).unwrap(), ["kv", "get", "K"]);
+        assert_eq!(
+            norm(&["--cluster", "Get", "-o", "json", "Put", "k", "V"]).unwrap(),
+            ["kv", "--cluster", "Get", "-o", "json", "put", "k", "V"]
+        );
+        assert_eq!(
+            norm(&["gte", "k"]).unwrap_err(),
+            "unknown command 'gte'; did you mean 'get'? (kv --help)"
+        );
+        assert_eq!(norm(&["--raw"]).unwrap(), ["kv", "--raw"]);
     }
 
     #[test]
