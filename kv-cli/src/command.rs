@@ -539,6 +539,7 @@ mod tests {
                 "{name} missing from\n{help}"
             );
         }
+        assert!(help.contains("  exit, quit "), "{help}");
         let names = command_names();
         assert!(names.contains(&"quit".to_string()) && names.contains(&"delete".to_string()));
         assert!(

@@ -2,20 +2,26 @@
 //!
 //! One binary, several ways in (DESIGN §7):
 //!
-//! - `kv` / `kv shell`: the interactive shell ([`shell`]) against an
-//!   embedded cluster started in this process ([`cluster::Embedded`]: the
-//!   default topology, or `--config`, data in `--data-dir`, default
-//!   `./data`), or against a running cluster with `--cluster FILE`.
+//! - `kv` / `kv shell`: the interactive shell ([`shell`]) on the cluster
+//!   another `kv` runs from this directory (its cluster file), on
+//!   `--cluster FILE|HOST:PORT` (or `KV_CLUSTER`), or else on an embedded
+//!   cluster started in this process ([`cluster::Embedded`]: the default
+//!   topology, or `--config`, data in `--data-dir`, default `./data`),
+//!   whose cluster file it writes while it runs.
+//! - `kv init`: creates the embedded cluster's data directory and stops.
 //! - `kv put|get|del|status|inspect|cluster ...`: one-shot data commands,
 //!   parsed and run by the same code as shell lines ([`command`]) and
-//!   printed by [`output`]; exit code 0 ok, 1 not found, 2 usage or config
-//!   error, 3 other failure ([`error`]).
+//!   printed by [`output`] (or as JSON by [`json`] with `-o json`); they
+//!   never create a cluster. Exit code 0 ok, 1 not found, 2 usage or
+//!   config error, 3 other failure or a node down ([`error`]). A closed
+//!   stdout (`| head`) ends quietly.
 //! - `kv node --config FILE --id N` and `kv serve`: node processes
 //!   ([`serve`]).
 //! - `kv bench`: load generator ([`bench`]).
 //!
 //! Only this crate prints. Logs (tracing) go to stderr at level `warn`
-//! unless `RUST_LOG` says otherwise.
+//! unless `RUST_LOG` says otherwise, coloured only on a terminal, as JSON
+//! with `--log-format json`.
 
 mod args;
 mod bench;

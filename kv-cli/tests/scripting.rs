@@ -322,6 +322,28 @@ fn help_lists_only_the_options_that_apply() {
 }
 
 #[test]
+fn the_data_directories_named_are_the_ones_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("w")).unwrap();
+    let mut config = String::from("partitions = 2\nreplication_factor = 1\n");
+    for id in 0..2 {
+        config.push_str(&format!(
+            "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:0\"\ndata_dir = \"data/node_{id}\"\n"
+        ));
+    }
+    std::fs::write(d.join("w/cluster.toml"), config).unwrap();
+    let out = run(d, &["--config", "w/cluster.toml", "init"], "");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("data in w/data/node_0, w/data/node_1; ready"),
+        "{out:?}"
+    );
+    assert!(d.join("w/data/node_1/LAYOUT").exists() && !d.join("data").exists());
+}
+
+#[test]
 fn logs_are_plain_off_a_terminal_or_json_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
