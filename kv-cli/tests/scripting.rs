@@ -114,18 +114,24 @@ fn a_second_process_finds_the_shells_cluster_by_file_address_or_env() {
     );
 }
 
+/// A three-node config on ports nobody listens on.
+fn nobody_listens() -> String {
+    let mut text = String::from("partitions = 4\nreplication_factor = 2\n");
+    for (id, port) in free_ports(3).iter().enumerate() {
+        text.push_str(&format!(
+            "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{port}\"\n"
+        ));
+    }
+    text
+}
+
 #[test]
 fn a_stale_cluster_file_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     init(d);
-    let ports = free_ports(3);
-    let mut text = String::from("# pid = 4294967295\npartitions = 4\nreplication_factor = 2\n");
-    for (id, port) in ports.iter().enumerate() {
-        text.push_str(&format!(
-            "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{port}\"\n"
-        ));
-    }
+    // A pid no process has: the writer is gone.
+    let text = format!("# pid = 4294967295\n{}", nobody_listens());
     std::fs::write(d.join("data/cluster.toml"), text).unwrap();
     let out = run(d, &["put", "k", "v"], "");
     assert_eq!(
@@ -139,21 +145,20 @@ fn a_stale_cluster_file_is_ignored() {
 fn exit_codes_tell_when_nodes_are_down() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ports = free_ports(3);
-    let mut text = String::from("partitions = 4\nreplication_factor = 2\n");
-    for (id, port) in ports.iter().enumerate() {
-        text.push_str(&format!(
-            "[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{port}\"\n"
-        ));
-    }
-    std::fs::write(d.join("down.toml"), text).unwrap();
+    let text = nobody_listens();
+    std::fs::write(d.join("down.toml"), &text).unwrap();
     let out = run(d, &["--cluster", "down.toml", "cluster"], "");
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(out.stdout.matches("DOWN").count() >= 3, "{out:?}");
     // The shell on a dead cluster does not open with its normal banner.
     let out = run(d, &["--cluster", "down.toml"], "get k\n");
     assert_eq!(out.code, Some(3), "{out:?}");
-    let unreachable = format!("127.0.0.1:{}", ports[0]);
+    let unreachable = text
+        .lines()
+        .find_map(|l| l.strip_prefix("addr = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
     let out = run(d, &["--cluster", &unreachable, "get", "k"], "");
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(out.stderr.contains("fetching the cluster map"), "{out:?}");
@@ -499,12 +504,7 @@ fn ctrl_c_stops_bench_with_a_summary_and_removes_its_temp_dir() {
             Err(text)
         }
     });
-    let pid = bench.0.id().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    bench.signal("INT");
     let status = bench.wait_for(WAIT).expect("bench stops after Ctrl-C");
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(130), "{text}");

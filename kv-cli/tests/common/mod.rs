@@ -100,6 +100,15 @@ impl Running {
         }
     }
 
+    /// Sends signal `name` (`"INT"`, `"TERM"`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.0.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         let _ = self.0.kill();
