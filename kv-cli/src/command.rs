@@ -237,26 +237,25 @@ pub fn closest_command(name: &str) -> Option<String> {
 /// substitutions and swaps of adjacent characters.
 fn edit_distance(a: &str, b: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
+    // Three rows of the table: two rows back (for swaps), the last, this.
+    let mut before: Vec<usize> = Vec::new();
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let mut best = (last[j + 1] + 1).min(row[j] + 1).min(last[j] + cost);
+            let (prev_a, prev_b) = (i.checked_sub(1), j.checked_sub(1));
+            let swapped = prev_a.and_then(|k| a.get(k)) == Some(&cb)
+                && prev_b.and_then(|k| b.get(k)) == Some(&ca);
+            if let (true, Some(&two_back)) = (swapped, prev_b.and_then(|k| before.get(k))) {
+                best = best.min(two_back + 1);
             }
-            d[i][j] = best;
+            row[j + 1] = best;
         }
+        before = std::mem::replace(&mut last, row);
     }
-    d[a.len()][b.len()]
+    last[b.len()]
 }
 
 /// Every command name the shell knows, for tab completion.
@@ -523,6 +522,11 @@ mod tests {
             "unknown command 'stauts'; did you mean 'status'? type help"
         );
         assert_eq!(usage("zzz"), "unknown command 'zzz'; type help");
+        assert_eq!(edit_distance("gte", "get"), 1);
+        assert_eq!(edit_distance("", "get"), 3);
+        assert_eq!(edit_distance("inspcet", "inspect"), 1);
+        assert_eq!(edit_distance("sttaus", "status"), 1);
+        assert_eq!(edit_distance("stat", "status"), 2);
         for line in ["get", "get a b", "inspect x", "put"] {
             assert!(!usage(line).contains('\n'), "{line}");
         }

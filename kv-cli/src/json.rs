@@ -14,15 +14,13 @@
 //!   "partitions": [{"partition", "replicas": [{"node", "role", "up", "lsn"?, "lag"?}]}]}`
 //! - a failed command → `{"error": ..}`
 
-use std::collections::BTreeMap;
-
 use kv_codec::Value;
-use kv_node::protocol::{NodeInfo, PartitionInfo};
+use kv_node::protocol::NodeInfo;
 use kv_router::{ClusterMap, NodeId, PartitionId};
-use kv_storage::Location;
 use serde_json::{Value as Json, json};
 
 use crate::command::{Command, Reply};
+use crate::output::{Infos, location_word, replica_info};
 
 /// The JSON object answering `command` with `reply`.
 pub fn answer(command: &Command, reply: &Reply, map: &ClusterMap) -> Json {
@@ -40,7 +38,7 @@ pub fn answer(command: &Command, reply: &Reply, map: &ClusterMap) -> Json {
         Reply::Deleted(existed) => json!({"key": key, "deleted": existed}),
         Reply::Status { read, replicas } => json!({
             "key": key,
-            "location": location(read.value),
+            "location": location_word(read.value),
             "partition": read.partition,
             "leader": replicas.first(),
             "replicas": replicas,
@@ -81,16 +79,6 @@ pub fn value(v: &Value) -> Json {
     }
 }
 
-fn location(l: Location) -> &'static str {
-    match l {
-        Location::Hot => "HOT_STORAGE",
-        Location::Cold => "COLD_STORAGE",
-        Location::Missing => "NOT_FOUND",
-    }
-}
-
-type Infos = BTreeMap<NodeId, Result<NodeInfo, String>>;
-
 fn cluster(infos: &[(NodeId, Result<NodeInfo, String>)], map: &ClusterMap) -> Json {
     let infos: Infos = infos.iter().cloned().collect();
     let nodes: Vec<Json> = map
@@ -114,25 +102,18 @@ fn cluster(infos: &[(NodeId, Result<NodeInfo, String>)], map: &ClusterMap) -> Js
     json!({"nodes": nodes, "partitions": partitions})
 }
 
-fn replica<'a>(infos: &'a Infos, node: NodeId, p: PartitionId) -> Option<&'a PartitionInfo> {
-    match infos.get(&node) {
-        Some(Ok(info)) => info.partitions.iter().find(|r| r.partition == p),
-        _ => None,
-    }
-}
-
 fn partition(p: PartitionId, map: &ClusterMap, infos: &Infos) -> Json {
     let replicas = map.replicas(p).unwrap_or(&[]);
     let leader_lsn = replicas
         .first()
-        .and_then(|&l| replica(infos, l, p))
+        .and_then(|&l| replica_info(infos, l, p))
         .map(|r| r.position.lsn);
     let list: Vec<Json> = replicas
         .iter()
         .enumerate()
         .map(|(i, &node)| {
             let role = if i == 0 { "leader" } else { "follower" };
-            match replica(infos, node, p) {
+            match replica_info(infos, node, p) {
                 Some(r) => json!({
                     "node": node,
                     "role": role,

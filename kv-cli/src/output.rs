@@ -183,13 +183,18 @@ impl Out {
     }
 }
 
-/// `HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]`
-fn status_line(read: &Read<Location>, replicas: &[NodeId]) -> String {
-    let word = match read.value {
+/// `HOT_STORAGE`, `COLD_STORAGE` or `NOT_FOUND`.
+pub fn location_word(location: Location) -> &'static str {
+    match location {
         Location::Hot => "HOT_STORAGE",
         Location::Cold => "COLD_STORAGE",
         Location::Missing => "NOT_FOUND",
-    };
+    }
+}
+
+/// `HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]`
+fn status_line(read: &Read<Location>, replicas: &[NodeId]) -> String {
+    let word = location_word(read.value);
     let leader = replicas
         .first()
         .map_or_else(|| "?".to_string(), |l| format!("node{l}"));
@@ -225,7 +230,8 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-type Infos = BTreeMap<NodeId, Result<NodeInfo, String>>;
+/// Every node's info (or the error reaching it), by node.
+pub type Infos = BTreeMap<NodeId, Result<NodeInfo, String>>;
 
 fn cluster_lines(infos: &[(NodeId, Result<NodeInfo, String>)], map: &ClusterMap) -> Vec<String> {
     let infos: Infos = infos.iter().cloned().collect();
@@ -260,7 +266,7 @@ fn node_summary(info: &NodeInfo) -> String {
 }
 
 /// The replica `node` holds of partition `p`, if the node answered.
-fn replica_info(infos: &Infos, node: NodeId, p: PartitionId) -> Option<&PartitionInfo> {
+pub fn replica_info(infos: &Infos, node: NodeId, p: PartitionId) -> Option<&PartitionInfo> {
     match infos.get(&node) {
         Some(Ok(info)) => info.partitions.iter().find(|r| r.partition == p),
         _ => None,
