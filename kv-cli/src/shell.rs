@@ -71,8 +71,10 @@ pub fn run(
     data_dir: &Path,
     options: Options,
 ) -> Result<ExitCode, CliError> {
+    // A cluster with no node answering is an error before the first line.
+    let down = rt.block_on(session.down_nodes())?;
     if std::io::stdin().is_terminal() {
-        interactive(rt, session, data_dir, options).map(|()| ExitCode::SUCCESS)
+        interactive(rt, session, data_dir, &down, options).map(|()| ExitCode::SUCCESS)
     } else {
         piped(rt, session, options)
     }
@@ -116,6 +118,7 @@ fn interactive(
     rt: &Runtime,
     session: &Session,
     data_dir: &Path,
+    down: &[String],
     options: Options,
 ) -> Result<(), CliError> {
     let config = rustyline::Config::builder()
@@ -130,9 +133,8 @@ fn interactive(
     }));
     let history = history_path(data_dir);
     let _ = editor.load_history(&history);
-    let down = rt.block_on(session.down_nodes())?;
     let mut out = Out::stdout();
-    out.line(banner(session, &down));
+    out.line(banner(session, down));
     loop {
         match editor.readline(PROMPT) {
             Ok(line) => {
