@@ -10,18 +10,24 @@
 //! the control plane's job; until then `[[placement]]` entries pin the
 //! recorded placement.
 //!
-//! The file is `key = value` lines:
+//! The file is `key = value` lines, every value one unsigned integer:
 //!
 //! ```text
 //! partitions = 4
 //! replication_factor = 2
-//! replicas.0 = 0, 1
-//! replicas.1 = 1, 2
+//! replica.0.0 = 0
+//! replica.0.1 = 1
+//! replica.1.0 = 1
 //! ```
 //!
-//! A file written before placement was recorded (no `replicas.` lines)
-//! still opens; the placement is added to it on that start.
+//! `replica.P.I = N`: replica I of partition P (0 = leader) is on node N.
+//! A file written before placement was recorded (no `replica.` lines)
+//! still opens; the placement is added to it on that start. Older
+//! binaries skip the `replica.` lines (they ignore unknown keys whose
+//! value is a number), so a data directory can still be opened by the
+//! version before.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -30,7 +36,7 @@ use kv_router::{ClusterMap, NodeId};
 use crate::error::{Error, Result};
 
 const LAYOUT_FILE: &str = "LAYOUT";
-const REPLICAS_KEY: &str = "replicas.";
+const REPLICA_KEY: &str = "replica.";
 
 /// The recorded layout of a data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +75,9 @@ impl Layout {
             format!("replication_factor = {}", self.replication_factor),
         ];
         for (p, replicas) in self.placement.iter().enumerate() {
-            lines.push(format!("{REPLICAS_KEY}{p} = {}", ids(replicas)));
+            for (i, node) in replicas.iter().enumerate() {
+                lines.push(format!("{REPLICA_KEY}{p}.{i} = {node}"));
+            }
         }
         lines.push(String::new());
         lines.join("\n")
@@ -78,32 +86,27 @@ impl Layout {
     fn parse(text: &str) -> Option<Layout> {
         let mut partitions = None;
         let mut rf = None;
-        let mut placement = std::collections::BTreeMap::new();
+        let mut replicas: BTreeMap<(u32, u32), NodeId> = BTreeMap::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let (k, v) = line.split_once('=')?;
-            let (k, v) = (k.trim(), v.trim());
-            match k {
-                "partitions" => partitions = Some(v.parse().ok()?),
-                "replication_factor" => rf = Some(v.parse().ok()?),
-                _ => {
-                    if let Some(p) = k.strip_prefix(REPLICAS_KEY) {
-                        let p: u32 = p.parse().ok()?;
-                        let list: Option<Vec<NodeId>> =
-                            v.split(',').map(|id| id.trim().parse().ok()).collect();
-                        placement.insert(p, list?);
+            let v: u32 = v.trim().parse().ok()?;
+            match k.trim() {
+                "partitions" => partitions = Some(v),
+                "replication_factor" => rf = Some(v),
+                k => {
+                    if let Some((p, i)) =
+                        k.strip_prefix(REPLICA_KEY).and_then(|r| r.split_once('.'))
+                    {
+                        replicas.insert((p.parse().ok()?, i.parse().ok()?), v);
                     }
                 }
             }
         }
         let partitions = partitions?;
-        let complete = placement.keys().copied().eq(0..partitions);
-        if !placement.is_empty() && !complete {
-            return None;
-        }
         Some(Layout {
             partitions,
             replication_factor: rf?,
-            placement: placement.into_values().collect(),
+            placement: placement(partitions, &replicas)?,
         })
     }
 
@@ -118,6 +121,23 @@ impl Layout {
             .map(|(p, (old, new))| format!("partition {p}: [{}] -> [{}]", ids(old), ids(new)))
             .collect()
     }
+}
+
+/// Rebuilds the per-partition lists from `replica.P.I` entries: none
+/// (an old file), or every partition with replicas 0..k and nothing else.
+fn placement(partitions: u32, replicas: &BTreeMap<(u32, u32), NodeId>) -> Option<Vec<Vec<NodeId>>> {
+    if replicas.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut placement = vec![Vec::new(); usize::try_from(partitions).ok()?];
+    for (&(p, i), &node) in replicas {
+        let list = placement.get_mut(usize::try_from(p).ok()?)?;
+        if list.len() != usize::try_from(i).ok()? {
+            return None;
+        }
+        list.push(node);
+    }
+    placement.iter().all(|l| !l.is_empty()).then_some(placement)
 }
 
 fn ids(list: &[NodeId]) -> String {
@@ -234,7 +254,7 @@ mod tests {
         check_or_record(dir.path(), &now).unwrap();
         let text = std::fs::read_to_string(dir.path().join(LAYOUT_FILE)).unwrap();
         assert!(
-            text.starts_with(old) && text.contains("replicas.3 = 0, 1\n"),
+            text.starts_with(old) && text.ends_with("replica.3.0 = 0\nreplica.3.1 = 1\n"),
             "{text}"
         );
         assert_eq!(Layout::parse(&text), Some(now));
@@ -242,10 +262,31 @@ mod tests {
 
     #[test]
     fn a_placement_with_holes_is_unreadable() {
-        assert_eq!(
-            Layout::parse("partitions = 2\nreplication_factor = 1\nreplicas.1 = 0\n"),
-            None
+        let head = "partitions = 2\nreplication_factor = 1\n";
+        for lines in [
+            "replica.1.0 = 0\n",
+            "replica.0.0 = 0\nreplica.1.1 = 0\n",
+            "replica.0.0 = 0\nreplica.1.0 = 1\nreplica.2.0 = 1\n",
+            "replica.0.0 = x\n",
+        ] {
+            assert_eq!(Layout::parse(&format!("{head}{lines}")), None, "{lines}");
+        }
+        let whole = Layout::parse(&format!("{head}replica.0.0 = 1\nreplica.1.0 = 0\n"));
+        assert_eq!(whole.map(|l| l.placement), Some(vec![vec![1], vec![0]]));
+    }
+
+    /// Every line is `key = number`: what the version before this one
+    /// parses (it skips unknown keys), so it can still open the directory.
+    #[test]
+    fn every_line_keeps_the_old_key_equals_number_shape() {
+        let text = layout(2, &[&[0, 1], &[1, 0]]).to_text();
+        assert!(
+            text.starts_with("partitions = 2\nreplication_factor = 2\n"),
+            "{text}"
         );
-        assert_eq!(Layout::parse("partitions = 2\nreplicas.0 = x\n"), None);
+        for line in text.lines() {
+            let (_, v) = line.split_once('=').unwrap();
+            assert!(v.trim().parse::<u32>().is_ok(), "{line}");
+        }
     }
 }
