@@ -20,6 +20,16 @@ fn init(d: &Path) {
     assert_eq!(out.code, Some(0), "{out:?}");
 }
 
+/// The first node address in a cluster config.
+fn first_addr(config: &str) -> String {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("addr = "))
+        .expect("an addr line")
+        .trim_matches('"')
+        .to_string()
+}
+
 fn json_lines(stdout: &str) -> Vec<Json> {
     stdout
         .lines()
@@ -76,12 +86,7 @@ fn a_second_process_finds_the_shells_cluster_by_file_address_or_env() {
     assert_eq!(out.stdout, "Rafi Widya\n", "{out:?}");
 
     // Any node's host:port is enough: the map is fetched from it.
-    let addr = text
-        .lines()
-        .find_map(|l| l.strip_prefix("addr = "))
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
+    let addr = first_addr(&text);
     assert!(!addr.ends_with(":0"), "real ports in {text}");
     let elsewhere = tempfile::tempdir().unwrap();
     let out = run(elsewhere.path(), &["--cluster", &addr, "get", "nama"], "");
@@ -158,12 +163,7 @@ fn exit_codes_tell_when_nodes_are_down() {
             .contains("no node of the cluster in down.toml answers"),
         "{out:?}"
     );
-    let unreachable = text
-        .lines()
-        .find_map(|l| l.strip_prefix("addr = "))
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
+    let unreachable = first_addr(&text);
     let out = run(d, &["--cluster", &unreachable, "get", "k"], "");
     assert_eq!(out.code, Some(3), "{out:?}");
     assert!(out.stderr.contains("fetching the cluster map"), "{out:?}");
