@@ -36,6 +36,7 @@ pub fn kv(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env("HOME", dir)
         .env_remove("RUST_LOG")
+        .env_remove("KV_CLUSTER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
