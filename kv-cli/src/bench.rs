@@ -1,6 +1,12 @@
 //! `kv bench`: a load generator against any cluster.
 //!
-//! Keys are `bench:00000000` .. `bench:<keys-1>`. When the mix has reads,
+//! Keys are `<prefix>00000000` .. `<prefix><keys-1>`; the prefix
+//! (`--prefix`, default `bench:<random hex>:`) is printed at the start, and
+//! with `--cleanup` (the default) every bench key is deleted afterwards, so
+//! a real cluster is left as it was. Ctrl-C stops the clients, prints the
+//! summary of what ran, cleans up and exits with 130. `--json` prints the
+//! results as one JSON object on stdout (the header then goes to stderr).
+//! When the mix has reads,
 //! every key is written once first (not timed as the run) so reads find
 //! values. Then each client — a task with its own [`ClusterClient`] and so
 //! its own connections — runs its share of the operations one after the
@@ -11,7 +17,7 @@
 
 use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -22,9 +28,11 @@ use kv_router::ClusterMap;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::json;
 
 use crate::args::BenchArgs;
 use crate::error::CliError;
+use crate::output::Out;
 
 /// Latencies are recorded in nanoseconds up to this bound (60 s).
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
@@ -47,6 +55,11 @@ impl ClientResult {
         }
     }
 
+    /// Operations that ran (succeeded or failed).
+    fn ops(&self) -> u64 {
+        self.reads.len() + self.writes.len() + self.errors
+    }
+
     fn merge(&mut self, other: ClientResult) {
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.reads.add(&other.reads);
@@ -62,14 +75,66 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("constant bounds are valid")
 }
 
-fn key(i: u64) -> String {
-    format!("bench:{i:08}")
+/// The bench's keys: `prefix` then a zero-padded index.
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: Arc<str>,
+    count: u64,
+}
+
+impl Keys {
+    fn key(&self, i: u64) -> String {
+        format!("{}{i:08}", self.prefix)
+    }
+}
+
+/// How a bench run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Every operation ran.
+    Complete,
+    /// Ctrl-C stopped it early.
+    Interrupted,
+}
+
+/// Shared between the clients and the Ctrl-C watcher.
+#[derive(Clone)]
+struct Control {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+}
+
+impl Control {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
 }
 
 /// Runs the benchmark against `map` and prints the report on stdout.
-/// Fails (after the report) when any operation failed.
-pub async fn run(args: &BenchArgs, map: &ClusterMap, target: &str) -> Result<(), CliError> {
-    println!(
+/// Fails (after the report) when any operation failed. `throwaway` says
+/// the cluster is a temporary one, so there is nothing to clean up.
+pub async fn run(
+    args: &BenchArgs,
+    map: &ClusterMap,
+    target: &str,
+    throwaway: bool,
+) -> Result<Ending, CliError> {
+    let keys = Keys {
+        prefix: args
+            .prefix
+            .clone()
+            .unwrap_or_else(|| format!("bench:{:08x}:", rand::random::<u32>()))
+            .into(),
+        count: args.keys,
+    };
+    let header = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            Out::stdout().line(line);
+        }
+    };
+    header(format!(
         "kv bench: {} client{}, {} ops, {:.0}% reads, {}-byte values, {} keys",
         args.clients,
         if args.clients == 1 { "" } else { "s" },
@@ -77,43 +142,138 @@ pub async fn run(args: &BenchArgs, map: &ClusterMap, target: &str) -> Result<(),
         args.read_ratio * 100.0,
         args.value_size,
         args.keys
-    );
-    println!("target: {target}");
-    if args.read_ratio > 0.0 {
-        let started = Instant::now();
-        let loaded = preload(args, map).await?;
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "preload: {loaded} puts in {secs:.2} s ({:.0} ops/s)",
-            loaded as f64 / secs.max(1e-9)
-        );
-    }
-    let started = Instant::now();
-    let result = timed_run(args, map).await;
-    let elapsed = started.elapsed();
-    print_report(args.ops, elapsed, &result);
-    match (result.errors, result.first_error) {
-        (0, _) => Ok(()),
+    ));
+    header(format!("target: {target}"));
+    let cleanup = args.cleanup && !throwaway;
+    header(format!(
+        "keys: {}00000000 .. {}; {}",
+        keys.prefix,
+        keys.key(args.keys - 1),
+        if cleanup {
+            "deleted afterwards (--cleanup false keeps them)"
+        } else if throwaway {
+            "in a temporary cluster removed afterwards"
+        } else {
+            "kept (--cleanup false)"
+        }
+    ));
+    let control = Control {
+        stop: Arc::new(AtomicBool::new(false)),
+        done: Arc::new(AtomicU64::new(0)),
+    };
+    let watcher = tokio::spawn(watch_ctrl_c(control.clone()));
+    let outcome = load_and_run(args, map, &keys, &control, &header).await;
+    watcher.abort();
+    let deleted = if cleanup {
+        Some(delete_keys(args, map, &keys).await)
+    } else {
+        None
+    };
+    let (result, elapsed, preload) = outcome?;
+    let ending = if control.stopped() {
+        Ending::Interrupted
+    } else {
+        Ending::Complete
+    };
+    let report = Report {
+        args,
+        keys: &keys,
+        result: &result,
+        elapsed,
+        preload,
+        ending,
+        deleted,
+    };
+    report.print();
+    match (result.errors, &result.first_error) {
+        (0, _) => Ok(ending),
         (n, first) => Err(CliError::Failed(format!(
             "{n} of {} operations failed; first error: {}",
-            args.ops,
-            first.unwrap_or_default()
+            result.ops(),
+            first.clone().unwrap_or_default()
         ))),
     }
 }
 
-/// Writes every key once, spread over the clients.
-async fn preload(args: &BenchArgs, map: &ClusterMap) -> Result<u64, CliError> {
+/// Sets the stop flag on Ctrl-C.
+async fn watch_ctrl_c(control: Control) {
+    if tokio::signal::ctrl_c().await.is_ok() {
+        control.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+type Measured = (ClientResult, Duration, Option<(u64, f64)>);
+
+/// Preloads (when the mix has reads) and runs the timed operations.
+async fn load_and_run(
+    args: &BenchArgs,
+    map: &ClusterMap,
+    keys: &Keys,
+    control: &Control,
+    header: &impl Fn(String),
+) -> Result<Measured, CliError> {
+    let mut preload_figures = None;
+    if args.read_ratio > 0.0 {
+        let started = Instant::now();
+        let loaded = preload(args, map, keys, control).await?;
+        let secs = started.elapsed().as_secs_f64();
+        header(format!(
+            "preload: {loaded} puts in {secs:.2} s ({:.0} ops/s)",
+            loaded as f64 / secs.max(1e-9)
+        ));
+        preload_figures = Some((loaded, secs));
+    }
+    let started = Instant::now();
+    let result = timed_run(args, map, keys, control).await;
+    Ok((result, started.elapsed(), preload_figures))
+}
+
+/// Deletes every bench key; returns how many existed.
+async fn delete_keys(args: &BenchArgs, map: &ClusterMap, keys: &Keys) -> u64 {
     let clients = u64::from(args.clients);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let client = ClusterClient::new(map.clone(), ClientOptions::default());
+            let keys = keys.clone();
+            tokio::spawn(async move {
+                let mut deleted = 0;
+                let mut i = c;
+                while i < keys.count {
+                    if let Ok(true) = client.delete(keys.key(i).as_bytes()).await {
+                        deleted += 1;
+                    }
+                    i += clients;
+                }
+                deleted
+            })
+        })
+        .collect();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap_or(0))
+        .sum()
+}
+
+/// Writes every key once, spread over the clients (stops on Ctrl-C).
+async fn preload(
+    args: &BenchArgs,
+    map: &ClusterMap,
+    keys: &Keys,
+    control: &Control,
+) -> Result<u64, CliError> {
+    let clients = u64::from(args.clients);
+    let written = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let client = ClusterClient::new(map.clone(), ClientOptions::default());
             let value = random_value(&mut StdRng::seed_from_u64(c), args.value_size);
-            let keys = args.keys;
+            let (keys, control, written) = (keys.clone(), control.clone(), Arc::clone(&written));
             tokio::spawn(async move {
                 let mut i = c;
-                while i < keys {
-                    client.put(key(i).as_bytes(), &value).await?;
+                while i < keys.count && !control.stopped() {
+                    client.put(keys.key(i).as_bytes(), &value).await?;
+                    written.fetch_add(1, Ordering::Relaxed);
                     i += clients;
                 }
                 Ok::<(), kv_node::Error>(())
@@ -124,16 +284,20 @@ async fn preload(args: &BenchArgs, map: &ClusterMap) -> Result<u64, CliError> {
         task.map_err(|e| CliError::failed("preload task", e))?
             .map_err(|e| CliError::failed("preloading keys", e))?;
     }
-    Ok(args.keys)
+    Ok(written.load(Ordering::Relaxed))
 }
 
 fn random_value(rng: &mut StdRng, size: u32) -> Value {
     Value::Text(Alphanumeric.sample_string(rng, size as usize))
 }
 
-async fn timed_run(args: &BenchArgs, map: &ClusterMap) -> ClientResult {
-    let done = Arc::new(AtomicU64::new(0));
-    let progress = progress_bar(args.ops, Arc::clone(&done));
+async fn timed_run(
+    args: &BenchArgs,
+    map: &ClusterMap,
+    keys: &Keys,
+    control: &Control,
+) -> ClientResult {
+    let progress = progress_bar(args.ops, Arc::clone(&control.done));
     let clients = u64::from(args.clients);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -141,12 +305,12 @@ async fn timed_run(args: &BenchArgs, map: &ClusterMap) -> ClientResult {
             let client = ClusterClient::new(map.clone(), ClientOptions::default());
             let plan = ClientPlan {
                 ops: share,
-                keys: args.keys,
+                keys: keys.clone(),
                 read_ratio: args.read_ratio,
                 value_size: args.value_size,
                 seed: 1000 + c,
             };
-            tokio::spawn(run_client(client, plan, Arc::clone(&done)))
+            tokio::spawn(run_client(client, plan, control.clone()))
         })
         .collect();
     let mut total = ClientResult::new();
@@ -169,18 +333,21 @@ async fn timed_run(args: &BenchArgs, map: &ClusterMap) -> ClientResult {
 /// What one client does.
 struct ClientPlan {
     ops: u64,
-    keys: u64,
+    keys: Keys,
     read_ratio: f64,
     value_size: u32,
     seed: u64,
 }
 
-async fn run_client(client: ClusterClient, plan: ClientPlan, done: Arc<AtomicU64>) -> ClientResult {
+async fn run_client(client: ClusterClient, plan: ClientPlan, control: Control) -> ClientResult {
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let value = random_value(&mut rng, plan.value_size);
     let mut result = ClientResult::new();
     for _ in 0..plan.ops {
-        let key = key(rng.random_range(0..plan.keys));
+        if control.stopped() {
+            break;
+        }
+        let key = plan.keys.key(rng.random_range(0..plan.keys.count));
         let read = rng.random_bool(plan.read_ratio);
         let started = Instant::now();
         let outcome = if read {
@@ -197,7 +364,7 @@ async fn run_client(client: ClusterClient, plan: ClientPlan, done: Arc<AtomicU64
                 result.first_error.get_or_insert_with(|| e.to_string());
             }
         }
-        done.fetch_add(1, Ordering::Relaxed);
+        control.done.fetch_add(1, Ordering::Relaxed);
     }
     result
 }
@@ -227,37 +394,116 @@ fn progress_bar(ops: u64, done: Arc<AtomicU64>) -> Option<Progress> {
     Some((bar, ticker))
 }
 
-fn print_report(ops: u64, elapsed: Duration, result: &ClientResult) {
-    let secs = elapsed.as_secs_f64();
-    println!(
-        "run: {ops} ops in {secs:.2} s: {:.0} ops/s, {} errors",
-        ops as f64 / secs.max(1e-9),
-        result.errors
-    );
-    let mut all = histogram();
-    let _ = all.add(&result.reads);
-    let _ = all.add(&result.writes);
-    println!(
-        "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "latency", "count", "mean", "p50", "p99", "p999", "max"
-    );
-    for (name, h) in [
-        ("all", &all),
-        ("get", &result.reads),
-        ("put", &result.writes),
-    ] {
-        if h.is_empty() {
-            continue;
+/// Everything the report shows.
+struct Report<'a> {
+    args: &'a BenchArgs,
+    keys: &'a Keys,
+    result: &'a ClientResult,
+    elapsed: Duration,
+    preload: Option<(u64, f64)>,
+    ending: Ending,
+    deleted: Option<u64>,
+}
+
+impl Report<'_> {
+    fn print(&self) {
+        if self.args.json {
+            Out::stdout().line(self.json());
+        } else {
+            self.print_text();
         }
-        println!(
-            "{name:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            h.len(),
-            nanos(h.mean() as u64),
-            nanos(h.value_at_quantile(0.5)),
-            nanos(h.value_at_quantile(0.99)),
-            nanos(h.value_at_quantile(0.999)),
-            nanos(h.max())
-        );
+    }
+
+    fn rate(&self) -> f64 {
+        self.result.ops() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn histograms(&self) -> [(&'static str, Histogram<u64>); 3] {
+        let mut all = histogram();
+        let _ = all.add(&self.result.reads);
+        let _ = all.add(&self.result.writes);
+        [
+            ("all", all),
+            ("get", self.result.reads.clone()),
+            ("put", self.result.writes.clone()),
+        ]
+    }
+
+    fn print_text(&self) {
+        let mut out = Out::stdout();
+        if self.ending == Ending::Interrupted {
+            out.line(format!(
+                "interrupted (Ctrl-C) after {} of {} ops",
+                self.result.ops(),
+                self.args.ops
+            ));
+        }
+        out.line(format!(
+            "run: {} ops in {:.2} s: {:.0} ops/s, {} errors",
+            self.result.ops(),
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.result.errors
+        ));
+        out.line(format!(
+            "{:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "latency", "count", "mean", "p50", "p99", "p999", "max"
+        ));
+        for (name, h) in self.histograms() {
+            if h.is_empty() {
+                continue;
+            }
+            out.line(format!(
+                "{name:<8} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                h.len(),
+                nanos(h.mean() as u64),
+                nanos(h.value_at_quantile(0.5)),
+                nanos(h.value_at_quantile(0.99)),
+                nanos(h.value_at_quantile(0.999)),
+                nanos(h.max())
+            ));
+        }
+        if let Some(n) = self.deleted {
+            out.line(format!(
+                "cleanup: deleted {n} keys under {}",
+                self.keys.prefix
+            ));
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut latency = serde_json::Map::new();
+        for (name, h) in self.histograms() {
+            if !h.is_empty() {
+                latency.insert(
+                    name.to_string(),
+                    json!({
+                        "count": h.len(),
+                        "mean": h.mean() as u64,
+                        "p50": h.value_at_quantile(0.5),
+                        "p99": h.value_at_quantile(0.99),
+                        "p999": h.value_at_quantile(0.999),
+                        "max": h.max(),
+                    }),
+                );
+            }
+        }
+        json!({
+            "clients": self.args.clients,
+            "ops": self.args.ops,
+            "done": self.result.ops(),
+            "interrupted": self.ending == Ending::Interrupted,
+            "read_ratio": self.args.read_ratio,
+            "value_size": self.args.value_size,
+            "keys": self.args.keys,
+            "prefix": &*self.keys.prefix,
+            "preload_puts": self.preload.map(|(n, _)| n),
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "ops_per_s": self.rate(),
+            "errors": self.result.errors,
+            "latency_ns": latency,
+            "deleted": self.deleted,
+        })
     }
 }
 

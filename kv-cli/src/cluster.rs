@@ -1,5 +1,15 @@
 //! Where commands go: an embedded cluster started in this process, or a
-//! running cluster named by a config file.
+//! running cluster.
+//!
+//! [`Session::open`] looks, in order, for `--cluster` (or `KV_CLUSTER`: a
+//! config file, or `host:port` of any node, whose map is fetched from it),
+//! then for the cluster file a running `kv` shell or `kv serve` wrote in
+//! the data directory (`<data-dir>/cluster.toml`, with the real ports; it
+//! is removed when that process stops, and ignored when the process that
+//! wrote it is gone), and only then starts an embedded cluster. A one-shot
+//! command only starts one on a data directory that exists: it never
+//! creates a cluster ([`Start::ExistingOnly`]); the shell, `kv init` and
+//! `kv serve` do.
 //!
 //! The embedded cluster binds every node's listener first (port 0 unless
 //! the config fixes one), publishes the real ports in one
@@ -11,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kv_node::protocol::ReplicaState;
-use kv_node::{ClientOptions, ClusterClient, NodeHandle, NodeOptions, NodeServer};
+use kv_node::{ClientOptions, ClusterClient, NodeClient, NodeHandle, NodeOptions, NodeServer};
 use kv_router::{ClusterConfig, ClusterMap, NodeId, Role};
 use tokio::net::TcpListener;
 use tracing::warn;
@@ -21,6 +31,21 @@ use crate::error::{CliError, one_line};
 
 /// The data directory when `--data-dir` is not given.
 pub const DEFAULT_DATA_DIR: &str = "./data";
+
+/// The file a running embedded cluster writes in its data directory.
+pub const CLUSTER_FILE: &str = "cluster.toml";
+
+/// The first line of a cluster file, followed by the writer's pid.
+const CLUSTER_FILE_PID: &str = "# pid = ";
+
+/// Whether a command may create a cluster when none is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Start an embedded cluster, creating its data directory if needed.
+    Create,
+    /// Start one only on an existing data directory; otherwise refuse.
+    ExistingOnly,
+}
 
 /// How long a freshly started embedded cluster may take until every led
 /// partition accepts writes (leaders first ask their followers whether
@@ -64,10 +89,111 @@ pub fn node_data_dir(config: &ClusterConfig, id: NodeId, data_dir: &Path) -> Pat
         .unwrap_or_else(|| data_dir.join(format!("node_{id}")))
 }
 
+/// Whether any node of `config` already has a data directory.
+fn has_data(config: &ClusterConfig, data_dir: &Path) -> bool {
+    config.nodes.iter().any(|n| {
+        node_data_dir(config, n.id, data_dir)
+            .join("LAYOUT")
+            .exists()
+    })
+}
+
+/// Where the nodes keep their data, for people: `./data` when every node
+/// is in `<data_dir>/node_N`, else the list of directories.
+fn data_description(config: &ClusterConfig, data_dir: &Path) -> String {
+    let dirs: Vec<PathBuf> = config
+        .nodes
+        .iter()
+        .map(|n| node_data_dir(config, n.id, data_dir))
+        .collect();
+    let default = config
+        .nodes
+        .iter()
+        .zip(&dirs)
+        .all(|(n, d)| *d == data_dir.join(format!("node_{}", n.id)));
+    if default {
+        data_dir.display().to_string()
+    } else {
+        let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        dirs.join(", ")
+    }
+}
+
+/// The cluster file of a running cluster in `data_dir`, as a config;
+/// `None` when there is none or its writer is gone.
+fn running_cluster(data_dir: &Path) -> Result<Option<(PathBuf, ClusterConfig)>, CliError> {
+    let path = data_dir.join(CLUSTER_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    let pid = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix(CLUSTER_FILE_PID));
+    let alive = match pid.and_then(|p| p.trim().parse::<u32>().ok()) {
+        Some(pid) => process_alive(pid),
+        None => true,
+    };
+    if !alive {
+        warn!(
+            "ignoring {}: the kv process that wrote it is gone",
+            path.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some((path.clone(), load_config(&path)?)))
+}
+
+/// Whether process `pid` exists (Linux /proc; elsewhere assumed).
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
+/// A cluster file written by this process, removed when dropped.
+pub struct ClusterFile(PathBuf);
+
+impl ClusterFile {
+    /// Writes the cluster file of `cluster` into `data_dir`.
+    pub fn write(
+        config: &ClusterConfig,
+        cluster: &Embedded,
+        data_dir: &Path,
+    ) -> Result<ClusterFile, CliError> {
+        let mut running = config.clone();
+        running.nodes = cluster.map().nodes().to_vec();
+        for node in &mut running.nodes {
+            node.data_dir = None;
+        }
+        let text = format!(
+            "{CLUSTER_FILE_PID}{}\n# The cluster a kv process runs from this directory, with its real ports;\n# one-shot kv commands here use it. Removed when that process stops.\n\n{}",
+            std::process::id(),
+            running.to_toml_string()
+        );
+        let path = data_dir.join(CLUSTER_FILE);
+        std::fs::create_dir_all(data_dir)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| CliError::failed(&format!("writing {}", path.display()), e))?;
+        Ok(ClusterFile(path))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ClusterFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Node servers running in this process.
 pub struct Embedded {
     nodes: Vec<NodeHandle>,
     map: ClusterMap,
+    data: String,
 }
 
 impl Embedded {
@@ -100,7 +226,8 @@ impl Embedded {
                 }
             }
         }
-        let cluster = Embedded { nodes, map };
+        let data = data_description(config, data_dir);
+        let cluster = Embedded { nodes, map, data };
         cluster.wait_ready().await;
         Ok(cluster)
     }
@@ -108,6 +235,11 @@ impl Embedded {
     /// The map with the real addresses.
     pub fn map(&self) -> &ClusterMap {
         &self.map
+    }
+
+    /// Where the nodes keep their data, for people.
+    pub fn data(&self) -> &str {
+        &self.data
     }
 
     /// The running nodes.
@@ -166,27 +298,67 @@ pub struct Session {
     pub client: ClusterClient,
     /// The nodes started by this process, if any.
     pub embedded: Option<Embedded>,
+    /// Where the map came from, for people (remote clusters).
+    pub source: String,
 }
 
 impl Session {
-    /// Connects to `--cluster`, or starts the embedded cluster (`--config`,
-    /// `--data-dir`, defaults).
-    pub async fn open(global: &GlobalOpts, default_data_dir: &Path) -> Result<Session, CliError> {
-        if let Some(path) = &global.cluster {
-            let config = load_config(path)?;
+    /// Connects to `--cluster`, or to the cluster another `kv` runs from
+    /// `data_dir`, or starts the embedded cluster (`--config`, defaults)
+    /// as `start` allows.
+    pub async fn open(
+        global: &GlobalOpts,
+        data_dir: &Path,
+        start: Start,
+    ) -> Result<Session, CliError> {
+        if let Some(target) = &global.cluster {
+            let map = remote_map(target).await?;
+            return Ok(Session::remote(map, target.clone()));
+        }
+        if let Some((path, config)) = running_cluster(data_dir)? {
             let map = ClusterMap::new(&config).map_err(|e| CliError::Config(e.to_string()))?;
-            return Ok(Session {
-                client: ClusterClient::new(map, ClientOptions::default()),
-                embedded: None,
-            });
+            return Ok(Session::remote(map, path.display().to_string()));
         }
         let config = embedded_config(global)?;
-        let data_dir = global.data_dir.as_deref().unwrap_or(default_data_dir);
+        if start == Start::ExistingOnly && !has_data(&config, data_dir) {
+            return Err(CliError::Usage(format!(
+                "no cluster here (no {} and no data in {}): run kv (or kv init) to start one, or pass --cluster FILE|HOST:PORT",
+                data_dir.join(CLUSTER_FILE).display(),
+                data_dir.display()
+            )));
+        }
         let embedded = Embedded::start(&config, data_dir).await?;
         Ok(Session {
             client: ClusterClient::new(embedded.map().clone(), ClientOptions::default()),
             embedded: Some(embedded),
+            source: String::new(),
         })
+    }
+
+    fn remote(map: ClusterMap, source: String) -> Session {
+        Session {
+            client: ClusterClient::new(map, ClientOptions::default()),
+            embedded: None,
+            source,
+        }
+    }
+
+    /// Nodes that do not answer, as `node N: error` lines; an error when
+    /// none answers.
+    pub async fn down_nodes(&self) -> Result<Vec<String>, CliError> {
+        let infos = self.client.cluster_info().await;
+        let down: Vec<String> = infos
+            .iter()
+            .filter_map(|(id, r)| r.as_ref().err().map(|e| format!("node {id} DOWN: {e}")))
+            .collect();
+        if !infos.is_empty() && down.len() == infos.len() {
+            return Err(CliError::Failed(format!(
+                "no node of the cluster in {} answers: {}",
+                self.source,
+                down.join("; ")
+            )));
+        }
+        Ok(down)
     }
 
     /// Shuts the embedded cluster down, if there is one.
@@ -208,7 +380,29 @@ impl Session {
         );
         match &self.embedded {
             Some(_) => format!("embedded cluster: {shape}"),
-            None => format!("cluster: {shape}"),
+            None => format!("cluster from {}: {shape}", self.source),
         }
     }
+}
+
+/// The map of `--cluster TARGET`: a config file, or `host:port` of a node
+/// asked for its map.
+async fn remote_map(target: &str) -> Result<ClusterMap, CliError> {
+    let path = Path::new(target);
+    if path.is_file() {
+        let config = load_config(path)?;
+        return ClusterMap::new(&config).map_err(|e| CliError::Config(e.to_string()));
+    }
+    let looks_like_addr = target
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !looks_like_addr {
+        return Err(CliError::Config(format!(
+            "--cluster {target}: no such file, and not host:port"
+        )));
+    }
+    NodeClient::new(0, target, ClientOptions::default())
+        .cluster_map()
+        .await
+        .map_err(|e| CliError::failed(&format!("fetching the cluster map from {target}"), e))
 }

@@ -3,9 +3,13 @@
 //! [`Command`] is one clap subcommand enum: `kv get KEY` parses it from the
 //! process arguments (flattened into [`crate::args::Sub`]) and the shell
 //! parses each line into it with [`parse_line`], after splitting the line
-//! with POSIX shell quoting (`shell-words`). [`execute`] runs a command
-//! against a [`ClusterClient`] and returns a [`Reply`]; how a reply is
-//! printed is [`crate::output`]'s business.
+//! with POSIX shell quoting (`shell-words`). Command names are
+//! case-insensitive (`GET k`); `#` starts a comment only at the start of a
+//! line (`put color #ff0000` stores `#ff0000`); [`is_incomplete`] tells the
+//! shell that a line ending in a backslash or inside a quote goes on.
+//! [`resolve_value`] reads `put k -` (stdin) and `put k @file` values.
+//! [`execute`] runs a command against a [`ClusterClient`] and returns a
+//! [`Reply`]; how a reply is printed is [`crate::output`]'s business.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kv_codec::Value;
@@ -25,7 +29,8 @@ pub enum Command {
         /// The key.
         #[arg(value_parser = parse_key)]
         key: String,
-        /// The value.
+        /// The value; `-` reads it from stdin (one-shot only), `@FILE` from
+        /// a file (`@@x` stores `@x`).
         #[arg(allow_hyphen_values = true)]
         value: String,
     },
@@ -99,12 +104,86 @@ pub enum Parsed {
     Text(String),
 }
 
-/// Parses one shell line with POSIX quoting; `#` starts a comment.
+impl Command {
+    /// The key the command is about, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Command::Put { key, .. }
+            | Command::Get { key }
+            | Command::Del { key }
+            | Command::Status { key } => Some(key),
+            Command::Inspect { .. } | Command::Cluster => None,
+        }
+    }
+}
+
+/// Quoting state while walking a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    None,
+    Single,
+    Double,
+}
+
+/// Walks `text` with POSIX quoting. Returns the text with every `#` that
+/// would start a comment mid-line escaped (so it stays literal), the
+/// quote open at the end, and whether the text ends in a backslash that
+/// escapes the end of the line.
+fn scan(text: &str) -> (String, Quote, bool) {
+    let mut out = String::with_capacity(text.len());
+    let (mut quote, mut escaped, mut word_start) = (Quote::None, false, true);
+    for (i, c) in text.char_indices() {
+        let rest = &text[i + c.len_utf8()..];
+        if escaped {
+            escaped = false;
+        } else {
+            match (quote, c) {
+                (Quote::None | Quote::Double, '\\') => escaped = true,
+                (Quote::None, '\'') => quote = Quote::Single,
+                (Quote::None, '"') => quote = Quote::Double,
+                (Quote::Single, '\'') | (Quote::Double, '"') => quote = Quote::None,
+                (Quote::None, '#') if word_start && !starts_comment(rest) => out.push('\\'),
+                _ => {}
+            }
+        }
+        word_start = quote == Quote::None && !escaped && c.is_whitespace();
+        out.push(c);
+    }
+    (out, quote, escaped)
+}
+
+/// A `#` word followed by whitespace starts a trailing comment (`inspect 1
+/// # note`, as the original seed scripts write); `#ff0000` is a value.
+fn starts_comment(after_hash: &str) -> bool {
+    after_hash.starts_with(char::is_whitespace)
+}
+
+/// Whether `text` goes on on the next line: it ends inside a quote, or in
+/// a backslash.
+pub fn is_incomplete(text: &str) -> bool {
+    if text.trim_start().starts_with('#') {
+        return false;
+    }
+    let (_, quote, trailing_backslash) = scan(text);
+    quote != Quote::None || trailing_backslash
+}
+
+/// Parses one shell line (possibly several physical lines joined by
+/// newlines) with POSIX quoting; `#` at the start of the line makes it a
+/// comment.
 pub fn parse_line(line: &str) -> Result<Parsed, CliError> {
-    let words =
-        shell_words::split(line).map_err(|e| CliError::Usage(format!("{e} (check the quotes)")))?;
-    if words.is_empty() {
+    if line.trim_start().starts_with('#') {
         return Ok(Parsed::Empty);
+    }
+    let (protected, _, _) = scan(line);
+    let mut words = shell_words::split(&protected)
+        .map_err(|e| CliError::Usage(format!("{e} (check the quotes)")))?;
+    let Some(first) = words.first_mut() else {
+        return Ok(Parsed::Empty);
+    };
+    let lower = first.to_lowercase();
+    if command_names().contains(&lower) {
+        *first = lower;
     }
     match ShellLine::try_parse_from(&words) {
         Ok(parsed) => Ok(Parsed::Command(parsed.command)),
@@ -118,11 +197,15 @@ pub fn parse_line(line: &str) -> Result<Parsed, CliError> {
 /// A clap error as one line: its message, then the usage when clap gives
 /// one.
 fn usage_error(e: &clap::Error) -> CliError {
+    use clap::error::{ContextKind, ContextValue};
     if e.kind() == clap::error::ErrorKind::InvalidSubcommand
-        && let Some(clap::error::ContextValue::String(name)) =
-            e.get(clap::error::ContextKind::InvalidSubcommand)
+        && let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand)
     {
-        return CliError::Usage(format!("unknown command '{name}'; type help"));
+        let suggestion = match closest_command(name) {
+            Some(s) => format!("did you mean '{s}'? "),
+            None => String::new(),
+        };
+        return CliError::Usage(format!("unknown command '{name}'; {suggestion}type help"));
     }
     let text = e.render().to_string();
     let message: Vec<&str> = text
@@ -138,6 +221,43 @@ fn usage_error(e: &clap::Error) -> CliError {
     }
 }
 
+/// The command name nearest to a mistyped `name` (at most two edits, a
+/// swap of neighbours counting as one), for "did you mean".
+pub fn closest_command(name: &str) -> Option<String> {
+    let name = name.to_lowercase();
+    command_names()
+        .into_iter()
+        .map(|c| (edit_distance(&name, &c), c))
+        .filter(|(d, c)| *d <= 2 && *d < c.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Optimal string alignment distance: insertions, deletions,
+/// substitutions and swaps of adjacent characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Three rows of the table: two rows back (for swaps), the last, this.
+    let mut before: Vec<usize> = Vec::new();
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let mut best = (last[j + 1] + 1).min(row[j] + 1).min(last[j] + cost);
+            let (prev_a, prev_b) = (i.checked_sub(1), j.checked_sub(1));
+            let swapped = prev_a.and_then(|k| a.get(k)) == Some(&cb)
+                && prev_b.and_then(|k| b.get(k)) == Some(&ca);
+            if let (true, Some(&two_back)) = (swapped, prev_b.and_then(|k| before.get(k))) {
+                best = best.min(two_back + 1);
+            }
+            row[j + 1] = best;
+        }
+        before = std::mem::replace(&mut last, row);
+    }
+    last[b.len()]
+}
+
 /// Every command name the shell knows, for tab completion.
 pub fn command_names() -> Vec<String> {
     let mut names = Vec::new();
@@ -149,18 +269,87 @@ pub fn command_names() -> Vec<String> {
     names
 }
 
+/// The arguments a command takes, as its usage shows them (`<KEY>
+/// <VALUE>` for `put`), for the shell's hints.
+pub fn argument_usage(name: &str) -> Option<String> {
+    let mut cmd = ShellLine::command();
+    let sub = cmd.find_subcommand_mut(name)?;
+    let usage = sub.render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
+    let args = usage.split_once(' ').map_or("", |(_, rest)| rest);
+    Some(args.trim().to_string())
+}
+
+/// Where a `put` value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdin {
+    /// `-` reads the value from stdin (one-shot commands).
+    Allowed,
+    /// stdin carries the commands (the shell): `-` is refused.
+    Refused,
+}
+
+/// Replaces a `put` value `-` (stdin) or `@FILE` with what it names
+/// (`@@x` is the literal `@x`); other commands are returned unchanged.
+/// Values must be UTF-8 text.
+pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError> {
+    let Command::Put { key, value } = command else {
+        return Ok(command);
+    };
+    let value = if value == "-" {
+        if stdin == Stdin::Refused {
+            return Err(CliError::Usage(
+                "put KEY - reads stdin, which carries the shell's commands; use put KEY @FILE"
+                    .into(),
+            ));
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| CliError::failed("reading the value from stdin", e))?;
+        text_value(bytes, "stdin")?
+    } else if let Some(literal) = value.strip_prefix("@@") {
+        format!("@{literal}")
+    } else if let Some(path) = value.strip_prefix('@') {
+        let bytes = std::fs::read(path).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read the value file {path}: {e} (to store a value starting with @, write @@)"
+            ))
+        })?;
+        text_value(bytes, path)?
+    } else {
+        value
+    };
+    Ok(Command::Put { key, value })
+}
+
+fn text_value(bytes: Vec<u8>, source: &str) -> Result<String, CliError> {
+    String::from_utf8(bytes).map_err(|e| {
+        CliError::Usage(format!(
+            "the value from {source} is not UTF-8 text (invalid byte at offset {}); binary values need schema V4 (opaque bytes)",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 /// The shell's `help` text: one line per command with its usage.
 pub fn help_text() -> String {
     let mut cmd = ShellLine::command();
     let mut lines = Vec::new();
     for sub in cmd.get_subcommands_mut() {
         let usage = sub.render_usage().to_string();
-        let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_string();
+        let mut usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_string();
+        for alias in sub.get_visible_aliases() {
+            usage.push_str(&format!(", {alias}"));
+        }
         let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
         let about = about.lines().next().unwrap_or_default().to_string();
         lines.push(format!("  {usage:<22} {about}"));
     }
-    lines.push("Quote with ' or \" as in a POSIX shell; `COMMAND --help` for details.".into());
+    lines.push(
+        "Quote with ' or \" as in a POSIX shell; a line ending in \\ or inside a quote goes on."
+            .into(),
+    );
+    lines.push("Commands are case-insensitive; a comment starts with # and a space (#ff0000 is a value); `COMMAND --help` for details.".into());
     lines.join("\n")
 }
 
@@ -212,6 +401,18 @@ pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply,
             Reply::Status { read, replicas }
         }
         Command::Inspect { node } => {
+            if client.map().node(*node).is_none() {
+                let ids: Vec<String> = client
+                    .map()
+                    .nodes()
+                    .iter()
+                    .map(|n| n.id.to_string())
+                    .collect();
+                return Err(CliError::Usage(format!(
+                    "node {node} is not in the cluster; its nodes are {}",
+                    ids.join(", ")
+                )));
+            }
             let partitions = client.inspect(*node).await?;
             Reply::Inspect {
                 node: *node,
@@ -278,6 +479,21 @@ mod tests {
             command("delete k"),
             ShellCommand::Data(Command::Del { key: "k".into() })
         );
+        assert_eq!(command("put color #ff0000"), put("color", "#ff0000"));
+        assert_eq!(command("put c a#b"), put("c", "a#b"));
+        assert_eq!(command("put c '#x' # note"), put("c", "#x"));
+        assert_eq!(command("put c \"a # b\""), put("c", "a # b"));
+        assert_eq!(
+            command("GET nama"),
+            ShellCommand::Data(Command::Get { key: "nama".into() })
+        );
+        assert_eq!(command("Put NAMA x"), put("NAMA", "x"));
+        assert_eq!(command("put k 'two\nlines'"), put("k", "two\nlines"));
+        assert_eq!(command("put k \\\n  value"), put("k", "value"));
+        assert!(is_incomplete("put k 'open") && is_incomplete("put k \"open"));
+        assert!(is_incomplete("put k \\") && !is_incomplete("put k \\\\"));
+        assert!(!is_incomplete("put k 'closed'") && !is_incomplete("# it's"));
+        assert!(!is_incomplete("put k \"it's\""));
         assert_eq!(parse_line("   ").unwrap(), Parsed::Empty);
         assert_eq!(parse_line("# just a comment").unwrap(), Parsed::Empty);
     }
@@ -297,6 +513,20 @@ mod tests {
         assert!(usage("get ''").contains("must not be empty"));
         assert!(usage("inspect x").contains("invalid value 'x'"));
         assert!(usage("put k 'unterminated").contains("quote"));
+        assert_eq!(
+            usage("gte k"),
+            "unknown command 'gte'; did you mean 'get'? type help"
+        );
+        assert_eq!(
+            usage("stauts k"),
+            "unknown command 'stauts'; did you mean 'status'? type help"
+        );
+        assert_eq!(usage("zzz"), "unknown command 'zzz'; type help");
+        assert_eq!(edit_distance("gte", "get"), 1);
+        assert_eq!(edit_distance("", "get"), 3);
+        assert_eq!(edit_distance("inspcet", "inspect"), 1);
+        assert_eq!(edit_distance("sttaus", "status"), 1);
+        assert_eq!(edit_distance("stat", "status"), 2);
         for line in ["get", "get a b", "inspect x", "put"] {
             assert!(!usage(line).contains('\n'), "{line}");
         }
@@ -313,6 +543,7 @@ mod tests {
                 "{name} missing from\n{help}"
             );
         }
+        assert!(help.contains("  exit, quit "), "{help}");
         let names = command_names();
         assert!(names.contains(&"quit".to_string()) && names.contains(&"delete".to_string()));
         assert!(

@@ -46,7 +46,9 @@ impl CliError {
 impl From<kv_node::Error> for CliError {
     fn from(e: kv_node::Error) -> CliError {
         match e {
-            kv_node::Error::LayoutMismatch { .. } => CliError::Config(e.to_string()),
+            kv_node::Error::LayoutMismatch { .. } | kv_node::Error::PlacementChanged { .. } => {
+                CliError::Config(e.to_string())
+            }
             kv_node::Error::UnknownNode(_) => CliError::Usage(e.to_string()),
             kv_node::Error::Storage(kv_storage::Error::Locked { .. }) => CliError::Failed(format!(
                 "{e} (is another kv process using this data directory?)"

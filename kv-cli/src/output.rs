@@ -1,19 +1,38 @@
 //! How replies are printed.
 //!
-//! [`render`] turns a [`Reply`] into answer lines, notes and a found flag.
-//! The shell prints the answer lines and then each note on its own line;
-//! a one-shot command prints the answer on stdout and the notes on stderr,
-//! and exits with 1 when the key was not found. The value line of a `get`
-//! is always the value alone, so scripts can use it as is.
+//! [`render`] turns a [`Reply`] into answer lines, notes and an
+//! [`Outcome`]. The shell prints the answer lines and then each note on its
+//! own line; a one-shot command prints the answer on stdout and the notes
+//! on stderr, and exits with 1 when the key was not found, 3 when a node
+//! is down. The value line of a `get` is always the value alone, so
+//! scripts can use it as is. As redis-cli does, an empty text value shows
+//! as `""` and one with control characters as a quoted string with
+//! escapes ([`escape`]); `--raw` prints values exactly as stored.
+//! `-o json` answers are built by [`crate::json`].
+//!
+//! Everything is written through [`Out`], which turns a closed stdout
+//! (`kv ... | head -1`) into a quiet stop instead of a panic.
 
 use std::collections::BTreeMap;
 
+use kv_codec::Value;
 use kv_node::Read;
 use kv_node::protocol::{NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use kv_router::{ClusterMap, NodeId, PartitionId};
 use kv_storage::Location;
 
 use crate::command::Reply;
+
+/// What an answer says about the command, for the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (exit 0).
+    Ok,
+    /// The key does not exist (exit 1).
+    NotFound,
+    /// Answered, but part of the cluster is down (exit 3).
+    Degraded,
+}
 
 /// A reply ready to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +41,8 @@ pub struct Rendered {
     pub lines: Vec<String>,
     /// Remarks about the answer: `(nil)`, possibly-stale notices.
     pub notes: Vec<String>,
-    /// False when the key does not exist (exit code 1).
-    pub found: bool,
+    /// What the answer means for the exit code.
+    pub outcome: Outcome,
 }
 
 impl Rendered {
@@ -31,7 +50,7 @@ impl Rendered {
         Rendered {
             lines,
             notes: Vec::new(),
-            found: true,
+            outcome: Outcome::Ok,
         }
     }
 
@@ -39,7 +58,7 @@ impl Rendered {
         Rendered {
             lines: Vec::new(),
             notes: vec!["(nil)".to_string()],
-            found: false,
+            outcome: Outcome::NotFound,
         }
     }
 
@@ -57,12 +76,13 @@ impl Rendered {
     }
 }
 
-/// Renders a reply; `map` names leaders and addresses.
-pub fn render(reply: &Reply, map: &ClusterMap) -> Rendered {
+/// Renders a reply; `map` names leaders and addresses; `raw` prints
+/// values exactly as stored.
+pub fn render(reply: &Reply, map: &ClusterMap, raw: bool) -> Rendered {
     match reply {
         Reply::Stored => Rendered::answer(vec!["OK".to_string()]),
         Reply::Value(read) => match &read.value {
-            Some(value) => Rendered::answer(vec![value.render()]),
+            Some(value) => Rendered::answer(vec![value_text(value, raw)]),
             None => Rendered::nil(),
         }
         .with_stale_note(read, map),
@@ -71,21 +91,110 @@ pub fn render(reply: &Reply, map: &ClusterMap) -> Rendered {
         Reply::Status { read, replicas } => Rendered {
             lines: vec![status_line(read, replicas)],
             notes: Vec::new(),
-            found: read.value != Location::Missing,
+            outcome: match read.value {
+                Location::Missing => Outcome::NotFound,
+                _ => Outcome::Ok,
+            },
         }
         .with_stale_note(read, map),
         Reply::Inspect { partitions, .. } => Rendered::answer(inspect_lines(partitions)),
-        Reply::Cluster(infos) => Rendered::answer(cluster_lines(infos, map)),
+        Reply::Cluster(infos) => Rendered {
+            outcome: if infos.iter().any(|(_, i)| i.is_err()) {
+                Outcome::Degraded
+            } else {
+                Outcome::Ok
+            },
+            ..Rendered::answer(cluster_lines(infos, map))
+        },
+    }
+}
+
+/// A value as `get` prints it: text as is, except that an empty text is
+/// `""` and one with control characters is quoted with escapes (unless
+/// `raw`); events and JSON as their canonical text.
+pub fn value_text(value: &Value, raw: bool) -> String {
+    match value {
+        Value::Text(s) if !raw && (s.is_empty() || s.chars().any(char::is_control)) => {
+            escape(s.as_bytes())
+        }
+        other => other.render(),
+    }
+}
+
+/// redis-cli's quoted form of a byte string: `"` around it, `\\` and `\"`
+/// for backslash and quote, `\n \r \t \a \b` for those controls, `\xHH`
+/// for other control characters and for bytes that are not UTF-8.
+/// Printable characters, non-ASCII letters included, stay as they are.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{7}' => out.push_str("\\a"),
+                '\u{8}' => out.push_str("\\b"),
+                c if c.is_control() => {
+                    let mut buf = [0; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Standard output that notices when nobody reads any more.
+pub struct Out {
+    closed: bool,
+}
+
+impl Out {
+    /// Stdout, open.
+    pub fn stdout() -> Out {
+        Out { closed: false }
+    }
+
+    /// Writes `line` and a newline (flushed); false once stdout is closed
+    /// (a broken pipe), after which nothing more is written.
+    pub fn line(&mut self, line: impl std::fmt::Display) -> bool {
+        use std::io::Write;
+        if !self.closed {
+            let mut stdout = std::io::stdout().lock();
+            let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+            self.closed = written.is_err();
+        }
+        !self.closed
+    }
+
+    /// Whether a write failed because stdout was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+/// `HOT_STORAGE`, `COLD_STORAGE` or `NOT_FOUND`.
+pub fn location_word(location: Location) -> &'static str {
+    match location {
+        Location::Hot => "HOT_STORAGE",
+        Location::Cold => "COLD_STORAGE",
+        Location::Missing => "NOT_FOUND",
     }
 }
 
 /// `HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]`
 fn status_line(read: &Read<Location>, replicas: &[NodeId]) -> String {
-    let word = match read.value {
-        Location::Hot => "HOT_STORAGE",
-        Location::Cold => "COLD_STORAGE",
-        Location::Missing => "NOT_FOUND",
-    };
+    let word = location_word(read.value);
     let leader = replicas
         .first()
         .map_or_else(|| "?".to_string(), |l| format!("node{l}"));
@@ -121,7 +230,8 @@ fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-type Infos = BTreeMap<NodeId, Result<NodeInfo, String>>;
+/// Every node's info (or the error reaching it), by node.
+pub type Infos = BTreeMap<NodeId, Result<NodeInfo, String>>;
 
 fn cluster_lines(infos: &[(NodeId, Result<NodeInfo, String>)], map: &ClusterMap) -> Vec<String> {
     let infos: Infos = infos.iter().cloned().collect();
@@ -156,7 +266,7 @@ fn node_summary(info: &NodeInfo) -> String {
 }
 
 /// The replica `node` holds of partition `p`, if the node answered.
-fn replica_info(infos: &Infos, node: NodeId, p: PartitionId) -> Option<&PartitionInfo> {
+pub fn replica_info(infos: &Infos, node: NodeId, p: PartitionId) -> Option<&PartitionInfo> {
     match infos.get(&node) {
         Some(Ok(info)) => info.partitions.iter().find(|r| r.partition == p),
         _ => None,
@@ -252,15 +362,18 @@ mod tests {
     #[test]
     fn get_prints_the_value_alone_and_notes_staleness_apart() {
         let reply = Reply::Value(read(Some(Value::from_user_input("Rafi Widya")), 1, 2, true));
-        let r = render(&reply, &map());
+        let r = render(&reply, &map(), false);
         assert_eq!(r.lines, ["Rafi Widya"]);
         assert_eq!(
             r.notes,
             ["(possibly stale: leader node 1 unavailable, answered by follower node 2)"]
         );
-        assert!(r.found);
-        let missing = render(&Reply::Value(read(None, 0, 0, false)), &map());
-        assert_eq!((missing.lines.len(), missing.found), (0, false));
+        assert_eq!(r.outcome, Outcome::Ok);
+        let missing = render(&Reply::Value(read(None, 0, 0, false)), &map(), false);
+        assert_eq!(
+            (missing.lines.len(), missing.outcome),
+            (0, Outcome::NotFound)
+        );
         assert_eq!(missing.notes, ["(nil)"]);
     }
 
@@ -270,15 +383,15 @@ mod tests {
             read: read(location, 1, 1, false),
             replicas: vec![1, 2],
         };
-        let hot = render(&status(Location::Hot), &map());
+        let hot = render(&status(Location::Hot), &map(), false);
         assert_eq!(
             hot.lines,
             ["HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]"]
         );
-        let cold = render(&status(Location::Cold), &map());
+        let cold = render(&status(Location::Cold), &map(), false);
         assert!(cold.lines[0].starts_with("COLD_STORAGE partition=1 "));
-        let missing = render(&status(Location::Missing), &map());
-        assert!(missing.lines[0].starts_with("NOT_FOUND ") && !missing.found);
+        let missing = render(&status(Location::Missing), &map(), false);
+        assert!(missing.lines[0].starts_with("NOT_FOUND ") && missing.outcome == Outcome::NotFound);
     }
 
     #[test]
@@ -299,7 +412,7 @@ mod tests {
             ],
         };
         assert_eq!(
-            render(&reply, &map()).lines,
+            render(&reply, &map(), false).lines,
             [
                 "partition 0 (follower): 0 hot keys",
                 "partition 1 (leader): 2 hot keys",
@@ -349,7 +462,9 @@ mod tests {
             (1, Err("cannot connect".to_string())),
             (2, Ok(node2)),
         ]);
-        let lines = render(&reply, &map).lines;
+        let rendered = render(&reply, &map, false);
+        assert_eq!(rendered.outcome, Outcome::Degraded);
+        let lines = rendered.lines;
         assert!(lines[0].starts_with("node 0 127.0.0.1:0 up, 3 partitions (2 led), 14 keys"));
         assert_eq!(lines[1], "node 1 127.0.0.1:0 DOWN: cannot connect");
         assert_eq!(
@@ -361,5 +476,32 @@ mod tests {
                 "partition 3: leader node 0 lsn=0 ready; follower node 1 DOWN lag=?",
             ]
         );
+    }
+
+    #[test]
+    fn empty_and_control_values_are_quoted_like_redis_cli_unless_raw() {
+        let text = |s: &str| Value::Text(s.to_string());
+        assert_eq!(value_text(&text(""), false), "\"\"");
+        assert_eq!(value_text(&text(""), true), "");
+        assert_eq!(value_text(&text("Rafi Widya"), false), "Rafi Widya");
+        assert_eq!(value_text(&text("say \"hi\""), false), "say \"hi\"");
+        assert_eq!(value_text(&text("a\nb"), false), "\"a\\nb\"");
+        assert_eq!(value_text(&text("a\nb"), true), "a\nb");
+        assert_eq!(value_text(&text("café"), false), "café");
+    }
+
+    #[test]
+    fn escape_matches_redis_cli_repr() {
+        let cases: [(&[u8], &str); 6] = [
+            (b"", r#""""#),
+            (b"plain", r#""plain""#),
+            (b"q\"b\\", r#""q\"b\\""#),
+            (b"\t\r\n\x07\x08", r#""\t\r\n\a\b""#),
+            (b"\x00\x1b\x7f", r#""\x00\x1b\x7f""#),
+            (b"\xff\xc3\xa9", r#""\xffé""#),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(escape(bytes), expected, "{bytes:?}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! `kv node` (one node of a config, in the foreground) and `kv serve`
-//! (every node of a config in this process). Both run until SIGINT or
+//! (every node of a config in this process, which writes the cluster file
+//! `<data-dir>/cluster.toml` as the shell does). Both run until SIGINT or
 //! SIGTERM and then shut down cleanly: connections closed, tasks joined,
 //! stores fsynced.
 
@@ -62,7 +63,14 @@ pub async fn serve(global: &GlobalOpts, data_dir: &Path) -> Result<(), CliError>
     for node in cluster.nodes() {
         eprintln!("node {} listening on {}", node.id(), node.local_addr());
     }
+    let file = cluster::ClusterFile::write(&config, &cluster, data_dir)?;
+    eprintln!(
+        "data in {}; cluster file {} (kv commands in this directory use it)",
+        cluster.data(),
+        file.path().display()
+    );
     wait_for_signal().await?;
+    drop(file);
     cluster.shutdown().await?;
     eprintln!("stopped");
     Ok(())

@@ -2,28 +2,36 @@
 //!
 //! On a terminal, lines are read with rustyline: line editing, history
 //! across runs (in `~/.kv_history`, else in the data directory; a history
-//! file that cannot be read or written is silently skipped), and tab
-//! completion of command names. When stdin is not a terminal, lines are
+//! file that cannot be read or written is silently skipped), tab
+//! completion of command names, greyed argument hints as you type (as
+//! redis-cli does), and continuation lines (`... `) while a line ends in a
+//! backslash or inside a quote. When stdin is not a terminal, lines are
 //! read one by one with no prompt and no banner, so `kv < script.txt`
 //! prints only the answers. Every answer and note, and `(error) <message>`
-//! for a failed line, goes to stdout; the shell goes on after errors.
+//! for a failed line, goes to stdout. On a terminal the shell goes on after
+//! errors; a script stops at the first failed line unless `--keep-going`,
+//! and exits non-zero when any line failed.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::borrow::Cow;
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
-use rustyline::validate::Validator;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 use tokio::runtime::Runtime;
 
+use crate::args::OutputFormat;
 use crate::cluster::Session;
-use crate::command::{self, Parsed, ShellCommand};
-use crate::error::CliError;
-use crate::output;
+use crate::command::{self, Parsed, ShellCommand, Stdin};
+use crate::error::{CliError, EXIT_FAILED};
+use crate::json;
+use crate::output::{self, Out, Outcome};
 
 const PROMPT: &str = "kv> ";
 const HISTORY_FILE: &str = ".kv_history";
@@ -36,29 +44,83 @@ enum Flow {
     Exit,
 }
 
+/// How the shell prints and when it stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Text or JSON answers.
+    pub output: OutputFormat,
+    /// Values exactly as stored.
+    pub raw: bool,
+    /// A script goes on after a failed line.
+    pub keep_going: bool,
+}
+
+/// What one line did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LineResult {
+    flow: Flow,
+    failed: bool,
+}
+
 /// Runs the shell until `exit`, `quit` or end of input. The caller shuts
-/// the session down afterwards.
-pub fn run(rt: &Runtime, session: &Session, data_dir: &Path) -> Result<(), CliError> {
+/// the session down afterwards. Returns the exit code: 0, or 3 when a
+/// line of a script failed.
+pub fn run(
+    rt: &Runtime,
+    session: &Session,
+    data_dir: &Path,
+    options: Options,
+) -> Result<ExitCode, CliError> {
+    // A cluster with no node answering is an error before the first line.
+    let down = rt.block_on(session.down_nodes())?;
     if std::io::stdin().is_terminal() {
-        interactive(rt, session, data_dir)
+        interactive(rt, session, data_dir, &down, options).map(|()| ExitCode::SUCCESS)
     } else {
-        piped(rt, session)
+        piped(rt, session, options)
     }
 }
 
-fn piped(rt: &Runtime, session: &Session) -> Result<(), CliError> {
+fn piped(rt: &Runtime, session: &Session, options: Options) -> Result<ExitCode, CliError> {
     let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
+    let mut out = Out::stdout();
+    let mut failed = false;
+    let mut pending = String::new();
     for line in stdin.lock().lines() {
         let line = line.map_err(|e| CliError::failed("reading stdin", e))?;
-        if handle_line(rt, session, &line, &mut out) == Flow::Exit {
+        pending.push_str(&line);
+        if command::is_incomplete(&pending) {
+            pending.push('\n');
+            continue;
+        }
+        let result = handle_line(
+            rt,
+            session,
+            &std::mem::take(&mut pending),
+            &mut out,
+            options,
+        );
+        failed |= result.failed;
+        if result.flow == Flow::Exit || (result.failed && !options.keep_going) {
             break;
         }
     }
-    Ok(())
+    if !pending.is_empty() {
+        failed |= handle_line(rt, session, &pending, &mut out, options).failed;
+    }
+    Ok(if failed && !out.is_closed() {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn interactive(rt: &Runtime, session: &Session, data_dir: &Path) -> Result<(), CliError> {
+fn interactive(
+    rt: &Runtime,
+    session: &Session,
+    data_dir: &Path,
+    down: &[String],
+    options: Options,
+) -> Result<(), CliError> {
     let config = rustyline::Config::builder()
         .auto_add_history(false)
         .max_history_size(HISTORY_ENTRIES)
@@ -71,15 +133,15 @@ fn interactive(rt: &Runtime, session: &Session, data_dir: &Path) -> Result<(), C
     }));
     let history = history_path(data_dir);
     let _ = editor.load_history(&history);
-    println!("{}", banner(session, data_dir));
-    let mut out = std::io::stdout();
+    let mut out = Out::stdout();
+    out.line(banner(session, down));
     loop {
         match editor.readline(PROMPT) {
             Ok(line) => {
                 if !line.trim().is_empty() {
                     let _ = editor.add_history_entry(line.as_str());
                 }
-                if handle_line(rt, session, &line, &mut out) == Flow::Exit {
+                if handle_line(rt, session, &line, &mut out, options).flow == Flow::Exit {
                     break;
                 }
             }
@@ -99,7 +161,7 @@ fn history_path(data_dir: &Path) -> PathBuf {
     }
 }
 
-fn banner(session: &Session, data_dir: &Path) -> String {
+fn banner(session: &Session, down: &[String]) -> String {
     let addrs: Vec<String> = session
         .client
         .map()
@@ -112,49 +174,77 @@ fn banner(session: &Session, data_dir: &Path) -> String {
         env!("CARGO_PKG_VERSION"),
         session.describe()
     )];
-    if session.embedded.is_some() {
-        lines.push(format!("data in {}", data_dir.display()));
+    if let Some(embedded) = &session.embedded {
+        lines.push(format!("data in {}", embedded.data()));
     }
     lines.push(addrs.join(", "));
+    lines.extend(down.iter().map(|d| format!("warning: {d}")));
     lines.push("type help for the commands; exit, quit or Ctrl-D to leave".to_string());
     lines.join("\n")
 }
 
 /// Parses and runs one line, printing its answer.
-fn handle_line(rt: &Runtime, session: &Session, line: &str, out: &mut impl Write) -> Flow {
-    let mut text = Vec::new();
-    let flow = match command::parse_line(line) {
-        Ok(Parsed::Empty) => Flow::Continue,
-        Ok(Parsed::Text(help)) => {
-            text.push(help);
-            Flow::Continue
-        }
-        Ok(Parsed::Command(ShellCommand::Exit)) => Flow::Exit,
+fn handle_line(
+    rt: &Runtime,
+    session: &Session,
+    line: &str,
+    out: &mut Out,
+    options: Options,
+) -> LineResult {
+    let (text, flow, failed) = match command::parse_line(line) {
+        Ok(Parsed::Empty) => (Vec::new(), Flow::Continue, false),
+        Ok(Parsed::Text(help)) => (vec![help], Flow::Continue, false),
+        Ok(Parsed::Command(ShellCommand::Exit)) => (Vec::new(), Flow::Exit, false),
         Ok(Parsed::Command(ShellCommand::Help)) => {
-            text.push(command::help_text());
-            Flow::Continue
+            (vec![command::help_text()], Flow::Continue, false)
         }
         Ok(Parsed::Command(ShellCommand::Data(cmd))) => {
-            match rt.block_on(command::execute(&session.client, &cmd)) {
-                Ok(reply) => {
-                    let rendered = output::render(&reply, session.client.map());
-                    text.extend(rendered.lines);
-                    text.extend(rendered.notes);
-                }
-                Err(e) => text.push(format!("(error) {e}")),
-            }
-            Flow::Continue
+            let (text, failed) = run_command(rt, session, cmd, options);
+            (text, Flow::Continue, failed)
         }
-        Err(e) => {
-            text.push(format!("(error) {e}"));
-            Flow::Continue
-        }
+        Err(e) => (vec![error_text(&e, options)], Flow::Continue, true),
     };
-    let written = text.iter().try_for_each(|t| writeln!(out, "{t}"));
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => flow,
+    let written = text.iter().all(|t| out.line(t));
+    LineResult {
         // Nobody reads our answers any more (closed pipe): stop.
-        Err(_) => Flow::Exit,
+        flow: if written { flow } else { Flow::Exit },
+        failed,
+    }
+}
+
+/// Runs a data command: its printed lines, and whether it failed.
+fn run_command(
+    rt: &Runtime,
+    session: &Session,
+    cmd: command::Command,
+    options: Options,
+) -> (Vec<String>, bool) {
+    let reply = command::resolve_value(cmd, Stdin::Refused).and_then(|cmd| {
+        rt.block_on(command::execute(&session.client, &cmd))
+            .map(|reply| (cmd, reply))
+    });
+    let (cmd, reply) = match reply {
+        Ok(done) => done,
+        Err(e) => return (vec![error_text(&e, options)], true),
+    };
+    let map = session.client.map();
+    let rendered = output::render(&reply, map, options.raw);
+    let failed = rendered.outcome == Outcome::Degraded;
+    let mut text = Vec::new();
+    match options.output {
+        OutputFormat::Text => {
+            text.extend(rendered.lines);
+            text.extend(rendered.notes);
+        }
+        OutputFormat::Json => text.push(json::answer(&cmd, &reply, map).to_string()),
+    }
+    (text, failed)
+}
+
+fn error_text(e: &CliError, options: Options) -> String {
+    match options.output {
+        OutputFormat::Text => format!("(error) {e}"),
+        OutputFormat::Json => json::error(&e.to_string()).to_string(),
     }
 }
 
@@ -197,11 +287,52 @@ fn complete_command(names: &[String], before_cursor: &str) -> (usize, Vec<String
 
 impl Hinter for ShellHelper {
     type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        if pos < line.len() {
+            return None;
+        }
+        argument_hint(line)
+    }
 }
 
-impl Highlighter for ShellHelper {}
+/// redis-cli's hint: after a command name and a space, its arguments
+/// still to type, e.g. `put k` → ` <VALUE>`.
+fn argument_hint(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace();
+    let name = words.next()?.to_lowercase();
+    let typed = words.count();
+    if !line.contains(char::is_whitespace) {
+        return None;
+    }
+    let usage = command::argument_usage(&name)?;
+    let rest: Vec<&str> = usage.split_whitespace().skip(typed).collect();
+    if rest.is_empty() {
+        return None;
+    }
+    let sep = if line.ends_with(char::is_whitespace) {
+        ""
+    } else {
+        " "
+    };
+    Some(format!("{sep}{}", rest.join(" ")))
+}
 
-impl Validator for ShellHelper {}
+impl Highlighter for ShellHelper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        Cow::Owned(format!("\x1b[90m{hint}\x1b[0m"))
+    }
+}
+
+impl Validator for ShellHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(if command::is_incomplete(ctx.input()) {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
+    }
+}
 
 impl Helper for ShellHelper {}
 
@@ -220,5 +351,16 @@ mod tests {
         assert!(found.is_empty());
         let (_, all) = complete_command(&names, "");
         assert_eq!(all.len(), names.len());
+    }
+
+    #[test]
+    fn hints_show_the_arguments_still_to_type() {
+        assert_eq!(argument_hint("put ").as_deref(), Some("<KEY> <VALUE>"));
+        assert_eq!(argument_hint("PUT k").as_deref(), Some(" <VALUE>"));
+        assert_eq!(argument_hint("put k ").as_deref(), Some("<VALUE>"));
+        assert_eq!(argument_hint("put k v"), None);
+        assert_eq!(argument_hint("inspect ").as_deref(), Some("<NODE>"));
+        assert_eq!(argument_hint("put"), None);
+        assert_eq!(argument_hint("nosuch "), None);
     }
 }

@@ -17,6 +17,9 @@ fn kv_in(dir: &std::path::Path, args: &[&str]) -> common::Output {
 fn one_shot_commands_print_answers_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let out = kv_in(d, &["init"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.ends_with("ready\n"), "{out:?}");
 
     let out = kv_in(d, &["put", "user:1", r#"{"name": "Ana", "tags": [1, 2]}"#]);
     assert_eq!(
@@ -122,9 +125,14 @@ fn usage_errors_exit_with_2_before_touching_data() {
         !d.join("d").exists(),
         "a usage error must not create the data directory"
     );
+    assert_eq!(kv_in(d, &["init"]).code, Some(0));
     let out = kv_in(d, &["inspect", "7"]);
     assert_eq!(out.code, Some(2), "unknown node: {out:?}");
-    assert!(out.stderr.contains("node 7"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("node 7 is not in the cluster; its nodes are 0, 1, 2"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -182,6 +190,7 @@ fn bad_config_files_give_one_line_and_exit_2() {
 fn another_partition_count_is_refused_and_nothing_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    assert_eq!(kv_in(d, &["init"]).code, Some(0));
     let out = kv_in(d, &["put", "nama", "Rafi Widya"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let before = snapshot(&d.join("d"));

@@ -25,12 +25,7 @@ fn config(ports: &[u16]) -> String {
 }
 
 fn sigterm(node: &mut Running, what: &str) {
-    let pid = node.0.id().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    node.signal("TERM");
     let exit = node
         .wait_for(WAIT)
         .unwrap_or_else(|| panic!("{what} did not stop"));

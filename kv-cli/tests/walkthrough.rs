@@ -130,12 +130,12 @@ fn seed_walkthrough_then_restart_finds_everything_cold() {
 }
 
 #[test]
-fn shell_reports_errors_and_goes_on() {
+fn a_script_stops_at_the_first_failed_line_unless_keep_going() {
     let dir = tempfile::tempdir().unwrap();
-    let script = "get nothing\nfrobnicate\nget\nput k 'open\ndel nothing\n\
-                  put k v\ndel k\nget k\nhelp\n";
-    let out = run(dir.path(), &["--data-dir", "d"], script);
-    assert_eq!(out.code, Some(0), "end of input ends the shell: {out:?}");
+    let script = "get nothing\nfrobnicate\nget\ndel nothing\n\
+                  put k v\ndel k\nget k\nhelp\nput k 'open\n";
+    let out = run(dir.path(), &["--data-dir", "d", "--keep-going"], script);
+    assert_eq!(out.code, Some(3), "a line failed: {out:?}");
     let lines = out.lines();
     assert_eq!(lines[0], "(nil)");
     assert_eq!(lines[1], "(error) unknown command 'frobnicate'; type help");
@@ -143,16 +143,27 @@ fn shell_reports_errors_and_goes_on() {
         lines[2].starts_with("(error) ") && lines[2].contains("usage: get <KEY>"),
         "{out:?}"
     );
+    assert_eq!(lines[3..7], ["(nil)", "OK", "OK", "(nil)"], "{out:?}");
     assert!(
-        lines[3].starts_with("(error) ") && lines[3].contains("quote"),
-        "{out:?}"
-    );
-    assert_eq!(lines[4..8], ["(nil)", "OK", "OK", "(nil)"], "{out:?}");
-    assert!(
-        lines[8..]
+        lines[7..]
             .iter()
             .any(|l| l.trim_start().starts_with("status <KEY>")),
         "{out:?}"
     );
+    let last = lines.last().unwrap();
+    assert!(
+        last.starts_with("(error) ") && last.contains("quote"),
+        "{out:?}"
+    );
     assert!(dir.path().join("d/node_2").is_dir());
+
+    let out = run(dir.path(), &["--data-dir", "d"], script);
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert_eq!(
+        out.lines(),
+        ["(nil)", "(error) unknown command 'frobnicate'; type help"],
+        "stops at the first failed line"
+    );
+    let out = run(dir.path(), &["--data-dir", "d"], "put a 1\nget a\n");
+    assert_eq!((out.code, out.lines()), (Some(0), vec!["OK", "1"]));
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use kv_router::{NodeId, PartitionId};
+use kv_router::{ClusterMap, NodeId, PartitionId};
 use kv_storage::{Location, Position};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -266,6 +266,14 @@ impl NodeClient {
     pub async fn inspect(&self) -> Result<Vec<PartitionKeys>> {
         match self.request(&Request::Inspect).await? {
             Response::Inspect(parts) => Ok(parts),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// The node's cluster map: every node and every partition's replicas.
+    pub async fn cluster_map(&self) -> Result<ClusterMap> {
+        match self.request(&Request::ClusterMap).await? {
+            Response::ClusterMap(map) => Ok(map),
             other => Err(self.unexpected(other)),
         }
     }

@@ -191,6 +191,17 @@ pub enum Error {
         /// What the configuration asks for.
         configured: String,
     },
+    /// The configuration would move replicas the data directory holds.
+    #[error(
+        "data directory {path} holds replicas the configuration would move ({}); refusing to start. Moving replicas is the control plane's job; to keep them where they are, add [[placement]] entries with the old replicas (see README, Changing the cluster)",
+        moves.join("; ")
+    )]
+    PlacementChanged {
+        /// The data directory.
+        path: String,
+        /// One line per moved partition: `partition 1: [1, 2] -> [1, 3]`.
+        moves: Vec<String>,
+    },
     /// The cluster map places no replica for this partition (an invalid
     /// map: kv-router's validation prevents it).
     #[error("partition {0} has no replicas in the cluster map")]

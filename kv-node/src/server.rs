@@ -130,11 +130,7 @@ impl NodeServer {
 }
 
 fn open_replicas(options: &NodeOptions) -> Result<BTreeMap<PartitionId, Arc<Replica>>> {
-    let layout = Layout {
-        partitions: options.map.partition_count(),
-        replication_factor: options.map.replication_factor(),
-    };
-    layout::check_or_record(&options.data_dir, layout)?;
+    layout::check_or_record(&options.data_dir, &Layout::of(&options.map))?;
     let cache = HotCache::new(options.storage.hot_capacity_bytes);
     let mut replicas = BTreeMap::new();
     for (p, role) in options.map.partitions_of(options.id) {
@@ -382,6 +378,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
         Request::Delete { key } => delete(shared, key).await,
         Request::Inspect => Response::Inspect(inspect(shared)),
         Request::Info => Response::Info(node_info(shared)),
+        Request::ClusterMap => Response::ClusterMap(shared.options.map.clone()),
         Request::Position { partition } => match shared.replicas.get(&partition) {
             Some(r) => Response::Position {
                 partition,

@@ -36,6 +36,7 @@ pub fn kv(dir: &Path) -> Command {
     cmd.current_dir(dir)
         .env("HOME", dir)
         .env_remove("RUST_LOG")
+        .env_remove("KV_CLUSTER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -98,6 +99,15 @@ impl Running {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends signal `name` (`"INT"`, `"TERM"`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.0.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -{name} failed");
     }
 
     /// SIGKILL, then reap.

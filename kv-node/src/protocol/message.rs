@@ -18,6 +18,7 @@
 //! | 0x08 | Position     | partition: u32 |
 //! | 0x09 | Subscribe    | partition: u32, from node: u32, after: position |
 //! | 0x0A | Ack          | partition: u32, applied: position |
+//! | 0x20 | ClusterMap   | — |
 //!
 //! | type | reply         | fields |
 //! |------|---------------|--------|
@@ -32,6 +33,7 @@
 //! | 0x89 | Entries       | partition: u32, leader last: position, count: u32, entries… |
 //! | 0x8A | SnapshotStart | partition: u32, last: position, reason: string |
 //! | 0x8B | SnapshotEnd   | partition: u32, last: position |
+//! | 0xA0 | ClusterMap    | see `map.rs`: epoch, partitions, rf, nodes, replicas |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
 //! A position is epoch u32 then LSN u64; an entry is a position, key bytes
@@ -39,11 +41,12 @@
 //! follower.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kv_router::{NodeId, PartitionId, Role};
+use kv_router::{ClusterMap, NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Position};
 
 pub use super::info::{FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
+use super::map::{decode_map, encode_map};
 use super::wire::{WireReader, WireWrite};
 use crate::error::{ErrorCode, ProtocolError};
 
@@ -102,6 +105,9 @@ pub enum Request {
         /// The follower's last applied position.
         applied: Position,
     },
+    /// The node's cluster map (nodes, addresses, every partition's
+    /// replicas), so a client given one node can find them all.
+    ClusterMap,
 }
 
 /// What a node answers.
@@ -181,6 +187,8 @@ pub enum Response {
         /// The position the snapshot is current as of.
         last: Position,
     },
+    /// Reply to `ClusterMap`.
+    ClusterMap(ClusterMap),
     /// Any request can fail with this.
     Error {
         /// The kind of failure.
@@ -203,6 +211,7 @@ mod ty {
     pub const POSITION: u8 = 0x08;
     pub const SUBSCRIBE: u8 = 0x09;
     pub const ACK: u8 = 0x0A;
+    pub const CLUSTER_MAP: u8 = 0x20;
     pub const PONG: u8 = 0x81;
     pub const VALUE: u8 = 0x82;
     pub const WRITTEN: u8 = 0x83;
@@ -214,6 +223,7 @@ mod ty {
     pub const ENTRIES: u8 = 0x89;
     pub const SNAPSHOT_START: u8 = 0x8A;
     pub const SNAPSHOT_END: u8 = 0x8B;
+    pub const CLUSTER_MAP_REPLY: u8 = 0xA0;
     pub const ERROR: u8 = 0xFF;
 }
 
@@ -297,6 +307,7 @@ impl Request {
             }
             Request::Inspect => header(out, ty::INSPECT, id),
             Request::Info => header(out, ty::INFO, id),
+            Request::ClusterMap => header(out, ty::CLUSTER_MAP, id),
             Request::Position { partition } => {
                 header(out, ty::POSITION, id);
                 out.put_u32(*partition);
@@ -335,6 +346,7 @@ impl Request {
             ty::STATUS => Request::Status { key: r.bytes()? },
             ty::INSPECT => Request::Inspect,
             ty::INFO => Request::Info,
+            ty::CLUSTER_MAP => Request::ClusterMap,
             ty::POSITION => Request::Position {
                 partition: r.u32()?,
             },
@@ -432,6 +444,10 @@ impl Response {
                 out.put_u32(*partition);
                 put_position(out, *last);
             }
+            Response::ClusterMap(map) => {
+                header(out, ty::CLUSTER_MAP_REPLY, id);
+                encode_map(out, map);
+            }
             Response::Error {
                 code,
                 leader,
@@ -494,6 +510,7 @@ impl Response {
                 partition: r.u32()?,
                 last: get_position(&mut r)?,
             },
+            ty::CLUSTER_MAP_REPLY => Response::ClusterMap(decode_map(&mut r)?),
             ty::ERROR => decode_error(&mut r)?,
             other => return Err(ProtocolError::UnknownMessage(other)),
         };

@@ -6,6 +6,7 @@
 //! Inside each frame is one message ([`message`]).
 
 mod info;
+mod map;
 pub mod message;
 mod wire;
 
