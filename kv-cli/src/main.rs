@@ -76,10 +76,10 @@ fn run(rt: &Runtime, cli: Cli) -> Result<ExitCode, CliError> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     match cli.command {
         None | Some(Sub::Shell) => shell_main(rt, &global, &data_dir),
-        Some(Sub::Node(node)) => rt
-            .block_on(serve::node(&global, node.id, &data_dir))
+        Some(Sub::Node(node)) => rt.block_on(serve::node(&global, &node, &data_dir)).map(ok),
+        Some(Sub::Serve(args)) => rt
+            .block_on(serve::serve(&global, args.resp.as_deref(), &data_dir))
             .map(ok),
-        Some(Sub::Serve) => rt.block_on(serve::serve(&global, &data_dir)).map(ok),
         Some(Sub::Bench(args)) => bench_main(rt, &global, &args),
         Some(Sub::Data(command)) => one_shot(rt, &global, &data_dir, &command),
     }

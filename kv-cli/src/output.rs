@@ -57,12 +57,18 @@ impl Rendered {
     }
 }
 
+/// A value as the shell prints it: its display text, where V4 (binary)
+/// values come out in redis-cli's escaped form, `"\xff\x00A"`.
+fn value_text(value: &kv_codec::Value) -> String {
+    value.render()
+}
+
 /// Renders a reply; `map` names leaders and addresses.
 pub fn render(reply: &Reply, map: &ClusterMap) -> Rendered {
     match reply {
         Reply::Stored => Rendered::answer(vec!["OK".to_string()]),
         Reply::Value(read) => match &read.value {
-            Some(value) => Rendered::answer(vec![value.render()]),
+            Some(value) => Rendered::answer(vec![value_text(value)]),
             None => Rendered::nil(),
         }
         .with_stale_note(read, map),
@@ -262,6 +268,13 @@ mod tests {
         let missing = render(&Reply::Value(read(None, 0, 0, false)), &map());
         assert_eq!((missing.lines.len(), missing.found), (0, false));
         assert_eq!(missing.notes, ["(nil)"]);
+    }
+
+    #[test]
+    fn binary_values_print_as_redis_cli_does() {
+        let value = Value::from_bytes(b"\xff\x00A\n\"");
+        assert_eq!(value_text(&value), r#""\xff\x00A\n\"""#);
+        assert_eq!(value_text(&Value::from_user_input("plain")), "plain");
     }
 
     #[test]

@@ -116,6 +116,10 @@ fn banner(session: &Session, data_dir: &Path) -> String {
         lines.push(format!("data in {}", data_dir.display()));
     }
     lines.push(addrs.join(", "));
+    let resp = session.resp_addrs();
+    if !resp.is_empty() {
+        lines.push(format!("RESP (redis-cli -p PORT): {}", resp.join(", ")));
+    }
     lines.push("type help for the commands; exit, quit or Ctrl-D to leave".to_string());
     lines.join("\n")
 }

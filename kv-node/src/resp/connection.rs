@@ -1,0 +1,190 @@
+//! The RESP listener: accept loop and one task per client connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use super::commands;
+use super::frame::{self, Limits};
+use super::reply::Reply;
+use crate::client::ClientOptions;
+use crate::cluster_client::ClusterClient;
+use crate::server::Shared;
+
+/// State shared by every RESP connection of one node.
+pub(crate) struct Front {
+    pub shared: Arc<Shared>,
+    /// Routes commands for partitions this node does not lead.
+    pub cluster: ClusterClient,
+    pub limits: Limits,
+    pub started: Instant,
+    pub port: u16,
+    next_client_id: AtomicU64,
+    pub connected: AtomicUsize,
+    pub connections_received: AtomicU64,
+    pub commands_processed: AtomicU64,
+    pub forwarded: AtomicU64,
+}
+
+/// Per-connection state.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    pub id: u64,
+    pub name: Option<String>,
+    pub authenticated: bool,
+    /// Set by `QUIT`: close after this reply.
+    pub closing: bool,
+}
+
+/// Read buffer growth step.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Starts serving RESP on `listener` for the node in `shared`.
+pub(crate) fn start(shared: &Arc<Shared>, listener: TcpListener, port: u16) {
+    let options = &shared.options;
+    let client_options = ClientOptions {
+        connect_timeout: options.peer_timeout,
+        max_frame_bytes: options.max_frame_bytes,
+        ..ClientOptions::default()
+    };
+    let front = Arc::new(Front {
+        shared: Arc::clone(shared),
+        cluster: ClusterClient::new(options.map.clone(), client_options),
+        limits: Limits {
+            max_command_bytes: options.max_frame_bytes + 64 * 1024,
+            ..Limits::default()
+        },
+        started: Instant::now(),
+        port,
+        next_client_id: AtomicU64::new(1),
+        connected: AtomicUsize::new(0),
+        connections_received: AtomicU64::new(0),
+        commands_processed: AtomicU64::new(0),
+        forwarded: AtomicU64::new(0),
+    });
+    shared.tracker.spawn(accept_loop(front, listener));
+}
+
+async fn accept_loop(front: Arc<Front>, listener: TcpListener) {
+    let shared = Arc::clone(&front.shared);
+    let limit = Arc::new(Semaphore::new(shared.options.max_connections));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                backoff = Duration::from_millis(10);
+                let front = Arc::clone(&front);
+                shared.spawn_until_shutdown(async move {
+                    serve(front, socket, peer).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                warn!(node = shared.id(), error = %e, "RESP accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+async fn serve(front: Arc<Front>, socket: TcpStream, peer: SocketAddr) {
+    let _ = socket.set_nodelay(true);
+    front.connected.fetch_add(1, Ordering::Relaxed);
+    front.connections_received.fetch_add(1, Ordering::Relaxed);
+    let mut session = Session {
+        id: front.next_client_id.fetch_add(1, Ordering::Relaxed),
+        authenticated: front.shared.options.client_password.is_none(),
+        ..Session::default()
+    };
+    if let Err(reason) = run(&front, &mut session, socket).await {
+        debug!(%peer, %reason, "RESP connection closed");
+    }
+    front.connected.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+enum Closed {
+    #[error("client disconnected")]
+    Eof,
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol error: {0}")]
+    Protocol(frame::FrameError),
+    #[error("QUIT")]
+    Quit,
+}
+
+/// Reads, runs every complete command in order, writes the batch of
+/// replies, repeats.
+async fn run(front: &Front, session: &mut Session, mut socket: TcpStream) -> Result<(), Closed> {
+    let idle = front.shared.options.resp_idle_timeout;
+    let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut out = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        if input.capacity() - input.len() < READ_CHUNK_BYTES / 4 {
+            input.reserve(READ_CHUNK_BYTES);
+        }
+        let n = match tokio::time::timeout(idle, socket.read_buf(&mut input)).await {
+            Ok(read) => read?,
+            Err(_) => return Err(Closed::Idle(idle)),
+        };
+        if n == 0 {
+            return Err(Closed::Eof);
+        }
+        let result = run_buffered(front, session, &mut input, &mut out).await;
+        if !out.is_empty() {
+            socket.write_all(&out).await?;
+            out.clear();
+        }
+        result?;
+    }
+}
+
+/// Runs every complete command in `input`, appending replies to `out`.
+async fn run_buffered(
+    front: &Front,
+    session: &mut Session,
+    input: &mut BytesMut,
+    out: &mut BytesMut,
+) -> Result<(), Closed> {
+    loop {
+        let command = match frame::parse(input, &front.limits) {
+            Ok(Some(command)) => command,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                Reply::err(format!("Protocol error: {e}")).encode(out);
+                return Err(Closed::Protocol(e));
+            }
+        };
+        if command.is_empty() {
+            continue;
+        }
+        front.commands_processed.fetch_add(1, Ordering::Relaxed);
+        commands::execute(front, session, command).await.encode(out);
+        if session.closing {
+            return Err(Closed::Quit);
+        }
+    }
+}
