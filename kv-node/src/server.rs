@@ -123,9 +123,12 @@ impl NodeServer {
             tracker: TaskTracker::new(),
         });
         transport::start_replication(&shared);
-        shared
-            .tracker
-            .spawn(accept_loop(Arc::clone(&shared), listener));
+        let serving = Arc::clone(&shared);
+        shared.tracker.spawn(accept_loop(
+            Arc::clone(&shared),
+            listener,
+            move |socket, peer| serve_connection(Arc::clone(&serving), socket, peer),
+        ));
         let resp_addr = resp.map(|(listener, addr)| {
             crate::resp::start(&shared, listener, addr.port());
             addr
@@ -239,7 +242,14 @@ async fn release_replicas(replicas: Vec<Arc<Replica>>) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// Accepts connections until shutdown, at most `max_connections` served
+/// at once, backing off on accept errors; `serve` runs each connection as
+/// a task that shutdown drops. Used by the framed and the RESP listener.
+pub(crate) async fn accept_loop<F, Fut>(shared: Arc<Shared>, listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let limit = Arc::new(Semaphore::new(shared.options.max_connections));
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -257,7 +267,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         match accepted {
             Ok((socket, peer)) => {
                 backoff = Duration::from_millis(10);
-                let connection = serve_connection(Arc::clone(&shared), socket, peer);
+                let connection = serve(socket, peer);
                 shared.spawn_until_shutdown(async move {
                     connection.await;
                     drop(permit);

@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::commands;
 use super::frame::{self, Limits};
 use super::reply::Reply;
 use crate::client::ClientOptions;
 use crate::cluster_client::ClusterClient;
-use crate::server::Shared;
+use crate::server::{Shared, accept_loop};
 
 /// State shared by every RESP connection of one node.
 pub(crate) struct Front {
@@ -69,41 +68,11 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: TcpListener, port: u16) {
         commands_processed: AtomicU64::new(0),
         forwarded: AtomicU64::new(0),
     });
-    shared.tracker.spawn(accept_loop(front, listener));
-}
-
-async fn accept_loop(front: Arc<Front>, listener: TcpListener) {
-    let shared = Arc::clone(&front.shared);
-    let limit = Arc::new(Semaphore::new(shared.options.max_connections));
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let permit = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((socket, peer)) => {
-                backoff = Duration::from_millis(10);
-                let front = Arc::clone(&front);
-                shared.spawn_until_shutdown(async move {
-                    serve(front, socket, peer).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                warn!(node = shared.id(), error = %e, "RESP accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
-    }
+    shared.tracker.spawn(accept_loop(
+        Arc::clone(shared),
+        listener,
+        move |socket, peer| serve(Arc::clone(&front), socket, peer),
+    ));
 }
 
 async fn serve(front: Arc<Front>, socket: TcpStream, peer: SocketAddr) {
