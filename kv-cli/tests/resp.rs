@@ -40,7 +40,10 @@ fn node_serves_resp_with_the_password_from_the_environment() {
         TcpStream::connect(("127.0.0.1", resp_port)).map_err(|e| e.to_string())
     });
     s.set_read_timeout(Some(WAIT)).unwrap();
-    assert_eq!(ask(&mut s, b"GET k\r\n"), "-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        ask(&mut s, b"GET k\r\n"),
+        "-NOAUTH Authentication required.\r\n"
+    );
     assert!(ask(&mut s, b"AUTH from-config\r\n").starts_with("-WRONGPASS"));
     assert_eq!(ask(&mut s, b"AUTH from-env\r\n"), "+OK\r\n");
     let set = b"*3\r\n$3\r\nSET\r\n$3\r\nbin\r\n$3\r\n\xff\x00A\r\n";

@@ -41,10 +41,16 @@ fn port(c: &TestCluster, id: u32) -> u16 {
     c.node(id).resp_addr().expect("RESP listener").port()
 }
 
+/// Generous: the machine is shared and the tests run unoptimized; a
+/// reply that never comes still fails the test instead of hanging it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
 async fn connect_url(url: &str) -> RedisResult<MultiplexedConnection> {
-    redis::Client::open(url)?
+    let mut con = redis::Client::open(url)?
         .get_multiplexed_async_connection()
-        .await
+        .await?;
+    con.set_response_timeout(RESPONSE_TIMEOUT);
+    Ok(con)
 }
 
 async fn connect(c: &TestCluster, id: u32) -> MultiplexedConnection {
@@ -127,6 +133,17 @@ async fn binary_and_large_values_round_trip_byte_for_byte() {
     }
     let stored = c.client().get(b"bin").await.unwrap().value.unwrap();
     assert_eq!(stored, Value::Bytes(binary));
+    // A pipeline whose replies are far larger than one output batch.
+    let mut pipe = redis::pipe();
+    for _ in 0..8 {
+        pipe.cmd("GET").arg("large").cmd("STRLEN").arg("large");
+    }
+    let replies: Vec<RV> = pipe.query_async(&mut con).await.unwrap();
+    assert_eq!(replies.len(), 16);
+    for pair in replies.chunks(2) {
+        assert_eq!(pair[0], RV::BulkString(large.clone()));
+        assert_eq!(pair[1], RV::Int(large.len() as i64));
+    }
     c.shutdown().await;
 }
 

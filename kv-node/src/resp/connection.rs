@@ -105,8 +105,20 @@ enum Closed {
     Quit,
 }
 
+/// Replies buffered past this size are written out before more commands
+/// of the same batch run, so a pipeline of large reads holds bounded
+/// memory.
+const OUTPUT_FLUSH_BYTES: usize = 1024 * 1024;
+
+/// Whether [`run_buffered`] ran every complete command or stopped early
+/// because its output is due.
+enum Drained {
+    All,
+    OutputFull,
+}
+
 /// Reads, runs every complete command in order, writes the batch of
-/// replies, repeats.
+/// replies (one write per batch, or per [`OUTPUT_FLUSH_BYTES`]), repeats.
 async fn run(front: &Front, session: &mut Session, mut socket: TcpStream) -> Result<(), Closed> {
     let idle = front.shared.options.resp_idle_timeout;
     let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
@@ -122,26 +134,32 @@ async fn run(front: &Front, session: &mut Session, mut socket: TcpStream) -> Res
         if n == 0 {
             return Err(Closed::Eof);
         }
-        let result = run_buffered(front, session, &mut input, &mut out).await;
-        if !out.is_empty() {
-            socket.write_all(&out).await?;
-            out.clear();
+        loop {
+            let result = run_buffered(front, session, &mut input, &mut out).await;
+            if !out.is_empty() {
+                socket.write_all(&out).await?;
+                out.clear();
+            }
+            match result? {
+                Drained::All => break,
+                Drained::OutputFull => continue,
+            }
         }
-        result?;
     }
 }
 
-/// Runs every complete command in `input`, appending replies to `out`.
+/// Runs the complete commands in `input`, appending replies to `out`,
+/// until none is left or `out` is due to be written.
 async fn run_buffered(
     front: &Front,
     session: &mut Session,
     input: &mut BytesMut,
     out: &mut BytesMut,
-) -> Result<(), Closed> {
-    loop {
+) -> Result<Drained, Closed> {
+    while out.len() < OUTPUT_FLUSH_BYTES {
         let command = match frame::parse(input, &front.limits) {
             Ok(Some(command)) => command,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(Drained::All),
             Err(e) => {
                 Reply::err(format!("Protocol error: {e}")).encode(out);
                 return Err(Closed::Protocol(e));
@@ -156,4 +174,5 @@ async fn run_buffered(
             return Err(Closed::Quit);
         }
     }
+    Ok(Drained::OutputFull)
 }
