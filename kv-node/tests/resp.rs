@@ -284,6 +284,26 @@ async fn pipelines_answer_in_order() {
         assert_eq!(pair[0], RV::Okay);
         assert_eq!(pair[1], RV::BulkString(i.to_string().into_bytes()));
     }
+    // Runs of SETs on distinct keys (executed side by side), then writes
+    // of one key, which must apply in order, and reads of both.
+    let mut pipe = redis::pipe();
+    for i in 0..300 {
+        pipe.cmd("SET").arg(format!("d{i}")).arg(format!("v{i}"));
+    }
+    for i in 0..50 {
+        pipe.cmd("SET").arg("same").arg(i);
+    }
+    pipe.cmd("GET").arg("same");
+    for i in 0..300 {
+        pipe.cmd("GET").arg(format!("d{i}"));
+    }
+    let replies: Vec<RV> = pipe.query_async(&mut con).await.unwrap();
+    assert_eq!(replies.len(), 651);
+    assert!(replies[..350].iter().all(|r| *r == RV::Okay));
+    assert_eq!(replies[350], RV::BulkString(b"49".to_vec()));
+    for (i, r) in replies[351..].iter().enumerate() {
+        assert_eq!(*r, RV::BulkString(format!("v{i}").into_bytes()));
+    }
     c.shutdown().await;
 }
 

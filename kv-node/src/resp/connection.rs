@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use futures::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::commands;
-use super::frame::{self, Limits};
+use super::frame::{self, Command, FrameError, Limits};
 use super::reply::Reply;
 use crate::client::ClientOptions;
 use crate::cluster_client::ClusterClient;
@@ -110,12 +111,8 @@ enum Closed {
 /// memory.
 const OUTPUT_FLUSH_BYTES: usize = 1024 * 1024;
 
-/// Whether [`run_buffered`] ran every complete command or stopped early
-/// because its output is due.
-enum Drained {
-    All,
-    OutputFull,
-}
+/// Most commands parsed ahead into one batch.
+const MAX_BATCH_COMMANDS: usize = 128;
 
 /// Reads, runs every complete command in order, writes the batch of
 /// replies (one write per batch, or per [`OUTPUT_FLUSH_BYTES`]), repeats.
@@ -134,45 +131,97 @@ async fn run(front: &Front, session: &mut Session, mut socket: TcpStream) -> Res
         if n == 0 {
             return Err(Closed::Eof);
         }
-        loop {
-            let result = run_buffered(front, session, &mut input, &mut out).await;
-            if !out.is_empty() {
-                socket.write_all(&out).await?;
-                out.clear();
-            }
-            match result? {
-                Drained::All => break,
-                Drained::OutputFull => continue,
-            }
-        }
+        let result = run_buffered(front, session, &mut input, &mut out, &mut socket).await;
+        write_out(&mut socket, &mut out).await?;
+        result?;
     }
 }
 
-/// Runs the complete commands in `input`, appending replies to `out`,
-/// until none is left or `out` is due to be written.
+async fn write_out(socket: &mut TcpStream, out: &mut BytesMut) -> Result<(), Closed> {
+    if !out.is_empty() {
+        socket.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Runs every complete command in `input`, appending replies to `out`
+/// (written out early when it grows past [`OUTPUT_FLUSH_BYTES`]).
 async fn run_buffered(
     front: &Front,
     session: &mut Session,
     input: &mut BytesMut,
     out: &mut BytesMut,
-) -> Result<Drained, Closed> {
-    while out.len() < OUTPUT_FLUSH_BYTES {
-        let command = match frame::parse(input, &front.limits) {
-            Ok(Some(command)) => command,
-            Ok(None) => return Ok(Drained::All),
-            Err(e) => {
-                Reply::err(format!("Protocol error: {e}")).encode(out);
-                return Err(Closed::Protocol(e));
-            }
-        };
-        if command.is_empty() {
-            continue;
+    socket: &mut TcpStream,
+) -> Result<(), Closed> {
+    loop {
+        let (batch, error) = parse_batch(input, &front.limits);
+        if batch.is_empty() && error.is_none() {
+            return Ok(());
         }
-        front.commands_processed.fetch_add(1, Ordering::Relaxed);
-        commands::execute(front, session, command).await.encode(out);
-        if session.closing {
-            return Err(Closed::Quit);
+        run_batch(front, session, &batch, out, socket).await?;
+        if let Some(e) = error {
+            Reply::err(format!("Protocol error: {e}")).encode(out);
+            return Err(Closed::Protocol(e));
         }
     }
-    Ok(Drained::OutputFull)
+}
+
+/// Up to [`MAX_BATCH_COMMANDS`] complete commands off `input` (empty
+/// ones dropped), and the protocol error that stopped parsing, if any.
+fn parse_batch(input: &mut BytesMut, limits: &Limits) -> (Vec<Command>, Option<FrameError>) {
+    let mut batch = Vec::new();
+    while batch.len() < MAX_BATCH_COMMANDS {
+        match frame::parse(input, limits) {
+            Ok(Some(command)) if command.is_empty() => {}
+            Ok(Some(command)) => batch.push(command),
+            Ok(None) => break,
+            Err(e) => return (batch, Some(e)),
+        }
+    }
+    (batch, None)
+}
+
+/// Runs a batch in order; a run of plain `GET`/`SET`s on distinct keys
+/// runs side by side (see [`commands::concurrent_run`]). Replies keep the
+/// command order.
+async fn run_batch(
+    front: &Front,
+    session: &mut Session,
+    batch: &[Command],
+    out: &mut BytesMut,
+    socket: &mut TcpStream,
+) -> Result<(), Closed> {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        if out.len() >= OUTPUT_FLUSH_BYTES {
+            write_out(socket, out).await?;
+        }
+        let n = if session.authenticated {
+            commands::concurrent_run(rest)
+        } else {
+            0
+        };
+        let (now, later) = rest.split_at(n.max(1));
+        rest = later;
+        front
+            .commands_processed
+            .fetch_add(now.len() as u64, Ordering::Relaxed);
+        if n > 1 {
+            let runs = now.iter().map(|c| commands::execute_simple(front, c));
+            for reply in join_all(runs).await {
+                reply.encode(out);
+            }
+            continue;
+        }
+        for command in now {
+            commands::execute(front, session, command.clone())
+                .await
+                .encode(out);
+            if session.closing {
+                return Err(Closed::Quit);
+            }
+        }
+    }
+    Ok(())
 }
