@@ -5,10 +5,12 @@
 //! backlog sees it and stream tasks are woken (`watch` of the gap-free last
 //! LSN, so no wake-up is ever lost between a check and a wait).
 //!
-//! Client writes on a leader take a striped per-key lock, so a
-//! read-modify-write ([`Replica::update`]: `INCR`, `SET NX`) is atomic
-//! against every other write of the same key, while writes of different keys
-//! still share one group-commit fsync.
+//! Client writes on a leader take a striped per-key read-write lock: a
+//! read-modify-write ([`Replica::update`]: `INCR`, `SET NX`) holds it
+//! exclusively, so it is atomic against every other write of the same key;
+//! plain puts and deletes hold it shared, so they never wait for each other
+//! and concurrent writers keep sharing one group-commit fsync (the lock is
+//! held across the store call, fsync included).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::protocol::{FollowerInfo, PartitionInfo, ReplicaState};
@@ -42,7 +44,7 @@ pub(crate) enum Update<T> {
 
 pub(crate) struct Replica {
     pub partition: PartitionId,
-    key_locks: [Mutex<()>; KEY_LOCK_STRIPES],
+    key_locks: [RwLock<()>; KEY_LOCK_STRIPES],
     pub role: Role,
     pub store: Arc<Store>,
     backlog: Mutex<Backlog>,
@@ -58,7 +60,7 @@ impl Replica {
         let last = store.last_lsn();
         Replica {
             partition,
-            key_locks: std::array::from_fn(|_| Mutex::new(())),
+            key_locks: std::array::from_fn(|_| RwLock::new(())),
             role,
             store: Arc::new(store),
             backlog: Mutex::new(Backlog::new(last, backlog_bytes)),
@@ -100,14 +102,14 @@ impl Replica {
         }
     }
 
-    fn key_lock(&self, key: &[u8]) -> &Mutex<()> {
+    fn key_lock(&self, key: &[u8]) -> &RwLock<()> {
         // The high half: the low bits already chose the partition.
         let stripe = (kv_router::key_hash(key) >> 32) % KEY_LOCK_STRIPES as u64;
         &self.key_locks[stripe as usize]
     }
 
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
-        let _key = self.key_lock(&key).lock();
+        let _key = self.key_lock(&key).read();
         self.put_locked(key, value)
     }
 
@@ -128,7 +130,7 @@ impl Replica {
         key: Bytes,
         decide: impl FnOnce(Option<Bytes>) -> Update<T>,
     ) -> Result<T, kv_storage::Error> {
-        let _key = self.key_lock(&key).lock();
+        let _key = self.key_lock(&key).write();
         match decide(self.store.get(&key)?) {
             Update::Keep(answer) => Ok(answer),
             Update::Put(value, answer) => self.put_locked(key, value).map(|_| answer),
@@ -136,7 +138,7 @@ impl Replica {
     }
 
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
-        let _key = self.key_lock(&key).lock();
+        let _key = self.key_lock(&key).read();
         match self.store.delete(&key)? {
             Some(position) => {
                 self.record(Entry {
