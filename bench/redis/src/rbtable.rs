@@ -68,14 +68,25 @@ pub fn run(rounds: usize, dir: &Path) -> Result<()> {
     let kv_never = servers::Kv::start(&node_rt, SyncMode::Never, dir)?;
     let kv_always = servers::Kv::start(&node_rt, SyncMode::Always, dir)?;
     let redis_plain = servers::Redis::start(&[], dir)?;
-    let redis_always = servers::Redis::start(&["--appendonly", "yes", "--appendfsync", "always"], dir)?;
+    let redis_always =
+        servers::Redis::start(&["--appendonly", "yes", "--appendfsync", "always"], dir)?;
     node_rt.block_on(async {
         servers::wait_ready(crate::conn::Proto::Redis, &redis_plain.addr).await?;
         servers::wait_ready(crate::conn::Proto::Redis, &redis_always.addr).await
     })?;
     let pairs = [
-        ("no fsync: kv sync=never vs redis no persistence", kv_never.resp_port, redis_plain.port, false),
-        ("fsync every write: kv sync=always vs redis appendfsync always", kv_always.resp_port, redis_always.port, true),
+        (
+            "no fsync: kv sync=never vs redis no persistence",
+            kv_never.resp_port,
+            redis_plain.port,
+            false,
+        ),
+        (
+            "fsync every write: kv sync=always vs redis appendfsync always",
+            kv_always.resp_port,
+            redis_always.port,
+            true,
+        ),
     ];
     let load_before = crate::loadavg();
     let mut cells = Cells::new();
@@ -105,7 +116,13 @@ pub fn run(rounds: usize, dir: &Path) -> Result<()> {
     kv_never.stop(&node_rt)?;
     kv_always.stop(&node_rt)?;
     drop((redis_plain, redis_always));
-    report(&pairs.map(|p| p.0), &cells, rounds, &load_before, &load_after);
+    report(
+        &pairs.map(|p| p.0),
+        &cells,
+        rounds,
+        &load_before,
+        &load_after,
+    );
     Ok(())
 }
 
@@ -122,7 +139,10 @@ fn report(titles: &[&str], cells: &Cells, rounds: usize, before: &str, after: &s
             for test in ["SET", "GET"] {
                 let k = get(pi, ri, test, true).map_or(f64::NAN, |v| median(v));
                 let r = get(pi, ri, test, false).map_or(f64::NAN, |v| median(v));
-                println!("| {title} | `{label}` | {test} | {k:.0} | {r:.0} | {:.2} |", k / r);
+                println!(
+                    "| {title} | `{label}` | {test} | {k:.0} | {r:.0} | {:.2} |",
+                    k / r
+                );
             }
         }
     }
@@ -130,13 +150,21 @@ fn report(titles: &[&str], cells: &Cells, rounds: usize, before: &str, after: &s
     println!("| pair | flags | test | kv runs | redis runs |");
     println!("|---|---|---|---|---|");
     let runs = |v: Option<&Vec<f64>>| {
-        v.map(|v| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default()
+        v.map(|v| {
+            v.iter()
+                .map(|x| format!("{x:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
     };
     for (pi, title) in titles.iter().enumerate() {
         for (ri, (label, ..)) in RUNS.iter().enumerate() {
             for test in ["SET", "GET"] {
-                let (k, r) = (runs(get(pi, ri, test, true)), runs(get(pi, ri, test, false)));
+                let (k, r) = (
+                    runs(get(pi, ri, test, true)),
+                    runs(get(pi, ri, test, false)),
+                );
                 println!("| {title} | `{label}` | {test} | {k} | {r} |");
             }
         }
