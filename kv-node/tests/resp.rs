@@ -366,6 +366,14 @@ async fn connection_and_server_commands() {
         "tester"
     );
     assert!(q::<i64>(&mut con, &[b"CLIENT", b"ID"]).await.unwrap() > 0);
+    let setinfo = [&b"CLIENT"[..], b"SETINFO", b"LIB-NAME", b"kv-test"];
+    assert_eq!(q::<String>(&mut con, &setinfo).await.unwrap(), "OK");
+    let e = q::<String>(&mut con, &[b"CLIENT", b"KILL", b"x"])
+        .await
+        .unwrap_err();
+    assert!(err_text(&e).contains("unknown subcommand"), "{e}");
+    let info: Vec<RV> = q(&mut con, &[b"COMMAND", b"INFO", b"get"]).await.unwrap();
+    assert_eq!(info.len(), 1);
     let e = q::<String>(&mut con, &[b"FLUSHALL", b"ASYNC", b"x"])
         .await
         .unwrap_err();
