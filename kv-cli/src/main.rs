@@ -11,7 +11,9 @@
 //!   printed by [`output`]; exit code 0 ok, 1 not found, 2 usage or config
 //!   error, 3 other failure ([`error`]).
 //! - `kv node --config FILE --id N` and `kv serve`: node processes
-//!   ([`serve`]).
+//!   ([`serve`]); `--resp ADDR` adds a RESP2 listener (redis-cli, Redis
+//!   client libraries). The embedded cluster always opens one (banner).
+//!   `KV_PASSWORD` overrides the config's `[security] client_password`.
 //! - `kv bench`: load generator ([`bench`]).
 //!
 //! Only this crate prints. Logs (tracing) go to stderr at level `warn`
