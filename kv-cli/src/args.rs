@@ -120,7 +120,7 @@ pub enum Sub {
     Node(NodeArgs),
     /// Run every node of a config in this process, without a shell, until
     /// SIGINT or SIGTERM.
-    Serve,
+    Serve(ServeArgs),
     /// Generate load and report throughput and latency percentiles.
     Bench(BenchArgs),
     /// A data command, the same as in the shell.
@@ -215,6 +215,20 @@ pub struct NodeArgs {
     /// The id of the node to run, as listed in the config's [[nodes]].
     #[arg(long)]
     pub id: NodeId,
+
+    /// Also serve RESP2 (redis-cli, Redis client libraries) on ADDR,
+    /// e.g. 127.0.0.1:6379; overrides the node's resp_addr in the config.
+    #[arg(long, value_name = "ADDR")]
+    pub resp: Option<String>,
+}
+
+/// `kv serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Also serve RESP2 on ADDR from the first node (any node serves any
+    /// key); overrides that node's resp_addr in the config.
+    #[arg(long, value_name = "ADDR")]
+    pub resp: Option<String>,
 }
 
 /// `kv bench`.

@@ -29,6 +29,10 @@ use tracing::warn;
 use crate::args::GlobalOpts;
 use crate::error::{CliError, one_line};
 
+/// Where the embedded cluster's RESP listener binds when the config names
+/// none.
+const EMBEDDED_RESP_ADDR: &str = "127.0.0.1:0";
+
 /// The data directory when `--data-dir` is not given.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 
@@ -189,6 +193,31 @@ impl Drop for ClusterFile {
     }
 }
 
+/// The environment variable that overrides `[security] client_password`.
+pub const PASSWORD_ENV: &str = "KV_PASSWORD";
+
+/// The options node `id` runs with: storage and security from the config
+/// (`KV_PASSWORD` overriding the password), the RESP listener from `resp`
+/// when given, else from the node's `resp_addr`.
+pub fn node_options(
+    config: &ClusterConfig,
+    map: &ClusterMap,
+    id: NodeId,
+    data_dir: &Path,
+    resp: Option<&str>,
+) -> NodeOptions {
+    let mut options = NodeOptions::new(id, map.clone(), node_data_dir(config, id, data_dir));
+    options.storage = config.storage.clone();
+    options.client_password = std::env::var(PASSWORD_ENV)
+        .ok()
+        .or_else(|| config.security.client_password.clone());
+    options.resp_addr = resp.map(str::to_string).or_else(|| {
+        let node = config.nodes.iter().find(|n| n.id == id);
+        node.and_then(|n| n.resp_addr.clone())
+    });
+    options
+}
+
 /// Node servers running in this process.
 pub struct Embedded {
     nodes: Vec<NodeHandle>,
@@ -197,9 +226,14 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Binds and starts every node of `config`, data under `data_dir`.
+    /// Binds and starts every node of `config`, data under `data_dir`;
+    /// `resp` (if any) is the RESP listener address of the first node.
     /// If one fails to start, the ones already started are shut down.
-    pub async fn start(config: &ClusterConfig, data_dir: &Path) -> Result<Embedded, CliError> {
+    pub async fn start(
+        config: &ClusterConfig,
+        data_dir: &Path,
+        resp: Option<&str>,
+    ) -> Result<Embedded, CliError> {
         let mut map = ClusterMap::new(config).map_err(|e| CliError::Config(e.to_string()))?;
         let mut listeners = Vec::new();
         for node in &config.nodes {
@@ -214,10 +248,9 @@ impl Embedded {
             listeners.push((node.id, listener));
         }
         let mut nodes = Vec::new();
-        for (id, listener) in listeners {
-            let mut options =
-                NodeOptions::new(id, map.clone(), node_data_dir(config, id, data_dir));
-            options.storage = config.storage.clone();
+        for (i, (id, listener)) in listeners.into_iter().enumerate() {
+            let resp = resp.filter(|_| i == 0);
+            let options = node_options(config, &map, id, data_dir, resp);
             match NodeServer::start(options, listener).await {
                 Ok(handle) => nodes.push(handle),
                 Err(e) => {
@@ -327,7 +360,11 @@ impl Session {
                 data_dir.display()
             )));
         }
-        let embedded = Embedded::start(&config, data_dir).await?;
+        // Redis clients can reach the embedded cluster too: one RESP
+        // listener on a free loopback port unless the config names some.
+        let configured = config.nodes.iter().any(|n| n.resp_addr.is_some());
+        let resp = (!configured).then_some(EMBEDDED_RESP_ADDR);
+        let embedded = Embedded::start(&config, data_dir, resp).await?;
         Ok(Session {
             client: ClusterClient::new(embedded.map().clone(), ClientOptions::default()),
             embedded: Some(embedded),
@@ -367,6 +404,14 @@ impl Session {
             Some(e) => e.shutdown().await,
             None => Ok(()),
         }
+    }
+
+    /// The RESP listeners of the embedded nodes, as `node N ADDR`.
+    pub fn resp_addrs(&self) -> Vec<String> {
+        let nodes = self.embedded.iter().flat_map(|e| e.nodes());
+        nodes
+            .filter_map(|n| n.resp_addr().map(|a| format!("node {} {a}", n.id())))
+            .collect()
     }
 
     /// One line saying what this session talks to.

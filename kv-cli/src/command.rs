@@ -33,6 +33,11 @@ pub enum Command {
         /// a file (`@@x` stores `@x`).
         #[arg(allow_hyphen_values = true)]
         value: String,
+        /// The value's bytes when read from stdin or a file: UTF-8 text
+        /// classifies as typed input does, anything else is stored as V4
+        /// opaque bytes.
+        #[arg(skip)]
+        raw: Option<Vec<u8>>,
     },
     /// Print a key's value.
     Get {
@@ -291,9 +296,9 @@ pub enum Stdin {
 
 /// Replaces a `put` value `-` (stdin) or `@FILE` with what it names
 /// (`@@x` is the literal `@x`); other commands are returned unchanged.
-/// Values must be UTF-8 text.
+/// Bytes read that are not UTF-8 are stored as V4 opaque bytes.
 pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError> {
-    let Command::Put { key, value } = command else {
+    let Command::Put { key, value, .. } = command else {
         return Ok(command);
     };
     let value = if value == "-" {
@@ -306,7 +311,11 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
             .map_err(|e| CliError::failed("reading the value from stdin", e))?;
-        text_value(bytes, "stdin")?
+        return Ok(Command::Put {
+            key,
+            value,
+            raw: Some(bytes),
+        });
     } else if let Some(literal) = value.strip_prefix("@@") {
         format!("@{literal}")
     } else if let Some(path) = value.strip_prefix('@') {
@@ -315,19 +324,18 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
                 "cannot read the value file {path}: {e} (to store a value starting with @, write @@)"
             ))
         })?;
-        text_value(bytes, path)?
+        return Ok(Command::Put {
+            key,
+            value,
+            raw: Some(bytes),
+        });
     } else {
         value
     };
-    Ok(Command::Put { key, value })
-}
-
-fn text_value(bytes: Vec<u8>, source: &str) -> Result<String, CliError> {
-    String::from_utf8(bytes).map_err(|e| {
-        CliError::Usage(format!(
-            "the value from {source} is not UTF-8 text (invalid byte at offset {}); binary values need schema V4 (opaque bytes)",
-            e.utf8_error().valid_up_to()
-        ))
+    Ok(Command::Put {
+        key,
+        value,
+        raw: None,
     })
 }
 
@@ -383,10 +391,12 @@ pub enum Reply {
 /// Runs a data command.
 pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply, CliError> {
     let reply = match command {
-        Command::Put { key, value } => {
-            client
-                .put(key.as_bytes(), &Value::from_user_input(value))
-                .await?;
+        Command::Put { key, value, raw } => {
+            let value = match raw {
+                Some(bytes) => Value::from_bytes(bytes),
+                None => Value::from_user_input(value),
+            };
+            client.put(key.as_bytes(), &value).await?;
             Reply::Stored
         }
         Command::Get { key } => Reply::Value(client.get(key.as_bytes()).await?),
@@ -455,6 +465,7 @@ mod tests {
             ShellCommand::Data(Command::Put {
                 key: k.into(),
                 value: v.into(),
+                raw: None,
             })
         };
         assert_eq!(

@@ -68,10 +68,14 @@ pub fn error(message: &str) -> Json {
 }
 
 /// A stored value as JSON: text as a string, JSON as itself, an event as
-/// its object.
+/// its object, V4 bytes as `{"hex": "ff00…"}`.
 pub fn value(v: &Value) -> Json {
     match v {
         Value::Text(s) => Json::String(s.clone()),
+        Value::Bytes(b) => {
+            let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
+            json!({ "hex": hex })
+        }
         Value::Json(j) => j.clone(),
         Value::Event { data, timestamp } => {
             json!({"data": data, "timestamp": timestamp.to_string()})

@@ -16,7 +16,9 @@
 //!   config error, 3 other failure or a node down ([`error`]). A closed
 //!   stdout (`| head`) ends quietly.
 //! - `kv node --config FILE --id N` and `kv serve`: node processes
-//!   ([`serve`]).
+//!   ([`serve`]); `--resp ADDR` adds a RESP2 listener (redis-cli, Redis
+//!   client libraries). The embedded cluster always opens one (banner).
+//!   `KV_PASSWORD` overrides the config's `[security] client_password`.
 //! - `kv bench`: load generator ([`bench`]).
 //!
 //! Only this crate prints. Logs (tracing) go to stderr at level `warn`
@@ -97,10 +99,10 @@ fn run(rt: &Runtime, cli: Cli) -> Result<ExitCode, CliError> {
             args.keep_going || cli.shell.keep_going,
         ),
         Some(Sub::Init) => init(rt, &global, &data_dir),
-        Some(Sub::Node(node)) => rt
-            .block_on(serve::node(&global, node.id, &data_dir))
+        Some(Sub::Node(node)) => rt.block_on(serve::node(&global, &node, &data_dir)).map(ok),
+        Some(Sub::Serve(args)) => rt
+            .block_on(serve::serve(&global, args.resp.as_deref(), &data_dir))
             .map(ok),
-        Some(Sub::Serve) => rt.block_on(serve::serve(&global, &data_dir)).map(ok),
         Some(Sub::Bench(args)) => bench_main(rt, &global, &args),
         Some(Sub::Data(command)) => one_shot(rt, &global, &data_dir, command),
     }

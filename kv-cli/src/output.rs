@@ -111,12 +111,16 @@ pub fn render(reply: &Reply, map: &ClusterMap, raw: bool) -> Rendered {
 
 /// A value as `get` prints it: text as is, except that an empty text is
 /// `""` and one with control characters is quoted with escapes (unless
-/// `raw`); events and JSON as their canonical text.
+/// `raw`); V4 bytes quoted with escapes as redis-cli prints them (with
+/// `raw`, invalid UTF-8 shows as U+FFFD); events and JSON as their
+/// canonical text.
 pub fn value_text(value: &Value, raw: bool) -> String {
     match value {
         Value::Text(s) if !raw && (s.is_empty() || s.chars().any(char::is_control)) => {
             escape(s.as_bytes())
         }
+        Value::Bytes(b) if raw => String::from_utf8_lossy(b).into_owned(),
+        Value::Bytes(b) => escape(b),
         other => other.render(),
     }
 }
@@ -375,6 +379,14 @@ mod tests {
             (0, Outcome::NotFound)
         );
         assert_eq!(missing.notes, ["(nil)"]);
+    }
+
+    #[test]
+    fn binary_values_print_as_redis_cli_does() {
+        let value = Value::from_bytes(b"\xff\x00A\n\"");
+        assert_eq!(value_text(&value, false), r#""\xff\x00A\n\"""#);
+        assert_eq!(value_text(&value, true), "\u{fffd}\0A\n\"");
+        assert_eq!(value_text(&Value::from_user_input("plain"), false), "plain");
     }
 
     #[test]

@@ -6,15 +6,16 @@
 
 use std::path::Path;
 
-use kv_node::{NodeOptions, NodeServer};
-use kv_router::{ClusterMap, NodeId};
+use kv_node::{NodeHandle, NodeServer};
+use kv_router::ClusterMap;
 
-use crate::args::GlobalOpts;
+use crate::args::{GlobalOpts, NodeArgs};
 use crate::cluster::{self, Embedded};
 use crate::error::CliError;
 
 /// Runs node `id` of `--config` until a signal.
-pub async fn node(global: &GlobalOpts, id: NodeId, data_dir: &Path) -> Result<(), CliError> {
+pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Result<(), CliError> {
+    let id = args.id;
     let Some(path) = &global.config else {
         return Err(CliError::Usage(
             "kv node needs --config FILE (the cluster config naming every node)".into(),
@@ -35,12 +36,12 @@ pub async fn node(global: &GlobalOpts, id: NodeId, data_dir: &Path) -> Result<()
         .iter()
         .map(|(p, role)| format!("{p} ({role})"))
         .collect();
-    let mut options = NodeOptions::new(id, map, &dir);
-    options.storage = config.storage.clone();
+    let options = cluster::node_options(&config, &map, id, data_dir, args.resp.as_deref());
     let handle = NodeServer::bind(options).await?;
     eprintln!(
-        "node {id} listening on {}, data in {}, partitions {}",
+        "node {id} listening on {}{}, data in {}, partitions {}",
         handle.local_addr(),
+        resp_part(&handle),
         dir.display(),
         roles.join(", ")
     );
@@ -50,6 +51,13 @@ pub async fn node(global: &GlobalOpts, id: NodeId, data_dir: &Path) -> Result<()
     Ok(())
 }
 
+/// `, RESP on ADDR` when the node serves RESP.
+fn resp_part(node: &NodeHandle) -> String {
+    node.resp_addr()
+        .map(|a| format!(", RESP on {a}"))
+        .unwrap_or_default()
+}
+
 fn ids(map: &ClusterMap) -> String {
     let ids: Vec<String> = map.nodes().iter().map(|n| n.id.to_string()).collect();
     ids.join(", ")
@@ -57,11 +65,20 @@ fn ids(map: &ClusterMap) -> String {
 
 /// Runs every node of `--config` (or of the default topology) until a
 /// signal.
-pub async fn serve(global: &GlobalOpts, data_dir: &Path) -> Result<(), CliError> {
+pub async fn serve(
+    global: &GlobalOpts,
+    resp: Option<&str>,
+    data_dir: &Path,
+) -> Result<(), CliError> {
     let config = cluster::embedded_config(global)?;
-    let cluster = Embedded::start(&config, data_dir).await?;
+    let cluster = Embedded::start(&config, data_dir, resp).await?;
     for node in cluster.nodes() {
-        eprintln!("node {} listening on {}", node.id(), node.local_addr());
+        eprintln!(
+            "node {} listening on {}{}",
+            node.id(),
+            node.local_addr(),
+            resp_part(node)
+        );
     }
     let file = cluster::ClusterFile::write(&config, &cluster, data_dir)?;
     eprintln!(

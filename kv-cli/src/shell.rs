@@ -178,6 +178,10 @@ fn banner(session: &Session, down: &[String]) -> String {
         lines.push(format!("data in {}", embedded.data()));
     }
     lines.push(addrs.join(", "));
+    let resp = session.resp_addrs();
+    if !resp.is_empty() {
+        lines.push(format!("RESP (redis-cli -p PORT): {}", resp.join(", ")));
+    }
     lines.extend(down.iter().map(|d| format!("warning: {d}")));
     lines.push("type help for the commands; exit, quit or Ctrl-D to leave".to_string());
     lines.join("\n")

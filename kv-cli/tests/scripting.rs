@@ -188,7 +188,7 @@ fn a_closed_stdout_ends_quietly() {
 }
 
 #[test]
-fn values_come_from_stdin_or_a_file_and_must_be_text() {
+fn values_come_from_stdin_or_a_file_as_text_or_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     init(d);
@@ -206,14 +206,18 @@ fn values_come_from_stdin_or_a_file_and_must_be_text() {
     assert_eq!(run(d, &["put", "at", "@@home"], "").code, Some(0));
     assert_eq!(run(d, &["get", "at"], "").stdout, "@home\n");
 
-    std::fs::write(d.join("bin"), [0xff, 0x00, 0xfe]).unwrap();
-    let out = run(d, &["put", "b", "@bin"], "");
-    assert_eq!(out.code, Some(2), "{out:?}");
-    assert!(out.stderr.contains("schema V4"), "{out:?}");
-    let out = run(d, &["put", "b", "@missing"], "");
+    let out = run(d, &["put", "m", "@missing"], "");
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(out.stderr.contains("@@"), "{out:?}");
-    assert_eq!(run(d, &["get", "b"], "").code, Some(1), "nothing stored");
+    assert_eq!(run(d, &["get", "m"], "").code, Some(1), "nothing stored");
+
+    // Bytes that are not UTF-8 are stored as V4 and printed as redis-cli
+    // prints them.
+    std::fs::write(d.join("bin"), [0xff, 0x00, 0xfe]).unwrap();
+    assert_eq!(run(d, &["put", "b", "@bin"], "").code, Some(0));
+    assert_eq!(run(d, &["get", "b"], "").stdout, "\"\\xff\\x00\\xfe\"\n");
+    let out = run(d, &["-o", "json", "get", "b"], "");
+    assert!(out.stdout.contains(r#"{"hex":"ff00fe"}"#), "{out:?}");
 }
 
 #[test]

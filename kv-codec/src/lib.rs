@@ -1,12 +1,13 @@
 //! kv-codec: the value model of `kv` and its versioned binary schemas.
 //!
-//! A value a user `put`s is one of three kinds, each stored in its own schema:
+//! A value a user `put`s is one of four kinds, each stored in its own schema:
 //!
 //! | schema | [`Value`] variant      | what                                              |
 //! |--------|------------------------|---------------------------------------------------|
 //! | V1     | [`Value::Text`]        | plain text: `Rafi Widya`                          |
 //! | V2     | [`Value::Event`]       | `{"data": "user:101 login", "timestamp": "2025-06-22 10:30:00"}`, the time kept as an integer |
 //! | V3     | [`Value::Json`]        | any other JSON object or array, as a binary tree  |
+//! | V4     | [`Value::Bytes`]       | bytes that are not UTF-8 text (a RESP `SET` of binary data), opaque |
 //!
 //! This crate owns the classification of input text into those kinds, the
 //! binary encoding (one version byte, then the schema's payload), decoding
@@ -16,9 +17,10 @@
 //!
 //! # Data flow and modules
 //!
-//! - `classify`: input text → [`Value`] ([`Value::from_user_input`]).
+//! - `classify`: input text → [`Value`] ([`Value::from_user_input`]); raw
+//!   bytes → [`Value`] ([`Value::from_bytes`]: UTF-8 as text, the rest V4).
 //! - `value`: [`Value`] and [`Schema`]; [`encode`] writes the version byte and
-//!   dispatches to `v1`, `v2`, `v3`, which each document their byte layout
+//!   dispatches to `v1`, `v2`, `v3`, `v4`, which each document their byte layout
 //!   (also collected in `docs/schema-evolution.md`).
 //! - `varint` (LEB128, zigzag) and `reader` (a bounded cursor over untrusted
 //!   bytes) underlie the schemas; [`decode`] runs them in reverse.
@@ -85,6 +87,7 @@ mod timestamp;
 mod v1;
 mod v2;
 mod v3;
+mod v4;
 mod value;
 mod varint;
 

@@ -23,6 +23,26 @@ use serde_json::Value as Json;
 
 use crate::timestamp::Timestamp;
 
+/// Writes V4 bytes as `redis-cli` shows a binary string (its `sdscatrepr`
+/// form): `"\xff\x00A\n"`.
+pub(crate) fn bytes<W: Write + ?Sized>(bytes: &[u8], out: &mut W) -> fmt::Result {
+    out.write_char('"')?;
+    for &b in bytes {
+        match b {
+            b'\\' => out.write_str("\\\\")?,
+            b'"' => out.write_str("\\\"")?,
+            b'\n' => out.write_str("\\n")?,
+            b'\r' => out.write_str("\\r")?,
+            b'\t' => out.write_str("\\t")?,
+            0x07 => out.write_str("\\a")?,
+            0x08 => out.write_str("\\b")?,
+            b' '..=b'~' => out.write_char(char::from(b))?,
+            other => write!(out, "\\x{other:02x}")?,
+        }
+    }
+    out.write_char('"')
+}
+
 /// Writes the display text of a V3 JSON value.
 pub(crate) fn json<W: Write + ?Sized>(value: &Json, out: &mut W) -> fmt::Result {
     match value {

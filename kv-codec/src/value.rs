@@ -5,7 +5,7 @@ use std::fmt;
 use crate::error::DecodeError;
 use crate::reader::Reader;
 use crate::timestamp::Timestamp;
-use crate::{classify, render, v1, v2, v3};
+use crate::{classify, render, v1, v2, v3, v4};
 
 /// A schema version: the first byte of every encoded value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -17,11 +17,13 @@ pub enum Schema {
     V2 = 2,
     /// JSON tree ([`Value::Json`]), version byte `0x03`.
     V3 = 3,
+    /// Opaque bytes ([`Value::Bytes`]), version byte `0x04`.
+    V4 = 4,
 }
 
 impl Schema {
     /// Every schema this build reads, oldest first.
-    pub const ALL: [Schema; 3] = [Schema::V1, Schema::V2, Schema::V3];
+    pub const ALL: [Schema; 4] = [Schema::V1, Schema::V2, Schema::V3, Schema::V4];
 
     /// The version byte that starts an encoding in this schema.
     pub const fn version(self) -> u8 {
@@ -34,6 +36,7 @@ impl Schema {
             1 => Some(Schema::V1),
             2 => Some(Schema::V2),
             3 => Some(Schema::V3),
+            4 => Some(Schema::V4),
             _ => None,
         }
     }
@@ -45,7 +48,7 @@ impl fmt::Display for Schema {
     }
 }
 
-/// A stored value in one of the three schemas.
+/// A stored value in one of the four schemas.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// Schema V1: any text that is not a JSON object or array.
@@ -61,6 +64,8 @@ pub enum Value {
     /// Classification only produces objects and arrays here, but the codec
     /// round-trips any JSON value.
     Json(serde_json::Value),
+    /// Schema V4: bytes that are not text (not valid UTF-8), kept as given.
+    Bytes(Vec<u8>),
 }
 
 impl Value {
@@ -70,9 +75,34 @@ impl Value {
         classify::classify(input)
     }
 
+    /// Classifies raw bytes (a RESP `SET`): valid UTF-8 classifies exactly
+    /// as [`Value::from_user_input`] does; anything else is V4
+    /// [`Value::Bytes`].
+    pub fn from_bytes(input: &[u8]) -> Value {
+        match std::str::from_utf8(input) {
+            Ok(text) => classify::classify(text),
+            Err(_) => Value::Bytes(input.to_vec()),
+        }
+    }
+
+    /// The bytes a byte-oriented client (RESP `GET`) gets back: the text of
+    /// V1 and the bytes of V4 as stored, the display text of V2 and V3.
+    /// For a value from [`Value::from_bytes`] this is the input for V1, V2
+    /// and V4, and JSON equal to the input for V3.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Value::Text(text) => text.into_bytes(),
+            Value::Bytes(bytes) => bytes,
+            other => other.render().into_bytes(),
+        }
+    }
+
     /// The display text (what `get` shows). For a value from
     /// [`Value::from_user_input`] this is the input itself for V1 and V2, and
-    /// JSON equal to the input for V3.
+    /// JSON equal to the input for V3. V4 bytes are shown the way
+    /// `redis-cli` shows binary strings: in double quotes, with `\\`, `\"`,
+    /// `\n`, `\r`, `\t`, `\a`, `\b` escaped, printable ASCII as is and every
+    /// other byte as `\xHH`.
     pub fn render(&self) -> String {
         /// `{"data": "", "timestamp": "YYYY-MM-DD HH:MM:SS.ffffff"}`
         const EVENT_FRAME: usize = 55;
@@ -81,6 +111,7 @@ impl Value {
             Value::Text(text) => return text.clone(),
             Value::Event { data, .. } => EVENT_FRAME + data.len(),
             Value::Json(_) => JSON_GUESS,
+            Value::Bytes(bytes) => 2 + bytes.len() * 4,
         };
         let mut out = String::with_capacity(capacity);
         // Writing to a String cannot fail and the renderers add no errors of
@@ -95,6 +126,7 @@ impl Value {
             Value::Text(_) => Schema::V1,
             Value::Event { .. } => Schema::V2,
             Value::Json(_) => Schema::V3,
+            Value::Bytes(_) => Schema::V4,
         }
     }
 
@@ -112,6 +144,7 @@ impl Value {
             Value::Text(text) => v1::encode(text, out),
             Value::Event { data, timestamp } => v2::encode(data, *timestamp, out),
             Value::Json(json) => v3::encode(json, out),
+            Value::Bytes(bytes) => v4::encode(bytes, out),
         }
     }
 
@@ -122,6 +155,7 @@ impl Value {
             Value::Text(text) => out.write_str(text),
             Value::Event { data, timestamp } => render::event(data, *timestamp, out),
             Value::Json(json) => render::json(json, out),
+            Value::Bytes(bytes) => render::bytes(bytes, out),
         }
     }
 
@@ -133,6 +167,7 @@ impl Value {
             Value::Text(text) => VERSION_AND_VARINTS + text.len(),
             Value::Event { data, .. } => VERSION_AND_VARINTS + data.len(),
             Value::Json(_) => JSON_GUESS,
+            Value::Bytes(bytes) => VERSION_AND_VARINTS + bytes.len(),
         }
     }
 
@@ -148,6 +183,7 @@ impl Value {
                 Value::Event { data, timestamp }
             }
             Schema::V3 => Value::Json(v3::decode(&mut reader)?),
+            Schema::V4 => Value::Bytes(v4::decode(&mut reader)?),
         };
         reader.finish()?;
         Ok(value)

@@ -195,6 +195,7 @@ fn stored_values_give_the_input_back() {
                 let actual: Json = serde_json::from_str(&shown).unwrap();
                 assert_eq!(actual, expected, "{name}: {shown}");
             }
+            Schema::V4 => panic!("{name}: text classified as V4"),
         }
     }
 }
@@ -227,4 +228,23 @@ fn seed_event_fields() {
     assert_eq!(data, "user:101 login");
     assert_eq!(timestamp.micros(), 1_750_588_200_000_000);
     assert_eq!(timestamp.to_string(), TS);
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_v4_and_text_bytes_are_not() {
+    let cases: [(&[u8], Schema); 5] = [
+        (b"Rafi Widya", Schema::V1),
+        (b"{\"a\": 1}", Schema::V3),
+        (b"\xff", Schema::V4),
+        (b"caf\xc3", Schema::V4),
+        (b"", Schema::V1),
+    ];
+    for (bytes, schema) in cases {
+        let value = Value::from_bytes(bytes);
+        assert_eq!(value.schema(), schema, "{bytes:?}");
+    }
+    assert_eq!(
+        Value::from_bytes(b"a\x00\xff\"\\\n").render(),
+        r#""a\x00\xff\"\\\n""#
+    );
 }

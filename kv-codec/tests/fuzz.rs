@@ -141,7 +141,24 @@ fn hostile_inputs_give_typed_errors() {
     let cases: Vec<(&str, String, DecodeError)> = vec![
         ("empty", String::new(), DecodeError::Empty),
         ("version 0", "00".into(), DecodeError::UnknownVersion(0)),
-        ("version 4", "04 00".into(), DecodeError::UnknownVersion(4)),
+        ("version 5", "05 00".into(), DecodeError::UnknownVersion(5)),
+        (
+            "v4 short",
+            "04 05 ff 00".into(),
+            DecodeError::Truncated {
+                offset: 2,
+                needed: 5,
+                available: 2,
+            },
+        ),
+        (
+            "v4 trailing",
+            "04 01 ff 00".into(),
+            DecodeError::TrailingBytes {
+                offset: 3,
+                count: 1,
+            },
+        ),
         ("version 255", "ff".into(), DecodeError::UnknownVersion(255)),
         (
             "v1 no length",

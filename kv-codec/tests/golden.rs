@@ -132,3 +132,38 @@ fn golden_files_start_with_their_version_byte() {
         );
     }
 }
+
+/// V4 holds bytes, not text: its golden case is the raw input (`v4.raw`),
+/// its encoding (`v4.bin`) and its display text in redis-cli's escaped form
+/// (`v4.txt`).
+#[test]
+fn golden_v4_decodes_renders_and_classifies() {
+    let raw: &[u8] = include_bytes!("golden/v4.raw");
+    let bin: &[u8] = include_bytes!("golden/v4.bin");
+    let text = include_str!("golden/v4.txt");
+    let value = decode(bin).unwrap();
+    assert_eq!(value, Value::Bytes(raw.to_vec()));
+    assert_eq!(value.schema(), Schema::V4);
+    assert_eq!(validate(bin), Ok(Schema::V4));
+    assert_eq!(bin.first(), Some(&Schema::V4.version()));
+    assert_eq!(value.render(), text);
+    let classified = Value::from_bytes(raw);
+    assert_eq!(common::hex(&encode(&classified)), common::hex(bin));
+    assert_eq!(classified.into_bytes(), raw);
+}
+
+/// Bytes that are text keep classifying as V1–V3, so a RESP `SET` of the
+/// golden texts stores exactly the golden bytes.
+#[test]
+fn golden_texts_as_bytes_keep_their_schema() {
+    for golden in &GOLDENS {
+        let value = Value::from_bytes(golden.text.as_bytes());
+        assert_eq!(value.schema(), golden.schema, "{}", golden.name);
+        assert_eq!(
+            common::hex(&encode(&value)),
+            common::hex(golden.bin),
+            "{}",
+            golden.name
+        );
+    }
+}

@@ -34,6 +34,13 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
         ),
         ("v1 non-ascii", text("é"), "01 02 c3 a9"),
         ("v1 json scalar", text("42"), "01 02 34 32"),
+        // V4: 04, length, bytes as given.
+        ("v4 empty", Value::Bytes(Vec::new()), "04 00"),
+        (
+            "v4 binary",
+            Value::Bytes(vec![0xff, 0x00, 0x41]),
+            "04 03 ff 00 41",
+        ),
         // V2: 02, data length, data, zigzag varint microseconds.
         ("v2 epoch", event("", 0), "02 00 00"),
         ("v2 one µs before epoch", event("", -1), "02 00 01"),

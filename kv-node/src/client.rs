@@ -22,7 +22,9 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
-use crate::protocol::{self, Conn, NodeInfo, PartitionKeys, Request, RequestId, Response};
+use crate::protocol::{
+    self, Conditional, Conn, NodeInfo, PartitionKeys, Request, RequestId, Response,
+};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -237,6 +239,15 @@ impl NodeClient {
         let key = Bytes::copy_from_slice(key);
         match self.request(&Request::Put { key, value }).await? {
             Response::Written { position, .. } => Ok(position),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Runs a write the leader decides atomically (the node must lead the
+    /// key's partition); the reply is `Applied` or `Counter`.
+    pub async fn conditional(&self, op: Conditional) -> Result<Response> {
+        match self.request(&Request::Conditional(op)).await? {
+            reply @ (Response::Applied { .. } | Response::Counter { .. }) => Ok(reply),
             other => Err(self.unexpected(other)),
         }
     }

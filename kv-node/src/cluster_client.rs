@@ -22,7 +22,7 @@ use kv_storage::{Location, Position};
 
 use crate::client::{ClientOptions, NodeClient};
 use crate::error::{Error, Result};
-use crate::protocol::{NodeInfo, PartitionKeys};
+use crate::protocol::{Conditional, NodeInfo, PartitionKeys, Response};
 
 /// How long a write waits for a recovering leader (one that is catching up
 /// from its followers after a restart) before giving up.
@@ -192,6 +192,15 @@ impl ClusterClient {
             }),
             Err(e) => Err(Self::leader_error(partition, node, e)),
         }
+    }
+
+    /// Runs a write the partition leader decides atomically (`SET NX`,
+    /// `INCRBY`, ...); the reply is `Applied` or `Counter`.
+    pub async fn conditional(&self, op: Conditional) -> Result<Response> {
+        let (partition, node, client) = self.leader_of(op.key()).await?;
+        retry_recovering(|| client.conditional(op.clone()))
+            .await
+            .map_err(|e| Self::leader_error(partition, node, e))
     }
 
     /// Deletes a key through the partition leader; true when it existed.

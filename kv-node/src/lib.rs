@@ -20,6 +20,10 @@
 //! - [`NodeClient`] and [`ClusterClient`]: a pipelining client for one node,
 //!   and a router that sends each key to its leader and falls back to
 //!   followers for reads.
+//! - [`resp`]: the optional RESP2 listener (`NodeOptions::resp_addr`), so
+//!   redis-cli and Redis client libraries talk to any node; commands run
+//!   at the key's leader, in process or forwarded (`atomic` holds the
+//!   leader-side conditional writes: `SET NX`, `INCR`).
 //!
 //! # Invariants
 //!
@@ -31,7 +35,8 @@
 //! # Not here
 //!
 //! No failover or leader election yet (a dead leader's partitions are read
-//! only), no RESP listener, no TLS or authentication: bind to loopback.
+//! only), no TLS; a password guards only the RESP listener here: bind to
+//! loopback.
 //!
 //! # Example
 //!
@@ -59,6 +64,7 @@
 //! # }
 //! ```
 
+mod atomic;
 mod client;
 mod cluster_client;
 mod error;
@@ -67,6 +73,7 @@ mod options;
 pub mod protocol;
 mod replica;
 pub mod replication;
+pub mod resp;
 mod server;
 
 pub use client::{ClientOptions, NodeClient};

@@ -31,6 +31,14 @@ pub struct NodeOptions {
     pub peer_timeout: Duration,
     /// Idle replication streams send a heartbeat this often.
     pub heartbeat_interval: Duration,
+    /// Where the RESP2 (Redis protocol) listener binds, if the node has one
+    /// (`127.0.0.1:0` picks a free port; see `NodeHandle::resp_addr`).
+    pub resp_addr: Option<String>,
+    /// The password RESP clients must give with `AUTH` before anything
+    /// else; `None` means no password.
+    pub client_password: Option<String>,
+    /// A RESP client that sends nothing for this long is disconnected.
+    pub resp_idle_timeout: Duration,
 }
 
 impl NodeOptions {
@@ -46,6 +54,9 @@ impl NodeOptions {
             backlog_bytes: 16 * 1024 * 1024,
             peer_timeout: Duration::from_secs(2),
             heartbeat_interval: Duration::from_millis(500),
+            resp_addr: None,
+            client_password: None,
+            resp_idle_timeout: Duration::from_secs(600),
         }
     }
 

@@ -4,6 +4,13 @@
 //! Every change to the store goes through a [`Replica`] method so that the
 //! backlog sees it and stream tasks are woken (`watch` of the gap-free last
 //! LSN, so no wake-up is ever lost between a check and a wait).
+//!
+//! Client writes on a leader take a striped per-key read-write lock: a
+//! read-modify-write ([`Replica::update`]: `INCR`, `SET NX`) holds it
+//! exclusively, so it is atomic against every other write of the same key;
+//! plain puts and deletes hold it shared, so they never wait for each other
+//! and concurrent writers keep sharing one group-commit fsync (the lock is
+//! held across the store call, fsync included).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::protocol::{FollowerInfo, PartitionInfo, ReplicaState};
@@ -24,8 +31,20 @@ use crate::replication::backlog::{Backlog, BacklogMiss};
 /// not carry). User keys are never empty, so the marker cannot collide.
 pub(crate) const SNAPSHOT_MARKER_KEY: &[u8] = b"";
 
+/// Number of per-key lock stripes of a replica.
+const KEY_LOCK_STRIPES: usize = 64;
+
+/// What a read-modify-write decides, given the current value.
+pub(crate) enum Update<T> {
+    /// Leave the key as it is; answer `T`.
+    Keep(T),
+    /// Store this encoded value; answer `T`.
+    Put(Bytes, T),
+}
+
 pub(crate) struct Replica {
     pub partition: PartitionId,
+    key_locks: [RwLock<()>; KEY_LOCK_STRIPES],
     pub role: Role,
     pub store: Arc<Store>,
     backlog: Mutex<Backlog>,
@@ -41,6 +60,7 @@ impl Replica {
         let last = store.last_lsn();
         Replica {
             partition,
+            key_locks: std::array::from_fn(|_| RwLock::new(())),
             role,
             store: Arc::new(store),
             backlog: Mutex::new(Backlog::new(last, backlog_bytes)),
@@ -82,7 +102,18 @@ impl Replica {
         }
     }
 
+    fn key_lock(&self, key: &[u8]) -> &RwLock<()> {
+        // The high half: the low bits already chose the partition.
+        let stripe = (kv_router::key_hash(key) >> 32) % KEY_LOCK_STRIPES as u64;
+        &self.key_locks[stripe as usize]
+    }
+
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
+        let _key = self.key_lock(&key).read();
+        self.put_locked(key, value)
+    }
+
+    fn put_locked(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
         let position = self.store.put(&key, &value)?;
         self.record(Entry {
             position,
@@ -92,7 +123,22 @@ impl Replica {
         Ok(position)
     }
 
+    /// Reads `key`, lets `decide` choose, and writes what it chose, with
+    /// no other client write of `key` in between.
+    pub fn update<T>(
+        &self,
+        key: Bytes,
+        decide: impl FnOnce(Option<Bytes>) -> Update<T>,
+    ) -> Result<T, kv_storage::Error> {
+        let _key = self.key_lock(&key).write();
+        match decide(self.store.get(&key)?) {
+            Update::Keep(answer) => Ok(answer),
+            Update::Put(value, answer) => self.put_locked(key, value).map(|_| answer),
+        }
+    }
+
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
+        let _key = self.key_lock(&key).read();
         match self.store.delete(&key)? {
             Some(position) => {
                 self.record(Entry {

@@ -72,6 +72,7 @@ pub struct NodeServer;
 /// [`NodeHandle::shutdown`].
 pub struct NodeHandle {
     local_addr: SocketAddr,
+    resp_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
 }
 
@@ -110,6 +111,7 @@ impl NodeServer {
         let local_addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listener address", e))?;
+        let resp = bind_resp(options.resp_addr.as_deref()).await?;
         let opts = options.clone();
         let replicas = tokio::task::spawn_blocking(move || open_replicas(&opts))
             .await
@@ -121,12 +123,35 @@ impl NodeServer {
             tracker: TaskTracker::new(),
         });
         transport::start_replication(&shared);
-        shared
-            .tracker
-            .spawn(accept_loop(Arc::clone(&shared), listener));
-        info!(node = shared.id(), %local_addr, "node started");
-        Ok(NodeHandle { local_addr, shared })
+        let serving = Arc::clone(&shared);
+        shared.tracker.spawn(accept_loop(
+            Arc::clone(&shared),
+            listener,
+            move |socket, peer| serve_connection(Arc::clone(&serving), socket, peer),
+        ));
+        let resp_addr = resp.map(|(listener, addr)| {
+            crate::resp::start(&shared, listener, addr.port());
+            addr
+        });
+        info!(node = shared.id(), %local_addr, ?resp_addr, "node started");
+        Ok(NodeHandle {
+            local_addr,
+            resp_addr,
+            shared,
+        })
     }
+}
+
+/// Binds the RESP listener when the node has one.
+async fn bind_resp(addr: Option<&str>) -> Result<Option<(TcpListener, SocketAddr)>> {
+    let Some(addr) = addr else { return Ok(None) };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(format!("binding the RESP listener {addr}"), e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the RESP listener address", e))?;
+    Ok(Some((listener, local)))
 }
 
 fn open_replicas(options: &NodeOptions) -> Result<BTreeMap<PartitionId, Arc<Replica>>> {
@@ -146,6 +171,11 @@ impl NodeHandle {
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the RESP2 listener listens on, when the node has one.
+    pub fn resp_addr(&self) -> Option<SocketAddr> {
+        self.resp_addr
     }
 
     /// The node's id.
@@ -208,7 +238,14 @@ async fn release_replicas(replicas: Vec<Arc<Replica>>) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// Accepts connections until shutdown, at most `max_connections` served
+/// at once, backing off on accept errors; `serve` runs each connection as
+/// a task that shutdown drops. Used by the framed and the RESP listener.
+pub(crate) async fn accept_loop<F, Fut>(shared: Arc<Shared>, listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let limit = Arc::new(Semaphore::new(shared.options.max_connections));
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -226,7 +263,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         match accepted {
             Ok((socket, peer)) => {
                 backoff = Duration::from_millis(10);
-                let connection = serve_connection(Arc::clone(&shared), socket, peer);
+                let connection = serve(socket, peer);
                 shared.spawn_until_shutdown(async move {
                     connection.await;
                     drop(permit);
@@ -387,6 +424,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
             },
             None => not_hosted(shared, partition),
         },
+        Request::Conditional(op) => crate::atomic::execute(shared, op).await,
         Request::Ack { .. } | Request::Subscribe { .. } => error_reply(
             ErrorCode::InvalidRequest,
             None,
@@ -408,7 +446,7 @@ fn not_hosted(shared: &Shared, partition: PartitionId) -> Response {
 }
 
 /// Finds the replica for a key, or the error reply saying why not.
-fn replica_for<'a>(
+pub(crate) fn replica_for<'a>(
     shared: &'a Shared,
     key: &[u8],
 ) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
@@ -426,7 +464,7 @@ fn replica_for<'a>(
     }
 }
 
-fn read_key(
+pub(crate) fn read_key(
     shared: &Shared,
     key: &[u8],
     read: impl FnOnce(&Replica, PartitionId) -> Result<Response, kv_storage::Error>,
@@ -456,7 +494,7 @@ fn recovering(shared: &Shared, p: PartitionId) -> Response {
 }
 
 /// The replica a write may go to: hosted here, led here, and ready.
-fn writable<'a>(
+pub(crate) fn writable<'a>(
     shared: &'a Shared,
     key: &[u8],
 ) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
@@ -476,7 +514,7 @@ fn writable<'a>(
     Ok((r, p))
 }
 
-async fn put(shared: &Shared, key: Bytes, value: Bytes) -> Response {
+pub(crate) async fn put(shared: &Shared, key: Bytes, value: Bytes) -> Response {
     let (replica, p) = match writable(shared, &key) {
         Ok(found) => found,
         Err(reply) => return reply,
@@ -498,7 +536,7 @@ async fn put(shared: &Shared, key: Bytes, value: Bytes) -> Response {
     }
 }
 
-async fn delete(shared: &Shared, key: Bytes) -> Response {
+pub(crate) async fn delete(shared: &Shared, key: Bytes) -> Response {
     let (replica, p) = match writable(shared, &key) {
         Ok(found) => found,
         Err(reply) => return reply,
@@ -516,7 +554,7 @@ async fn delete(shared: &Shared, key: Bytes) -> Response {
 /// Runs a store write: inline when it only hands bytes to the OS, on the
 /// blocking pool when it waits for fsync (so concurrent writers can share
 /// one fsync through the store's group commit).
-async fn run_write<T: Send + 'static>(
+pub(crate) async fn run_write<T: Send + 'static>(
     shared: &Shared,
     replica: &Arc<Replica>,
     write: impl FnOnce(&Replica) -> Result<T, kv_storage::Error> + Send + 'static,
@@ -530,7 +568,7 @@ async fn run_write<T: Send + 'static>(
         .map_err(|e| error_reply(ErrorCode::Internal, None, format!("write task failed: {e}")))
 }
 
-fn storage_error(p: PartitionId, e: &kv_storage::Error) -> Response {
+pub(crate) fn storage_error(p: PartitionId, e: &kv_storage::Error) -> Response {
     let code = match e {
         kv_storage::Error::KeyTooLarge { .. } | kv_storage::Error::ValueTooLarge { .. } => {
             ErrorCode::TooLarge

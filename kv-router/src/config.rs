@@ -131,6 +131,16 @@ pub struct NodeConfig {
     /// Where the node keeps its data. In a file it is relative to the config
     /// file: see [`ClusterConfig::resolve_data_dirs`].
     pub data_dir: Option<PathBuf>,
+    /// `host:port` of the node's optional RESP2 (Redis protocol) listener.
+    pub resp_addr: Option<String>,
+}
+
+/// The `[security]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityConfig {
+    /// The password clients must give (`AUTH` on RESP) before any other
+    /// command; `None` means no password.
+    pub client_password: Option<String>,
 }
 
 /// One `[[placement]]` entry: the replicas of one partition, leader first,
@@ -157,6 +167,8 @@ pub struct ClusterConfig {
     pub nodes: Vec<NodeConfig>,
     /// The `[[placement]]` overrides, in file order.
     pub placement: Vec<PlacementOverride>,
+    /// The `[security]` table.
+    pub security: SecurityConfig,
 }
 
 impl ClusterConfig {
@@ -169,6 +181,7 @@ impl ClusterConfig {
                 id,
                 addr: "127.0.0.1:0".to_string(),
                 data_dir: None,
+                resp_addr: None,
             })
             .collect();
         ClusterConfig {
@@ -177,6 +190,7 @@ impl ClusterConfig {
             storage: StorageConfig::default(),
             nodes,
             placement: Vec::new(),
+            security: SecurityConfig::default(),
         }
     }
 
@@ -282,6 +296,9 @@ fn check_nodes(nodes: &[NodeConfig]) -> Result<(), ConfigError> {
             return Err(ConfigError::DuplicateNodeId(node.id));
         }
         check_addr(node.id, &node.addr)?;
+        if let Some(resp) = &node.resp_addr {
+            check_addr(node.id, resp)?;
+        }
         if node
             .data_dir
             .as_ref()
@@ -293,14 +310,20 @@ fn check_nodes(nodes: &[NodeConfig]) -> Result<(), ConfigError> {
     let mut by_addr: BTreeMap<(String, u16), NodeId> = BTreeMap::new();
     let mut sorted: Vec<&NodeConfig> = nodes.iter().collect();
     sorted.sort_by_key(|n| n.id);
-    for node in sorted {
-        let Some(key) = addr_key(&node.addr) else {
+    // A RESP listener may share no port with any node's listener.
+    let addrs = sorted.iter().map(|n| (n.id, &n.addr)).chain(
+        sorted
+            .iter()
+            .filter_map(|n| n.resp_addr.as_ref().map(|a| (n.id, a))),
+    );
+    for (id, addr) in addrs {
+        let Some(key) = addr_key(addr) else {
             continue;
         };
         if let Some(&first) = by_addr.get(&key) {
-            return Err(duplicate_addr(&node.addr, first, node.id));
+            return Err(duplicate_addr(addr, first, id));
         }
-        by_addr.insert(key, node.id);
+        by_addr.insert(key, id);
     }
     Ok(())
 }

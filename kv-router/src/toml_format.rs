@@ -7,15 +7,15 @@
 //!
 //! Writing is done by hand, not through serde, so it cannot fail and its
 //! layout is fixed: top-level keys, `[storage]`, then one `[[nodes]]` and one
-//! `[[placement]]` table per entry.
+//! `[[placement]]` table per entry, then `[security]` when it sets anything.
 
 use serde::Deserialize;
 
 use crate::config::check_size;
 use crate::size::RawSize;
 use crate::{
-    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride, StorageConfig,
-    SyncMode,
+    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride, SecurityConfig,
+    StorageConfig, SyncMode,
 };
 
 #[derive(Deserialize)]
@@ -29,6 +29,14 @@ struct RawConfig {
     nodes: Vec<RawNode>,
     #[serde(default)]
     placement: Vec<RawPlacement>,
+    #[serde(default)]
+    security: RawSecurity,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    client_password: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -46,6 +54,7 @@ struct RawNode {
     id: NodeId,
     addr: String,
     data_dir: Option<String>,
+    resp_addr: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -77,6 +86,9 @@ impl ClusterConfig {
                 .into_iter()
                 .map(RawPlacement::into_override)
                 .collect(),
+            security: SecurityConfig {
+                client_password: raw.security.client_password,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -105,12 +117,19 @@ impl ClusterConfig {
             if let Some(dir) = &node.data_dir {
                 out.push(format!("data_dir = {}", quote(&dir.to_string_lossy())));
             }
+            if let Some(resp) = &node.resp_addr {
+                out.push(format!("resp_addr = {}", quote(resp)));
+            }
         }
         for o in &self.placement {
             let ids: Vec<String> = o.replicas.iter().map(|id| id.to_string()).collect();
             out.extend(["".into(), "[[placement]]".into()]);
             out.push(format!("partition = {}", o.partition));
             out.push(format!("replicas = [{}]", ids.join(", ")));
+        }
+        if let Some(password) = &self.security.client_password {
+            out.extend(["".into(), "[security]".into()]);
+            out.push(format!("client_password = {}", quote(password)));
         }
         out.push(String::new());
         out.join("\n")
@@ -150,6 +169,7 @@ impl RawNode {
             id: self.id,
             addr: self.addr,
             data_dir: self.data_dir.map(Into::into),
+            resp_addr: self.resp_addr,
         }
     }
 }

@@ -64,7 +64,8 @@ fn design_example_parses() {
         NodeConfig {
             id: 0,
             addr: "127.0.0.1:7000".into(),
-            data_dir: Some(PathBuf::from("data/node_0"))
+            data_dir: Some(PathBuf::from("data/node_0")),
+            resp_addr: None,
         }
     );
     assert_eq!(
@@ -534,4 +535,65 @@ partition = 3
 replicas = [0, 2]
 "#;
     assert_eq!(text, expected);
+}
+
+// ---- RESP listener and security ------------------------------------------
+
+const RESP_AND_SECURITY: &str = r#"
+partitions = 4
+replication_factor = 1
+
+[[nodes]]
+id = 0
+addr = "127.0.0.1:7000"
+resp_addr = "127.0.0.1:6379"
+
+[[nodes]]
+id = 1
+addr = "127.0.0.1:7001"
+
+[security]
+client_password = "s3cret \"quoted\""
+"#;
+
+#[test]
+fn resp_addr_and_client_password_parse_and_round_trip() {
+    let c = parse(RESP_AND_SECURITY).unwrap();
+    assert_eq!(c.nodes[0].resp_addr.as_deref(), Some("127.0.0.1:6379"));
+    assert_eq!(c.nodes[1].resp_addr, None);
+    assert_eq!(
+        c.security.client_password.as_deref(),
+        Some("s3cret \"quoted\"")
+    );
+    round_trip(&c);
+    let text = c.to_toml_string();
+    assert!(text.contains("resp_addr = \"127.0.0.1:6379\""), "{text}");
+    assert!(text.contains("[security]"), "{text}");
+}
+
+#[test]
+fn no_security_table_when_nothing_is_set() {
+    let c = ClusterConfig::default_topology();
+    assert_eq!(c.security.client_password, None);
+    assert!(!c.to_toml_string().contains("[security]"));
+}
+
+#[test]
+fn resp_addr_is_checked_like_addr() {
+    let bad = RESP_AND_SECURITY.replace("127.0.0.1:6379", "no-port");
+    assert!(matches!(
+        parse(&bad),
+        Err(ConfigError::BadAddr { node: 0, .. })
+    ));
+    let clash = RESP_AND_SECURITY.replace("127.0.0.1:6379", "127.0.0.1:7001");
+    assert!(matches!(
+        parse(&clash),
+        Err(ConfigError::DuplicateAddr { .. })
+    ));
+}
+
+#[test]
+fn unknown_security_key_is_an_error() {
+    let typo = RESP_AND_SECURITY.replace("client_password", "client_pasword");
+    assert!(matches!(parse(&typo), Err(ConfigError::Toml { .. })));
 }

@@ -12,6 +12,7 @@
 
 mod conn;
 mod kvwire;
+mod rbtable;
 mod resp;
 mod servers;
 mod workload;
@@ -41,6 +42,7 @@ struct Args {
     redis_benchmark: bool,
     dir: PathBuf,
     only: Option<String>,
+    redis_benchmark_table: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -51,6 +53,7 @@ fn parse_args() -> Result<Args> {
         redis_benchmark: true,
         dir: std::env::temp_dir(),
         only: None,
+        redis_benchmark_table: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -62,22 +65,24 @@ fn parse_args() -> Result<Args> {
             "--no-redis-benchmark" => a.redis_benchmark = false,
             "--dir" => a.dir = it.next().context("missing value")?.into(),
             "--only" => a.only = Some(it.next().context("missing value")?),
+            "--redis-benchmark-table" => a.redis_benchmark_table = true,
             _ => bail!(
                 "usage: bench-redis [--single-ops N] [--pipelined-ops N] [--rounds N] \
-                 [--no-redis-benchmark] [--dir BASE] [--only LABEL-PART]"
+                 [--no-redis-benchmark] [--dir BASE] [--only LABEL-PART] \
+                 [--redis-benchmark-table]"
             ),
         }
     }
     Ok(a)
 }
 
-fn loadavg() -> String {
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
 
-fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name(name)
@@ -186,6 +191,9 @@ fn fmt(x: f64) -> String {
 
 fn main() -> Result<()> {
     let a = parse_args()?;
+    if a.redis_benchmark_table {
+        return rbtable::run(a.rounds, &a.dir);
+    }
     let load_before = loadavg();
     let node_rt = runtime("kv-node")?;
     let client_rt = runtime("client")?;

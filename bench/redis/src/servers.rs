@@ -1,5 +1,5 @@
 //! The servers under test: redis-server as a child process, a kv node
-//! in-process on its own tokio runtime.
+//! in-process on its own tokio runtime (framed and RESP2 listeners).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,6 +64,8 @@ pub struct Kv {
     handle: Option<NodeHandle>,
     /// `127.0.0.1:<port>`.
     pub addr: String,
+    /// The RESP2 listener's port.
+    pub resp_port: u16,
     _dir: TempDir,
 }
 
@@ -84,12 +86,15 @@ impl Kv {
             let mut options = NodeOptions::new(0, map, data);
             options.storage.sync = sync;
             options.storage.sync_interval_ms = 1000;
+            options.resp_addr = Some("127.0.0.1:0".into());
             let node = NodeServer::start(options, listener).await?;
             anyhow::Ok((node, addr))
         })?;
+        let resp_port = handle.resp_addr().map_or(0, |a| a.port());
         Ok(Kv {
             handle: Some(handle),
             addr,
+            resp_port,
             _dir: dir,
         })
     }

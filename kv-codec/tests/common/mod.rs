@@ -73,6 +73,7 @@ pub fn arb_value() -> impl Strategy<Value = Value> {
         (arb_string(), arb_timestamp())
             .prop_map(|(data, timestamp)| Value::Event { data, timestamp }),
         arb_json().prop_map(Value::Json),
+        prop::collection::vec(any::<u8>(), 0..64).prop_map(Value::Bytes),
     ]
 }
 

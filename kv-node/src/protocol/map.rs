@@ -17,7 +17,9 @@
 //! included.
 
 use bytes::{BufMut, BytesMut};
-use kv_router::{ClusterConfig, ClusterMap, NodeConfig, PlacementOverride, StorageConfig};
+use kv_router::{
+    ClusterConfig, ClusterMap, NodeConfig, PlacementOverride, SecurityConfig, StorageConfig,
+};
 
 use super::wire::{WireReader, WireWrite};
 use crate::error::ProtocolError;
@@ -52,6 +54,7 @@ pub(super) fn decode_map(r: &mut WireReader) -> Result<ClusterMap, ProtocolError
             id: r.u32()?,
             addr: r.string()?,
             data_dir: None,
+            resp_addr: None,
         });
     }
     let mut placement = Vec::new();
@@ -71,6 +74,7 @@ pub(super) fn decode_map(r: &mut WireReader) -> Result<ClusterMap, ProtocolError
         storage: StorageConfig::default(),
         nodes,
         placement,
+        security: SecurityConfig::default(),
     };
     ClusterMap::new(&config)
         .map(|m| m.with_epoch(epoch))

@@ -19,6 +19,7 @@
 //! | 0x09 | Subscribe    | partition: u32, from node: u32, after: position |
 //! | 0x0A | Ack          | partition: u32, applied: position |
 //! | 0x20 | ClusterMap   | — |
+//! | 0x30 | Conditional  | see [`Conditional`] |
 //!
 //! | type | reply         | fields |
 //! |------|---------------|--------|
@@ -34,6 +35,8 @@
 //! | 0x8A | SnapshotStart | partition: u32, last: position, reason: string |
 //! | 0x8B | SnapshotEnd   | partition: u32, last: position |
 //! | 0xA0 | ClusterMap    | see `map.rs`: epoch, partitions, rf, nodes, replicas |
+//! | 0xB0 | Applied       | partition: u32, written: bool, old: opt bytes |
+//! | 0xB1 | Counter       | partition: u32, value: i64 |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
 //! A position is epoch u32 then LSN u64; an entry is a position, key bytes
@@ -44,6 +47,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{ClusterMap, NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Position};
 
+pub use super::conditional::{Conditional, SetWhen};
 pub use super::info::{FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
 use super::map::{decode_map, encode_map};
@@ -108,6 +112,8 @@ pub enum Request {
     /// The node's cluster map (nodes, addresses, every partition's
     /// replicas), so a client given one node can find them all.
     ClusterMap,
+    /// A write the leader decides atomically (leader only).
+    Conditional(Conditional),
 }
 
 /// What a node answers.
@@ -189,6 +195,22 @@ pub enum Response {
     },
     /// Reply to `ClusterMap`.
     ClusterMap(ClusterMap),
+    /// Reply to a conditional set.
+    Applied {
+        /// The key's partition.
+        partition: PartitionId,
+        /// Whether the value was written.
+        written: bool,
+        /// The old encoded value, when asked for and present.
+        old: Option<Bytes>,
+    },
+    /// Reply to an increment: the new value.
+    Counter {
+        /// The key's partition.
+        partition: PartitionId,
+        /// The value after the increment.
+        value: i64,
+    },
     /// Any request can fail with this.
     Error {
         /// The kind of failure.
@@ -212,6 +234,9 @@ mod ty {
     pub const SUBSCRIBE: u8 = 0x09;
     pub const ACK: u8 = 0x0A;
     pub const CLUSTER_MAP: u8 = 0x20;
+    pub const CONDITIONAL: u8 = 0x30;
+    pub const APPLIED: u8 = 0xB0;
+    pub const COUNTER: u8 = 0xB1;
     pub const PONG: u8 = 0x81;
     pub const VALUE: u8 = 0x82;
     pub const WRITTEN: u8 = 0x83;
@@ -327,6 +352,10 @@ impl Request {
                 out.put_u32(*partition);
                 put_position(out, *applied);
             }
+            Request::Conditional(op) => {
+                header(out, ty::CONDITIONAL, id);
+                op.encode(out);
+            }
         }
     }
 
@@ -359,6 +388,7 @@ impl Request {
                 partition: r.u32()?,
                 applied: get_position(&mut r)?,
             },
+            ty::CONDITIONAL => Request::Conditional(Conditional::decode(&mut r)?),
             other => return Err(ProtocolError::UnknownMessage(other)),
         };
         r.finish()?;
@@ -448,6 +478,21 @@ impl Response {
                 header(out, ty::CLUSTER_MAP_REPLY, id);
                 encode_map(out, map);
             }
+            Response::Applied {
+                partition,
+                written,
+                old,
+            } => {
+                header(out, ty::APPLIED, id);
+                out.put_u32(*partition);
+                out.put_u8(u8::from(*written));
+                out.put_opt_bytes(old.as_deref());
+            }
+            Response::Counter { partition, value } => {
+                header(out, ty::COUNTER, id);
+                out.put_u32(*partition);
+                out.put_i64(*value);
+            }
             Response::Error {
                 code,
                 leader,
@@ -511,6 +556,15 @@ impl Response {
                 last: get_position(&mut r)?,
             },
             ty::CLUSTER_MAP_REPLY => Response::ClusterMap(decode_map(&mut r)?),
+            ty::APPLIED => Response::Applied {
+                partition: r.u32()?,
+                written: r.bool()?,
+                old: r.opt_bytes()?,
+            },
+            ty::COUNTER => Response::Counter {
+                partition: r.u32()?,
+                value: r.u64()?.cast_signed(),
+            },
             ty::ERROR => decode_error(&mut r)?,
             other => return Err(ProtocolError::UnknownMessage(other)),
         };

@@ -5,6 +5,7 @@
 //! limit is an error for that connection before any of it is buffered.
 //! Inside each frame is one message ([`message`]).
 
+mod conditional;
 mod info;
 mod map;
 pub mod message;
@@ -16,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 pub use message::{
-    FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState, Request, RequestId,
-    Response,
+    Conditional, FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState, Request,
+    RequestId, Response, SetWhen,
 };
 
 /// Default maximum frame size: 16 MiB.

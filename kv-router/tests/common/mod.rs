@@ -11,6 +11,7 @@ pub fn config(ids: &[u32], partitions: u32, rf: u32) -> ClusterConfig {
             id,
             addr: format!("node{id}:7000"),
             data_dir: None,
+            resp_addr: None,
         })
         .collect();
     ClusterConfig {

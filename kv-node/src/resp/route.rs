@@ -1,0 +1,132 @@
+//! Runs key operations on the partition leader: in process when this node
+//! leads the key's partition (and is ready), otherwise through the node's
+//! [`crate::ClusterClient`]. Both ways end in the same leader-side code
+//! (`server::put`/`delete`/`read_key`, `atomic::execute`). Also maps kv
+//! errors to Redis error replies.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use kv_codec::Value;
+use kv_router::Role;
+
+use super::connection::Front;
+use super::reply::Reply;
+use crate::atomic::{NOT_AN_INTEGER, OVERFLOW};
+use crate::error::{Error, ErrorCode};
+use crate::protocol::{Conditional, ReplicaState, Response};
+use crate::server;
+
+/// True when this node leads `key`'s partition and is ready to serve it.
+fn leads(front: &Front, key: &[u8]) -> bool {
+    let p = front.shared.options.map.partition_of(key);
+    front
+        .shared
+        .replicas
+        .get(&p)
+        .is_some_and(|r| r.role == Role::Leader && r.state() == ReplicaState::Ready)
+}
+
+/// An error reply from the local leader code as the error a remote node's
+/// reply would have become.
+fn local(response: Response) -> Result<Response, Error> {
+    match response {
+        Response::Error {
+            code,
+            leader,
+            message,
+        } => Err(Error::Remote {
+            code,
+            message,
+            leader,
+        }),
+        other => Ok(other),
+    }
+}
+
+fn unexpected(front: &Front, response: &Response) -> Error {
+    Error::UnexpectedReply {
+        node: front.shared.id(),
+        what: format!("{response:?}"),
+    }
+}
+
+fn forwarded(front: &Front) {
+    front.forwarded.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads a key: the bytes a Redis client gets back (see
+/// [`Value::into_bytes`]), or `None` when absent.
+pub(crate) async fn get(front: &Front, key: Bytes) -> Result<Option<Bytes>, Error> {
+    let value = if leads(front, &key) {
+        let read = server::read_key(&front.shared, &key, |r, partition| {
+            r.get(&key)
+                .map(|value| Response::Value { partition, value })
+        });
+        match local(read)? {
+            Response::Value { value: None, .. } => None,
+            Response::Value {
+                value: Some(bytes), ..
+            } => Some(kv_codec::decode(&bytes).map_err(Error::BadValue)?),
+            other => return Err(unexpected(front, &other)),
+        }
+    } else {
+        forwarded(front);
+        front.cluster.get(&key).await?.value
+    };
+    Ok(value.map(|v| Bytes::from(v.into_bytes())))
+}
+
+/// Writes a value given as raw client bytes (classified by kv-codec).
+pub(crate) async fn set(front: &Front, key: Bytes, raw: &[u8]) -> Result<(), Error> {
+    let value = Value::from_bytes(raw);
+    if leads(front, &key) {
+        let encoded = Bytes::from(value.encode());
+        local(server::put(&front.shared, key, encoded).await).map(|_| ())
+    } else {
+        forwarded(front);
+        front.cluster.put(&key, &value).await.map(|_| ())
+    }
+}
+
+/// Deletes a key; true when it existed.
+pub(crate) async fn delete(front: &Front, key: Bytes) -> Result<bool, Error> {
+    if leads(front, &key) {
+        match local(server::delete(&front.shared, key).await)? {
+            Response::Deleted { existed, .. } => Ok(existed),
+            other => Err(unexpected(front, &other)),
+        }
+    } else {
+        forwarded(front);
+        front.cluster.delete(&key).await
+    }
+}
+
+/// Runs a conditional or atomic write at the leader.
+pub(crate) async fn conditional(front: &Front, op: Conditional) -> Result<Response, Error> {
+    if leads(front, op.key()) {
+        local(crate::atomic::execute(&front.shared, op).await)
+    } else {
+        forwarded(front);
+        front.cluster.conditional(op).await
+    }
+}
+
+/// The Redis error reply for a kv error.
+pub(crate) fn error_reply(e: &Error) -> Reply {
+    match e {
+        Error::Remote {
+            code: ErrorCode::InvalidValue,
+            message,
+            ..
+        } if message == NOT_AN_INTEGER || message == OVERFLOW => Reply::err(message),
+        Error::Remote {
+            code: ErrorCode::Recovering | ErrorCode::NotLeader | ErrorCode::ShuttingDown,
+            ..
+        }
+        | Error::LeaderUnavailable { .. }
+        | Error::PartitionUnavailable { .. } => Reply::Error(format!("TRYAGAIN {e}")),
+        e if e.is_unreachable() => Reply::Error(format!("TRYAGAIN {e}")),
+        e => Reply::err(e),
+    }
+}
