@@ -60,6 +60,7 @@
 //! rehashes while loading.
 
 mod load;
+mod tail;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -263,8 +264,10 @@ fn history(summaries: &mut [Summary]) -> Result<History, Error> {
             h.floor = h.floor.max(base.lsn);
             continue;
         }
-        if log_end.is_none_or(|end| base.lsn > end) {
-            h.floor = h.floor.max(base.lsn);
+        match log_end {
+            None => h.floor = h.floor.max(base.lsn),
+            Some(end) if base.lsn > end => return Err(missing_history(s, end)),
+            Some(_) => {}
         }
         if let (Some(end), Some(first)) = (log_end, s.first)
             && first <= end
@@ -275,6 +278,20 @@ fn history(summaries: &mut [Summary]) -> Result<History, Error> {
         log_end = Some(log_end.unwrap_or(0).max(base.lsn).max(s.top.lsn));
     }
     Ok(h)
+}
+
+/// A log segment starts after LSNs its predecessor does not hold: every
+/// log segment's base is its predecessor's last position (`Inner::roll`),
+/// so the records in between were in a segment that is gone.
+fn missing_history(s: &Summary, end: Lsn) -> Error {
+    let why = format!(
+        "LSNs {}..={} are missing: the previous log segment ends at lsn {end} \
+         but this one continues from lsn {} (was a segment deleted?)",
+        end + 1,
+        s.seg.header.base.lsn,
+        s.seg.header.base.lsn
+    );
+    Error::corrupted(&s.seg.path, 0, why)
 }
 
 /// Recovers the store in `dir` into `keydir` (which must be empty).
