@@ -266,6 +266,13 @@ impl Store {
         self.inner.fail_next_sync.store(true, Ordering::Release);
     }
 
+    /// Test hook: holds the writer lock until the guard is dropped, as a
+    /// slow disk under a segment roll would; writes and `stats` wait.
+    #[doc(hidden)]
+    pub fn hold_writer(&self) -> impl Sized + '_ {
+        self.inner.writer.lock()
+    }
+
     /// Test hook: writes pending hint files now.
     #[doc(hidden)]
     pub fn write_pending_hints(&self) -> Result<(), Error> {

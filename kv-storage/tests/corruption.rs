@@ -195,3 +195,39 @@ fn a_power_loss_hole_before_later_records_is_a_torn_tail_not_corruption() {
         );
     }
 }
+
+#[test]
+fn a_sealed_segment_cut_underneath_the_store_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    // No hot cache: every get reads the disk.
+    let opts = tiny(64 << 10, 0);
+    let store = open(dir.path(), &opts);
+    write_keys(&store, 3000);
+    let sealed = files_with_ext(dir.path(), "log").remove(0);
+    // Another process ignores the directory lock and cuts a sealed (mapped)
+    // segment to one page: reading a mapped page wholly past the end of
+    // the file raises SIGBUS, which would kill the process.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sealed)
+        .unwrap();
+    file.set_len(4096).unwrap();
+
+    let mut errors = 0;
+    for i in 0..3000 {
+        match store.get(&key(i)) {
+            Ok(got) => assert_eq!(got.as_deref(), Some(&value(i)[..]), "key {i}"),
+            Err(Error::Corrupted { segment, .. }) => {
+                assert_eq!(segment, sealed);
+                errors += 1;
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert!(errors > 0, "some keys lived in the cut part");
+    // History for a follower reads the same file: an error, too.
+    match store.entries_since(0, 1000) {
+        Err(Error::Corrupted { segment, .. }) => assert_eq!(segment, sealed),
+        other => panic!("unexpected {other:?}"),
+    }
+}
