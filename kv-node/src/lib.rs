@@ -62,12 +62,14 @@
 mod client;
 mod cluster_client;
 mod error;
+mod hosting;
 mod layout;
 mod options;
 pub mod protocol;
 mod replica;
 pub mod replication;
 mod server;
+mod storage_io;
 
 pub use client::{ClientOptions, NodeClient};
 pub use cluster_client::{ClusterClient, Read, Written};

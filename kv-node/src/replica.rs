@@ -4,6 +4,11 @@
 //! Every change to the store goes through a [`Replica`] method so that the
 //! backlog sees it and stream tasks are woken (`watch` of the gap-free last
 //! LSN, so no wake-up is ever lost between a check and a wait).
+//!
+//! The methods block (disk reads, writes, fsync, the store's writer lock):
+//! async code calls them only through `storage_io`. The replica's position
+//! is cached here, updated by those methods, so `position()` never waits
+//! for the store's writer lock and is safe on an async worker.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::protocol::{FollowerInfo, PartitionInfo, ReplicaState};
+use crate::protocol::{FollowerInfo, Health, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
 
 /// The key of the marker entry a follower writes at the end of a snapshot
@@ -34,11 +39,16 @@ pub(crate) struct Replica {
     full_resyncs: AtomicU64,
     followers: Mutex<BTreeMap<NodeId, FollowerInfo>>,
     leader_view: Mutex<(bool, Position)>,
+    /// The store's last position, as of the last change made through here.
+    position: Mutex<Position>,
+    /// What is wrong with this replica, empty when nothing.
+    problem: Mutex<String>,
 }
 
 impl Replica {
     pub fn new(partition: PartitionId, role: Role, store: Store, backlog_bytes: usize) -> Replica {
-        let last = store.last_lsn();
+        let position = store.last_position();
+        let last = position.lsn;
         Replica {
             partition,
             role,
@@ -49,11 +59,28 @@ impl Replica {
             full_resyncs: AtomicU64::new(0),
             followers: Mutex::new(BTreeMap::new()),
             leader_view: Mutex::new((false, Position::default())),
+            position: Mutex::new(position),
+            problem: Mutex::new(String::new()),
         }
     }
 
+    /// The last position written or applied (cached: never blocks).
     pub fn position(&self) -> Position {
-        self.store.last_position()
+        *self.position.lock()
+    }
+
+    /// Re-reads the store's position after a change (blocking).
+    fn refresh_position(&self) {
+        let now = self.store.last_position();
+        let mut cached = self.position.lock();
+        // Concurrent writers may refresh out of order; the store's position
+        // only grows except through `begin_snapshot`, which sets it.
+        *cached = (*cached).max(now);
+    }
+
+    /// Records what is wrong with this replica (shown by `info`).
+    pub fn set_problem(&self, problem: String) {
+        *self.problem.lock() = problem;
     }
 
     pub fn state(&self) -> ReplicaState {
@@ -84,6 +111,7 @@ impl Replica {
 
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
         let position = self.store.put(&key, &value)?;
+        self.refresh_position();
         self.record(Entry {
             position,
             key,
@@ -95,6 +123,7 @@ impl Replica {
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
         match self.store.delete(&key)? {
             Some(position) => {
+                self.refresh_position();
                 self.record(Entry {
                     position,
                     key,
@@ -119,6 +148,7 @@ impl Replica {
     pub fn apply(&self, entries: Vec<Entry>) -> Result<(), kv_storage::Error> {
         let before = self.store.last_lsn();
         let result = self.store.apply_batch(&entries);
+        self.refresh_position();
         // Whatever was written, even before an error, goes to the backlog.
         let last = self.store.last_lsn();
         for entry in entries {
@@ -134,7 +164,9 @@ impl Replica {
     pub fn begin_snapshot(&self) -> Result<(), kv_storage::Error> {
         self.full_resyncs.fetch_add(1, Ordering::Relaxed);
         self.backlog.lock().suspend();
-        self.store.clear()
+        let cleared = self.store.clear();
+        *self.position.lock() = self.store.last_position();
+        cleared
     }
 
     /// Completes a snapshot: the replica's position becomes `last`.
@@ -147,6 +179,7 @@ impl Replica {
             };
             self.store.apply(&marker)?;
         }
+        self.refresh_position();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
@@ -212,6 +245,12 @@ impl Replica {
             leader_connected,
             leader_position,
             followers,
+            health: Health {
+                truncated_tail_bytes: stats.truncated_tail_bytes,
+                background_errors: stats.background_errors,
+                poisoned: stats.poisoned,
+                problem: self.problem.lock().clone(),
+            },
         }
     }
 }

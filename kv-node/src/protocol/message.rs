@@ -42,7 +42,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Position};
 
-pub use super::info::{FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
+pub use super::info::{FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
 use super::wire::{WireReader, WireWrite};
 use crate::error::{ErrorCode, ProtocolError};

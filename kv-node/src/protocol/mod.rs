@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 pub use message::{
-    FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState, Request, RequestId,
+    FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState, Request, RequestId,
     Response,
 };
 
