@@ -459,12 +459,9 @@ async fn status(shared: &Shared, key: Bytes) -> Response {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    match storage_io::location(r, key).await {
-        Ok(location) => Response::Status {
-            partition: p,
-            location,
-        },
-        Err(e) => io_error(Some(p), e),
+    Response::Status {
+        partition: p,
+        location: storage_io::location(r, &key),
     }
 }
 

@@ -11,7 +11,10 @@
 //! connection and every partition scheduled on that worker. So nothing in
 //! kv-node's async code touches a [`Store`](kv_storage::Store) or a
 //! [`Replica`]'s blocking methods directly: it calls a function here, which
-//! runs the call on tokio's blocking pool and awaits it.
+//! runs the call off the async workers (`blocking`): on a multi-thread
+//! runtime with `block_in_place` (the worker turns into a blocking thread
+//! for the call and hands its queued tasks to another worker), on a
+//! current-thread runtime on the blocking pool.
 //!
 //! # Shape
 //!
@@ -22,10 +25,21 @@
 //! replace the per-call hop inside this module without touching the
 //! server or replication code.
 //!
-//! The cost is one hop to the blocking pool per call, measured by
-//! `cargo bench -p kv-node` (see `docs/architecture.md`).
+//! `block_in_place` rather than `spawn_blocking` because the connection
+//! handles its requests in order, one at a time: a hop to the blocking pool
+//! and back per request (two thread wake-ups) measured 4–6× lower pipelined
+//! put throughput, `block_in_place` none. Its one limit: other futures of
+//! the *same* task (a `select!` branch) wait for the call — in kv-node
+//! those are only the shutdown signal, noticed once the call returns.
 //!
-//! `Replica::position` is cached in memory and may be read anywhere.
+//! Two reads are answered inline, because they take only short in-memory
+//! locks (the key directory's and the hot cache's shard locks, which
+//! writers hold only to update memory) and never do I/O: a `get` whose
+//! value is in the hot cache or whose key does not exist, and `status`.
+//! A `get` that must read a segment hops like everything else. Without
+//! that, every pipelined hot read paid a thread hop (measured 10× lower
+//! pipelined get throughput with `spawn_blocking`). `Replica::position` is cached in memory and
+//! may be read anywhere.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,25 +69,39 @@ pub(crate) enum IoError {
 /// Result of a store call through the boundary.
 pub(crate) type IoResult<T> = std::result::Result<T, IoError>;
 
-/// Runs `call` on the blocking pool and waits for it.
+/// Runs `call` off the async workers and waits for it.
+///
+/// On a multi-thread runtime, `block_in_place`: this worker thread becomes
+/// a blocking thread for the call and hands its queue of tasks to another
+/// worker, so nothing else waits, and the call costs no hop when the
+/// runtime is idle. On a current-thread runtime (where that is not
+/// allowed), the blocking pool.
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> IoResult<T> + Send + 'static,
 ) -> IoResult<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        return tokio::task::block_in_place(call);
+    }
     tokio::task::spawn_blocking(call)
         .await
         .map_err(|e| IoError::Task(e.to_string()))?
 }
 
-/// The value of `key`.
+/// The value of `key`: answered inline when memory can (a hot-cache hit,
+/// or a key the directory does not have), else read on the blocking pool.
 pub(crate) async fn get(replica: &Arc<Replica>, key: Bytes) -> IoResult<Option<Bytes>> {
+    if let Some(answer) = replica.store.get_in_memory(&key) {
+        return Ok(answer);
+    }
     let r = Arc::clone(replica);
     blocking(move || Ok(r.get(&key)?)).await
 }
 
-/// Where `key`'s value is now.
-pub(crate) async fn location(replica: &Arc<Replica>, key: Bytes) -> IoResult<Location> {
-    let r = Arc::clone(replica);
-    blocking(move || Ok(r.location(&key))).await
+/// Where `key`'s value is now: memory only (key directory and cache
+/// lookups under short locks), so answered inline.
+pub(crate) fn location(replica: &Replica, key: &[u8]) -> Location {
+    replica.location(key)
 }
 
 /// Validates `value` as kv-codec, then writes it.
@@ -206,25 +234,54 @@ mod tests {
         (release_tx, holder)
     }
 
-    /// On a one-thread runtime, a store call waiting for the writer lock
+    /// Runtimes with a single worker: current-thread (the blocking pool is
+    /// used) and multi-thread (`block_in_place` is used).
+    fn one_worker_runtimes() -> [tokio::runtime::Runtime; 2] {
+        let current = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        [current, multi]
+    }
+
+    /// On a one-worker runtime, a store call waiting for the writer lock
     /// (a slow disk) must leave the runtime free: another task runs, and
     /// it is what lets the lock go. Were the call made inline, the other
     /// task would run only after the safety release, and the order of
     /// events would show it.
-    fn assert_runtime_stays_free<T: Send + 'static>(
-        call: impl FnOnce(Arc<Replica>) -> tokio::task::JoinHandle<IoResult<T>>,
+    fn assert_runtime_stays_free<T: Send + 'static>(call: impl Fn(Arc<Replica>) -> Call<T>) {
+        for rt in one_worker_runtimes() {
+            assert_stays_free_on(&rt, &call);
+        }
+    }
+
+    type Call<T> = futures::future::BoxFuture<'static, IoResult<T>>;
+
+    fn assert_stays_free_on<T: Send + 'static>(
+        rt: &tokio::runtime::Runtime,
+        call: impl Fn(Arc<Replica>) -> Call<T>,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Options::default()).unwrap();
         let replica = Arc::new(Replica::new(0, Role::Leader, store, 1 << 20));
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let (release, holder) = hold_writer(&replica);
         let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
         rt.block_on(async {
-            let blocked = call(Arc::clone(&replica));
+            let (store_call, log) = (call(Arc::clone(&replica)), Arc::clone(&events));
+            let blocked = tokio::spawn(async move {
+                let result = store_call.await;
+                log.lock().push("store call done");
+                result
+            });
+            // Let the store call start and block first (were it not yet
+            // blocking, the test could only pass, never fail wrongly).
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             let log = Arc::clone(&events);
             let other = tokio::spawn(async move {
                 log.lock().push("other task ran");
@@ -232,10 +289,11 @@ mod tests {
             });
             other.await.unwrap();
             blocked.await.unwrap().unwrap();
-            events.lock().push("store call done");
         });
         holder.join().unwrap();
-        assert_eq!(*events.lock(), ["other task ran", "store call done"]);
+        let flavor = rt.handle().runtime_flavor();
+        let events = events.lock().clone();
+        assert_eq!(events, ["other task ran", "store call done"], "{flavor:?}");
     }
 
     fn value() -> Bytes {
@@ -245,14 +303,14 @@ mod tests {
     #[test]
     fn a_put_waiting_on_the_store_leaves_the_runtime_free() {
         assert_runtime_stays_free(|r| {
-            tokio::spawn(async move { put(&r, Bytes::from_static(b"nama"), value()).await })
+            Box::pin(async move { put(&r, Bytes::from_static(b"nama"), value()).await })
         });
     }
 
     #[test]
     fn info_waiting_on_the_store_leaves_the_runtime_free() {
         assert_runtime_stays_free(|r| {
-            tokio::spawn(async move { infos(vec![r], BTreeMap::new()).await })
+            Box::pin(async move { infos(vec![r], BTreeMap::new()).await })
         });
     }
 
