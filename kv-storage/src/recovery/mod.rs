@@ -21,8 +21,12 @@
 //!    If every byte from there to the end of the file is zero, that is the
 //!    clean end of the log: the unused part of a pre-sized file (see
 //!    "Pre-sizing" in `inner.rs`), kept for later appends and not counted.
-//!    Otherwise the file is truncated there and the cut bytes (zeros after
-//!    the damage included) are counted in `Stats::truncated_tail_bytes`.
+//!    If a valid, newer record follows the damage (and no whole zero
+//!    sector lies before it), acknowledged history would be lost by a cut:
+//!    that is [`Error::Corrupted`] at the damage (`tail.rs` says why a
+//!    crash never leaves that shape). Otherwise it is a torn tail: the file
+//!    is truncated there, the cut bytes (zeros after the damage included)
+//!    are counted in `Stats::truncated_tail_bytes` and logged at WARN.
 //!    That segment becomes the active one; appends continue at its last
 //!    record.
 //!
@@ -47,6 +51,13 @@
 //!   raised by compacted segments (their base), by the base of the first log
 //!   segment (older ones were compacted or cleared), by gaps between LSNs of
 //!   consecutive log records (snapshot installs) and by marker records.
+//! - Consecutive log segments are contiguous: a log segment's base is its
+//!   predecessor's last position (`Inner::roll` fsyncs the predecessor
+//!   before creating it), so a base beyond the predecessor's last LSN means
+//!   a segment in between is gone (deleted by hand, lost by the disk): that
+//!   is [`Error::Corrupted`] naming the segment after the gap. Deleting the
+//!   *oldest* log segment, or the newest one, leaves no such trace and is not
+//!   detected (that would need a manifest of segments).
 //! - epoch: the larger of the `EPOCH` file and any epoch seen on disk.
 //!
 //! # Speed
