@@ -119,6 +119,32 @@ fn a_deleted_sealed_segment_refuses_to_open_naming_the_gap() {
     }
 }
 
+#[test]
+fn a_deleted_newest_segment_refuses_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(700, 0);
+    let store = open(dir.path(), &opts);
+    write_keys(&store, 60);
+    // A clean close writes the hints of every sealed segment.
+    store.close().unwrap();
+    let mut logs = files_with_ext(dir.path(), "log");
+    let newest = logs.pop().unwrap();
+    std::fs::remove_file(&newest).unwrap();
+    match Store::open(dir.path(), opts) {
+        Err(Error::Corrupted {
+            segment, reason, ..
+        }) => {
+            assert_eq!(&segment, logs.last().unwrap(), "names the segment before");
+            assert!(reason.contains("missing"), "{reason}");
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(store) => panic!(
+            "opened with {} of 60 keys although the newest segment is gone",
+            store.stats().keys
+        ),
+    }
+}
+
 /// Log lines written while `f` runs.
 fn captured_logs(f: impl FnOnce()) -> String {
     #[derive(Clone)]

@@ -55,9 +55,11 @@
 //!   predecessor's last position (`Inner::roll` fsyncs the predecessor
 //!   before creating it), so a base beyond the predecessor's last LSN means
 //!   a segment in between is gone (deleted by hand, lost by the disk): that
-//!   is [`Error::Corrupted`] naming the segment after the gap. Deleting the
-//!   *oldest* log segment, or the newest one, leaves no such trace and is not
-//!   detected (that would need a manifest of segments).
+//!   is [`Error::Corrupted`] naming the segment after the gap. A missing
+//!   *newest* log segment shows too: the segment before it was sealed and
+//!   has a hint, which the newest log segment never has. Deleting the
+//!   *oldest* log segment leaves no trace and is not detected (that would
+//!   need a manifest of segments).
 //! - epoch: the larger of the `EPOCH` file and any epoch seen on disk.
 //!
 //! # Speed
@@ -326,9 +328,14 @@ pub(crate) fn recover(dir: &Path, keydir: &KeyDir) -> Result<Recovered, Error> {
         };
         let hint_path = listing.hints.remove(&id);
         let hint = match (is_active, hint_path) {
-            (true, Some(path)) => {
-                remove_file(&path)?;
-                None
+            // Hints are written only for sealed segments, after the next
+            // log segment exists durably (`Inner::roll`); the active one
+            // never gets one. So the newest log segment having a hint
+            // means a newer log segment is gone.
+            (true, Some(_)) => {
+                let why = "this segment was sealed (it has a hint) but no newer \
+                           log segment exists: the newest segment is missing";
+                return Err(Error::corrupted(&seg.path, 0, why));
             }
             (_, path) => path.and_then(|p| std::fs::read(p).ok()),
         };
