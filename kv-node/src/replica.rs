@@ -110,8 +110,10 @@ impl Replica {
     }
 
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
-        let position = self.store.put(&key, &value)?;
+        let written = self.store.put(&key, &value);
+        // Even a failed put may have written (a failed fsync after it).
         self.refresh_position();
+        let position = written?;
         self.record(Entry {
             position,
             key,
@@ -121,9 +123,10 @@ impl Replica {
     }
 
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
-        match self.store.delete(&key)? {
+        let deleted = self.store.delete(&key);
+        self.refresh_position();
+        match deleted? {
             Some(position) => {
-                self.refresh_position();
                 self.record(Entry {
                     position,
                     key,
