@@ -299,7 +299,9 @@ impl Embedded {
             n.info()
                 .partitions
                 .iter()
-                .all(|p| p.role != Role::Leader || p.state == ReplicaState::Ready)
+                // A failed partition will not become ready by waiting (its
+                // node logged why; `cluster` shows it).
+                .all(|p| p.role != Role::Leader || p.state != ReplicaState::Recovering)
         })
     }
 

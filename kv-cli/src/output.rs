@@ -285,19 +285,46 @@ fn partition_line(p: PartitionId, map: &ClusterMap, infos: &Infos) -> String {
     };
     let lead = replica_info(infos, leader, p);
     let mut parts = vec![match lead {
-        Some(r) => {
-            let state = match r.state {
-                ReplicaState::Ready => "ready",
-                ReplicaState::Recovering => "recovering",
-            };
-            format!("leader node {leader} lsn={} {state}", r.position.lsn)
-        }
+        Some(r) => format!(
+            "leader node {leader} lsn={} {}{}",
+            r.position.lsn,
+            state_word(r.state),
+            health(r)
+        ),
         None => format!("leader node {leader} DOWN"),
     }];
     for &f in followers {
         parts.push(follower_part(f, lead, replica_info(infos, f, p)));
     }
     format!("partition {p}: {}", parts.join("; "))
+}
+
+fn state_word(state: ReplicaState) -> &'static str {
+    match state {
+        ReplicaState::Ready => "ready",
+        ReplicaState::Recovering => "recovering",
+        ReplicaState::Failed => "FAILED",
+    }
+}
+
+/// Storage trouble of a replica, empty when there is none:
+/// ` truncated_tail_bytes=30 background_errors=2 POISONED (problem)`.
+fn health(r: &PartitionInfo) -> String {
+    let h = &r.health;
+    let mut out = String::new();
+    if h.truncated_tail_bytes > 0 {
+        out += &format!(" truncated_tail_bytes={}", h.truncated_tail_bytes);
+    }
+    if h.background_errors > 0 {
+        out += &format!(" background_errors={}", h.background_errors);
+    }
+    if h.poisoned {
+        out += " POISONED";
+    }
+    if !h.problem.is_empty() {
+        out += &format!(" ({})", h.problem);
+    }
+    out
 }
 
 fn follower_part(
@@ -320,10 +347,15 @@ fn follower_part(
                 0 => String::new(),
                 n => format!(" full_resyncs={n}"),
             };
+            let state = match r.state {
+                ReplicaState::Ready => String::new(),
+                s => format!(" {}", state_word(s)),
+            };
             format!(
-                "follower node {node} lsn={} lag={} {stream}{resyncs}",
+                "follower node {node} lsn={} lag={} {stream}{state}{resyncs}{}",
                 r.position.lsn,
-                lag(r.position.lsn)
+                lag(r.position.lsn),
+                health(r)
             )
         }
         None => {
@@ -344,7 +376,7 @@ fn follower_part(
 mod tests {
     use bytes::Bytes;
     use kv_codec::Value;
-    use kv_node::protocol::FollowerInfo;
+    use kv_node::protocol::{FollowerInfo, Health};
     use kv_router::{ClusterConfig, Role};
     use kv_storage::Position;
 
@@ -447,6 +479,7 @@ mod tests {
             leader_connected: role == Role::Follower,
             leader_position: Position { epoch: 1, lsn },
             followers: Vec::new(),
+            health: Health::default(),
         }
     }
 
@@ -515,5 +548,40 @@ mod tests {
         for (bytes, expected) in cases {
             assert_eq!(escape(bytes), expected, "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn cluster_shows_failed_partitions_and_storage_health() {
+        let map = map();
+        let mut follower = pinfo(0, Role::Follower, 9);
+        follower.health.truncated_tail_bytes = 30;
+        follower.health.background_errors = 2;
+        follower.health.poisoned = true;
+        let node0 = NodeInfo {
+            node: 0,
+            map_epoch: 0,
+            partitions: vec![PartitionInfo::failed(
+                0,
+                Role::Leader,
+                "store failed to open: corrupted".into(),
+            )],
+        };
+        let node1 = NodeInfo {
+            node: 1,
+            map_epoch: 0,
+            partitions: vec![follower],
+        };
+        let reply = Reply::Cluster(vec![(0, Ok(node0)), (1, Ok(node1))]);
+        let lines = render(&reply, &map, false).lines;
+        let p0 = lines
+            .iter()
+            .find(|l| l.starts_with("partition 0:"))
+            .unwrap();
+        assert_eq!(
+            p0,
+            "partition 0: leader node 0 lsn=0 FAILED (store failed to open: corrupted); \
+             follower node 1 lsn=9 lag=0 streaming truncated_tail_bytes=30 \
+             background_errors=2 POISONED"
+        );
     }
 }

@@ -5,50 +5,15 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
+use common::nodes::{WAIT, client, config, sigterm, start_node};
 use common::{Running, free_ports, kv, poll, run};
 use kv_router::partition_for;
 
 const KEYS: usize = 24;
-const WAIT: Duration = Duration::from_secs(30);
-
-fn config(ports: &[u16]) -> String {
-    let mut text =
-        String::from("partitions = 4\nreplication_factor = 2\n\n[storage]\nsync = \"always\"\n");
-    for (id, port) in ports.iter().enumerate() {
-        text.push_str(&format!(
-            "\n[[nodes]]\nid = {id}\naddr = \"127.0.0.1:{port}\"\ndata_dir = \"data/node_{id}\"\n"
-        ));
-    }
-    text
-}
-
-fn sigterm(node: &mut Running, what: &str) {
-    node.signal("TERM");
-    let exit = node
-        .wait_for(WAIT)
-        .unwrap_or_else(|| panic!("{what} did not stop"));
-    assert!(exit.success(), "{what}: {exit:?}");
-}
-
-fn start_node(dir: &Path, id: usize) -> Running {
-    let log = std::fs::File::create(dir.join(format!("node_{id}.log"))).unwrap();
-    let mut cmd = kv(dir);
-    cmd.args(["node", "--config", "cluster.toml", "--id", &id.to_string()])
-        .stdout(Stdio::null())
-        .stderr(log);
-    Running::spawn(cmd)
-}
 
 fn key(i: usize) -> String {
     format!("key:{i}")
-}
-
-fn client(dir: &Path, args: &[&str]) -> common::Output {
-    let mut all = vec!["--cluster", "cluster.toml"];
-    all.extend_from_slice(args);
-    run(dir, &all, "")
 }
 
 /// Waits until every node is up, every leader ready and every follower

@@ -15,7 +15,8 @@ use kv_router::PartitionId;
 use crate::error::ErrorCode;
 use crate::protocol::{Conditional, Response, SetWhen};
 use crate::replica::{Replica, Update};
-use crate::server::{Shared, error_reply, run_write, storage_error, writable};
+use crate::server::{Shared, error_reply, io_error, writable};
+use crate::storage_io;
 
 /// The message (and Redis error text) for a value that is not an integer.
 pub const NOT_AN_INTEGER: &str = "value is not an integer or out of range";
@@ -28,23 +29,19 @@ pub(crate) async fn execute(shared: &Shared, op: Conditional) -> Response {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    if let Conditional::Set { value, .. } = &op
-        && let Err(e) = kv_codec::validate(value)
-    {
-        return error_reply(
-            ErrorCode::InvalidValue,
-            None,
-            format!("value is not a valid kv-codec encoding: {e}"),
-        );
-    }
-    match run_write(shared, replica, move |r| apply(r, p, op)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => storage_error(p, &e),
-        Err(reply) => reply,
+    match storage_io::conditional(replica, p, op).await {
+        Ok(response) => response,
+        Err(e) => io_error(Some(p), e),
     }
 }
 
-fn apply(r: &Replica, p: PartitionId, op: Conditional) -> Result<Response, kv_storage::Error> {
+/// Reads, decides and writes `op` under the key's lock (blocking: called
+/// through [`storage_io::conditional`]).
+pub(crate) fn apply(
+    r: &Replica,
+    p: PartitionId,
+    op: Conditional,
+) -> Result<Response, kv_storage::Error> {
     match op {
         Conditional::Set {
             key,

@@ -4,7 +4,8 @@
 //! reached the write fails with [`Error::LeaderUnavailable`], naming the
 //! partition and node (replication is asynchronous, so no follower may
 //! take writes without a failover). Reads go to the leader and, when it is
-//! unreachable (or still recovering after a restart), fall back to the
+//! unreachable (or still recovering after a restart, or its store is
+//! failed or damaged), fall back to the
 //! followers in placement order; the answer
 //! then says which node gave it and that it may be stale. Each node has one
 //! pipelining [`NodeClient`], which redials by itself when a node comes
@@ -122,8 +123,11 @@ impl ClusterClient {
                         stale: i > 0,
                     });
                 }
-                // A recovering leader may lack data its followers hold.
-                Err(e) if e.is_unreachable() || e.is_recovering() => last_err = Some(e),
+                // A recovering leader may lack data its followers hold; a
+                // damaged store's followers may hold a good copy.
+                Err(e) if e.is_unreachable() || e.is_recovering() || e.is_storage() => {
+                    last_err = Some(e)
+                }
                 Err(e) => return Err(e),
             }
         }

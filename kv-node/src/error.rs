@@ -248,6 +248,18 @@ impl Error {
         )
     }
 
+    /// True when the node's store failed (a partition that failed to open,
+    /// an I/O error, damaged data): another replica may answer a read.
+    pub fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            Error::Remote {
+                code: ErrorCode::Storage,
+                ..
+            }
+        )
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

@@ -11,9 +11,14 @@
 //!   `LengthDelimitedCodec`, size-capped) carrying binary messages with
 //!   request ids, so clients pipeline. `docs/protocol.md` is the byte-level
 //!   spec.
+//! - `hosting`: opening the hosted partitions one by one; a store that
+//!   fails to open fails its partition only (reported by `info`), and a
+//!   corrupted follower store is moved aside and resynced.
 //! - [`NodeServer`] (`server`): accept loop, one task per connection,
 //!   dispatch of ping/get/put/delete/status/inspect/info; writes only on
 //!   the leader, values validated with kv-codec.
+//! - `storage_io`: the blocking boundary; every store call from async code
+//!   goes through it, off the async workers.
 //! - [`replication`]: asynchronous leader→follower streaming from a bounded
 //!   backlog, store history or snapshot; sans-IO decision code with thin
 //!   tokio transport; leader recovery from followers (no-wipe rule).
@@ -68,6 +73,7 @@ mod atomic;
 mod client;
 mod cluster_client;
 mod error;
+mod hosting;
 mod layout;
 mod options;
 pub mod protocol;
@@ -75,6 +81,7 @@ mod replica;
 pub mod replication;
 pub mod resp;
 mod server;
+mod storage_io;
 
 pub use client::{ClientOptions, NodeClient};
 pub use cluster_client::{ClusterClient, Read, Written};

@@ -11,6 +11,11 @@
 //! plain puts and deletes hold it shared, so they never wait for each other
 //! and concurrent writers keep sharing one group-commit fsync (the lock is
 //! held across the store call, fsync included).
+//!
+//! The methods block (disk reads, writes, fsync, the store's writer lock):
+//! async code calls them only through `storage_io`. The replica's position
+//! is cached here, updated by those methods, so `position()` never waits
+//! for the store's writer lock and is safe on an async worker.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +27,7 @@ use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::protocol::{FollowerInfo, PartitionInfo, ReplicaState};
+use crate::protocol::{FollowerInfo, Health, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
 
 /// The key of the marker entry a follower writes at the end of a snapshot
@@ -53,11 +58,16 @@ pub(crate) struct Replica {
     full_resyncs: AtomicU64,
     followers: Mutex<BTreeMap<NodeId, FollowerInfo>>,
     leader_view: Mutex<(bool, Position)>,
+    /// The store's last position, as of the last change made through here.
+    position: Mutex<Position>,
+    /// What is wrong with this replica, empty when nothing.
+    problem: Mutex<String>,
 }
 
 impl Replica {
     pub fn new(partition: PartitionId, role: Role, store: Store, backlog_bytes: usize) -> Replica {
-        let last = store.last_lsn();
+        let position = store.last_position();
+        let last = position.lsn;
         Replica {
             partition,
             key_locks: std::array::from_fn(|_| RwLock::new(())),
@@ -69,11 +79,28 @@ impl Replica {
             full_resyncs: AtomicU64::new(0),
             followers: Mutex::new(BTreeMap::new()),
             leader_view: Mutex::new((false, Position::default())),
+            position: Mutex::new(position),
+            problem: Mutex::new(String::new()),
         }
     }
 
+    /// The last position written or applied (cached: never blocks).
     pub fn position(&self) -> Position {
-        self.store.last_position()
+        *self.position.lock()
+    }
+
+    /// Re-reads the store's position after a change (blocking).
+    fn refresh_position(&self) {
+        let now = self.store.last_position();
+        let mut cached = self.position.lock();
+        // Concurrent writers may refresh out of order; the store's position
+        // only grows except through `begin_snapshot`, which sets it.
+        *cached = (*cached).max(now);
+    }
+
+    /// Records what is wrong with this replica (shown by `info`).
+    pub fn set_problem(&self, problem: String) {
+        *self.problem.lock() = problem;
     }
 
     pub fn state(&self) -> ReplicaState {
@@ -114,7 +141,10 @@ impl Replica {
     }
 
     fn put_locked(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
-        let position = self.store.put(&key, &value)?;
+        let written = self.store.put(&key, &value);
+        // Even a failed put may have written (a failed fsync after it).
+        self.refresh_position();
+        let position = written?;
         self.record(Entry {
             position,
             key,
@@ -139,7 +169,9 @@ impl Replica {
 
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
         let _key = self.key_lock(&key).read();
-        match self.store.delete(&key)? {
+        let deleted = self.store.delete(&key);
+        self.refresh_position();
+        match deleted? {
             Some(position) => {
                 self.record(Entry {
                     position,
@@ -165,6 +197,7 @@ impl Replica {
     pub fn apply(&self, entries: Vec<Entry>) -> Result<(), kv_storage::Error> {
         let before = self.store.last_lsn();
         let result = self.store.apply_batch(&entries);
+        self.refresh_position();
         // Whatever was written, even before an error, goes to the backlog.
         let last = self.store.last_lsn();
         for entry in entries {
@@ -180,7 +213,9 @@ impl Replica {
     pub fn begin_snapshot(&self) -> Result<(), kv_storage::Error> {
         self.full_resyncs.fetch_add(1, Ordering::Relaxed);
         self.backlog.lock().suspend();
-        self.store.clear()
+        let cleared = self.store.clear();
+        *self.position.lock() = self.store.last_position();
+        cleared
     }
 
     /// Completes a snapshot: the replica's position becomes `last`.
@@ -193,6 +228,7 @@ impl Replica {
             };
             self.store.apply(&marker)?;
         }
+        self.refresh_position();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
@@ -258,6 +294,12 @@ impl Replica {
             leader_connected,
             leader_position,
             followers,
+            health: Health {
+                truncated_tail_bytes: stats.truncated_tail_bytes,
+                background_errors: stats.background_errors,
+                poisoned: stats.poisoned,
+                problem: self.problem.lock().clone(),
+            },
         }
     }
 }

@@ -23,8 +23,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
-use kv_router::{NodeId, PartitionId, Role, SyncMode};
-use kv_storage::{HotCache, Store};
+use kv_router::{NodeId, PartitionId, Role};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -32,16 +31,19 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
-use crate::layout::{self, Layout};
+use crate::hosting::{self, Failed};
 use crate::options::NodeOptions;
-use crate::protocol::{self, Conn, NodeInfo, PartitionKeys, Request, RequestId, Response};
-use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
+use crate::protocol::{self, Conn, NodeInfo, PartitionInfo, Request, RequestId, Response};
+use crate::replica::Replica;
 use crate::replication::transport;
+use crate::storage_io::{self, IoError};
 
 /// State shared by every task of one node.
 pub(crate) struct Shared {
     pub options: NodeOptions,
     pub replicas: BTreeMap<PartitionId, Arc<Replica>>,
+    /// Hosted partitions whose store failed to open (see `hosting`).
+    pub failed: BTreeMap<PartitionId, Failed>,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
 }
@@ -49,6 +51,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn id(&self) -> NodeId {
         self.options.id
+    }
+
+    /// Every opened replica, for a call through `storage_io`.
+    pub fn all_replicas(&self) -> Vec<Arc<Replica>> {
+        self.replicas.values().cloned().collect()
     }
 
     /// Spawns a task that is dropped at its next await once shutdown
@@ -113,12 +120,13 @@ impl NodeServer {
             .map_err(|e| Error::io("reading the listener address", e))?;
         let resp = bind_resp(options.resp_addr.as_deref()).await?;
         let opts = options.clone();
-        let replicas = tokio::task::spawn_blocking(move || open_replicas(&opts))
+        let hosted = tokio::task::spawn_blocking(move || hosting::open(&opts))
             .await
             .map_err(|e| Error::io("opening stores", std::io::Error::other(e)))??;
         let shared = Arc::new(Shared {
             options,
-            replicas,
+            replicas: hosted.replicas,
+            failed: hosted.failed,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
@@ -154,19 +162,6 @@ async fn bind_resp(addr: Option<&str>) -> Result<Option<(TcpListener, SocketAddr
     Ok(Some((listener, local)))
 }
 
-fn open_replicas(options: &NodeOptions) -> Result<BTreeMap<PartitionId, Arc<Replica>>> {
-    layout::check_or_record(&options.data_dir, &Layout::of(&options.map))?;
-    let cache = HotCache::new(options.storage.hot_capacity_bytes);
-    let mut replicas = BTreeMap::new();
-    for (p, role) in options.map.partitions_of(options.id) {
-        let dir = options.data_dir.join(format!("partition_{p}"));
-        let store = Store::open(&dir, options.store_options(&cache))?;
-        let replica = Replica::new(p, role, store, options.backlog_bytes);
-        replicas.insert(p, Arc::new(replica));
-    }
-    Ok(replicas)
-}
-
 impl NodeHandle {
     /// The address the node listens on.
     pub fn local_addr(&self) -> SocketAddr {
@@ -183,22 +178,21 @@ impl NodeHandle {
         self.shared.id()
     }
 
-    /// The node's partitions, roles, positions and replication state.
+    /// The node's partitions, roles, positions, replication state and
+    /// storage health. Reads every store's counters on the calling thread
+    /// (the `Info` request does the same off the async workers).
     pub fn info(&self) -> NodeInfo {
-        node_info(&self.shared)
+        let map = &self.shared.options.map;
+        let partitions = self.shared.replicas.values();
+        let partitions = partitions.map(|r| r.info(map.followers(r.partition).unwrap_or(&[])));
+        node_info(&self.shared, partitions.collect())
     }
 
     /// Compacts every store of this node now (normally a background job).
     pub async fn compact(&self) -> Result<()> {
-        let replicas: Vec<Arc<Replica>> = self.shared.replicas.values().cloned().collect();
-        tokio::task::spawn_blocking(move || {
-            replicas
-                .iter()
-                .try_for_each(|r| r.store.compact().map(|_| ()))
-        })
-        .await
-        .map_err(|e| Error::io("compacting stores", std::io::Error::other(e)))?
-        .map_err(Error::from)
+        storage_io::compact(self.shared.all_replicas())
+            .await
+            .map_err(|e| node_error("compacting stores", e))
     }
 
     /// Stops accepting, closes every connection and replication stream,
@@ -208,17 +202,21 @@ impl NodeHandle {
         self.shared.cancel.cancel();
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
-        let replicas: Vec<Arc<Replica>> = self.shared.replicas.values().cloned().collect();
-        let stores = replicas.clone();
-        let result =
-            // Every task has ended, so no request reaches a store any more:
-            // shut them down (pending hint files written, fsynced).
-            tokio::task::spawn_blocking(move || stores.iter().try_for_each(|r| r.store.shutdown()))
-                .await
-                .map_err(|e| Error::io("syncing stores", std::io::Error::other(e)))?;
+        let replicas = self.shared.all_replicas();
+        // Every task has ended, so no request reaches a store any more:
+        // shut them down (pending hint files written, fsynced).
+        let result = storage_io::shutdown(replicas.clone()).await;
         release_replicas(replicas).await;
         info!(node = self.shared.id(), "node stopped");
-        result.map_err(Error::from)
+        result.map_err(|e| node_error("syncing stores", e))
+    }
+}
+
+/// A failed store call as the node's error.
+fn node_error(context: &str, e: IoError) -> Error {
+    match e {
+        IoError::Store(e) => Error::from(e),
+        e => Error::io(context, std::io::Error::other(e)),
     }
 }
 
@@ -399,22 +397,15 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
             node: shared.id(),
             map_epoch: shared.options.map.epoch(),
         },
-        Request::Get { key } => read_key(shared, &key, |r, p| {
-            r.get(&key).map(|value| Response::Value {
-                partition: p,
-                value,
-            })
-        }),
-        Request::Status { key } => read_key(shared, &key, |r, p| {
-            Ok(Response::Status {
-                partition: p,
-                location: r.location(&key),
-            })
-        }),
+        Request::Get { key } => get(shared, key).await,
+        Request::Status { key } => status(shared, key).await,
         Request::Put { key, value } => put(shared, key, value).await,
         Request::Delete { key } => delete(shared, key).await,
-        Request::Inspect => Response::Inspect(inspect(shared)),
-        Request::Info => Response::Info(node_info(shared)),
+        Request::Inspect => match storage_io::inspect(shared.all_replicas()).await {
+            Ok(keys) => Response::Inspect(keys),
+            Err(e) => io_error(None, e),
+        },
+        Request::Info => info(shared).await,
         Request::ClusterMap => Response::ClusterMap(shared.options.map.clone()),
         Request::Position { partition } => match shared.replicas.get(&partition) {
             Some(r) => Response::Position {
@@ -434,6 +425,14 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
 }
 
 fn not_hosted(shared: &Shared, partition: PartitionId) -> Response {
+    if let Some(failed) = shared.failed.get(&partition) {
+        let message = format!(
+            "partition {partition} is failed on node {}: {}",
+            shared.id(),
+            failed.problem
+        );
+        return error_reply(ErrorCode::Storage, None, message);
+    }
     let leader = shared.options.map.leader(partition);
     let message = match leader {
         Some(l) => format!(
@@ -464,22 +463,45 @@ pub(crate) fn replica_for<'a>(
     }
 }
 
-pub(crate) fn read_key(
-    shared: &Shared,
+/// The replica a read may go to: hosted here and not recovering.
+fn readable<'a>(
+    shared: &'a Shared,
     key: &[u8],
-    read: impl FnOnce(&Replica, PartitionId) -> Result<Response, kv_storage::Error>,
-) -> Response {
-    let (r, p) = match replica_for(shared, key) {
+) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
+    let (r, p) = replica_for(shared, key)?;
+    // A recovering leader may be missing what its followers hold (it
+    // restarted empty or behind), and a resyncing follower holds only part
+    // of the history: neither answers reads, so the client falls back to
+    // another replica.
+    if r.state() == protocol::ReplicaState::Recovering {
+        return Err(recovering(shared, p));
+    }
+    Ok((r, p))
+}
+
+pub(crate) async fn get(shared: &Shared, key: Bytes) -> Response {
+    let (r, p) = match readable(shared, &key) {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    // A recovering leader may be missing what its followers hold (it
-    // restarted empty or behind): it does not answer reads either, so the
-    // client falls back to a follower and says the answer may be stale.
-    if r.state() == protocol::ReplicaState::Recovering {
-        return recovering(shared, p);
+    match storage_io::get(r, key).await {
+        Ok(value) => Response::Value {
+            partition: p,
+            value,
+        },
+        Err(e) => io_error(Some(p), e),
     }
-    read(r, p).unwrap_or_else(|e| storage_error(p, &e))
+}
+
+async fn status(shared: &Shared, key: Bytes) -> Response {
+    let (r, p) = match readable(shared, &key) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    Response::Status {
+        partition: p,
+        location: storage_io::location(r, &key),
+    }
 }
 
 fn recovering(shared: &Shared, p: PartitionId) -> Response {
@@ -519,20 +541,12 @@ pub(crate) async fn put(shared: &Shared, key: Bytes, value: Bytes) -> Response {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    if let Err(e) = kv_codec::validate(&value) {
-        return error_reply(
-            ErrorCode::InvalidValue,
-            None,
-            format!("value is not a valid kv-codec encoding: {e}"),
-        );
-    }
-    match run_write(shared, replica, move |r| r.put(key, value)).await {
-        Ok(Ok(position)) => Response::Written {
+    match storage_io::put(replica, key, value).await {
+        Ok(position) => Response::Written {
             partition: p,
             position,
         },
-        Ok(Err(e)) => storage_error(p, &e),
-        Err(reply) => reply,
+        Err(e) => io_error(Some(p), e),
     }
 }
 
@@ -541,70 +555,63 @@ pub(crate) async fn delete(shared: &Shared, key: Bytes) -> Response {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    match run_write(shared, replica, move |r| r.delete(key)).await {
-        Ok(Ok(existed)) => Response::Deleted {
+    match storage_io::delete(replica, key).await {
+        Ok(existed) => Response::Deleted {
             partition: p,
             existed,
         },
-        Ok(Err(e)) => storage_error(p, &e),
-        Err(reply) => reply,
+        Err(e) => io_error(Some(p), e),
     }
 }
 
-/// Runs a store write: inline when it only hands bytes to the OS, on the
-/// blocking pool when it waits for fsync (so concurrent writers can share
-/// one fsync through the store's group commit).
-pub(crate) async fn run_write<T: Send + 'static>(
-    shared: &Shared,
-    replica: &Arc<Replica>,
-    write: impl FnOnce(&Replica) -> Result<T, kv_storage::Error> + Send + 'static,
-) -> Result<Result<T, kv_storage::Error>, Response> {
-    if shared.options.storage.sync != SyncMode::Always {
-        return Ok(write(replica));
-    }
-    let r = Arc::clone(replica);
-    tokio::task::spawn_blocking(move || write(&r))
-        .await
-        .map_err(|e| error_reply(ErrorCode::Internal, None, format!("write task failed: {e}")))
-}
-
-pub(crate) fn storage_error(p: PartitionId, e: &kv_storage::Error) -> Response {
-    let code = match e {
-        kv_storage::Error::KeyTooLarge { .. } | kv_storage::Error::ValueTooLarge { .. } => {
-            ErrorCode::TooLarge
-        }
-        _ => ErrorCode::Storage,
+/// The error reply for a store call that failed.
+pub(crate) fn io_error(p: Option<PartitionId>, e: IoError) -> Response {
+    use kv_storage::Error::{KeyTooLarge, ValueTooLarge};
+    let code = match &e {
+        IoError::Store(KeyTooLarge { .. } | ValueTooLarge { .. }) => ErrorCode::TooLarge,
+        IoError::Store(_) => ErrorCode::Storage,
+        IoError::InvalidValue(_) => ErrorCode::InvalidValue,
+        IoError::Task(_) => ErrorCode::Internal,
     };
-    debug!(partition = p, error = %e, "storage error");
-    error_reply(code, None, format!("partition {p}: {e}"))
+    debug!(partition = ?p, error = %e, "store call failed");
+    let message = match p {
+        Some(p) => format!("partition {p}: {e}"),
+        None => e.to_string(),
+    };
+    error_reply(code, None, message)
 }
 
-fn inspect(shared: &Shared) -> Vec<PartitionKeys> {
-    shared
-        .replicas
-        .values()
-        .map(|r| PartitionKeys {
-            partition: r.partition,
-            role: r.role,
-            hot_keys: r
-                .store
-                .hot_keys()
-                .into_iter()
-                .filter(|k| k.as_ref() != SNAPSHOT_MARKER_KEY)
-                .collect(),
-        })
-        .collect()
+async fn info(shared: &Shared) -> Response {
+    match current_info(shared).await {
+        Ok(info) => Response::Info(info),
+        Err(e) => io_error(None, e),
+    }
 }
 
-pub(crate) fn node_info(shared: &Shared) -> NodeInfo {
+/// This node's `Info` now (store figures read through the boundary).
+pub(crate) async fn current_info(shared: &Shared) -> Result<NodeInfo, IoError> {
     let map = &shared.options.map;
+    let followers = shared.replicas.keys().map(|&p| {
+        let of_map = map.followers(p).unwrap_or(&[]).to_vec();
+        (p, of_map)
+    });
+    let partitions = storage_io::infos(shared.all_replicas(), followers.collect()).await?;
+    Ok(node_info(shared, partitions))
+}
+
+/// The node's `Info`: the opened replicas' figures plus the failed ones.
+fn node_info(shared: &Shared, mut partitions: Vec<PartitionInfo>) -> NodeInfo {
+    for (&p, failed) in &shared.failed {
+        partitions.push(PartitionInfo::failed(
+            p,
+            failed.role,
+            failed.problem.clone(),
+        ));
+    }
+    partitions.sort_by_key(|info| info.partition);
     NodeInfo {
         node: shared.id(),
-        map_epoch: map.epoch(),
-        partitions: shared
-            .replicas
-            .values()
-            .map(|r| r.info(map.followers(r.partition).unwrap_or(&[])))
-            .collect(),
+        map_epoch: shared.options.map.epoch(),
+        partitions,
     }
 }

@@ -113,7 +113,7 @@ impl HintBuilder {
 pub(crate) fn build(seg: &Segment) -> Result<Vec<u8>, Error> {
     let mut builder = HintBuilder::new(seg.id);
     let mut failure = None;
-    seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), false, |offset, rec| {
+    seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
         let canonical = rec.len == record::encoded_len(rec.key.len(), rec.value.len());
         if canonical && builder.push(rec.position, rec.kind, rec.key, rec.value.len()) {
             return ControlFlow::Continue(());

@@ -373,6 +373,16 @@ impl Inner {
         ))
     }
 
+    /// The value of `key` if memory can answer: see `Store::get_in_memory`.
+    pub(crate) fn read_in_memory(&self, hash: u64, key: &[u8]) -> Option<Option<Bytes>> {
+        let Some(loc) = self.keydir.get(hash, key) else {
+            return Some(None);
+        };
+        let value = self.cache.get(hash, key, loc.lsn())?;
+        bump(&self.counters.cache_hits, 1);
+        Some(Some(value))
+    }
+
     fn read_cold(
         &self,
         segment: &Segment,

@@ -29,8 +29,9 @@
 //!
 //! - [`options`] — configuration: sync policy, segment size, limits.
 //! - `record` — the checksummed record format (byte layout documented there).
-//! - `segment` — `segment-<n>.log` files: header, positional reads of the
-//!   active segment, mmap of sealed ones (and why that is sound).
+//! - `segment` — `segment-<n>.log` files: header, positional reads of
+//!   every segment, mmap of sealed ones for recovery and compaction (and
+//!   why that is sound).
 //! - `inner` — the write path (one `write(2)` per record, into an active
 //!   segment pre-sized in chunks) and the read path; lock order.
 //! - `sync` — group commit for `SyncPolicy::Always`.

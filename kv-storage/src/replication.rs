@@ -293,7 +293,7 @@ fn read_entries(
     out: &mut Vec<Entry>,
 ) -> Result<(), Error> {
     let start = seg.scan_start(after);
-    seg.for_each_record(start, end, true, |_, rec| {
+    seg.for_each_record(start, end, |_, rec| {
         if rec.position.lsn > after && rec.kind != Kind::Marker {
             out.push(Entry {
                 position: rec.position,

@@ -37,11 +37,27 @@
 //! zero tail; only the newest log segment can have one after a crash, and
 //! recovery treats it as the clean end of the log.
 //!
-//! # Reading, and why the mmap is sound
+//! # Reading: positional reads to serve, the mapping for compaction
 //!
-//! The active segment (the one being appended) is read with positional reads
-//! (`pread`). A segment is memory-mapped only once it is *sealed*, and sealed
-//! files are immutable: nothing in this crate writes to, truncates or renames
+//! Everything a request or a follower reads — `get`, snapshot values,
+//! history for `entries_since`, hint building — is read with positional
+//! reads (`pread`), from sealed segments as well as the active one. A disk
+//! that fails under a mapped page raises SIGBUS, which kills the whole
+//! process (every partition); a failing `pread` is an `Error::Io` for that
+//! one call, and a file shorter than the key directory expects is an
+//! `Error::Corrupted`. One syscall per cold read is the price (a copy is
+//! made either way).
+//!
+//! Sealed segments are still memory-mapped, for the two sequential,
+//! whole-segment readers that are not on a request's path: recovery of a
+//! sealed segment without a usable hint (at open) and compaction (copying
+//! live records, then installing their keys). Those can still fault on a
+//! failing disk or a file truncated by someone else; making them positional
+//! too is future work (compaction would keep each moved key in memory or
+//! re-read it at install). See `docs/architecture.md`, "Reading from disk".
+//!
+//! The mapping is sound because a segment is memory-mapped only once it is
+//! *sealed*, and sealed files are immutable: nothing in this crate writes to, truncates or renames
 //! over a sealed segment (recovery truncates only the newest log segment,
 //! before it is ever mapped; the active segment's pre-sized tail is cut
 //! before it is sealed and mapped; compaction writes new files and unlinks
@@ -339,23 +355,13 @@ impl Segment {
 
     /// Reads `len` bytes at `offset` (a whole record) as owned bytes.
     pub(crate) fn read(&self, offset: u64, len: usize) -> Result<Bytes, Error> {
-        let end = offset.checked_add(len as u64).filter(|&e| e <= self.len());
-        let Some(end) = end else {
-            return Err(Error::corrupted(
-                &self.path,
-                offset,
-                "record beyond segment end",
-            ));
-        };
-        match &self.data {
-            Data::Sealed { map, .. } => {
-                let bytes = map.get(offset as usize..end as usize).ok_or_else(|| {
-                    Error::corrupted(&self.path, offset, "record beyond mapped end")
-                })?;
-                Ok(Bytes::copy_from_slice(bytes))
-            }
-            Data::Active(_) => self.pread(offset, len),
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|e| e > self.len()) {
+            let why = "record beyond segment end";
+            return Err(Error::corrupted(&self.path, offset, why));
         }
+        // Positional reads for sealed segments too: see "Reading" above.
+        self.pread(offset, len)
     }
 
     /// The file of an active segment.
@@ -375,30 +381,26 @@ impl Segment {
     /// Reads `len` bytes at `offset` with a positional read.
     fn pread(&self, offset: u64, len: usize) -> Result<Bytes, Error> {
         let mut buf = vec![0u8; len];
-        self.file()
-            .read_exact_at(&mut buf, offset)
-            .map_err(|e| Error::io(&self.path, e))?;
-        Ok(Bytes::from(buf))
+        match self.file().read_exact_at(&mut buf, offset) {
+            Ok(()) => Ok(Bytes::from(buf)),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let why = "segment file is shorter than its records (cut underneath the store?)";
+                Err(Error::corrupted(&self.path, offset, why))
+            }
+            Err(e) => Err(Error::io(&self.path, e)),
+        }
     }
 
     /// Calls `f` for each record in `[start, end)`, which must hold only
-    /// complete, valid records starting at a record boundary. `via_map` reads
-    /// sealed segments through the mapping; otherwise positional reads in
-    /// windows are used (sequential scans that should not pin mapped pages).
+    /// complete, valid records starting at a record boundary. Reads with
+    /// positional reads in windows (never through the mapping: see
+    /// "Reading" above).
     pub(crate) fn for_each_record(
         &self,
         start: u64,
         end: u64,
-        via_map: bool,
         mut f: impl FnMut(u64, &RecordRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), Error> {
-        if let Some(map) = self.mapped().filter(|_| via_map) {
-            let bytes = map.get(start as usize..end as usize).unwrap_or_default();
-            return match self.walk(bytes, start, &mut f)? {
-                Walk::Consumed(n) if n < bytes.len() as u64 => Err(self.incomplete(start + n)),
-                _ => Ok(()),
-            };
-        }
         let (mut offset, mut window) = (start, SCAN_WINDOW_BYTES);
         while offset < end {
             let want = (end - offset).min(window);

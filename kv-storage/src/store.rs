@@ -164,6 +164,17 @@ impl Store {
         inner.read_value(inner.keydir.hash(key), key)
     }
 
+    /// The current value of `key` if it can be answered from memory alone:
+    /// `Some(Some(value))` from the hot cache, `Some(None)` when the key
+    /// directory has no such key, `None` when the value is only on disk
+    /// (call [`Store::get`]). Takes only short in-memory locks and never
+    /// does I/O, so async code may call it inline.
+    pub fn get_in_memory(&self, key: &[u8]) -> Option<Option<Bytes>> {
+        let inner = &*self.inner;
+        inner.check_open().ok()?;
+        inner.read_in_memory(inner.keydir.hash(key), key)
+    }
+
     /// Where the value of `key` is now: `Hot` only if it is in memory.
     pub fn location(&self, key: &[u8]) -> Location {
         let inner = &*self.inner;
@@ -237,6 +248,11 @@ impl Store {
         Ok(())
     }
 
+    /// When this store fsyncs (the policy it was opened with).
+    pub fn sync_policy(&self) -> crate::SyncPolicy {
+        self.inner.opts.sync
+    }
+
     /// fsyncs everything written so far (shares the fsync with concurrent
     /// `Always` writers).
     pub fn sync(&self) -> Result<(), Error> {
@@ -264,6 +280,13 @@ impl Store {
     #[doc(hidden)]
     pub fn fail_next_sync(&self) {
         self.inner.fail_next_sync.store(true, Ordering::Release);
+    }
+
+    /// Test hook: holds the writer lock until the guard is dropped, as a
+    /// slow disk under a segment roll would; writes and `stats` wait.
+    #[doc(hidden)]
+    pub fn hold_writer(&self) -> impl Sized + '_ {
+        self.inner.writer.lock()
     }
 
     /// Test hook: writes pending hint files now.

@@ -135,6 +135,9 @@ impl GroupCommit {
 
     /// Marks the store poisoned and wakes waiters.
     pub(crate) fn poison(&self) {
+        if !self.poisoned.load(Ordering::SeqCst) {
+            tracing::error!("an fsync failed: the store refuses writes until it is reopened");
+        }
         self.poisoned.store(true, Ordering::SeqCst);
         let _st = self.state.lock();
         self.done.notify_all();

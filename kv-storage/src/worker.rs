@@ -12,7 +12,7 @@
 //! checks the flag between records and abandons its temporary files. On a
 //! graceful close pending hints are written first; on drop they are skipped
 //! (recovery rewrites missing hints). Errors are counted in
-//! `Stats::background_errors`, never printed.
+//! `Stats::background_errors` and logged at WARN (tracing), never printed.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -136,7 +136,10 @@ fn sync_loop(inner: &Inner, every: Duration) {
 fn report(inner: &Inner, result: Result<(), Error>) {
     match result {
         Ok(()) | Err(Error::Closed) => {}
-        Err(_) => bump(&inner.counters.background_errors, 1),
+        Err(e) => {
+            tracing::warn!(store = %inner.dir.display(), error = %e, "background store work failed");
+            bump(&inner.counters.background_errors, 1);
+        }
     }
 }
 

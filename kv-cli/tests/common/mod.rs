@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod nodes;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

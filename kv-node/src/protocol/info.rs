@@ -25,8 +25,27 @@ pub struct PartitionKeys {
 pub enum ReplicaState {
     /// Serving reads, and writes if leader.
     Ready,
-    /// A leader catching up from a follower before taking writes.
+    /// A leader catching up from a follower before taking writes, or a
+    /// follower resyncing from its leader (after its store was found
+    /// damaged) before serving reads.
     Recovering,
+    /// The store failed to open (see [`Health::problem`]); the partition
+    /// is not served by this node.
+    Failed,
+}
+
+/// A replica's storage health: what recovery cut, what failed since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Bytes cut from a torn tail of the newest segment at open.
+    pub truncated_tail_bytes: u64,
+    /// Errors in background store work (hints, compaction, interval fsync).
+    pub background_errors: u64,
+    /// A failed fsync made the store refuse writes until it is reopened.
+    pub poisoned: bool,
+    /// What is wrong, empty when nothing: why the store failed to open, or
+    /// where its damaged directory was moved before a resync.
+    pub problem: String,
 }
 
 /// A follower as its leader sees it.
@@ -65,6 +84,32 @@ pub struct PartitionInfo {
     pub leader_position: Position,
     /// On a leader: its followers.
     pub followers: Vec<FollowerInfo>,
+    /// Storage health.
+    pub health: Health,
+}
+
+impl PartitionInfo {
+    /// A partition whose store could not be opened: only the role and the
+    /// reason are known.
+    pub fn failed(partition: PartitionId, role: Role, problem: String) -> PartitionInfo {
+        PartitionInfo {
+            partition,
+            role,
+            state: ReplicaState::Failed,
+            position: Position::default(),
+            keys: 0,
+            disk_bytes: 0,
+            hot_keys: 0,
+            full_resyncs: 0,
+            leader_connected: false,
+            leader_position: Position::default(),
+            followers: Vec::new(),
+            health: Health {
+                problem,
+                ..Health::default()
+            },
+        }
+    }
 }
 
 /// Reply to `Info`.
@@ -120,6 +165,7 @@ pub(super) fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
         out.put_u8(match p.state {
             ReplicaState::Ready => 0,
             ReplicaState::Recovering => 1,
+            ReplicaState::Failed => 2,
         });
         put_position(out, p.position);
         for n in [p.keys, p.disk_bytes, p.hot_keys, p.full_resyncs] {
@@ -133,11 +179,30 @@ pub(super) fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
             out.put_u8(u8::from(f.connected));
             put_position(out, f.acked);
         }
+        encode_health(out, &p.health);
     }
 }
 
+fn encode_health(out: &mut BytesMut, h: &Health) {
+    out.put_u64(h.truncated_tail_bytes);
+    out.put_u64(h.background_errors);
+    out.put_u8(u8::from(h.poisoned));
+    out.put_bytes_field(h.problem.as_bytes());
+}
+
+fn decode_health(r: &mut WireReader) -> Result<Health, ProtocolError> {
+    Ok(Health {
+        truncated_tail_bytes: r.u64()?,
+        background_errors: r.u64()?,
+        poisoned: r.bool()?,
+        problem: String::from_utf8_lossy(&r.bytes()?).into_owned(),
+    })
+}
+
 /// Smallest encoded `PartitionInfo`.
-const MIN_PARTITION_INFO_BYTES: usize = 4 + 1 + 1 + 12 + 32 + 1 + 12 + 4;
+const MIN_PARTITION_INFO_BYTES: usize = 4 + 1 + 1 + 12 + 32 + 1 + 12 + 4 + MIN_HEALTH_BYTES;
+/// Smallest encoded `Health`: two u64, a bool, an empty string.
+const MIN_HEALTH_BYTES: usize = 8 + 8 + 1 + 4;
 
 pub(super) fn decode_info(r: &mut WireReader) -> Result<NodeInfo, ProtocolError> {
     let node = r.u32()?;
@@ -160,6 +225,7 @@ fn decode_partition_info(r: &mut WireReader) -> Result<PartitionInfo, ProtocolEr
     let state = match r.u8()? {
         0 => ReplicaState::Ready,
         1 => ReplicaState::Recovering,
+        2 => ReplicaState::Failed,
         b => return Err(ProtocolError::Invalid(format!("bad state byte {b}"))),
     };
     let position = get_position(r)?;
@@ -187,6 +253,7 @@ fn decode_partition_info(r: &mut WireReader) -> Result<PartitionInfo, ProtocolEr
         leader_connected,
         leader_position,
         followers,
+        health: decode_health(r)?,
     })
 }
 
@@ -224,6 +291,12 @@ mod tests {
                         connected: true,
                         acked: p(1, 38),
                     }],
+                    health: Health {
+                        truncated_tail_bytes: 30,
+                        background_errors: 2,
+                        poisoned: true,
+                        problem: String::new(),
+                    },
                 },
                 PartitionInfo {
                     partition: 3,
@@ -237,7 +310,9 @@ mod tests {
                     leader_connected: true,
                     leader_position: p(2, 9),
                     followers: Vec::new(),
+                    health: Health::default(),
                 },
+                PartitionInfo::failed(5, Role::Leader, "corrupted data in segment-3.log".into()),
             ],
         }));
         round_trip(Response::Inspect(vec![PartitionKeys {

@@ -48,7 +48,7 @@ use kv_router::{ClusterMap, NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Position};
 
 pub use super::conditional::{Conditional, SetWhen};
-pub use super::info::{FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
+pub use super::info::{FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
 use super::map::{decode_map, encode_map};
 use super::wire::{WireReader, WireWrite};

@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 pub use message::{
-    Conditional, FollowerInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState, Request,
-    RequestId, Response, SetWhen,
+    Conditional, FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState,
+    Request, RequestId, Response, SetWhen,
 };
 
 /// Default maximum frame size: 16 MiB.

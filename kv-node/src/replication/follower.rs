@@ -96,6 +96,11 @@ impl FollowerMachine {
         matches!(self.state, State::Streaming { .. })
     }
 
+    /// Whether a snapshot is being received.
+    pub fn in_snapshot(&self) -> bool {
+        matches!(self.state, State::Streaming { in_snapshot: true })
+    }
+
     /// When the machine next wants a tick, if it is waiting.
     pub fn next_tick(&self) -> Option<Instant> {
         match self.state {

@@ -29,7 +29,9 @@ pub fn on_subscribe(state: ReplicaState, source: Position, after: Position) -> S
         return SubscribeDecision::SubscriberAhead;
     }
     match state {
-        ReplicaState::Recovering => SubscribeDecision::Recovering,
+        // A failed replica has no store to stream from (and is never a
+        // `Replica`); treat it as not ready.
+        ReplicaState::Recovering | ReplicaState::Failed => SubscribeDecision::Recovering,
         ReplicaState::Ready => SubscribeDecision::Stream,
     }
 }

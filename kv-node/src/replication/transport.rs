@@ -20,6 +20,7 @@ use crate::error::ErrorCode;
 use crate::protocol::{self, Conn, Request, RequestId, Response};
 use crate::replica::Replica;
 use crate::server::{Shared, error_reply};
+use crate::storage_io;
 
 /// Bytes of entries per stream message.
 const BATCH_BYTES: usize = 1024 * 1024;
@@ -212,30 +213,23 @@ impl StreamSource<'_> {
     /// The backlog no longer holds what the follower needs: read the
     /// store's history, or send a snapshot when that was compacted away.
     async fn catch_up_from_store(&mut self, sink: &mut Sink, stop: &CancellationToken) -> bool {
-        let replica = Arc::clone(self.replica);
-        let after = self.sent;
-        let since =
-            tokio::task::spawn_blocking(move || replica.history_after(after, STORE_BATCH_ENTRIES))
-                .await;
+        let since = storage_io::history_after(self.replica, self.sent, STORE_BATCH_ENTRIES).await;
         match since {
-            Ok(Ok(Since::Entries(entries))) if !entries.is_empty() => {
+            Ok(Since::Entries(entries)) if !entries.is_empty() => {
                 self.send_chunks(sink, &entries).await
             }
-            Ok(Ok(Since::Entries(_))) => {
+            Ok(Since::Entries(_)) => {
                 // Nothing newer on disk either; wait for a write.
                 tokio::select! {
                     _ = stop.cancelled() => false,
                     _ = tokio::time::sleep(self.shared.options.heartbeat_interval) => true,
                 }
             }
-            Ok(Ok(Since::Snapshot { entries, last })) => {
-                self.send_snapshot(sink, entries, last).await
-            }
-            Ok(Err(e)) => {
+            Ok(Since::Snapshot { entries, last }) => self.send_snapshot(sink, entries, last).await,
+            Err(e) => {
                 warn!(partition = self.replica.partition, error = %e, "reading history for a follower failed");
                 false
             }
-            Err(_) => false,
         }
     }
 
@@ -371,20 +365,30 @@ async fn session(
             }
         }
         replica.set_leader_view(true, Some(machine.source_last));
+        note_resynced(replica, machine);
         if target.is_some_and(|t| replica.position() >= t) {
             return SessionEnd::TargetReached;
         }
     }
 }
 
+/// A follower resyncing after its damaged store was moved aside serves
+/// again once it has caught up with its leader.
+fn note_resynced(replica: &Replica, machine: &FollowerMachine) {
+    let resyncing =
+        replica.role == Role::Follower && replica.state() == protocol::ReplicaState::Recovering;
+    if resyncing && !machine.in_snapshot() && replica.position() >= machine.source_last {
+        replica.set_recovering(false);
+        replica.set_problem(String::new());
+        info!(partition = replica.partition, position = ?replica.position(), "follower resynced from its leader; serving again");
+    }
+}
+
 async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Result<(), String> {
-    let r = Arc::clone(replica);
     let blocking = match action {
-        Action::Apply(entries) => tokio::task::spawn_blocking(move || r.apply(entries)).await,
-        Action::BeginSnapshot => tokio::task::spawn_blocking(move || r.begin_snapshot()).await,
-        Action::EndSnapshot { last } => {
-            tokio::task::spawn_blocking(move || r.end_snapshot(last)).await
-        }
+        Action::Apply(entries) => storage_io::apply(replica, entries).await,
+        Action::BeginSnapshot => storage_io::begin_snapshot(replica).await,
+        Action::EndSnapshot { last } => storage_io::end_snapshot(replica, last).await,
         Action::Ack => {
             let ack = Request::Ack {
                 partition: replica.partition,
@@ -399,14 +403,10 @@ async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Res
         Action::Disconnect { reason } => return Err(reason),
         Action::Connect | Action::Subscribe { .. } => return Ok(()),
     };
-    match blocking {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            warn!(partition = replica.partition, error = %e, "applying replicated data failed");
-            Err(format!("storage: {e}"))
-        }
-        Err(e) => Err(format!("apply task failed: {e}")),
-    }
+    blocking.map_err(|e| {
+        warn!(partition = replica.partition, error = %e, "applying replicated data failed");
+        format!("storage: {e}")
+    })
 }
 
 // ---------------------------------------------------------------------------

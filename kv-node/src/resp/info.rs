@@ -17,7 +17,10 @@ use crate::protocol::{NodeInfo, PartitionInfo};
 /// Every node's info (this node's without the network).
 async fn all_info(front: &Front) -> Vec<NodeInfo> {
     let me = front.shared.id();
-    let mut infos = vec![crate::server::node_info(&front.shared)];
+    let mut infos: Vec<NodeInfo> = crate::server::current_info(&front.shared)
+        .await
+        .into_iter()
+        .collect();
     for (id, info) in front.cluster.cluster_info().await {
         if let (true, Ok(info)) = (id != me, info) {
             infos.push(info);
@@ -63,19 +66,22 @@ pub(crate) async fn info(front: &Front, args: &[Bytes]) -> Reply {
     } else {
         0
     };
+    let me = match crate::server::current_info(&front.shared).await {
+        Ok(me) => me,
+        Err(e) => return Reply::Error(format!("ERR {e}")),
+    };
     let sections: Vec<String> = wanted
         .into_iter()
-        .map(|s| section(front, s, keys))
+        .map(|s| section(front, &me, s, keys))
         .collect();
     Reply::bulk(sections.join("\r\n"))
 }
 
 /// One `INFO` section: `# Title` and `key:value` lines, CRLF ended.
 /// `keys`: the cluster's key count, for the keyspace section.
-fn section(front: &Front, name: &str, keys: u64) -> String {
-    let me = crate::server::node_info(&front.shared);
+fn section(front: &Front, me: &NodeInfo, name: &str, keys: u64) -> String {
     let (title, lines): (&str, Vec<(String, String)>) = match name {
-        "server" => ("Server", server_lines(front, &me)),
+        "server" => ("Server", server_lines(front, me)),
         "clients" => (
             "Clients",
             vec![

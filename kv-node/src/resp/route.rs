@@ -59,11 +59,7 @@ fn forwarded(front: &Front) {
 /// [`Value::into_bytes`]), or `None` when absent.
 pub(crate) async fn get(front: &Front, key: Bytes) -> Result<Option<Bytes>, Error> {
     let value = if leads(front, &key) {
-        let read = server::read_key(&front.shared, &key, |r, partition| {
-            r.get(&key)
-                .map(|value| Response::Value { partition, value })
-        });
-        match local(read)? {
+        match local(server::get(&front.shared, key.clone()).await)? {
             Response::Value { value: None, .. } => None,
             Response::Value {
                 value: Some(bytes), ..

@@ -8,12 +8,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::tail::{self, Tail};
 use crate::error::Error;
 use crate::hint::{self, HintEntry};
 use crate::keydir::{Batch, KeyDir, Loc, SHARDS, Upsert};
 use crate::record::{Kind, RecordRef, decode};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Scanner, Segment, SegmentId, SegmentKind};
 use crate::{Epoch, Lsn, Position};
+use tracing::warn;
 
 /// Upper bound on threads used to load segments.
 pub const MAX_RECOVERY_THREADS: usize = 4;
@@ -246,11 +248,26 @@ impl<'a> SegmentLoad<'a> {
         }
         let tail = bytes.get(end as usize..).unwrap_or_default();
         if end < file_len && !is_zero(tail) {
+            let last = self.sum.top.max(seg.header.base);
+            if let Tail::Corrupt { next, position } = tail::classify(bytes, end, last) {
+                let why = format!(
+                    "damaged record followed by a valid record at offset {next} (lsn {}); \
+                     cutting here would drop acknowledged writes",
+                    position.lsn
+                );
+                return Err(Error::corrupted(&seg.path, end, why));
+            }
             let file = seg.active_file().ok_or(Error::Closed)?;
             file.set_len(end)
                 .and_then(|()| file.sync_data())
                 .map_err(|e| Error::io(&seg.path, e))?;
             self.sum.truncated = file_len - end;
+            warn!(
+                segment = %seg.path.display(),
+                offset = end,
+                bytes = file_len - end,
+                "torn tail of the newest segment truncated"
+            );
         }
         seg.set_len(end);
         self.finish()

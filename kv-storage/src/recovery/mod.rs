@@ -21,8 +21,12 @@
 //!    If every byte from there to the end of the file is zero, that is the
 //!    clean end of the log: the unused part of a pre-sized file (see
 //!    "Pre-sizing" in `inner.rs`), kept for later appends and not counted.
-//!    Otherwise the file is truncated there and the cut bytes (zeros after
-//!    the damage included) are counted in `Stats::truncated_tail_bytes`.
+//!    If a valid, newer record follows the damage (and no whole zero
+//!    sector lies before it), acknowledged history would be lost by a cut:
+//!    that is [`Error::Corrupted`] at the damage (`tail.rs` says why a
+//!    crash never leaves that shape). Otherwise it is a torn tail: the file
+//!    is truncated there, the cut bytes (zeros after the damage included)
+//!    are counted in `Stats::truncated_tail_bytes` and logged at WARN.
 //!    That segment becomes the active one; appends continue at its last
 //!    record.
 //!
@@ -47,6 +51,15 @@
 //!   raised by compacted segments (their base), by the base of the first log
 //!   segment (older ones were compacted or cleared), by gaps between LSNs of
 //!   consecutive log records (snapshot installs) and by marker records.
+//! - Consecutive log segments are contiguous: a log segment's base is its
+//!   predecessor's last position (`Inner::roll` fsyncs the predecessor
+//!   before creating it), so a base beyond the predecessor's last LSN means
+//!   a segment in between is gone (deleted by hand, lost by the disk): that
+//!   is [`Error::Corrupted`] naming the segment after the gap. A missing
+//!   *newest* log segment shows too: the segment before it was sealed and
+//!   has a hint, which the newest log segment never has. Deleting the
+//!   *oldest* log segment leaves no trace and is not detected (that would
+//!   need a manifest of segments).
 //! - epoch: the larger of the `EPOCH` file and any epoch seen on disk.
 //!
 //! # Speed
@@ -60,6 +73,7 @@
 //! rehashes while loading.
 
 mod load;
+mod tail;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -263,8 +277,10 @@ fn history(summaries: &mut [Summary]) -> Result<History, Error> {
             h.floor = h.floor.max(base.lsn);
             continue;
         }
-        if log_end.is_none_or(|end| base.lsn > end) {
-            h.floor = h.floor.max(base.lsn);
+        match log_end {
+            None => h.floor = h.floor.max(base.lsn),
+            Some(end) if base.lsn > end => return Err(missing_history(s, end)),
+            Some(_) => {}
         }
         if let (Some(end), Some(first)) = (log_end, s.first)
             && first <= end
@@ -275,6 +291,20 @@ fn history(summaries: &mut [Summary]) -> Result<History, Error> {
         log_end = Some(log_end.unwrap_or(0).max(base.lsn).max(s.top.lsn));
     }
     Ok(h)
+}
+
+/// A log segment starts after LSNs its predecessor does not hold: every
+/// log segment's base is its predecessor's last position (`Inner::roll`),
+/// so the records in between were in a segment that is gone.
+fn missing_history(s: &Summary, end: Lsn) -> Error {
+    let why = format!(
+        "LSNs {}..={} are missing: the previous log segment ends at lsn {end} \
+         but this one continues from lsn {} (was a segment deleted?)",
+        end + 1,
+        s.seg.header.base.lsn,
+        s.seg.header.base.lsn
+    );
+    Error::corrupted(&s.seg.path, 0, why)
 }
 
 /// Recovers the store in `dir` into `keydir` (which must be empty).
@@ -298,9 +328,14 @@ pub(crate) fn recover(dir: &Path, keydir: &KeyDir) -> Result<Recovered, Error> {
         };
         let hint_path = listing.hints.remove(&id);
         let hint = match (is_active, hint_path) {
-            (true, Some(path)) => {
-                remove_file(&path)?;
-                None
+            // Hints are written only for sealed segments, after the next
+            // log segment exists durably (`Inner::roll`); the active one
+            // never gets one. So the newest log segment having a hint
+            // means a newer log segment is gone.
+            (true, Some(_)) => {
+                let why = "this segment was sealed (it has a hint) but no newer \
+                           log segment exists: the newest segment is missing";
+                return Err(Error::corrupted(&seg.path, 0, why));
             }
             (_, path) => path.and_then(|p| std::fs::read(p).ok()),
         };
