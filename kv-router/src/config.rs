@@ -144,6 +144,21 @@ pub struct PlacementOverride {
     pub replicas: Vec<NodeId>,
 }
 
+/// The `[security]` table: who may talk to the nodes.
+///
+/// Both settings are optional. Without a secret, any process that reaches
+/// a node's port can act as a peer node (bind to loopback only); without a
+/// password, any process can act as a client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecurityConfig {
+    /// A file holding the cluster secret every node proves to its peers
+    /// (challenge-response, never sent). In a file it is relative to the
+    /// config file: see [`ClusterConfig::resolve_data_dirs`].
+    pub secret_file: Option<PathBuf>,
+    /// The password clients present (framed handshake, RESP `AUTH`).
+    pub client_password: Option<String>,
+}
+
 /// A whole cluster config (DESIGN §6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
@@ -157,6 +172,8 @@ pub struct ClusterConfig {
     pub nodes: Vec<NodeConfig>,
     /// The `[[placement]]` overrides, in file order.
     pub placement: Vec<PlacementOverride>,
+    /// The `[security]` table.
+    pub security: SecurityConfig,
 }
 
 impl ClusterConfig {
@@ -177,6 +194,7 @@ impl ClusterConfig {
             storage: StorageConfig::default(),
             nodes,
             placement: Vec::new(),
+            security: SecurityConfig::default(),
         }
     }
 
@@ -194,9 +212,9 @@ impl ClusterConfig {
         self.check_placement()
     }
 
-    /// Makes every relative `data_dir` relative to `base` (normally the
-    /// directory holding the config file). Pure path arithmetic: nothing is
-    /// read from disk.
+    /// Makes every relative `data_dir` (and the `[security]`
+    /// `secret_file`) relative to `base` (normally the directory holding
+    /// the config file). Pure path arithmetic: nothing is read from disk.
     pub fn resolve_data_dirs(&mut self, base: &Path) {
         for node in &mut self.nodes {
             if let Some(dir) = &node.data_dir
@@ -204,6 +222,11 @@ impl ClusterConfig {
             {
                 node.data_dir = Some(base.join(dir));
             }
+        }
+        if let Some(file) = &self.security.secret_file
+            && file.is_relative()
+        {
+            self.security.secret_file = Some(base.join(file));
         }
     }
 

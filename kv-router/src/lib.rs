@@ -89,7 +89,7 @@ mod toml_format;
 pub use config::{
     ClusterConfig, DEFAULT_HOT_CAPACITY_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS,
     MAX_PARTITIONS, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, NodeConfig, PlacementOverride,
-    StorageConfig, SyncMode,
+    SecurityConfig, StorageConfig, SyncMode,
 };
 pub use error::ConfigError;
 pub use hash::{key_hash, partition_for};

@@ -7,15 +7,16 @@
 //!
 //! Writing is done by hand, not through serde, so it cannot fail and its
 //! layout is fixed: top-level keys, `[storage]`, then one `[[nodes]]` and one
-//! `[[placement]]` table per entry.
+//! `[[placement]]` table per entry, then `[security]` when anything in it
+//! is set.
 
 use serde::Deserialize;
 
 use crate::config::check_size;
 use crate::size::RawSize;
 use crate::{
-    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride, StorageConfig,
-    SyncMode,
+    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride, SecurityConfig,
+    StorageConfig, SyncMode,
 };
 
 #[derive(Deserialize)]
@@ -29,6 +30,15 @@ struct RawConfig {
     nodes: Vec<RawNode>,
     #[serde(default)]
     placement: Vec<RawPlacement>,
+    #[serde(default)]
+    security: RawSecurity,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSecurity {
+    secret_file: Option<String>,
+    client_password: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,6 +87,10 @@ impl ClusterConfig {
                 .into_iter()
                 .map(RawPlacement::into_override)
                 .collect(),
+            security: SecurityConfig {
+                secret_file: raw.security.secret_file.map(Into::into),
+                client_password: raw.security.client_password,
+            },
         };
         config.validate()?;
         Ok(config)
@@ -112,6 +126,7 @@ impl ClusterConfig {
             out.push(format!("partition = {}", o.partition));
             out.push(format!("replicas = [{}]", ids.join(", ")));
         }
+        out.extend(security_lines(&self.security));
         out.push(String::new());
         out.join("\n")
     }
@@ -161,6 +176,21 @@ impl RawPlacement {
             replicas: self.replicas,
         }
     }
+}
+
+/// The `[security]` table, when anything is set.
+fn security_lines(security: &SecurityConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(file) = &security.secret_file {
+        out.push(format!("secret_file = {}", quote(&file.to_string_lossy())));
+    }
+    if let Some(password) = &security.client_password {
+        out.push(format!("client_password = {}", quote(password)));
+    }
+    if !out.is_empty() {
+        out.splice(0..0, [String::new(), "[security]".to_string()]);
+    }
+    out
 }
 
 /// A size as a TOML integer, or as a numeric string when it exceeds TOML's
