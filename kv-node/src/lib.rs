@@ -59,8 +59,10 @@
 //! # }
 //! ```
 
+mod auth;
 mod client;
 mod cluster_client;
+mod connection;
 mod error;
 mod layout;
 mod options;
@@ -69,6 +71,7 @@ mod replica;
 pub mod replication;
 mod server;
 
+pub use auth::ClusterSecret;
 pub use client::{ClientOptions, NodeClient};
 pub use cluster_client::{ClusterClient, Read, Written};
 pub use error::{Error, ErrorCode, ProtocolError, Result};

@@ -6,7 +6,9 @@ use std::time::Duration;
 use kv_router::{ClusterMap, NodeId, StorageConfig, SyncMode};
 use kv_storage::{HotCache, SyncPolicy};
 
+use crate::auth::ClusterSecret;
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
+use crate::protocol::limits;
 
 /// Everything a [`crate::NodeServer`] needs to start.
 #[derive(Debug, Clone)]
@@ -22,8 +24,30 @@ pub struct NodeOptions {
     pub storage: StorageConfig,
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
-    /// Connections served at once; further ones wait to be accepted.
+    /// Client connections served at once; the next one is refused with
+    /// `Busy` right after its handshake.
     pub max_connections: usize,
+    /// Peer-node connections served at once, counted apart from clients so
+    /// that clients can never starve replication.
+    pub max_peer_connections: usize,
+    /// Connections still in their handshake at once; further ones are
+    /// closed on accept.
+    pub max_handshakes: usize,
+    /// Bytes of partly received requests the node holds at once, over a
+    /// small allowance per connection (see [`crate::protocol::frame`]).
+    pub max_inflight_request_bytes: usize,
+    /// A connection must complete its handshake within this.
+    pub handshake_timeout: Duration,
+    /// A connection with no request for this long is closed
+    /// (replication streams excepted: they carry heartbeats).
+    pub idle_timeout: Duration,
+    /// A request must arrive completely within this of its first byte.
+    pub request_deadline: Duration,
+    /// The cluster secret peers prove to each other. Without it any
+    /// process that reaches the port can act as a peer node.
+    pub secret: Option<ClusterSecret>,
+    /// The password clients present in their handshake, if any.
+    pub client_password: Option<String>,
     /// Bytes of recent entries each led partition keeps in memory for
     /// followers.
     pub backlog_bytes: usize,
@@ -43,6 +67,14 @@ impl NodeOptions {
             storage: StorageConfig::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: 1024,
+            max_peer_connections: 256,
+            max_handshakes: 256,
+            max_inflight_request_bytes: 256 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            request_deadline: Duration::from_secs(30),
+            secret: None,
+            client_password: None,
             backlog_bytes: 16 * 1024 * 1024,
             peer_timeout: Duration::from_secs(2),
             heartbeat_interval: Duration::from_millis(500),
@@ -61,8 +93,9 @@ impl NodeOptions {
         kv_storage::Options {
             sync,
             segment_bytes: self.storage.segment_bytes,
-            // Leave room in the frame for the message around the value.
-            max_value_bytes: self.max_frame_bytes.saturating_sub(64 * 1024),
+            // Every entry must fit the largest message it travels in.
+            max_key_bytes: limits::max_key_bytes(),
+            max_value_bytes: limits::max_value_bytes(self.max_frame_bytes),
             hot_cache: Some(cache.clone()),
             ..kv_storage::Options::default()
         }

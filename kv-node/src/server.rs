@@ -25,16 +25,18 @@ use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use kv_router::{NodeId, PartitionId, Role, SyncMode};
 use kv_storage::{HotCache, Store};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::connection::{self, Limits, Next};
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::layout::{self, Layout};
 use crate::options::NodeOptions;
-use crate::protocol::{self, Conn, NodeInfo, PartitionKeys, Request, RequestId, Response};
+use crate::protocol::{
+    self, Conn, FrameError, NodeInfo, PartitionKeys, PeerKind, Request, RequestId, Response,
+};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
 use crate::replication::transport;
 
@@ -44,6 +46,7 @@ pub(crate) struct Shared {
     pub replicas: BTreeMap<PartitionId, Arc<Replica>>,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
+    pub limits: Limits,
 }
 
 impl Shared {
@@ -114,7 +117,9 @@ impl NodeServer {
         let replicas = tokio::task::spawn_blocking(move || open_replicas(&opts))
             .await
             .map_err(|e| Error::io("opening stores", std::io::Error::other(e)))??;
+        connection::warn_if_exposed(&options, local_addr);
         let shared = Arc::new(Shared {
+            limits: Limits::new(&options),
             options,
             replicas,
             cancel: CancellationToken::new(),
@@ -123,7 +128,7 @@ impl NodeServer {
         transport::start_replication(&shared);
         shared
             .tracker
-            .spawn(accept_loop(Arc::clone(&shared), listener));
+            .spawn(connection::accept_loop(Arc::clone(&shared), listener));
         info!(node = shared.id(), %local_addr, "node started");
         Ok(NodeHandle { local_addr, shared })
     }
@@ -160,6 +165,11 @@ impl NodeHandle {
     /// The node's partitions, roles, positions and replication state.
     pub fn info(&self) -> NodeInfo {
         node_info(&self.shared)
+    }
+
+    /// Connections admitted now: (clients, peers).
+    pub fn connections(&self) -> (usize, usize) {
+        self.shared.limits.open(&self.shared.options)
     }
 
     /// Compacts every store of this node now (normally a background job).
@@ -212,44 +222,16 @@ async fn release_replicas(replicas: Vec<Arc<Replica>>) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
-    let limit = Arc::new(Semaphore::new(shared.options.max_connections));
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let permit = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
-        let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((socket, peer)) => {
-                backoff = Duration::from_millis(10);
-                let connection = serve_connection(Arc::clone(&shared), socket, peer);
-                shared.spawn_until_shutdown(async move {
-                    connection.await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                warn!(node = shared.id(), error = %e, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
-    }
-}
-
 /// Size of the per-connection buffer replies are encoded into.
 const REPLY_BUFFER_BYTES: usize = 64 * 1024;
 
-async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
-    let mut conn = protocol::framed(socket, shared.options.max_frame_bytes);
+/// Serves requests on a connection that passed its handshake as `kind`.
+pub(crate) async fn serve_connection(
+    shared: Arc<Shared>,
+    mut conn: Conn,
+    peer: SocketAddr,
+    kind: PeerKind,
+) {
     let mut unflushed = false;
     // Replies are encoded into one reused buffer (split off per reply).
     let mut out = BytesMut::with_capacity(REPLY_BUFFER_BYTES);
@@ -259,14 +241,30 @@ async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
             None => break,
         };
         let frame = match next {
-            Ok(frame) => frame.freeze(),
-            Err(e) => {
-                let err = frame_error(e, shared.options.max_frame_bytes);
-                reject(&mut conn, 0, &err, peer).await;
-                return;
+            Next::Frame(frame) => frame.freeze(),
+            Next::Closed => break,
+            Next::Failed(e) => return refuse_frame(&mut conn, &e, peer).await,
+            Next::Idle => {
+                debug!(%peer, "idle connection closed");
+                break;
+            }
+            Next::Slow(after) => {
+                let err = ProtocolError::Invalid(format!(
+                    "request not complete within {after:?} of its first byte"
+                ));
+                return reject(&mut conn, 0, &err, peer).await;
             }
         };
-        match Request::decode(frame.clone()) {
+        let decoded = Request::decode(frame.clone());
+        if let Ok((id, request)) = &decoded
+            && let Some(reply) = connection::refusal(&shared, kind, request)
+        {
+            let mut out = BytesMut::new();
+            reply.encode(*id, &mut out);
+            let _ = conn.send(out.freeze()).await;
+            return;
+        }
+        match decoded {
             Ok((
                 id,
                 Request::Subscribe {
@@ -301,39 +299,45 @@ async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAd
 
 /// The next frame: taken straight from the buffer when one is there,
 /// otherwise pending replies are flushed before waiting on the socket.
-async fn next_frame(
-    shared: &Shared,
-    conn: &mut Conn,
-    unflushed: &mut bool,
-) -> Option<std::io::Result<BytesMut>> {
+async fn next_frame(shared: &Shared, conn: &mut Conn, unflushed: &mut bool) -> Option<Next> {
     if *unflushed {
         if let Some(ready) = conn.next().now_or_never() {
-            return ready;
+            return Some(match ready {
+                Some(Ok(frame)) => Next::Frame(frame),
+                Some(Err(e)) => Next::Failed(e),
+                None => Next::Closed,
+            });
         }
         if flush(conn).await.is_err() {
             return None;
         }
         *unflushed = false;
     }
-    tokio::select! {
-        _ = shared.cancel.cancelled() => None,
-        f = conn.next() => f,
-    }
+    Some(connection::read_frame(shared, conn).await)
 }
 
-async fn flush(conn: &mut Conn) -> std::io::Result<()> {
+async fn flush(conn: &mut Conn) -> Result<(), FrameError> {
     SinkExt::<Bytes>::flush(conn).await
 }
 
-fn frame_error(e: std::io::Error, limit: usize) -> ProtocolError {
-    let too_large = e
-        .get_ref()
-        .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>());
-    if too_large {
-        ProtocolError::FrameTooLarge { limit }
-    } else {
-        ProtocolError::Invalid(format!("unreadable frame: {e}"))
-    }
+/// Answers a frame that could not be read (too large, over the node's
+/// budget for requests in flight) and closes the connection.
+async fn refuse_frame(conn: &mut Conn, e: &FrameError, peer: SocketAddr) {
+    let (code, err) = match e {
+        FrameError::TooLarge { limit, .. } => (
+            ErrorCode::InvalidRequest,
+            ProtocolError::FrameTooLarge { limit: *limit },
+        ),
+        FrameError::BudgetExhausted { .. } => {
+            (ErrorCode::Busy, ProtocolError::Invalid(e.to_string()))
+        }
+        FrameError::Io(_) => return,
+    };
+    warn!(%peer, error = %err, "closing the connection");
+    let reply = error_reply(code, None, err.to_string());
+    let mut out = BytesMut::new();
+    reply.encode(0, &mut out);
+    let _ = conn.send(out.freeze()).await;
 }
 
 /// The request id of a frame that failed to decode, when it has one.

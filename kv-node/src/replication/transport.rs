@@ -17,7 +17,8 @@ use super::backlog::BacklogMiss;
 use super::follower::{Action, FollowerMachine};
 use super::plan::{self, RecoveryStep, SubscribeDecision};
 use crate::error::ErrorCode;
-use crate::protocol::{self, Conn, Request, RequestId, Response};
+use crate::protocol::handshake::{self, Credentials};
+use crate::protocol::{self, Conn, PeerKind, Request, RequestId, Response};
 use crate::replica::Replica;
 use crate::server::{Shared, error_reply};
 
@@ -69,12 +70,35 @@ async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool
     conn.send(out.freeze()).await.is_ok()
 }
 
+/// Dials `node` as a peer: the handshake must show that the answer comes
+/// from that node and, when this node holds the cluster secret, that it
+/// holds it too; otherwise nothing is sent or applied.
 async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
     let addr = shared.options.map.addr(node)?;
     let options = &shared.options;
-    protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
+    let mut conn = protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
         .await
-        .ok()
+        .ok()?;
+    let credentials = Credentials {
+        secret: options.secret.clone(),
+        password: options.client_password.clone(),
+    };
+    let kind = PeerKind::Node(shared.id());
+    match handshake::dial(
+        &mut conn,
+        kind,
+        Some(node),
+        &credentials,
+        options.peer_timeout,
+    )
+    .await
+    {
+        Ok(_) => Some(conn),
+        Err(e) => {
+            warn!(node = shared.id(), peer = node, %addr, error = %e, "peer handshake failed; not trusting this connection");
+            None
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

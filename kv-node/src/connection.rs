@@ -1,0 +1,358 @@
+//! Admitting connections: the accept loop, the server side of the
+//! handshake, connection quotas and the read deadlines.
+//!
+//! Why it is built this way:
+//!
+//! - Accepting never waits for a free slot. A socket first takes one of a
+//!   few handshake slots ([`NodeOptions::max_handshakes`]; over them it is
+//!   closed at once) and must finish its handshake within
+//!   [`NodeOptions::handshake_timeout`], so idle or silent sockets cannot
+//!   pile up in front of anyone.
+//! - Only after the handshake does a connection take a slot, from the
+//!   client quota or from the separate peer quota, so clients can never
+//!   starve replication or the control plane. A dialer over its quota gets
+//!   a `Busy` error reply at once instead of hanging.
+//! - Peers prove the cluster secret ([`crate::auth`]); a peer connection is
+//!   the only place replication requests are taken, and only from the node
+//!   the handshake proved, for a partition it replicates.
+//! - After the handshake a connection is closed when idle for
+//!   [`NodeOptions::idle_timeout`], and when a request does not arrive
+//!   completely within [`NodeOptions::request_deadline`] of its first
+//!   byte (a slow sender cannot hold a slot or budget forever).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use kv_router::{NodeId, PartitionId};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::auth::{self, Exchange};
+use crate::error::ErrorCode;
+use crate::options::NodeOptions;
+use crate::protocol::frame::FrameError;
+use crate::protocol::handshake::{self, Handshake, Hello, PeerKind};
+use crate::protocol::{self, ByteBudget, Conn, PROTOCOL_VERSION, Request, Response};
+use crate::server::{Shared, error_reply, serve_connection};
+
+/// The node's connection quotas and request-byte budget.
+pub(crate) struct Limits {
+    handshakes: Arc<Semaphore>,
+    clients: Arc<Semaphore>,
+    peers: Arc<Semaphore>,
+    /// Bytes of partly received requests, node-wide.
+    pub budget: ByteBudget,
+}
+
+impl Limits {
+    pub fn new(options: &NodeOptions) -> Limits {
+        Limits {
+            handshakes: Arc::new(Semaphore::new(options.max_handshakes)),
+            clients: Arc::new(Semaphore::new(options.max_connections)),
+            peers: Arc::new(Semaphore::new(options.max_peer_connections)),
+            budget: ByteBudget::new(options.max_inflight_request_bytes),
+        }
+    }
+
+    /// Connections admitted now (clients, peers).
+    pub fn open(&self, options: &NodeOptions) -> (usize, usize) {
+        (
+            options.max_connections - self.clients.available_permits(),
+            options.max_peer_connections - self.peers.available_permits(),
+        )
+    }
+}
+
+/// Warns when the node listens beyond loopback without a cluster secret.
+pub(crate) fn warn_if_exposed(options: &NodeOptions, local_addr: SocketAddr) {
+    if !local_addr.ip().is_loopback() && options.secret.is_none() {
+        warn!(
+            node = options.id,
+            %local_addr,
+            "listening beyond loopback without a cluster secret: any process that reaches this port can act as a peer node; set [security] secret_file or KV_SECRET"
+        );
+    }
+}
+
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                backoff = Duration::from_millis(10);
+                let Ok(slot) = Arc::clone(&shared.limits.handshakes).try_acquire_owned() else {
+                    debug!(%peer, "too many handshakes in progress; closing");
+                    continue;
+                };
+                let task = admit(Arc::clone(&shared), socket, peer, slot);
+                shared.spawn_until_shutdown(task);
+            }
+            Err(e) => {
+                warn!(node = shared.id(), error = %e, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Runs the handshake of one accepted socket and then serves it.
+async fn admit(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+) {
+    let options = &shared.options;
+    let mut conn = protocol::framed(
+        socket,
+        options.max_frame_bytes,
+        shared.limits.budget.clone(),
+    );
+    let within = options.handshake_timeout;
+    let admitted = match tokio::time::timeout(within, accept_handshake(&shared, &mut conn)).await {
+        Ok(result) => result,
+        Err(_) => Err((
+            ErrorCode::InvalidRequest,
+            format!("no handshake within {within:?}"),
+        )),
+    };
+    drop(slot);
+    match admitted {
+        Ok((kind, permit)) => {
+            serve_connection(Arc::clone(&shared), conn, peer, kind).await;
+            drop(permit);
+        }
+        Err((code, message)) => {
+            if code == ErrorCode::Busy {
+                info!(%peer, %message, "refusing a connection");
+            } else {
+                warn!(%peer, %message, "handshake refused");
+            }
+            let _ = handshake::send(&mut conn, &Handshake::Refused { code, message }).await;
+        }
+    }
+}
+
+type Refusal = (ErrorCode, String);
+
+/// The node's side of the handshake: who the dialer is, whether it proved
+/// it, and a slot from its quota.
+async fn accept_handshake(
+    shared: &Shared,
+    conn: &mut Conn,
+) -> Result<(PeerKind, OwnedSemaphorePermit), Refusal> {
+    let hello = match conn.next().await {
+        Some(Ok(frame)) => decode_hello(frame)?,
+        Some(Err(e)) => return Err(frame_refusal(&e)),
+        None => return Err((ErrorCode::InvalidRequest, "closed before its hello".into())),
+    };
+    let options = &shared.options;
+    let (kind, quota) = match hello.kind {
+        PeerKind::Client => {
+            check_password(options, &hello)?;
+            (PeerKind::Client, &shared.limits.clients)
+        }
+        PeerKind::Node(node) => {
+            prove_peer(shared, conn, node, &hello).await?;
+            (PeerKind::Node(node), &shared.limits.peers)
+        }
+    };
+    let Ok(permit) = Arc::clone(quota).try_acquire_owned() else {
+        let (what, cap) = match kind {
+            PeerKind::Client => ("client", options.max_connections),
+            PeerKind::Node(_) => ("peer", options.max_peer_connections),
+        };
+        return Err((
+            ErrorCode::Busy,
+            format!(
+                "node {} is at its limit of {cap} {what} connections; try again later",
+                options.id
+            ),
+        ));
+    };
+    handshake::send(conn, &Handshake::Welcome { node: options.id })
+        .await
+        .map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
+    Ok((kind, permit))
+}
+
+fn decode_hello(frame: BytesMut) -> Result<Hello, Refusal> {
+    match Handshake::decode(frame.freeze()) {
+        Ok(Handshake::Hello(hello)) => Ok(hello),
+        Err(e @ crate::ProtocolError::UnsupportedVersion { .. }) => {
+            Err((ErrorCode::UnsupportedVersion, e.to_string()))
+        }
+        _ => Err((
+            ErrorCode::InvalidRequest,
+            format!(
+                "a connection must open with a Hello handshake (protocol version {PROTOCOL_VERSION}); see docs/protocol.md"
+            ),
+        )),
+    }
+}
+
+fn frame_refusal(e: &FrameError) -> Refusal {
+    match e {
+        FrameError::BudgetExhausted { .. } => (ErrorCode::Busy, e.to_string()),
+        _ => (ErrorCode::InvalidRequest, e.to_string()),
+    }
+}
+
+fn check_password(options: &NodeOptions, hello: &Hello) -> Result<(), Refusal> {
+    match &options.client_password {
+        Some(expected) if !auth::password_matches(expected, hello.password.as_deref()) => Err((
+            ErrorCode::Unauthorized,
+            "wrong or missing client password".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Challenges a dialer that says it is node `node`. Without a cluster
+/// secret a peer is taken at its word, but must still know the client
+/// password when one is set (or peers would be a way around it).
+async fn prove_peer(
+    shared: &Shared,
+    conn: &mut Conn,
+    node: NodeId,
+    hello: &Hello,
+) -> Result<(), Refusal> {
+    let options = &shared.options;
+    if options.map.node(node).is_none() || node == options.id {
+        return Err((
+            ErrorCode::Unauthorized,
+            format!("node {node} is not a peer in this cluster's map"),
+        ));
+    }
+    if options.secret.is_none() {
+        check_password(options, hello)?;
+    }
+    let exchange = Exchange {
+        version: PROTOCOL_VERSION,
+        dialer: node,
+        server: options.id,
+        dialer_nonce: hello.nonce,
+        server_nonce: auth::nonce(),
+    };
+    let challenge = Handshake::Challenge {
+        version: PROTOCOL_VERSION,
+        node: options.id,
+        nonce: exchange.server_nonce,
+        proof: options
+            .secret
+            .as_ref()
+            .map(|s| s.server_proof(&exchange).into()),
+    };
+    let refused = |e: handshake::DialError| (ErrorCode::InvalidRequest, e.to_string());
+    handshake::send(conn, &challenge).await.map_err(refused)?;
+    let Handshake::Proof(proof) = handshake::receive(conn).await.map_err(refused)? else {
+        return Err((ErrorCode::InvalidRequest, "expected a proof".into()));
+    };
+    match &options.secret {
+        Some(secret) if !secret.verify_dialer(&exchange, &proof) => Err((
+            ErrorCode::Unauthorized,
+            format!("the dialer claiming node {node} did not prove the cluster secret"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The error reply for a request this connection may not make, if any:
+/// replication requests only on a peer connection, and a subscription
+/// only for the proven node itself, for a partition it replicates.
+pub(crate) fn refusal(shared: &Shared, kind: PeerKind, request: &Request) -> Option<Response> {
+    let message = match (kind, request) {
+        (
+            PeerKind::Node(node),
+            Request::Subscribe {
+                partition, from, ..
+            },
+        ) => subscription_refusal(shared, node, *from, *partition)?,
+        (
+            PeerKind::Client,
+            Request::Subscribe { .. } | Request::Ack { .. } | Request::Position { .. },
+        ) => "replication requests need an authenticated peer connection".to_string(),
+        _ => return None,
+    };
+    warn!(node = shared.id(), ?kind, %message, "refusing a replication request");
+    Some(error_reply(ErrorCode::Unauthorized, None, message))
+}
+
+fn subscription_refusal(
+    shared: &Shared,
+    node: NodeId,
+    from: NodeId,
+    partition: PartitionId,
+) -> Option<String> {
+    if from != node {
+        return Some(format!("node {node} subscribed in the name of node {from}"));
+    }
+    let replicas = shared.options.map.replicas(partition).unwrap_or(&[]);
+    if !replicas.contains(&node) {
+        return Some(format!(
+            "node {node} holds no replica of partition {partition}"
+        ));
+    }
+    None
+}
+
+/// How waiting for the next request ended.
+pub(crate) enum Next {
+    /// A whole frame.
+    Frame(BytesMut),
+    /// The socket closed, or the node is shutting down.
+    Closed,
+    /// The frame could not be read.
+    Failed(FrameError),
+    /// No request started within the idle timeout.
+    Idle,
+    /// A request started but did not complete within the deadline.
+    Slow(Duration),
+}
+
+/// Waits for the next request frame under the idle timeout, then gives
+/// it the request deadline from its first byte.
+pub(crate) async fn read_frame(shared: &Shared, conn: &mut Conn) -> Next {
+    let options = &shared.options;
+    let idle_deadline = Instant::now() + options.idle_timeout;
+    loop {
+        if conn.read_buffer().is_empty() {
+            let readable = tokio::select! {
+                _ = shared.cancel.cancelled() => return Next::Closed,
+                r = tokio::time::timeout_at(idle_deadline, conn.get_ref().readable()) => r,
+            };
+            match readable {
+                Err(_) => return Next::Idle,
+                Ok(Err(_)) => return Next::Closed,
+                Ok(Ok(())) => {}
+            }
+        }
+        let deadline = Instant::now() + options.request_deadline;
+        let next = tokio::select! {
+            _ = shared.cancel.cancelled() => return Next::Closed,
+            n = tokio::time::timeout_at(deadline, conn.next()) => n,
+        };
+        match next {
+            Ok(Some(Ok(frame))) => return Next::Frame(frame),
+            Ok(Some(Err(e))) => return Next::Failed(e),
+            Ok(None) => return Next::Closed,
+            // Readiness without data: still idle, not slow.
+            Err(_) if conn.read_buffer().is_empty() => {
+                if Instant::now() >= idle_deadline {
+                    return Next::Idle;
+                }
+            }
+            Err(_) => return Next::Slow(options.request_deadline),
+        }
+    }
+}
