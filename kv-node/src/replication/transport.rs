@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::backlog::BacklogMiss;
-use super::follower::{Action, FollowerMachine};
+use super::follower::{Action, FollowerMachine, check_message};
 use super::plan::{self, RecoveryStep, SubscribeDecision};
 use crate::error::ErrorCode;
 use crate::protocol::handshake::{self, Credentials};
@@ -389,6 +389,11 @@ async fn session(
             Some(Err(e)) => return SessionEnd::Disconnected(format!("read failed: {e}")),
             None => return SessionEnd::Disconnected("source closed the stream".into()),
         };
+        let max_frame = shared.options.max_frame_bytes;
+        if let Err(reason) = check_message(replica.partition, &message, max_frame) {
+            warn!(partition = replica.partition, %reason, "refusing a replication message");
+            return SessionEnd::Disconnected(reason);
+        }
         for action in machine.on_message(message, replica.position()) {
             if let Err(reason) = execute(replica, &mut conn, action).await {
                 return SessionEnd::Disconnected(reason);
@@ -461,7 +466,7 @@ async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
                 let (node, target) = replies[i];
                 info!(partition = p, from = node, ?target, own = ?replica.position(), "leader is behind a follower; catching up before taking writes");
                 if let Some(conn) = connect(&shared, node).await {
-                    let mut machine = FollowerMachine::new(Instant::now());
+                    let mut machine = FollowerMachine::recovering(Instant::now());
                     let _ = machine.tick(Instant::now());
                     let end = session(&shared, &replica, conn, &mut machine, Some(target)).await;
                     match end {
