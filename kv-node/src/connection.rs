@@ -4,10 +4,12 @@
 //! Why it is built this way:
 //!
 //! - Accepting never waits for a free slot. A socket first takes one of a
-//!   few handshake slots ([`NodeOptions::max_handshakes`]; over them it is
-//!   closed at once) and must finish its handshake within
-//!   [`NodeOptions::handshake_timeout`], so idle or silent sockets cannot
-//!   pile up in front of anyone.
+//!   few handshake slots ([`NodeOptions::max_handshakes`]; when they are
+//!   all taken the oldest pending handshake is dropped to make room) and
+//!   must finish its handshake within [`NodeOptions::handshake_timeout`],
+//!   so silent sockets cannot pile up in front of anyone: a real dialer
+//!   finishes its handshake in a round trip, long before it would be the
+//!   oldest.
 //! - Only after the handshake does a connection take a slot, from the
 //!   client quota or from the separate peer quota, so clients can never
 //!   starve replication or the control plane. A dialer over its quota gets
@@ -20,16 +22,20 @@
 //!   completely within [`NodeOptions::request_deadline`] of its first
 //!   byte (a slow sender cannot hold a slot or budget forever).
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::StreamExt;
 use kv_router::{NodeId, PartitionId};
+use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::auth::{self, Exchange};
@@ -42,7 +48,7 @@ use crate::server::{Shared, error_reply, serve_connection};
 
 /// The node's connection quotas and request-byte budget.
 pub(crate) struct Limits {
-    handshakes: Arc<Semaphore>,
+    handshakes: Handshakes,
     clients: Arc<Semaphore>,
     peers: Arc<Semaphore>,
     /// Bytes of partly received requests, node-wide.
@@ -52,7 +58,7 @@ pub(crate) struct Limits {
 impl Limits {
     pub fn new(options: &NodeOptions) -> Limits {
         Limits {
-            handshakes: Arc::new(Semaphore::new(options.max_handshakes)),
+            handshakes: Handshakes::new(options.max_handshakes),
             clients: Arc::new(Semaphore::new(options.max_connections)),
             peers: Arc::new(Semaphore::new(options.max_peer_connections)),
             budget: ByteBudget::new(options.max_inflight_request_bytes),
@@ -65,6 +71,58 @@ impl Limits {
             options.max_connections - self.clients.available_permits(),
             options.max_peer_connections - self.peers.available_permits(),
         )
+    }
+}
+
+/// The handshakes under way, oldest first; each can be told to give up.
+struct Handshakes {
+    cap: usize,
+    next: AtomicU64,
+    pending: Mutex<VecDeque<(u64, CancellationToken)>>,
+}
+
+/// A handshake's place among the pending ones; leaving frees it.
+struct HandshakeSlot<'a> {
+    id: u64,
+    handshakes: &'a Handshakes,
+    evicted: CancellationToken,
+}
+
+impl Handshakes {
+    fn new(cap: usize) -> Handshakes {
+        Handshakes {
+            cap: cap.max(1),
+            next: AtomicU64::new(0),
+            pending: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// A slot for a new handshake; the oldest pending one is told to give
+    /// up when all are taken.
+    fn enter(&self) -> HandshakeSlot<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let evicted = CancellationToken::new();
+        let mut pending = self.pending.lock();
+        while pending.len() >= self.cap {
+            if let Some((_, oldest)) = pending.pop_front() {
+                oldest.cancel();
+            }
+        }
+        pending.push_back((id, evicted.clone()));
+        HandshakeSlot {
+            id,
+            handshakes: self,
+            evicted,
+        }
+    }
+}
+
+impl Drop for HandshakeSlot<'_> {
+    fn drop(&mut self) {
+        self.handshakes
+            .pending
+            .lock()
+            .retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -89,11 +147,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         match accepted {
             Ok((socket, peer)) => {
                 backoff = Duration::from_millis(10);
-                let Ok(slot) = Arc::clone(&shared.limits.handshakes).try_acquire_owned() else {
-                    debug!(%peer, "too many handshakes in progress; closing");
-                    continue;
-                };
-                let task = admit(Arc::clone(&shared), socket, peer, slot);
+                let task = admit(Arc::clone(&shared), socket, peer);
                 shared.spawn_until_shutdown(task);
             }
             Err(e) => {
@@ -106,12 +160,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 }
 
 /// Runs the handshake of one accepted socket and then serves it.
-async fn admit(
-    shared: Arc<Shared>,
-    socket: TcpStream,
-    peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
-) {
+async fn admit(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     let options = &shared.options;
     let mut conn = protocol::framed(
         socket,
@@ -119,12 +168,19 @@ async fn admit(
         shared.limits.budget.clone(),
     );
     let within = options.handshake_timeout;
-    let admitted = match tokio::time::timeout(within, accept_handshake(&shared, &mut conn)).await {
-        Ok(result) => result,
-        Err(_) => Err((
-            ErrorCode::InvalidRequest,
-            format!("no handshake within {within:?}"),
-        )),
+    let slot = shared.limits.handshakes.enter();
+    let admitted = tokio::select! {
+        _ = slot.evicted.cancelled() => {
+            debug!(%peer, "pending handshake dropped to make room for a newer one");
+            return;
+        }
+        r = tokio::time::timeout(within, accept_handshake(&shared, &mut conn)) => match r {
+            Ok(result) => result,
+            Err(_) => Err((
+                ErrorCode::InvalidRequest,
+                format!("no handshake within {within:?}"),
+            )),
+        },
     };
     drop(slot);
     match admitted {

@@ -30,8 +30,8 @@ pub struct NodeOptions {
     /// Peer-node connections served at once, counted apart from clients so
     /// that clients can never starve replication.
     pub max_peer_connections: usize,
-    /// Connections still in their handshake at once; further ones are
-    /// closed on accept.
+    /// Connections still in their handshake at once; past it the oldest
+    /// pending handshake is dropped to make room.
     pub max_handshakes: usize,
     /// Bytes of partly received requests the node holds at once, over a
     /// small allowance per connection (see [`crate::protocol::frame`]).
