@@ -62,13 +62,29 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("constant bounds are valid")
 }
 
+/// The clients' options: a node being dialled by a thousand clients at
+/// once may take longer than the usual second to accept them all.
+fn bench_options(options: &ClientOptions) -> ClientOptions {
+    ClientOptions {
+        connect_timeout: options.connect_timeout.max(Duration::from_secs(10)),
+        request_timeout: options.request_timeout.max(Duration::from_secs(10)),
+        ..options.clone()
+    }
+}
+
 fn key(i: u64) -> String {
     format!("bench:{i:08}")
 }
 
 /// Runs the benchmark against `map` and prints the report on stdout.
 /// Fails (after the report) when any operation failed.
-pub async fn run(args: &BenchArgs, map: &ClusterMap, target: &str) -> Result<(), CliError> {
+pub async fn run(
+    args: &BenchArgs,
+    map: &ClusterMap,
+    options: &ClientOptions,
+    target: &str,
+) -> Result<(), CliError> {
+    let options = &bench_options(options);
     println!(
         "kv bench: {} client{}, {} ops, {:.0}% reads, {}-byte values, {} keys",
         args.clients,
@@ -81,7 +97,7 @@ pub async fn run(args: &BenchArgs, map: &ClusterMap, target: &str) -> Result<(),
     println!("target: {target}");
     if args.read_ratio > 0.0 {
         let started = Instant::now();
-        let loaded = preload(args, map).await?;
+        let loaded = preload(args, map, options).await?;
         let secs = started.elapsed().as_secs_f64();
         println!(
             "preload: {loaded} puts in {secs:.2} s ({:.0} ops/s)",
@@ -89,7 +105,7 @@ pub async fn run(args: &BenchArgs, map: &ClusterMap, target: &str) -> Result<(),
         );
     }
     let started = Instant::now();
-    let result = timed_run(args, map).await;
+    let result = timed_run(args, map, options).await;
     let elapsed = started.elapsed();
     print_report(args.ops, elapsed, &result);
     match (result.errors, result.first_error) {
@@ -103,11 +119,15 @@ pub async fn run(args: &BenchArgs, map: &ClusterMap, target: &str) -> Result<(),
 }
 
 /// Writes every key once, spread over the clients.
-async fn preload(args: &BenchArgs, map: &ClusterMap) -> Result<u64, CliError> {
+async fn preload(
+    args: &BenchArgs,
+    map: &ClusterMap,
+    options: &ClientOptions,
+) -> Result<u64, CliError> {
     let clients = u64::from(args.clients);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let client = ClusterClient::new(map.clone(), ClientOptions::default());
+            let client = ClusterClient::new(map.clone(), options.clone());
             let value = random_value(&mut StdRng::seed_from_u64(c), args.value_size);
             let keys = args.keys;
             tokio::spawn(async move {
@@ -131,14 +151,14 @@ fn random_value(rng: &mut StdRng, size: u32) -> Value {
     Value::Text(Alphanumeric.sample_string(rng, size as usize))
 }
 
-async fn timed_run(args: &BenchArgs, map: &ClusterMap) -> ClientResult {
+async fn timed_run(args: &BenchArgs, map: &ClusterMap, options: &ClientOptions) -> ClientResult {
     let done = Arc::new(AtomicU64::new(0));
     let progress = progress_bar(args.ops, Arc::clone(&done));
     let clients = u64::from(args.clients);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let share = args.ops / clients + u64::from(c < args.ops % clients);
-            let client = ClusterClient::new(map.clone(), ClientOptions::default());
+            let client = ClusterClient::new(map.clone(), options.clone());
             let plan = ClientPlan {
                 ops: share,
                 keys: args.keys,

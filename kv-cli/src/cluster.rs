@@ -18,6 +18,7 @@ use tracing::warn;
 
 use crate::args::GlobalOpts;
 use crate::error::{CliError, one_line};
+use crate::security::Security;
 
 /// The data directory when `--data-dir` is not given.
 pub const DEFAULT_DATA_DIR: &str = "./data";
@@ -68,12 +69,14 @@ pub fn node_data_dir(config: &ClusterConfig, id: NodeId, data_dir: &Path) -> Pat
 pub struct Embedded {
     nodes: Vec<NodeHandle>,
     map: ClusterMap,
+    security: Security,
 }
 
 impl Embedded {
     /// Binds and starts every node of `config`, data under `data_dir`.
     /// If one fails to start, the ones already started are shut down.
     pub async fn start(config: &ClusterConfig, data_dir: &Path) -> Result<Embedded, CliError> {
+        let security = Security::embedded(config)?;
         let mut map = ClusterMap::new(config).map_err(|e| CliError::Config(e.to_string()))?;
         let mut listeners = Vec::new();
         for node in &config.nodes {
@@ -92,6 +95,11 @@ impl Embedded {
             let mut options =
                 NodeOptions::new(id, map.clone(), node_data_dir(config, id, data_dir));
             options.storage = config.storage.clone();
+            security.apply(&mut options);
+            let local = listener.local_addr();
+            if let Some(warning) = local.ok().and_then(|a| security.exposure_warning(a)) {
+                eprintln!("{warning}");
+            }
             match NodeServer::start(options, listener).await {
                 Ok(handle) => nodes.push(handle),
                 Err(e) => {
@@ -100,7 +108,11 @@ impl Embedded {
                 }
             }
         }
-        let cluster = Embedded { nodes, map };
+        let cluster = Embedded {
+            nodes,
+            map,
+            security,
+        };
         cluster.wait_ready().await;
         Ok(cluster)
     }
@@ -164,6 +176,8 @@ async fn shutdown_all(nodes: Vec<NodeHandle>) -> Vec<String> {
 pub struct Session {
     /// Routes requests by the map.
     pub client: ClusterClient,
+    /// The options `client` uses (with the password), for more clients.
+    pub client_options: ClientOptions,
     /// The nodes started by this process, if any.
     pub embedded: Option<Embedded>,
 }
@@ -175,16 +189,20 @@ impl Session {
         if let Some(path) = &global.cluster {
             let config = load_config(path)?;
             let map = ClusterMap::new(&config).map_err(|e| CliError::Config(e.to_string()))?;
+            let client_options = Security::from_config(&config)?.client_options();
             return Ok(Session {
-                client: ClusterClient::new(map, ClientOptions::default()),
+                client: ClusterClient::new(map, client_options.clone()),
+                client_options,
                 embedded: None,
             });
         }
         let config = embedded_config(global)?;
         let data_dir = global.data_dir.as_deref().unwrap_or(default_data_dir);
         let embedded = Embedded::start(&config, data_dir).await?;
+        let client_options = embedded.security.client_options();
         Ok(Session {
-            client: ClusterClient::new(embedded.map().clone(), ClientOptions::default()),
+            client: ClusterClient::new(embedded.map().clone(), client_options.clone()),
+            client_options,
             embedded: Some(embedded),
         })
     }

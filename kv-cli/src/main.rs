@@ -23,6 +23,7 @@ mod cluster;
 mod command;
 mod error;
 mod output;
+mod security;
 mod serve;
 mod shell;
 
@@ -144,7 +145,12 @@ fn bench_main(rt: &Runtime, global: &GlobalOpts, args: &BenchArgs) -> Result<Exi
     if session.embedded.is_some() {
         target.push_str(&format!(", data in {}", data_dir.display()));
     }
-    let result = rt.block_on(bench::run(args, session.client.map(), &target));
+    let result = rt.block_on(bench::run(
+        args,
+        session.client.map(),
+        &session.client_options,
+        &target,
+    ));
     let closed = rt.block_on(session.close());
     result.and(closed).map(ok)
 }

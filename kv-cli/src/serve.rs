@@ -11,6 +11,7 @@ use kv_router::{ClusterMap, NodeId};
 use crate::args::GlobalOpts;
 use crate::cluster::{self, Embedded};
 use crate::error::CliError;
+use crate::security::Security;
 
 /// Runs node `id` of `--config` until a signal.
 pub async fn node(global: &GlobalOpts, id: NodeId, data_dir: &Path) -> Result<(), CliError> {
@@ -36,7 +37,12 @@ pub async fn node(global: &GlobalOpts, id: NodeId, data_dir: &Path) -> Result<()
         .collect();
     let mut options = NodeOptions::new(id, map, &dir);
     options.storage = config.storage.clone();
+    let security = Security::from_config(&config)?;
+    security.apply(&mut options);
     let handle = NodeServer::bind(options).await?;
+    if let Some(warning) = security.exposure_warning(handle.local_addr()) {
+        eprintln!("{warning}");
+    }
     eprintln!(
         "node {id} listening on {}, data in {}, partitions {}",
         handle.local_addr(),

@@ -175,7 +175,9 @@ impl NodeClient {
             secret: None,
             password: inner.options.password.clone(),
         };
-        let within = inner.options.connect_timeout;
+        // Answered like a request: a node busy accepting many dialers at
+        // once may take longer than a TCP connect.
+        let within = inner.options.request_timeout;
         match handshake::dial(conn, PeerKind::Client, None, &credentials, within).await {
             Ok(_) => Ok(()),
             Err(DialError::Refused { code, message }) => Err(Error::Remote {

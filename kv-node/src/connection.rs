@@ -176,7 +176,7 @@ async fn admit(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
         }
         r = tokio::time::timeout(within, accept_handshake(&shared, &mut conn)) => match r {
             Ok(result) => result,
-            Err(_) => Err((
+            Err(_) => Err(Refusal::Reply(
                 ErrorCode::InvalidRequest,
                 format!("no handshake within {within:?}"),
             )),
@@ -188,7 +188,8 @@ async fn admit(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
             serve_connection(Arc::clone(&shared), conn, peer, kind).await;
             drop(permit);
         }
-        Err((code, message)) => {
+        Err(Refusal::Gone) => debug!(%peer, "closed before its hello"),
+        Err(Refusal::Reply(code, message)) => {
             if code == ErrorCode::Busy {
                 info!(%peer, %message, "refusing a connection");
             } else {
@@ -199,7 +200,19 @@ async fn admit(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
     }
 }
 
-type Refusal = (ErrorCode, String);
+/// Why a handshake did not admit the dialer.
+enum Refusal {
+    /// It went away before its hello (nothing to answer).
+    Gone,
+    /// Answer with this error and close.
+    Reply(ErrorCode, String),
+}
+
+impl From<(ErrorCode, String)> for Refusal {
+    fn from((code, message): (ErrorCode, String)) -> Refusal {
+        Refusal::Reply(code, message)
+    }
+}
 
 /// The node's side of the handshake: who the dialer is, whether it proved
 /// it, and a slot from its quota.
@@ -210,7 +223,7 @@ async fn accept_handshake(
     let hello = match conn.next().await {
         Some(Ok(frame)) => decode_hello(frame)?,
         Some(Err(e)) => return Err(frame_refusal(&e)),
-        None => return Err((ErrorCode::InvalidRequest, "closed before its hello".into())),
+        None => return Err(Refusal::Gone),
     };
     let options = &shared.options;
     let (kind, quota) = match hello.kind {
@@ -228,7 +241,7 @@ async fn accept_handshake(
             PeerKind::Client => ("client", options.max_connections),
             PeerKind::Node(_) => ("peer", options.max_peer_connections),
         };
-        return Err((
+        return Err(Refusal::Reply(
             ErrorCode::Busy,
             format!(
                 "node {} is at its limit of {cap} {what} connections; try again later",
@@ -246,9 +259,9 @@ fn decode_hello(frame: BytesMut) -> Result<Hello, Refusal> {
     match Handshake::decode(frame.freeze()) {
         Ok(Handshake::Hello(hello)) => Ok(hello),
         Err(e @ crate::ProtocolError::UnsupportedVersion { .. }) => {
-            Err((ErrorCode::UnsupportedVersion, e.to_string()))
+            Err(Refusal::Reply(ErrorCode::UnsupportedVersion, e.to_string()))
         }
-        _ => Err((
+        _ => Err(Refusal::Reply(
             ErrorCode::InvalidRequest,
             format!(
                 "a connection must open with a Hello handshake (protocol version {PROTOCOL_VERSION}); see docs/protocol.md"
@@ -259,17 +272,19 @@ fn decode_hello(frame: BytesMut) -> Result<Hello, Refusal> {
 
 fn frame_refusal(e: &FrameError) -> Refusal {
     match e {
-        FrameError::BudgetExhausted { .. } => (ErrorCode::Busy, e.to_string()),
-        _ => (ErrorCode::InvalidRequest, e.to_string()),
+        FrameError::BudgetExhausted { .. } => Refusal::Reply(ErrorCode::Busy, e.to_string()),
+        _ => Refusal::Reply(ErrorCode::InvalidRequest, e.to_string()),
     }
 }
 
 fn check_password(options: &NodeOptions, hello: &Hello) -> Result<(), Refusal> {
     match &options.client_password {
-        Some(expected) if !auth::password_matches(expected, hello.password.as_deref()) => Err((
-            ErrorCode::Unauthorized,
-            "wrong or missing client password".into(),
-        )),
+        Some(expected) if !auth::password_matches(expected, hello.password.as_deref()) => {
+            Err(Refusal::Reply(
+                ErrorCode::Unauthorized,
+                "wrong or missing client password".into(),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -285,7 +300,7 @@ async fn prove_peer(
 ) -> Result<(), Refusal> {
     let options = &shared.options;
     if options.map.node(node).is_none() || node == options.id {
-        return Err((
+        return Err(Refusal::Reply(
             ErrorCode::Unauthorized,
             format!("node {node} is not a peer in this cluster's map"),
         ));
@@ -312,10 +327,13 @@ async fn prove_peer(
     let refused = |e: handshake::DialError| (ErrorCode::InvalidRequest, e.to_string());
     handshake::send(conn, &challenge).await.map_err(refused)?;
     let Handshake::Proof(proof) = handshake::receive(conn).await.map_err(refused)? else {
-        return Err((ErrorCode::InvalidRequest, "expected a proof".into()));
+        return Err(Refusal::Reply(
+            ErrorCode::InvalidRequest,
+            "expected a proof".into(),
+        ));
     };
     match &options.secret {
-        Some(secret) if !secret.verify_dialer(&exchange, &proof) => Err((
+        Some(secret) if !secret.verify_dialer(&exchange, &proof) => Err(Refusal::Reply(
             ErrorCode::Unauthorized,
             format!("the dialer claiming node {node} did not prove the cluster secret"),
         )),
