@@ -7,13 +7,17 @@
 //!
 //! # Modules, in the order a request flows
 //!
-//! - [`protocol`]: length-delimited frames (tokio-util
-//!   `LengthDelimitedCodec`, size-capped) carrying binary messages with
-//!   request ids, so clients pipeline. `docs/protocol.md` is the byte-level
-//!   spec.
-//! - [`NodeServer`] (`server`): accept loop, one task per connection,
-//!   dispatch of ping/get/put/delete/status/inspect/info; writes only on
-//!   the leader, values validated with kv-codec.
+//! - [`protocol`]: length-delimited frames (size-capped; buffers grow with
+//!   the bytes that arrived, under a node-wide budget) carrying binary
+//!   messages with request ids, so clients pipeline; every connection
+//!   opens with a handshake (protocol version, client password, peers
+//!   proving the cluster secret: `auth`). `docs/protocol.md` is the
+//!   byte-level spec.
+//! - `connection`: accept loop, handshake, separate client and peer
+//!   quotas, idle and request deadlines.
+//! - [`NodeServer`] (`server`): one task per connection, dispatch of
+//!   ping/get/put/delete/status/inspect/info; writes only on the leader,
+//!   values validated with kv-codec.
 //! - [`replication`]: asynchronous leader→follower streaming from a bounded
 //!   backlog, store history or snapshot; sans-IO decision code with thin
 //!   tokio transport; leader recovery from followers (no-wipe rule).
@@ -31,7 +35,8 @@
 //! # Not here
 //!
 //! No failover or leader election yet (a dead leader's partitions are read
-//! only), no RESP listener, no TLS or authentication: bind to loopback.
+//! only), no TLS (the handshake authenticates, it does not encrypt: the
+//! password and data cross the wire in the clear).
 //!
 //! # Example
 //!

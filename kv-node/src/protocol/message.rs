@@ -34,6 +34,9 @@
 //! | 0x8B | SnapshotEnd   | partition: u32, last: position |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
+//! Types 0x10-0x1F and 0x90-0x9F belong to the [`super::handshake`] that
+//! opens every connection.
+//!
 //! A position is epoch u32 then LSN u64; an entry is a position, key bytes
 //! and an optional value (absent = tombstone); a role is 0 leader, 1
 //! follower.
