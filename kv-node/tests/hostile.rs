@@ -295,6 +295,40 @@ async fn clients_need_the_password_to_read_or_write() {
     cluster.shutdown().await;
 }
 
+fn password_but_no_secret(o: &mut NodeOptions) {
+    o.secret = None;
+    o.client_password = Some(PASSWORD.into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_secret_peers_present_the_password() {
+    let cluster = TestCluster::start_with(
+        kv_router::ClusterConfig::default_topology(),
+        password_but_no_secret,
+    )
+    .await;
+    cluster.wait_ready(CONVERGE).await;
+    let p = 0;
+    let leader = cluster.map.leader(p).unwrap();
+    let writer = client_of(&cluster, leader, Some(PASSWORD));
+    for k in keys_of(&cluster, p, 10) {
+        let value = Bytes::from(Value::from_user_input(&k).encode());
+        writer.put(k.as_bytes(), value).await.unwrap();
+    }
+    cluster.wait_replicated(CONVERGE).await;
+    // A would-be peer without the password is refused.
+    let addr = cluster.map.addr(leader).unwrap().to_string();
+    let follower = cluster.map.followers(p).unwrap()[0];
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let hello = raw::hello(raw::VERSION, 1, follower, [0; 32], None);
+    s.write_all(&raw::frame(&hello)).await.unwrap();
+    assert_eq!(
+        error_code(&raw::read_frame(&mut s).await.unwrap()),
+        ErrorCode::Unauthorized
+    );
+    cluster.shutdown().await;
+}
+
 #[tokio::test]
 async fn another_protocol_version_is_refused_clearly() {
     let mut config = kv_router::ClusterConfig::default_topology();

@@ -136,6 +136,10 @@ impl FrameCodec {
     /// Holds exactly `buffered - FREE_BYTES_PER_CONNECTION` charged.
     fn charge_for(&mut self, buffered: usize) -> Result<(), FrameError> {
         let want = buffered.saturating_sub(FREE_BYTES_PER_CONNECTION);
+        if want == self.charged {
+            // The common case (small requests): no shared counter touched.
+            return Ok(());
+        }
         if want > self.charged {
             if !self.budget.try_charge(want - self.charged) {
                 return Err(FrameError::BudgetExhausted {
