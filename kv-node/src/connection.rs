@@ -24,6 +24,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -34,7 +35,7 @@ use kv_router::{NodeId, PartitionId};
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -63,14 +64,6 @@ impl Limits {
             peers: Arc::new(Semaphore::new(options.max_peer_connections)),
             budget: ByteBudget::new(options.max_inflight_request_bytes),
         }
-    }
-
-    /// Connections admitted now (clients, peers).
-    pub fn open(&self, options: &NodeOptions) -> (usize, usize) {
-        (
-            options.max_connections - self.clients.available_permits(),
-            options.max_peer_connections - self.peers.available_permits(),
-        )
     }
 }
 
@@ -394,21 +387,31 @@ pub(crate) enum Next {
     Slow(Duration),
 }
 
+/// The idle timer of one connection. It is created once and only ever
+/// pushed later, which tokio does without touching its timer wheel, so
+/// waiting for a request costs no timer registration.
+pub(crate) type IdleTimer = Pin<Box<Sleep>>;
+
+/// A connection's idle timer.
+pub(crate) fn idle_timer(options: &NodeOptions) -> IdleTimer {
+    Box::pin(tokio::time::sleep(options.idle_timeout))
+}
+
 /// Waits for the next request frame under the idle timeout, then gives
 /// it the request deadline from its first byte.
-pub(crate) async fn read_frame(shared: &Shared, conn: &mut Conn) -> Next {
+pub(crate) async fn read_frame(shared: &Shared, conn: &mut Conn, idle: &mut IdleTimer) -> Next {
     let options = &shared.options;
     let idle_deadline = Instant::now() + options.idle_timeout;
+    idle.as_mut().reset(idle_deadline);
     loop {
         if conn.read_buffer().is_empty() {
             let readable = tokio::select! {
                 _ = shared.cancel.cancelled() => return Next::Closed,
-                r = tokio::time::timeout_at(idle_deadline, conn.get_ref().readable()) => r,
+                _ = idle.as_mut() => return Next::Idle,
+                r = conn.get_ref().readable() => r,
             };
-            match readable {
-                Err(_) => return Next::Idle,
-                Ok(Err(_)) => return Next::Closed,
-                Ok(Ok(())) => {}
+            if readable.is_err() {
+                return Next::Closed;
             }
         }
         let deadline = Instant::now() + options.request_deadline;

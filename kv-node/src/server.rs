@@ -1,9 +1,10 @@
-//! The node server: accept loop, connections, request dispatch.
+//! The node server: lifecycle, serving admitted connections, request
+//! dispatch.
 //!
 //! Lifecycle as in mini-redis: [`NodeServer::start`] takes a bound
-//! listener (tests bind `127.0.0.1:0`), a semaphore caps the connections
-//! served at once, accept errors back off instead of spinning, and one
-//! cancellation token is watched by every task. [`NodeHandle::shutdown`]
+//! listener (tests bind `127.0.0.1:0`), the accept loop, handshake and
+//! connection quotas live in `connection`, and one cancellation token is
+//! watched by every task. [`NodeHandle::shutdown`]
 //! cancels it (tasks are dropped at their next await, so a peer that
 //! stopped reading cannot hold it up), waits for the tasks and for blocking
 //! store calls in flight, and shuts every store down (hints, fsync).
@@ -14,7 +15,8 @@
 //! is already buffered, which is what makes pipelining cheap. A frame that
 //! is over the size limit or does not decode gets an error reply (request
 //! id 0 when the id is unreadable) and the connection is closed; the node
-//! keeps serving everyone else.
+//! keeps serving everyone else. A request the connection may not make
+//! (replication on a client connection) is refused the same way.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::connection::{self, Limits, Next};
+use crate::connection::{self, IdleTimer, Limits, Next};
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::layout::{self, Layout};
 use crate::options::NodeOptions;
@@ -167,11 +169,6 @@ impl NodeHandle {
         node_info(&self.shared)
     }
 
-    /// Connections admitted now: (clients, peers).
-    pub fn connections(&self) -> (usize, usize) {
-        self.shared.limits.open(&self.shared.options)
-    }
-
     /// Compacts every store of this node now (normally a background job).
     pub async fn compact(&self) -> Result<()> {
         let replicas: Vec<Arc<Replica>> = self.shared.replicas.values().cloned().collect();
@@ -233,10 +230,11 @@ pub(crate) async fn serve_connection(
     kind: PeerKind,
 ) {
     let mut unflushed = false;
+    let mut idle = connection::idle_timer(&shared.options);
     // Replies are encoded into one reused buffer (split off per reply).
     let mut out = BytesMut::with_capacity(REPLY_BUFFER_BYTES);
     loop {
-        let next = match next_frame(&shared, &mut conn, &mut unflushed).await {
+        let next = match next_frame(&shared, &mut conn, &mut unflushed, &mut idle).await {
             Some(next) => next,
             None => break,
         };
@@ -299,7 +297,12 @@ pub(crate) async fn serve_connection(
 
 /// The next frame: taken straight from the buffer when one is there,
 /// otherwise pending replies are flushed before waiting on the socket.
-async fn next_frame(shared: &Shared, conn: &mut Conn, unflushed: &mut bool) -> Option<Next> {
+async fn next_frame(
+    shared: &Shared,
+    conn: &mut Conn,
+    unflushed: &mut bool,
+    idle: &mut IdleTimer,
+) -> Option<Next> {
     if *unflushed {
         if let Some(ready) = conn.next().now_or_never() {
             return Some(match ready {
@@ -313,7 +316,7 @@ async fn next_frame(shared: &Shared, conn: &mut Conn, unflushed: &mut bool) -> O
         }
         *unflushed = false;
     }
-    Some(connection::read_frame(shared, conn).await)
+    Some(connection::read_frame(shared, conn, idle).await)
 }
 
 async fn flush(conn: &mut Conn) -> Result<(), FrameError> {

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Bytes of a partial frame a connection may buffer without charging the
@@ -182,8 +182,8 @@ impl Decoder for FrameCodec {
             self.charge_for(src.len())?;
             return Ok(None);
         }
-        let mut frame = src.split_to(HEADER_BYTES + len);
-        let body = frame.split_off(HEADER_BYTES);
+        src.advance(HEADER_BYTES);
+        let body = src.split_to(len);
         if src.is_empty() && src.capacity() > SHRINK_ABOVE_BYTES {
             // The big allocation is freed once `body` is dropped.
             *src = BytesMut::new();
