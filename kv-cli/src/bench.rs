@@ -110,15 +110,27 @@ impl Control {
     }
 }
 
+/// The clients' options: a node being dialled by a thousand clients at
+/// once may take longer than the usual second to accept them all.
+fn bench_options(options: &ClientOptions) -> ClientOptions {
+    ClientOptions {
+        connect_timeout: options.connect_timeout.max(Duration::from_secs(10)),
+        request_timeout: options.request_timeout.max(Duration::from_secs(10)),
+        ..options.clone()
+    }
+}
+
 /// Runs the benchmark against `map` and prints the report on stdout.
 /// Fails (after the report) when any operation failed. `throwaway` says
 /// the cluster is a temporary one, so there is nothing to clean up.
 pub async fn run(
     args: &BenchArgs,
     map: &ClusterMap,
+    options: &ClientOptions,
     target: &str,
     throwaway: bool,
 ) -> Result<Ending, CliError> {
+    let options = &bench_options(options);
     let keys = Keys {
         prefix: args
             .prefix
@@ -162,10 +174,10 @@ pub async fn run(
         done: Arc::new(AtomicU64::new(0)),
     };
     let watcher = tokio::spawn(watch_ctrl_c(control.clone()));
-    let outcome = load_and_run(args, map, &keys, &control, &header).await;
+    let outcome = load_and_run(args, map, options, &keys, &control, &header).await;
     watcher.abort();
     let deleted = if cleanup {
-        Some(delete_keys(args, map, &keys).await)
+        Some(delete_keys(args, map, options, &keys).await)
     } else {
         None
     };
@@ -208,6 +220,7 @@ type Measured = (ClientResult, Duration, Option<(u64, f64)>);
 async fn load_and_run(
     args: &BenchArgs,
     map: &ClusterMap,
+    options: &ClientOptions,
     keys: &Keys,
     control: &Control,
     header: &impl Fn(String),
@@ -215,7 +228,7 @@ async fn load_and_run(
     let mut preload_figures = None;
     if args.read_ratio > 0.0 {
         let started = Instant::now();
-        let loaded = preload(args, map, keys, control).await?;
+        let loaded = preload(args, map, options, keys, control).await?;
         let secs = started.elapsed().as_secs_f64();
         header(format!(
             "preload: {loaded} puts in {secs:.2} s ({:.0} ops/s)",
@@ -224,16 +237,21 @@ async fn load_and_run(
         preload_figures = Some((loaded, secs));
     }
     let started = Instant::now();
-    let result = timed_run(args, map, keys, control).await;
+    let result = timed_run(args, map, options, keys, control).await;
     Ok((result, started.elapsed(), preload_figures))
 }
 
 /// Deletes every bench key; returns how many existed.
-async fn delete_keys(args: &BenchArgs, map: &ClusterMap, keys: &Keys) -> u64 {
+async fn delete_keys(
+    args: &BenchArgs,
+    map: &ClusterMap,
+    options: &ClientOptions,
+    keys: &Keys,
+) -> u64 {
     let clients = u64::from(args.clients);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let client = ClusterClient::new(map.clone(), ClientOptions::default());
+            let client = ClusterClient::new(map.clone(), options.clone());
             let keys = keys.clone();
             tokio::spawn(async move {
                 let mut deleted = 0;
@@ -259,6 +277,7 @@ async fn delete_keys(args: &BenchArgs, map: &ClusterMap, keys: &Keys) -> u64 {
 async fn preload(
     args: &BenchArgs,
     map: &ClusterMap,
+    options: &ClientOptions,
     keys: &Keys,
     control: &Control,
 ) -> Result<u64, CliError> {
@@ -266,7 +285,7 @@ async fn preload(
     let written = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let client = ClusterClient::new(map.clone(), ClientOptions::default());
+            let client = ClusterClient::new(map.clone(), options.clone());
             let value = random_value(&mut StdRng::seed_from_u64(c), args.value_size);
             let (keys, control, written) = (keys.clone(), control.clone(), Arc::clone(&written));
             tokio::spawn(async move {
@@ -294,6 +313,7 @@ fn random_value(rng: &mut StdRng, size: u32) -> Value {
 async fn timed_run(
     args: &BenchArgs,
     map: &ClusterMap,
+    options: &ClientOptions,
     keys: &Keys,
     control: &Control,
 ) -> ClientResult {
@@ -302,7 +322,7 @@ async fn timed_run(
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let share = args.ops / clients + u64::from(c < args.ops % clients);
-            let client = ClusterClient::new(map.clone(), ClientOptions::default());
+            let client = ClusterClient::new(map.clone(), options.clone());
             let plan = ClientPlan {
                 ops: share,
                 keys: keys.clone(),

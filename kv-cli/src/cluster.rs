@@ -28,6 +28,7 @@ use tracing::warn;
 
 use crate::args::GlobalOpts;
 use crate::error::{CliError, one_line};
+use crate::security::Security;
 
 /// Where the embedded cluster's RESP listener binds when the config names
 /// none.
@@ -193,24 +194,20 @@ impl Drop for ClusterFile {
     }
 }
 
-/// The environment variable that overrides `[security] client_password`.
-pub const PASSWORD_ENV: &str = "KV_PASSWORD";
-
-/// The options node `id` runs with: storage and security from the config
-/// (`KV_PASSWORD` overriding the password), the RESP listener from `resp`
-/// when given, else from the node's `resp_addr`.
+/// The options node `id` runs with: storage from the config, secret and
+/// password from `security`, the RESP listener from `resp` when given,
+/// else from the node's `resp_addr`.
 pub fn node_options(
     config: &ClusterConfig,
     map: &ClusterMap,
     id: NodeId,
     data_dir: &Path,
     resp: Option<&str>,
+    security: &Security,
 ) -> NodeOptions {
     let mut options = NodeOptions::new(id, map.clone(), node_data_dir(config, id, data_dir));
     options.storage = config.storage.clone();
-    options.client_password = std::env::var(PASSWORD_ENV)
-        .ok()
-        .or_else(|| config.security.client_password.clone());
+    security.apply(&mut options);
     options.resp_addr = resp.map(str::to_string).or_else(|| {
         let node = config.nodes.iter().find(|n| n.id == id);
         node.and_then(|n| n.resp_addr.clone())
@@ -223,6 +220,7 @@ pub struct Embedded {
     nodes: Vec<NodeHandle>,
     map: ClusterMap,
     data: String,
+    security: Security,
 }
 
 impl Embedded {
@@ -234,6 +232,7 @@ impl Embedded {
         data_dir: &Path,
         resp: Option<&str>,
     ) -> Result<Embedded, CliError> {
+        let security = Security::embedded(config)?;
         let mut map = ClusterMap::new(config).map_err(|e| CliError::Config(e.to_string()))?;
         let mut listeners = Vec::new();
         for node in &config.nodes {
@@ -250,7 +249,11 @@ impl Embedded {
         let mut nodes = Vec::new();
         for (i, (id, listener)) in listeners.into_iter().enumerate() {
             let resp = resp.filter(|_| i == 0);
-            let options = node_options(config, &map, id, data_dir, resp);
+            let options = node_options(config, &map, id, data_dir, resp, &security);
+            let local = listener.local_addr();
+            if let Some(warning) = local.ok().and_then(|a| security.exposure_warning(a)) {
+                eprintln!("{warning}");
+            }
             match NodeServer::start(options, listener).await {
                 Ok(handle) => nodes.push(handle),
                 Err(e) => {
@@ -260,7 +263,12 @@ impl Embedded {
             }
         }
         let data = data_description(config, data_dir);
-        let cluster = Embedded { nodes, map, data };
+        let cluster = Embedded {
+            nodes,
+            map,
+            data,
+            security,
+        };
         cluster.wait_ready().await;
         Ok(cluster)
     }
@@ -331,6 +339,8 @@ async fn shutdown_all(nodes: Vec<NodeHandle>) -> Vec<String> {
 pub struct Session {
     /// Routes requests by the map.
     pub client: ClusterClient,
+    /// The options `client` uses (with the password), for more clients.
+    pub client_options: ClientOptions,
     /// The nodes started by this process, if any.
     pub embedded: Option<Embedded>,
     /// Where the map came from, for people (remote clusters).
@@ -347,12 +357,13 @@ impl Session {
         start: Start,
     ) -> Result<Session, CliError> {
         if let Some(target) = &global.cluster {
-            let map = remote_map(target).await?;
-            return Ok(Session::remote(map, target.clone()));
+            let (map, options) = remote_map(target).await?;
+            return Ok(Session::remote(map, options, target.clone()));
         }
         if let Some((path, config)) = running_cluster(data_dir)? {
             let map = ClusterMap::new(&config).map_err(|e| CliError::Config(e.to_string()))?;
-            return Ok(Session::remote(map, path.display().to_string()));
+            let options = Security::from_config(&config)?.client_options();
+            return Ok(Session::remote(map, options, path.display().to_string()));
         }
         let config = embedded_config(global)?;
         if start == Start::ExistingOnly && !has_data(&config, data_dir) {
@@ -367,16 +378,19 @@ impl Session {
         let configured = config.nodes.iter().any(|n| n.resp_addr.is_some());
         let resp = (!configured).then_some(EMBEDDED_RESP_ADDR);
         let embedded = Embedded::start(&config, data_dir, resp).await?;
+        let client_options = embedded.security.client_options();
         Ok(Session {
-            client: ClusterClient::new(embedded.map().clone(), ClientOptions::default()),
+            client: ClusterClient::new(embedded.map().clone(), client_options.clone()),
+            client_options,
             embedded: Some(embedded),
             source: String::new(),
         })
     }
 
-    fn remote(map: ClusterMap, source: String) -> Session {
+    fn remote(map: ClusterMap, client_options: ClientOptions, source: String) -> Session {
         Session {
-            client: ClusterClient::new(map, ClientOptions::default()),
+            client: ClusterClient::new(map, client_options.clone()),
+            client_options,
             embedded: None,
             source,
         }
@@ -432,13 +446,17 @@ impl Session {
     }
 }
 
-/// The map of `--cluster TARGET`: a config file, or `host:port` of a node
-/// asked for its map.
-async fn remote_map(target: &str) -> Result<ClusterMap, CliError> {
+/// The map of `--cluster TARGET` and the client options to use with it: a
+/// config file (its `[security]`, overridden by the environment), or
+/// `host:port` of a node asked for its map (the password from
+/// `KV_PASSWORD`).
+async fn remote_map(target: &str) -> Result<(ClusterMap, ClientOptions), CliError> {
     let path = Path::new(target);
     if path.is_file() {
         let config = load_config(path)?;
-        return ClusterMap::new(&config).map_err(|e| CliError::Config(e.to_string()));
+        let options = Security::from_config(&config)?.client_options();
+        let map = ClusterMap::new(&config).map_err(|e| CliError::Config(e.to_string()))?;
+        return Ok((map, options));
     }
     let looks_like_addr = target
         .rsplit_once(':')
@@ -448,8 +466,10 @@ async fn remote_map(target: &str) -> Result<ClusterMap, CliError> {
             "--cluster {target}: no such file, and not host:port"
         )));
     }
-    NodeClient::new(0, target, ClientOptions::default())
+    let options = Security::from_env()?.client_options();
+    let map = NodeClient::new(0, target, options.clone())
         .cluster_map()
         .await
-        .map_err(|e| CliError::failed(&format!("fetching the cluster map from {target}"), e))
+        .map_err(|e| CliError::failed(&format!("fetching the cluster map from {target}"), e))?;
+    Ok((map, options))
 }

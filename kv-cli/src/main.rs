@@ -32,6 +32,7 @@ mod command;
 mod error;
 mod json;
 mod output;
+mod security;
 mod serve;
 mod shell;
 
@@ -219,6 +220,7 @@ fn bench_main(rt: &Runtime, global: &GlobalOpts, args: &BenchArgs) -> Result<Exi
     let result = rt.block_on(bench::run(
         args,
         session.client.map(),
+        &session.client_options,
         &target,
         temp.is_some(),
     ));

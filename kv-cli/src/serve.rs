@@ -12,6 +12,7 @@ use kv_router::ClusterMap;
 use crate::args::{GlobalOpts, NodeArgs};
 use crate::cluster::{self, Embedded};
 use crate::error::CliError;
+use crate::security::Security;
 
 /// Runs node `id` of `--config` until a signal.
 pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Result<(), CliError> {
@@ -36,8 +37,13 @@ pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Resu
         .iter()
         .map(|(p, role)| format!("{p} ({role})"))
         .collect();
-    let options = cluster::node_options(&config, &map, id, data_dir, args.resp.as_deref());
+    let security = Security::from_config(&config)?;
+    let options =
+        cluster::node_options(&config, &map, id, data_dir, args.resp.as_deref(), &security);
     let handle = NodeServer::bind(options).await?;
+    if let Some(warning) = security.exposure_warning(handle.local_addr()) {
+        eprintln!("{warning}");
+    }
     eprintln!(
         "node {id} listening on {}{}, data in {}, partitions {}",
         handle.local_addr(),

@@ -51,8 +51,16 @@ fn node_serves_resp_with_the_password_from_the_environment() {
     // --resp overrides the config's resp_addr: nothing listens there.
     assert!(TcpStream::connect(("127.0.0.1", config_resp_port)).is_err());
 
+    // The framed protocol asks clients for the same password.
     let out = run(dir.path(), &["--cluster", "cluster.toml", "get", "bin"], "");
-    assert_eq!(out.code, Some(0), "{out:?}");
-    assert_eq!(out.stdout, "\"\\xff\\x00A\"\n");
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(out.stderr.contains("password"), "{out:?}");
+    let out = kv(dir.path())
+        .args(["--cluster", "cluster.toml", "get", "bin"])
+        .env("KV_PASSWORD", "from-env")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, b"\"\\xff\\x00A\"\n");
     node.kill();
 }

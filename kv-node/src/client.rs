@@ -7,7 +7,10 @@
 //! that gets no reply within the timeout fails with [`Error::Timeout`]; a
 //! broken connection fails every request in flight with
 //! [`Error::ConnectionClosed`], and the next request dials again, so a
-//! client recovers by itself when the node comes back.
+//! client recovers by itself when the node comes back. Each connection
+//! opens with the handshake (presenting the password, if any); when the
+//! last clone of a client is dropped its connection's tasks end and the
+//! socket is closed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +25,9 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
+use crate::protocol::handshake::{self, Credentials, DialError};
 use crate::protocol::{
-    self, Conditional, Conn, NodeInfo, PartitionKeys, Request, RequestId, Response,
+    self, Conditional, Conn, NodeInfo, PartitionKeys, PeerKind, Request, RequestId, Response,
 };
 
 /// Client settings.
@@ -35,6 +39,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
+    /// The client password the nodes ask for, if any.
+    pub password: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -43,6 +49,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(5),
             max_frame_bytes: protocol::DEFAULT_MAX_FRAME_BYTES,
+            password: None,
         }
     }
 }
@@ -53,6 +60,17 @@ struct Connection {
     queue_tx: mpsc::UnboundedSender<Bytes>,
     pending: Pending,
     closed: Arc<AtomicBool>,
+    /// The reader task; it would otherwise wait on the socket for ever.
+    reader: tokio::task::AbortHandle,
+}
+
+impl Drop for Connection {
+    /// The last user is gone: stop the reader. The writer ends when the
+    /// queue's sender (dropped with this) closes; the socket closes with
+    /// the last of the two.
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 struct Inner {
@@ -116,7 +134,7 @@ impl NodeClient {
     async fn dial(&self) -> Result<Connection> {
         let inner = &self.inner;
         let (addr, options) = (inner.addr.as_str(), &inner.options);
-        let framed =
+        let mut framed =
             match protocol::connect(addr, options.connect_timeout, options.max_frame_bytes).await {
                 Ok(framed) => framed,
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -130,6 +148,7 @@ impl NodeClient {
                     });
                 }
             };
+        self.handshake(&mut framed).await?;
         let (sink, stream) = framed.split();
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
@@ -140,12 +159,39 @@ impl NodeClient {
             Arc::clone(&pending),
             Arc::clone(&closed),
         ));
-        tokio::spawn(read_loop(stream, Arc::clone(&pending), Arc::clone(&closed)));
+        let reader = tokio::spawn(read_loop(stream, Arc::clone(&pending), Arc::clone(&closed)));
         Ok(Connection {
             queue_tx,
             pending,
             closed,
+            reader: reader.abort_handle(),
         })
+    }
+
+    /// Opens the connection as a client, presenting the password.
+    async fn handshake(&self, conn: &mut Conn) -> Result<()> {
+        let inner = &self.inner;
+        let credentials = Credentials {
+            secret: None,
+            password: inner.options.password.clone(),
+        };
+        // Answered like a request: a node busy accepting many dialers at
+        // once may take longer than a TCP connect.
+        let within = inner.options.request_timeout;
+        match handshake::dial(conn, PeerKind::Client, None, &credentials, within).await {
+            Ok(_) => Ok(()),
+            Err(DialError::Refused { code, message }) => Err(Error::Remote {
+                code,
+                message,
+                leader: None,
+            }),
+            Err(DialError::TimedOut(after)) => Err(self.timeout(after)),
+            Err(DialError::Failed(reason)) => Err(Error::Handshake {
+                node: inner.node,
+                addr: inner.addr.clone(),
+                reason,
+            }),
+        }
     }
 
     fn timeout(&self, after: Duration) -> Error {

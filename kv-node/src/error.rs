@@ -32,6 +32,14 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
+    /// The dialer speaks another protocol version.
+    #[error("protocol version {got} is not supported; this node speaks version {supported}")]
+    UnsupportedVersion {
+        /// The version the dialer announced.
+        got: u16,
+        /// The version this node speaks.
+        supported: u16,
+    },
 }
 
 /// Error codes carried in an error reply, so a client can react by kind.
@@ -56,6 +64,14 @@ pub enum ErrorCode {
     WouldRegress,
     /// The node is shutting down.
     ShuttingDown,
+    /// The handshake did not prove the cluster secret or the client
+    /// password, or the request needs a peer connection.
+    Unauthorized,
+    /// The node is at a limit (connections, request bytes in flight): try
+    /// again later.
+    Busy,
+    /// The dialer speaks another protocol version.
+    UnsupportedVersion,
     /// Anything else.
     Internal,
 }
@@ -72,6 +88,9 @@ impl ErrorCode {
             ErrorCode::Storage => 7,
             ErrorCode::WouldRegress => 8,
             ErrorCode::ShuttingDown => 9,
+            ErrorCode::Unauthorized => 10,
+            ErrorCode::Busy => 11,
+            ErrorCode::UnsupportedVersion => 12,
             ErrorCode::Internal => 255,
         }
     }
@@ -87,6 +106,9 @@ impl ErrorCode {
             7 => ErrorCode::Storage,
             8 => ErrorCode::WouldRegress,
             9 => ErrorCode::ShuttingDown,
+            10 => ErrorCode::Unauthorized,
+            11 => ErrorCode::Busy,
+            12 => ErrorCode::UnsupportedVersion,
             _ => ErrorCode::Internal,
         }
     }
@@ -165,6 +187,20 @@ pub enum Error {
         /// The frame limit.
         limit: usize,
     },
+    /// The connection's opening handshake failed (not a refusal by the
+    /// node, which is [`Error::Remote`]).
+    #[error("handshake with node {node} at {addr} failed: {reason}")]
+    Handshake {
+        /// The node.
+        node: NodeId,
+        /// Its address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The cluster secret is unusable.
+    #[error("{0}")]
+    BadSecret(String),
     /// The peer sent something that does not decode.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
@@ -226,7 +262,10 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            Error::Connect { .. } | Error::Timeout { .. } | Error::ConnectionClosed { .. }
+            Error::Connect { .. }
+                | Error::Timeout { .. }
+                | Error::ConnectionClosed { .. }
+                | Error::Handshake { .. }
         ) || matches!(
             self,
             Error::Remote {

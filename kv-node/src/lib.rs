@@ -7,16 +7,20 @@
 //!
 //! # Modules, in the order a request flows
 //!
-//! - [`protocol`]: length-delimited frames (tokio-util
-//!   `LengthDelimitedCodec`, size-capped) carrying binary messages with
-//!   request ids, so clients pipeline. `docs/protocol.md` is the byte-level
-//!   spec.
+//! - [`protocol`]: length-delimited frames (size-capped; buffers grow with
+//!   the bytes that arrived, under a node-wide budget) carrying binary
+//!   messages with request ids, so clients pipeline; every connection
+//!   opens with a handshake (protocol version, client password, peers
+//!   proving the cluster secret: `auth`). `docs/protocol.md` is the
+//!   byte-level spec.
+//! - `connection`: accept loop, handshake, separate client and peer
+//!   quotas, idle and request deadlines.
+//! - [`NodeServer`] (`server`): one task per connection, dispatch of
+//!   ping/get/put/delete/status/inspect/info; writes only on the leader,
+//!   values validated with kv-codec.
 //! - `hosting`: opening the hosted partitions one by one; a store that
 //!   fails to open fails its partition only (reported by `info`), and a
 //!   corrupted follower store is moved aside and resynced.
-//! - [`NodeServer`] (`server`): accept loop, one task per connection,
-//!   dispatch of ping/get/put/delete/status/inspect/info; writes only on
-//!   the leader, values validated with kv-codec.
 //! - `storage_io`: the blocking boundary; every store call from async code
 //!   goes through it, off the async workers.
 //! - [`replication`]: asynchronous leader→follower streaming from a bounded
@@ -40,8 +44,8 @@
 //! # Not here
 //!
 //! No failover or leader election yet (a dead leader's partitions are read
-//! only), no TLS; a password guards only the RESP listener here: bind to
-//! loopback.
+//! only), no TLS (the handshake authenticates, it does not encrypt: the
+//! password and data cross the wire in the clear).
 //!
 //! # Example
 //!
@@ -70,8 +74,10 @@
 //! ```
 
 mod atomic;
+mod auth;
 mod client;
 mod cluster_client;
+mod connection;
 mod error;
 mod hosting;
 mod layout;
@@ -83,6 +89,7 @@ pub mod resp;
 mod server;
 mod storage_io;
 
+pub use auth::ClusterSecret;
 pub use client::{ClientOptions, NodeClient};
 pub use cluster_client::{ClusterClient, Read, Written};
 pub use error::{Error, ErrorCode, ProtocolError, Result};

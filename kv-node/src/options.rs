@@ -6,7 +6,9 @@ use std::time::Duration;
 use kv_router::{ClusterMap, NodeId, StorageConfig, SyncMode};
 use kv_storage::{HotCache, SyncPolicy};
 
+use crate::auth::ClusterSecret;
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
+use crate::protocol::limits;
 
 /// Everything a [`crate::NodeServer`] needs to start.
 #[derive(Debug, Clone)]
@@ -22,8 +24,31 @@ pub struct NodeOptions {
     pub storage: StorageConfig,
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
-    /// Connections served at once; further ones wait to be accepted.
+    /// Client connections served at once; the next one is refused with
+    /// `Busy` right after its handshake.
     pub max_connections: usize,
+    /// Peer-node connections served at once, counted apart from clients so
+    /// that clients can never starve replication.
+    pub max_peer_connections: usize,
+    /// Connections still in their handshake at once; past it the oldest
+    /// pending handshake is dropped to make room.
+    pub max_handshakes: usize,
+    /// Bytes of partly received requests the node holds at once, over a
+    /// small allowance per connection (see [`crate::protocol::frame`]).
+    pub max_inflight_request_bytes: usize,
+    /// A connection must complete its handshake within this.
+    pub handshake_timeout: Duration,
+    /// A connection with no request for this long is closed
+    /// (replication streams excepted: they carry heartbeats).
+    pub idle_timeout: Duration,
+    /// A request must arrive completely within this of its first byte.
+    pub request_deadline: Duration,
+    /// The cluster secret peers prove to each other. Without it any
+    /// process that reaches the port can act as a peer node.
+    pub secret: Option<ClusterSecret>,
+    /// The password clients present in their handshake (and RESP clients
+    /// with `AUTH`), if any.
+    pub client_password: Option<String>,
     /// Bytes of recent entries each led partition keeps in memory for
     /// followers.
     pub backlog_bytes: usize,
@@ -34,9 +59,6 @@ pub struct NodeOptions {
     /// Where the RESP2 (Redis protocol) listener binds, if the node has one
     /// (`127.0.0.1:0` picks a free port; see `NodeHandle::resp_addr`).
     pub resp_addr: Option<String>,
-    /// The password RESP clients must give with `AUTH` before anything
-    /// else; `None` means no password.
-    pub client_password: Option<String>,
     /// A RESP client that sends nothing for this long is disconnected.
     pub resp_idle_timeout: Duration,
 }
@@ -51,11 +73,18 @@ impl NodeOptions {
             storage: StorageConfig::default(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: 1024,
+            max_peer_connections: 256,
+            max_handshakes: 256,
+            max_inflight_request_bytes: 256 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(300),
+            request_deadline: Duration::from_secs(30),
+            secret: None,
+            client_password: None,
             backlog_bytes: 16 * 1024 * 1024,
             peer_timeout: Duration::from_secs(2),
             heartbeat_interval: Duration::from_millis(500),
             resp_addr: None,
-            client_password: None,
             resp_idle_timeout: Duration::from_secs(600),
         }
     }
@@ -72,8 +101,9 @@ impl NodeOptions {
         kv_storage::Options {
             sync,
             segment_bytes: self.storage.segment_bytes,
-            // Leave room in the frame for the message around the value.
-            max_value_bytes: self.max_frame_bytes.saturating_sub(64 * 1024),
+            // Every entry must fit the largest message it travels in.
+            max_key_bytes: limits::max_key_bytes(),
+            max_value_bytes: limits::max_value_bytes(self.max_frame_bytes),
             hot_cache: Some(cache.clone()),
             ..kv_storage::Options::default()
         }

@@ -1,9 +1,10 @@
-//! The node server: accept loop, connections, request dispatch.
+//! The node server: lifecycle, serving admitted connections, request
+//! dispatch.
 //!
 //! Lifecycle as in mini-redis: [`NodeServer::start`] takes a bound
-//! listener (tests bind `127.0.0.1:0`), a semaphore caps the connections
-//! served at once, accept errors back off instead of spinning, and one
-//! cancellation token is watched by every task. [`NodeHandle::shutdown`]
+//! listener (tests bind `127.0.0.1:0`), the accept loop, handshake and
+//! connection quotas live in `connection`, and one cancellation token is
+//! watched by every task. [`NodeHandle::shutdown`]
 //! cancels it (tasks are dropped at their next await, so a peer that
 //! stopped reading cannot hold it up), waits for the tasks and for blocking
 //! store calls in flight, and shuts every store down (hints, fsync).
@@ -14,7 +15,8 @@
 //! is already buffered, which is what makes pipelining cheap. A frame that
 //! is over the size limit or does not decode gets an error reply (request
 //! id 0 when the id is unreadable) and the connection is closed; the node
-//! keeps serving everyone else.
+//! keeps serving everyone else. A request the connection may not make
+//! (replication on a client connection) is refused the same way.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,10 +32,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::connection::{self, IdleTimer, Limits, Next};
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::hosting::{self, Failed};
 use crate::options::NodeOptions;
-use crate::protocol::{self, Conn, NodeInfo, PartitionInfo, Request, RequestId, Response};
+use crate::protocol::{
+    self, Conn, FrameError, NodeInfo, PartitionInfo, PeerKind, Request, RequestId, Response,
+};
 use crate::replica::Replica;
 use crate::replication::transport;
 use crate::storage_io::{self, IoError};
@@ -46,6 +51,7 @@ pub(crate) struct Shared {
     pub failed: BTreeMap<PartitionId, Failed>,
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
+    pub limits: Limits,
 }
 
 impl Shared {
@@ -123,7 +129,9 @@ impl NodeServer {
         let hosted = tokio::task::spawn_blocking(move || hosting::open(&opts))
             .await
             .map_err(|e| Error::io("opening stores", std::io::Error::other(e)))??;
+        connection::warn_if_exposed(&options, local_addr);
         let shared = Arc::new(Shared {
+            limits: Limits::new(&options),
             options,
             replicas: hosted.replicas,
             failed: hosted.failed,
@@ -131,12 +139,9 @@ impl NodeServer {
             tracker: TaskTracker::new(),
         });
         transport::start_replication(&shared);
-        let serving = Arc::clone(&shared);
-        shared.tracker.spawn(accept_loop(
-            Arc::clone(&shared),
-            listener,
-            move |socket, peer| serve_connection(Arc::clone(&serving), socket, peer),
-        ));
+        shared
+            .tracker
+            .spawn(connection::accept_loop(Arc::clone(&shared), listener));
         let resp_addr = resp.map(|(listener, addr)| {
             crate::resp::start(&shared, listener, addr.port());
             addr
@@ -238,7 +243,8 @@ async fn release_replicas(replicas: Vec<Arc<Replica>>) {
 
 /// Accepts connections until shutdown, at most `max_connections` served
 /// at once, backing off on accept errors; `serve` runs each connection as
-/// a task that shutdown drops. Used by the framed and the RESP listener.
+/// a task that shutdown drops. The RESP listener's loop (the framed
+/// protocol's, with handshakes and quotas, is `connection::accept_loop`).
 pub(crate) async fn accept_loop<F, Fut>(shared: Arc<Shared>, listener: TcpListener, serve: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
@@ -279,25 +285,47 @@ where
 /// Size of the per-connection buffer replies are encoded into.
 const REPLY_BUFFER_BYTES: usize = 64 * 1024;
 
-async fn serve_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr) {
-    let mut conn = protocol::framed(socket, shared.options.max_frame_bytes);
+/// Serves requests on a connection that passed its handshake as `kind`.
+pub(crate) async fn serve_connection(
+    shared: Arc<Shared>,
+    mut conn: Conn,
+    peer: SocketAddr,
+    kind: PeerKind,
+) {
     let mut unflushed = false;
+    let mut idle = connection::idle_timer(&shared.options);
     // Replies are encoded into one reused buffer (split off per reply).
     let mut out = BytesMut::with_capacity(REPLY_BUFFER_BYTES);
     loop {
-        let next = match next_frame(&shared, &mut conn, &mut unflushed).await {
+        let next = match next_frame(&shared, &mut conn, &mut unflushed, &mut idle).await {
             Some(next) => next,
             None => break,
         };
         let frame = match next {
-            Ok(frame) => frame.freeze(),
-            Err(e) => {
-                let err = frame_error(e, shared.options.max_frame_bytes);
-                reject(&mut conn, 0, &err, peer).await;
-                return;
+            Next::Frame(frame) => frame.freeze(),
+            Next::Closed => break,
+            Next::Failed(e) => return refuse_frame(&mut conn, &e, peer).await,
+            Next::Idle => {
+                debug!(%peer, "idle connection closed");
+                break;
+            }
+            Next::Slow(after) => {
+                let err = ProtocolError::Invalid(format!(
+                    "request not complete within {after:?} of its first byte"
+                ));
+                return reject(&mut conn, 0, &err, peer).await;
             }
         };
-        match Request::decode(frame.clone()) {
+        let decoded = Request::decode(frame.clone());
+        if let Ok((id, request)) = &decoded
+            && let Some(reply) = connection::refusal(&shared, kind, request)
+        {
+            let mut out = BytesMut::new();
+            reply.encode(*id, &mut out);
+            let _ = conn.send(out.freeze()).await;
+            return;
+        }
+        match decoded {
             Ok((
                 id,
                 Request::Subscribe {
@@ -336,35 +364,46 @@ async fn next_frame(
     shared: &Shared,
     conn: &mut Conn,
     unflushed: &mut bool,
-) -> Option<std::io::Result<BytesMut>> {
+    idle: &mut IdleTimer,
+) -> Option<Next> {
     if *unflushed {
         if let Some(ready) = conn.next().now_or_never() {
-            return ready;
+            return Some(match ready {
+                Some(Ok(frame)) => Next::Frame(frame),
+                Some(Err(e)) => Next::Failed(e),
+                None => Next::Closed,
+            });
         }
         if flush(conn).await.is_err() {
             return None;
         }
         *unflushed = false;
     }
-    tokio::select! {
-        _ = shared.cancel.cancelled() => None,
-        f = conn.next() => f,
-    }
+    Some(connection::read_frame(shared, conn, idle).await)
 }
 
-async fn flush(conn: &mut Conn) -> std::io::Result<()> {
+async fn flush(conn: &mut Conn) -> Result<(), FrameError> {
     SinkExt::<Bytes>::flush(conn).await
 }
 
-fn frame_error(e: std::io::Error, limit: usize) -> ProtocolError {
-    let too_large = e
-        .get_ref()
-        .is_some_and(|inner| inner.is::<tokio_util::codec::LengthDelimitedCodecError>());
-    if too_large {
-        ProtocolError::FrameTooLarge { limit }
-    } else {
-        ProtocolError::Invalid(format!("unreadable frame: {e}"))
-    }
+/// Answers a frame that could not be read (too large, over the node's
+/// budget for requests in flight) and closes the connection.
+async fn refuse_frame(conn: &mut Conn, e: &FrameError, peer: SocketAddr) {
+    let (code, err) = match e {
+        FrameError::TooLarge { limit, .. } => (
+            ErrorCode::InvalidRequest,
+            ProtocolError::FrameTooLarge { limit: *limit },
+        ),
+        FrameError::BudgetExhausted { .. } => {
+            (ErrorCode::Busy, ProtocolError::Invalid(e.to_string()))
+        }
+        FrameError::Io(_) => return,
+    };
+    warn!(%peer, error = %err, "closing the connection");
+    let reply = error_reply(code, None, err.to_string());
+    let mut out = BytesMut::new();
+    reply.encode(0, &mut out);
+    let _ = conn.send(out.freeze()).await;
 }
 
 /// The request id of a frame that failed to decode, when it has one.

@@ -468,6 +468,20 @@ async fn auth_is_required_when_a_password_is_set() {
     );
     let bad = connect_url(&format!("redis://:nope@127.0.0.1:{p}/")).await;
     assert!(bad.is_err());
+    // Keys led by the other nodes are forwarded over the framed protocol,
+    // whose handshake asks for the same password.
+    let keys: Vec<String> = (0..4).map(|p| key_in(&c.map, p, "pw")).collect();
+    for key in &keys {
+        let set = q::<String>(&mut con, &[b"SET", key.as_bytes(), key.as_bytes()]).await;
+        assert_eq!(set.unwrap(), "OK", "{key}");
+    }
+    for key in &keys {
+        let got = q::<String>(&mut con, &[b"GET", key.as_bytes()]).await;
+        assert_eq!(got.unwrap(), *key);
+    }
+    let counter = key_in(&c.map, 1, "pw-counter");
+    let counted = q::<i64>(&mut con, &[b"INCR", counter.as_bytes()]).await;
+    assert_eq!(counted.unwrap(), 1);
     c.shutdown().await;
 }
 

@@ -50,16 +50,17 @@ async fn still_serving(cluster: &TestCluster) {
     assert_eq!(c.ping().await.unwrap(), 0);
 }
 
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
+use common::raw::frame;
+
+/// A raw client connection past its handshake.
+async fn connect(cluster: &TestCluster) -> TcpStream {
+    common::raw::client(&addr(cluster), None).await
 }
 
 #[tokio::test]
 async fn garbage_bytes_get_an_error_and_the_connection_closes() {
     let cluster = one_node().await;
-    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    let mut s = connect(&cluster).await;
     s.write_all(&frame(b"hello, this is not kv")).await.unwrap();
     let (_, reply) = read_reply(&mut s).await.unwrap();
     assert!(
@@ -80,7 +81,7 @@ async fn garbage_bytes_get_an_error_and_the_connection_closes() {
 #[tokio::test]
 async fn frame_over_the_limit_is_refused_without_reading_it() {
     let cluster = one_node().await;
-    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    let mut s = connect(&cluster).await;
     s.write_all(&0x7fff_ffffu32.to_be_bytes()).await.unwrap();
     s.write_all(&[0u8; 1024]).await.unwrap();
     let (id, reply) = read_reply(&mut s).await.unwrap();
@@ -100,7 +101,7 @@ async fn frame_over_the_limit_is_refused_without_reading_it() {
 #[tokio::test]
 async fn unknown_message_type_is_answered_with_its_request_id() {
     let cluster = one_node().await;
-    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    let mut s = connect(&cluster).await;
     let mut body = BytesMut::new();
     body.put_u8(0x55);
     body.put_u64(4242);
@@ -122,7 +123,7 @@ async fn unknown_message_type_is_answered_with_its_request_id() {
 async fn client_vanishing_mid_frame_does_not_disturb_the_node() {
     let cluster = one_node().await;
     for cut in [1usize, 3, 4, 9, 20] {
-        let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+        let mut s = connect(&cluster).await;
         let mut body = BytesMut::new();
         Request::Put {
             key: Bytes::from_static(b"half"),
@@ -150,7 +151,7 @@ async fn five_hundred_concurrent_connections_are_served() {
     let addr = addr(&cluster);
     let mut sockets = Vec::new();
     for _ in 0..500 {
-        sockets.push(TcpStream::connect(&addr).await.unwrap());
+        sockets.push(common::raw::client(&addr, None).await);
     }
     // Every connection is open at once; each pings and gets its own reply.
     let mut tasks = Vec::new();
@@ -178,7 +179,7 @@ async fn five_hundred_concurrent_connections_are_served() {
 #[tokio::test]
 async fn pipelined_requests_on_one_connection_are_answered_in_order() {
     let cluster = one_node().await;
-    let mut s = TcpStream::connect(addr(&cluster)).await.unwrap();
+    let mut s = connect(&cluster).await;
     let mut burst = Vec::new();
     for i in 0..100u64 {
         let mut body = BytesMut::new();
@@ -248,11 +249,14 @@ async fn a_stalled_follower_never_blocks_the_leader() {
     let cluster = TestCluster::start().await;
     cluster.wait_ready(Duration::from_secs(10)).await;
     let leader_addr = cluster.node(0).local_addr().to_string();
-    let mut stalled = TcpStream::connect(&leader_addr).await.unwrap();
+    // It proves the secret as node 1, which replicates partition 0.
+    let (mut stalled, welcome) =
+        common::raw::peer(&leader_addr, 1, common::TEST_SECRET.as_bytes()).await;
+    assert_eq!(welcome[0], 0x91, "{welcome:?}");
     let mut body = BytesMut::new();
     Request::Subscribe {
         partition: 0,
-        from: 99,
+        from: 1,
         after: kv_storage::Position::default(),
     }
     .encode(1, &mut body);

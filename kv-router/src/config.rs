@@ -135,14 +135,6 @@ pub struct NodeConfig {
     pub resp_addr: Option<String>,
 }
 
-/// The `[security]` table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SecurityConfig {
-    /// The password clients must give (`AUTH` on RESP) before any other
-    /// command; `None` means no password.
-    pub client_password: Option<String>,
-}
-
 /// One `[[placement]]` entry: the replicas of one partition, leader first,
 /// replacing the formula for that partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +144,21 @@ pub struct PlacementOverride {
     /// Its replicas, leader first; exactly `replication_factor` distinct,
     /// known node ids.
     pub replicas: Vec<NodeId>,
+}
+
+/// The `[security]` table: who may talk to the nodes.
+///
+/// Both settings are optional. Without a secret, any process that reaches
+/// a node's port can act as a peer node (bind to loopback only); without a
+/// password, any process can act as a client.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecurityConfig {
+    /// A file holding the cluster secret every node proves to its peers
+    /// (challenge-response, never sent). In a file it is relative to the
+    /// config file: see [`ClusterConfig::resolve_data_dirs`].
+    pub secret_file: Option<PathBuf>,
+    /// The password clients present (framed handshake, RESP `AUTH`).
+    pub client_password: Option<String>,
 }
 
 /// A whole cluster config (DESIGN §6).
@@ -208,9 +215,9 @@ impl ClusterConfig {
         self.check_placement()
     }
 
-    /// Makes every relative `data_dir` relative to `base` (normally the
-    /// directory holding the config file). Pure path arithmetic: nothing is
-    /// read from disk.
+    /// Makes every relative `data_dir` (and the `[security]`
+    /// `secret_file`) relative to `base` (normally the directory holding
+    /// the config file). Pure path arithmetic: nothing is read from disk.
     pub fn resolve_data_dirs(&mut self, base: &Path) {
         for node in &mut self.nodes {
             if let Some(dir) = &node.data_dir
@@ -218,6 +225,11 @@ impl ClusterConfig {
             {
                 node.data_dir = Some(base.join(dir));
             }
+        }
+        if let Some(file) = &self.security.secret_file
+            && file.is_relative()
+        {
+            self.security.secret_file = Some(base.join(file));
         }
     }
 

@@ -7,7 +7,8 @@
 //!
 //! Writing is done by hand, not through serde, so it cannot fail and its
 //! layout is fixed: top-level keys, `[storage]`, then one `[[nodes]]` and one
-//! `[[placement]]` table per entry, then `[security]` when it sets anything.
+//! `[[placement]]` table per entry, then `[security]` when anything in it
+//! is set.
 
 use serde::Deserialize;
 
@@ -36,6 +37,7 @@ struct RawConfig {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawSecurity {
+    secret_file: Option<String>,
     client_password: Option<String>,
 }
 
@@ -87,6 +89,7 @@ impl ClusterConfig {
                 .map(RawPlacement::into_override)
                 .collect(),
             security: SecurityConfig {
+                secret_file: raw.security.secret_file.map(Into::into),
                 client_password: raw.security.client_password,
             },
         };
@@ -127,10 +130,7 @@ impl ClusterConfig {
             out.push(format!("partition = {}", o.partition));
             out.push(format!("replicas = [{}]", ids.join(", ")));
         }
-        if let Some(password) = &self.security.client_password {
-            out.extend(["".into(), "[security]".into()]);
-            out.push(format!("client_password = {}", quote(password)));
-        }
+        out.extend(security_lines(&self.security));
         out.push(String::new());
         out.join("\n")
     }
@@ -181,6 +181,21 @@ impl RawPlacement {
             replicas: self.replicas,
         }
     }
+}
+
+/// The `[security]` table, when anything is set.
+fn security_lines(security: &SecurityConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(file) = &security.secret_file {
+        out.push(format!("secret_file = {}", quote(&file.to_string_lossy())));
+    }
+    if let Some(password) = &security.client_password {
+        out.push(format!("client_password = {}", quote(password)));
+    }
+    if !out.is_empty() {
+        out.splice(0..0, [String::new(), "[security]".to_string()]);
+    }
+    out
 }
 
 /// A size as a TOML integer, or as a numeric string when it exceeds TOML's

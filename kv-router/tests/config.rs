@@ -1,10 +1,11 @@
 //! The TOML cluster config: the DESIGN §6 example, defaults, every error
 //! kind, and the round trip through `to_toml_string`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use kv_router::{
-    ClusterConfig, ClusterMap, ConfigError, NodeConfig, PlacementOverride, StorageConfig, SyncMode,
+    ClusterConfig, ClusterMap, ConfigError, NodeConfig, PlacementOverride, SecurityConfig,
+    StorageConfig, SyncMode,
 };
 
 const DESIGN_EXAMPLE: &str = include_str!("fixtures/design.toml");
@@ -501,6 +502,35 @@ fn to_toml_string_round_trips() {
     c.nodes[1].addr = "[::1]:9000".into();
     c.nodes[2].data_dir = Some("dir with \"quotes\" \\ and\ttabs/ключ".into());
     round_trip(&c);
+    c.security = SecurityConfig {
+        secret_file: Some("secret/cluster.key".into()),
+        client_password: Some("pa\"ss".into()),
+    };
+    round_trip(&c);
+}
+
+#[test]
+fn security_table_parses_and_secret_file_is_relative_to_the_config() {
+    let text = format!(
+        "{DESIGN_EXAMPLE}\n[security]\nsecret_file = \"cluster.key\"\nclient_password = \"hunter2\"\n"
+    );
+    let mut c = parse(&text).unwrap();
+    assert_eq!(
+        c.security.secret_file.as_deref(),
+        Some(Path::new("cluster.key"))
+    );
+    assert_eq!(c.security.client_password.as_deref(), Some("hunter2"));
+    c.resolve_data_dirs(Path::new("/etc/kv"));
+    assert_eq!(
+        c.security.secret_file.as_deref(),
+        Some(Path::new("/etc/kv/cluster.key"))
+    );
+    let unknown = parse(&format!("{DESIGN_EXAMPLE}\n[security]\nsecret = \"x\"\n"));
+    assert!(unknown.is_err());
+    assert_eq!(
+        parse(DESIGN_EXAMPLE).unwrap().security,
+        SecurityConfig::default()
+    );
 }
 
 #[test]

@@ -49,14 +49,32 @@ impl Conn {
             .await
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
-        Ok(Conn {
+        let mut conn = Conn {
             proto,
             stream,
             out: BytesMut::with_capacity(64 * 1024),
             input: BytesMut::with_capacity(64 * 1024),
             next_id: 1,
             expect_id: 1,
-        })
+        };
+        if proto == Proto::Kv {
+            conn.handshake().await?;
+        }
+        Ok(conn)
+    }
+
+    /// kv connections open with a handshake before any request.
+    async fn handshake(&mut self) -> Result<()> {
+        kvwire::encode_hello(&mut self.out);
+        self.flush().await?;
+        loop {
+            if kvwire::parse_welcome(&mut self.input)?.is_some() {
+                return Ok(());
+            }
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                bail!("server closed the connection during the handshake");
+            }
+        }
     }
 
     fn id(&mut self) -> u64 {

@@ -17,6 +17,40 @@ fn frame(out: &mut BytesMut, id: RequestId, request: &Request) {
     out[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
+/// Appends the client `Hello` that opens every kv connection
+/// (docs/protocol.md, "Handshake"): protocol version 1, no password.
+pub fn encode_hello(out: &mut BytesMut) {
+    out.put_u32(1 + 8 + 2 + 1 + 4 + 32 + 1);
+    out.put_u8(0x10);
+    out.put_u64(0);
+    out.put_u16(1);
+    out.put_u8(0);
+    out.put_u32(0);
+    out.put_slice(&[0; 32]);
+    out.put_u8(0);
+}
+
+/// Takes the node's answer to the hello off `buf`: `Some(Ok)` for a
+/// `Welcome`, an error for a refusal, `None` when more bytes are needed.
+pub fn parse_welcome(buf: &mut BytesMut) -> Result<Option<()>> {
+    let Some(head) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if buf.len() < 4 + len {
+        return Ok(None);
+    }
+    buf.advance(4);
+    let body = buf.split_to(len).freeze();
+    match body.first() {
+        Some(0x91) => Ok(Some(())),
+        _ => match Response::decode(body) {
+            Ok((_, Response::Error { message, .. })) => bail!("handshake refused: {message}"),
+            other => bail!("expected a welcome, got {other:?}"),
+        },
+    }
+}
+
 /// Appends a `Get`.
 pub fn encode_get(out: &mut BytesMut, id: RequestId, key: &[u8]) {
     let key = Bytes::copy_from_slice(key);

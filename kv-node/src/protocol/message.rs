@@ -39,6 +39,9 @@
 //! | 0xB1 | Counter       | partition: u32, value: i64 |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
+//! Types 0x10-0x1F and 0x90-0x9F belong to the [`super::handshake`] that
+//! opens every connection.
+//!
 //! A position is epoch u32 then LSN u64; an entry is a position, key bytes
 //! and an optional value (absent = tombstone); a role is 0 leader, 1
 //! follower.

@@ -1,12 +1,17 @@
 //! The wire protocol: length-delimited frames carrying binary messages.
 //!
-//! Framing is tokio-util's [`LengthDelimitedCodec`] with a four-byte
-//! big-endian length and a configurable maximum frame size; a frame over the
-//! limit is an error for that connection before any of it is buffered.
-//! Inside each frame is one message ([`message`]).
+//! Framing is [`frame::FrameCodec`]: a four-byte big-endian length and a
+//! configurable maximum frame size; a frame over the limit is an error for
+//! that connection before any of it is buffered, and buffers grow with the
+//! bytes that arrived, never with the length announced. Every connection
+//! opens with a [`handshake`]; after it, each frame holds one message
+//! ([`message`]).
 
 mod conditional;
+pub mod frame;
+pub mod handshake;
 mod info;
+pub mod limits;
 mod map;
 pub mod message;
 mod wire;
@@ -14,7 +19,10 @@ mod wire;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
+
+pub use frame::{ByteBudget, FrameCodec, FrameError};
+pub use handshake::{PROTOCOL_VERSION, PeerKind};
 
 pub use message::{
     Conditional, FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState,
@@ -24,22 +32,14 @@ pub use message::{
 /// Default maximum frame size: 16 MiB.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
-/// The frame codec used on every kv connection.
-pub fn codec(max_frame_bytes: usize) -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .length_field_length(4)
-        .max_frame_length(max_frame_bytes)
-        .new_codec()
-}
-
 /// A framed kv connection.
-pub(crate) type Conn = Framed<TcpStream, LengthDelimitedCodec>;
+pub(crate) type Conn = Framed<TcpStream, FrameCodec>;
 
 /// Frames an accepted or dialled socket (Nagle off: replies are batched by
-/// the writers themselves).
-pub(crate) fn framed(socket: TcpStream, max_frame_bytes: usize) -> Conn {
+/// the writers themselves); partial frames are charged to `budget`.
+pub(crate) fn framed(socket: TcpStream, max_frame_bytes: usize, budget: ByteBudget) -> Conn {
     let _ = socket.set_nodelay(true);
-    Framed::new(socket, codec(max_frame_bytes))
+    Framed::new(socket, FrameCodec::new(max_frame_bytes, budget))
 }
 
 /// Dials `addr` within `timeout`; a timeout is an `io::ErrorKind::TimedOut`
@@ -50,7 +50,7 @@ pub(crate) async fn connect(
     max_frame_bytes: usize,
 ) -> std::io::Result<Conn> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(socket) => Ok(framed(socket?, max_frame_bytes)),
+        Ok(socket) => Ok(framed(socket?, max_frame_bytes, ByteBudget::unlimited())),
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
 }

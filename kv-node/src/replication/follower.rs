@@ -14,14 +14,25 @@
 //! - a snapshot replaces the replica's data only when it is not behind the
 //!   replica (the no-wipe rule of DESIGN §5): a snapshot older than what
 //!   the replica holds is refused, counted and the stream dropped;
-//! - acknowledge the applied position after every batch and heartbeat.
+//! - acknowledge the applied position after every batch and heartbeat;
+//! - check every message before it reaches the store
+//!   ([`check_message`]): the right partition, positions that make sense,
+//!   keys and values within the limits and valid kv-codec encodings;
+//! - a leader catching up from a follower ([`FollowerMachine::recovering`])
+//!   never takes a snapshot while it holds data: a snapshot clears the
+//!   replica first, and without replication epochs nothing proves that
+//!   the follower's history contains every entry the leader acknowledged,
+//!   so it refuses and logs instead (DESIGN §5 no-wipe rule).
 
 use std::time::{Duration, Instant};
 
+use kv_router::PartitionId;
 use kv_storage::{Entry, Position};
+use tracing::warn;
 
 use crate::error::ErrorCode;
 use crate::protocol::Response;
+use crate::protocol::limits;
 
 /// First reconnect delay.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(50);
@@ -62,8 +73,9 @@ enum State {
     Idle { retry_at: Instant },
     /// A connection attempt is under way.
     Connecting,
-    /// Subscribed; `in_snapshot` while a snapshot is being received.
-    Streaming { in_snapshot: bool },
+    /// Subscribed; `snapshot` is the announced position while a snapshot
+    /// is being received.
+    Streaming { snapshot: Option<Position> },
 }
 
 /// The follower side of one partition's replication.
@@ -75,8 +87,12 @@ pub struct FollowerMachine {
     pub source_last: Position,
     /// Full resyncs (snapshots installed) since start.
     pub full_resyncs: u64,
-    /// Snapshots refused because they would have moved the replica back.
+    /// Snapshots refused because they would have moved the replica back
+    /// or discarded its entries.
     pub refused_snapshots: u64,
+    /// Whether a snapshot may replace data the replica holds (a follower
+    /// of its leader: yes; a leader recovering from a follower: no).
+    snapshot_over_data: bool,
 }
 
 impl FollowerMachine {
@@ -88,6 +104,16 @@ impl FollowerMachine {
             source_last: Position::default(),
             full_resyncs: 0,
             refused_snapshots: 0,
+            snapshot_over_data: true,
+        }
+    }
+
+    /// A machine for a leader catching up from one of its followers: it
+    /// refuses any snapshot while the replica holds data.
+    pub fn recovering(now: Instant) -> FollowerMachine {
+        FollowerMachine {
+            snapshot_over_data: false,
+            ..FollowerMachine::new(now)
         }
     }
 
@@ -98,7 +124,7 @@ impl FollowerMachine {
 
     /// Whether a snapshot is being received.
     pub fn in_snapshot(&self) -> bool {
-        matches!(self.state, State::Streaming { in_snapshot: true })
+        matches!(self.state, State::Streaming { snapshot: Some(_) })
     }
 
     /// When the machine next wants a tick, if it is waiting.
@@ -122,7 +148,7 @@ impl FollowerMachine {
 
     /// The connection is open: subscribe after the replica's position.
     pub fn connected(&mut self, position: Position) -> Action {
-        self.state = State::Streaming { in_snapshot: false };
+        self.state = State::Streaming { snapshot: None };
         Action::Subscribe { after: position }
     }
 
@@ -137,7 +163,7 @@ impl FollowerMachine {
     /// A message arrived on the stream; `position` is the replica's current
     /// last applied position.
     pub fn on_message(&mut self, message: Response, position: Position) -> Vec<Action> {
-        let State::Streaming { in_snapshot } = self.state else {
+        let State::Streaming { snapshot } = self.state else {
             return vec![disconnect("message outside a stream")];
         };
         match message {
@@ -145,13 +171,19 @@ impl FollowerMachine {
                 source_last,
                 entries,
                 ..
-            } => self.on_entries(in_snapshot, source_last, entries, position),
+            } => self.on_entries(snapshot, source_last, entries, position),
+            Response::SnapshotStart { .. } if snapshot.is_some() => {
+                vec![disconnect("a snapshot started inside a snapshot")]
+            }
             Response::SnapshotStart { last, .. } => self.on_snapshot_start(last, position),
-            Response::SnapshotEnd { last, .. } if in_snapshot => {
-                self.state = State::Streaming { in_snapshot: false };
+            Response::SnapshotEnd { last, .. } if snapshot == Some(last) => {
+                self.state = State::Streaming { snapshot: None };
                 self.source_last = self.source_last.max(last);
                 vec![Action::EndSnapshot { last }, Action::Ack]
             }
+            Response::SnapshotEnd { last, .. } => vec![disconnect(&format!(
+                "a snapshot end at {last:?} that matches no snapshot start ({snapshot:?})"
+            ))],
             Response::Error { code, message, .. } => vec![source_refused(code, &message)],
             other => vec![disconnect(&format!("unexpected stream message {other:?}"))],
         }
@@ -159,7 +191,7 @@ impl FollowerMachine {
 
     fn on_entries(
         &mut self,
-        in_snapshot: bool,
+        snapshot: Option<Position>,
         source_last: Position,
         entries: Vec<Entry>,
         position: Position,
@@ -169,25 +201,41 @@ impl FollowerMachine {
         if entries.is_empty() {
             return vec![Action::Ack];
         }
-        if !in_snapshot && !continues(position, &entries) {
-            return vec![disconnect("entries do not continue the replica's history")];
-        }
-        if in_snapshot {
-            vec![Action::Apply(entries)]
-        } else {
-            vec![Action::Apply(entries), Action::Ack]
+        match snapshot {
+            None if !continues(position, &entries) => {
+                vec![disconnect("entries do not continue the replica's history")]
+            }
+            None => vec![Action::Apply(entries), Action::Ack],
+            Some(last) if entries.iter().any(|e| e.position.lsn > last.lsn) => {
+                vec![disconnect(
+                    "snapshot entries beyond the snapshot's position",
+                )]
+            }
+            Some(_) => vec![Action::Apply(entries)],
         }
     }
 
     fn on_snapshot_start(&mut self, last: Position, position: Position) -> Vec<Action> {
-        if last < position {
-            self.refused_snapshots += 1;
-            return vec![disconnect(&format!(
+        let refusal = if last < position {
+            Some(format!(
                 "refused a snapshot at {last:?} that is behind this replica at {position:?}"
-            ))];
+            ))
+        } else if !self.snapshot_over_data && position.lsn > 0 {
+            Some(format!(
+                "refused a snapshot at {last:?}: it would discard the entries this recovering leader holds (up to {position:?}), and without replication epochs nothing proves the source holds them all"
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.refused_snapshots += 1;
+            warn!(%reason, "snapshot refused (no-wipe rule)");
+            return vec![disconnect(&reason)];
         }
         self.full_resyncs += 1;
-        self.state = State::Streaming { in_snapshot: true };
+        self.state = State::Streaming {
+            snapshot: Some(last),
+        };
         vec![Action::BeginSnapshot]
     }
 }
@@ -200,6 +248,65 @@ fn continues(position: Position, entries: &[Entry]) -> bool {
         expected += 1;
         ok
     })
+}
+
+/// Checks a stream message before anything of it reaches the store: it
+/// must be about `partition`, its entries must be in ascending LSN order
+/// and not beyond the source's announced position, keys non-empty (only
+/// the snapshot marker, a tombstone, has an empty key) and within the key
+/// limit, and values valid kv-codec encodings within the value limit of
+/// `max_frame_bytes`. The `Err` says what is wrong.
+pub fn check_message(
+    partition: PartitionId,
+    message: &Response,
+    max_frame_bytes: usize,
+) -> Result<(), String> {
+    let (about, entries, source_last) = match message {
+        Response::Entries {
+            partition,
+            source_last,
+            entries,
+        } => (*partition, entries.as_slice(), *source_last),
+        Response::SnapshotStart { partition, .. } | Response::SnapshotEnd { partition, .. } => {
+            (*partition, &[][..], Position::default())
+        }
+        _ => return Ok(()),
+    };
+    if about != partition {
+        return Err(format!(
+            "a message about partition {about} on the stream of partition {partition}"
+        ));
+    }
+    let mut previous = 0;
+    for e in entries {
+        let lsn = e.position.lsn;
+        if lsn <= previous || lsn > source_last.lsn {
+            return Err(format!(
+                "entry at LSN {lsn} out of order or beyond the source's {source_last:?}"
+            ));
+        }
+        previous = lsn;
+        check_entry(e, max_frame_bytes)?;
+    }
+    Ok(())
+}
+
+fn check_entry(e: &Entry, max_frame_bytes: usize) -> Result<(), String> {
+    let lsn = e.position.lsn;
+    if e.key.is_empty() && e.value.is_some() {
+        return Err(format!("entry at LSN {lsn} has an empty key"));
+    }
+    if e.key.len() > limits::max_key_bytes() {
+        return Err(format!("entry at LSN {lsn}: key over the limit"));
+    }
+    if let Some(value) = &e.value {
+        if value.len() > limits::max_value_bytes(max_frame_bytes) {
+            return Err(format!("entry at LSN {lsn}: value over the limit"));
+        }
+        kv_codec::validate(value)
+            .map_err(|err| format!("entry at LSN {lsn}: value is not a valid encoding: {err}"))?;
+    }
+    Ok(())
 }
 
 fn disconnect(reason: &str) -> Action {
@@ -350,5 +457,126 @@ mod tests {
             m.on_message(err, pos(0)).as_slice(),
             [Action::Disconnect { .. }]
         ));
+    }
+
+    #[test]
+    fn a_recovering_leader_with_data_refuses_any_snapshot() {
+        let now = Instant::now();
+        let mut m = FollowerMachine::recovering(now);
+        assert_eq!(m.tick(now), Some(Action::Connect));
+        m.connected(pos(5));
+        let start = |lsn| Response::SnapshotStart {
+            partition: 0,
+            last: pos(lsn),
+            reason: "test".into(),
+        };
+        let actions = m.on_message(start(1005), pos(5));
+        assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
+        assert_eq!(m.refused_snapshots, 1);
+        // An empty leader has nothing to lose: it takes the snapshot.
+        let mut m = FollowerMachine::recovering(now);
+        m.tick(now);
+        m.connected(pos(0));
+        assert_eq!(m.on_message(start(9), pos(0)), vec![Action::BeginSnapshot]);
+    }
+
+    #[test]
+    fn a_snapshot_end_must_match_its_start() {
+        let mut m = streaming(Instant::now());
+        let start = Response::SnapshotStart {
+            partition: 0,
+            last: pos(10),
+            reason: "test".into(),
+        };
+        assert_eq!(m.on_message(start, pos(2)), vec![Action::BeginSnapshot]);
+        let beyond = Response::Entries {
+            partition: 0,
+            source_last: pos(20),
+            entries: entries(11..=11),
+        };
+        assert!(matches!(
+            m.on_message(beyond, pos(0)).as_slice(),
+            [Action::Disconnect { .. }]
+        ));
+        let mut m = streaming(Instant::now());
+        let start = Response::SnapshotStart {
+            partition: 0,
+            last: pos(10),
+            reason: "test".into(),
+        };
+        m.on_message(start, pos(2));
+        let end = Response::SnapshotEnd {
+            partition: 0,
+            last: pos(1010),
+        };
+        assert!(matches!(
+            m.on_message(end, pos(0)).as_slice(),
+            [Action::Disconnect { .. }]
+        ));
+        let stray_end = Response::SnapshotEnd {
+            partition: 0,
+            last: pos(3),
+        };
+        let mut m = streaming(Instant::now());
+        assert!(matches!(
+            m.on_message(stray_end, pos(0)).as_slice(),
+            [Action::Disconnect { .. }]
+        ));
+    }
+
+    #[test]
+    fn messages_are_checked_before_they_reach_the_store() {
+        const FRAME: usize = 16 << 20;
+        let valid = Bytes::from(kv_codec::Value::from_user_input("42").encode());
+        let valid_entries = |range: std::ops::RangeInclusive<u64>| -> Vec<Entry> {
+            entries(range)
+                .into_iter()
+                .map(|e| Entry {
+                    value: Some(valid.clone()),
+                    ..e
+                })
+                .collect()
+        };
+        let good = |last| Response::Entries {
+            partition: 0,
+            source_last: pos(last),
+            entries: valid_entries(1..=3),
+        };
+        assert_eq!(check_message(0, &good(3), FRAME), Ok(()));
+        assert!(
+            check_message(1, &good(3), FRAME).is_err(),
+            "wrong partition"
+        );
+        assert!(check_message(0, &good(2), FRAME).is_err(), "beyond source");
+        let mut unordered = valid_entries(1..=2);
+        unordered.reverse();
+        let unordered = Response::Entries {
+            partition: 0,
+            source_last: pos(9),
+            entries: unordered,
+        };
+        assert!(check_message(0, &unordered, FRAME).is_err());
+        let with = |key: &'static [u8], value: Option<&'static [u8]>| Response::Entries {
+            partition: 0,
+            source_last: pos(9),
+            entries: vec![Entry {
+                position: pos(1),
+                key: Bytes::from_static(key),
+                value: value.map(Bytes::from_static),
+            }],
+        };
+        let valid = kv_codec::Value::from_user_input("42").encode();
+        let valid: &'static [u8] = Vec::leak(valid);
+        assert_eq!(check_message(0, &with(b"k", Some(valid)), FRAME), Ok(()));
+        assert!(check_message(0, &with(b"k", Some(b"\xff\xff")), FRAME).is_err());
+        assert!(check_message(0, &with(b"", Some(valid)), FRAME).is_err());
+        // The snapshot marker: an empty key, tombstone.
+        assert_eq!(check_message(0, &with(b"", None), FRAME), Ok(()));
+        let start = Response::SnapshotStart {
+            partition: 2,
+            last: pos(1),
+            reason: String::new(),
+        };
+        assert!(check_message(0, &start, FRAME).is_err());
     }
 }

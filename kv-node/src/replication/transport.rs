@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::backlog::BacklogMiss;
-use super::follower::{Action, FollowerMachine};
+use super::follower::{Action, FollowerMachine, check_message};
 use super::plan::{self, RecoveryStep, SubscribeDecision};
 use crate::error::ErrorCode;
-use crate::protocol::{self, Conn, Request, RequestId, Response};
+use crate::protocol::handshake::{self, Credentials};
+use crate::protocol::{self, Conn, PeerKind, Request, RequestId, Response};
 use crate::replica::Replica;
 use crate::server::{Shared, error_reply};
 use crate::storage_io;
@@ -70,12 +71,35 @@ async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool
     conn.send(out.freeze()).await.is_ok()
 }
 
+/// Dials `node` as a peer: the handshake must show that the answer comes
+/// from that node and, when this node holds the cluster secret, that it
+/// holds it too; otherwise nothing is sent or applied.
 async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
     let addr = shared.options.map.addr(node)?;
     let options = &shared.options;
-    protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
+    let mut conn = protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
         .await
-        .ok()
+        .ok()?;
+    let credentials = Credentials {
+        secret: options.secret.clone(),
+        password: options.client_password.clone(),
+    };
+    let kind = PeerKind::Node(shared.id());
+    match handshake::dial(
+        &mut conn,
+        kind,
+        Some(node),
+        &credentials,
+        options.peer_timeout,
+    )
+    .await
+    {
+        Ok(_) => Some(conn),
+        Err(e) => {
+            warn!(node = shared.id(), peer = node, %addr, error = %e, "peer handshake failed; not trusting this connection");
+            None
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -359,6 +383,11 @@ async fn session(
             Some(Err(e)) => return SessionEnd::Disconnected(format!("read failed: {e}")),
             None => return SessionEnd::Disconnected("source closed the stream".into()),
         };
+        let max_frame = shared.options.max_frame_bytes;
+        if let Err(reason) = check_message(replica.partition, &message, max_frame) {
+            warn!(partition = replica.partition, %reason, "refusing a replication message");
+            return SessionEnd::Disconnected(reason);
+        }
         for action in machine.on_message(message, replica.position()) {
             if let Err(reason) = execute(replica, &mut conn, action).await {
                 return SessionEnd::Disconnected(reason);
@@ -437,7 +466,7 @@ async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
                 let (node, target) = replies[i];
                 info!(partition = p, from = node, ?target, own = ?replica.position(), "leader is behind a follower; catching up before taking writes");
                 if let Some(conn) = connect(&shared, node).await {
-                    let mut machine = FollowerMachine::new(Instant::now());
+                    let mut machine = FollowerMachine::recovering(Instant::now());
                     let _ = machine.tick(Instant::now());
                     let end = session(&shared, &replica, conn, &mut machine, Some(target)).await;
                     match end {

@@ -54,7 +54,8 @@ fn check_password(front: &Front, session: &mut Session, user: &[u8], pass: &[u8]
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         );
     };
-    if user == b"default" && pass == expected.as_bytes() {
+    let presented = std::str::from_utf8(pass).ok();
+    if user == b"default" && crate::auth::password_matches(expected, presented) {
         session.authenticated = true;
         OK
     } else {

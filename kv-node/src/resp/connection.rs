@@ -52,6 +52,9 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: TcpListener, port: u16) {
     let client_options = ClientOptions {
         connect_timeout: options.peer_timeout,
         max_frame_bytes: options.max_frame_bytes,
+        // Forwarded commands are client requests to the other nodes: they
+        // present the same password a client of this node must.
+        password: options.client_password.clone(),
         ..ClientOptions::default()
     };
     let front = Arc::new(Front {

@@ -1,12 +1,17 @@
 //! An in-process cluster of real node servers on 127.0.0.1 ephemeral ports.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kv_node::{ClientOptions, ClusterClient, NodeHandle, NodeOptions, NodeServer};
 use kv_router::{ClusterConfig, ClusterMap, NodeId, SyncMode};
 use tokio::net::TcpListener;
+
+/// The cluster secret of every test cluster.
+pub const TEST_SECRET: &str = "test cluster secret, 32 bytes ok";
 
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
@@ -54,6 +59,7 @@ impl TestCluster {
         let mut o = NodeOptions::new(id, self.map.clone(), self.node_dir(id));
         o.storage.sync = SyncMode::Never;
         o.heartbeat_interval = Duration::from_millis(100);
+        o.secret = Some(kv_node::ClusterSecret::new(TEST_SECRET).unwrap());
         (self.tweak)(&mut o);
         o
     }
