@@ -212,7 +212,7 @@ fn normalize(cmd: &clap::Command, mut args: Vec<OsString>) -> Result<Vec<OsStrin
 /// `kv node`.
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
-    /// The id of the node to run, as listed in the config's [[nodes]].
+    /// The id of the node to run, as listed in the config's `[[nodes]]`.
     #[arg(long)]
     pub id: NodeId,
 
@@ -250,7 +250,8 @@ pub struct BenchArgs {
     /// before the timed run when there are reads.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub keys: u64,
-    /// Key prefix [default: bench:<random>:]; printed at the start.
+    /// Key prefix (default: `bench:RANDOM:`, RANDOM 8 hex digits); printed at
+    /// the start.
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
     /// Delete the bench's keys afterwards (also after Ctrl-C).

@@ -2,7 +2,7 @@
 //! gives.
 //!
 //! Exit codes (DESIGN §7): 0 success, 1 "not found" (not an error, see
-//! [`crate::output::Rendered::found`]), 2 usage or configuration errors,
+//! [`crate::output::Outcome::NotFound`]), 2 usage or configuration errors,
 //! 3 for every other failure (a request failed, a node is down, I/O).
 
 use std::process::ExitCode;

@@ -19,7 +19,7 @@
 //!   ([`serve`]); `--resp ADDR` adds a RESP2 listener (redis-cli, Redis
 //!   client libraries). The embedded cluster always opens one (banner).
 //!   `KV_PASSWORD` overrides the config's `[security] client_password`.
-//! - `kv bench`: load generator ([`bench`]).
+//! - `kv bench`: load generator ([`mod@bench`]).
 //!
 //! Only this crate prints. Logs (tracing) go to stderr at level `warn`
 //! unless `RUST_LOG` says otherwise, coloured only on a terminal, as JSON

@@ -7,7 +7,7 @@
 //! the node's id, its own nonce and, when it holds the cluster secret, its
 //! proof of it; the peer checks that proof (when it holds the secret too)
 //! before answering with its own `Proof`, and the node answers `Welcome`.
-//! `docs/protocol.md` gives the bytes; [`crate::auth`] the proofs.
+//! `docs/protocol.md` gives the bytes; the private `auth` module the proofs.
 //!
 //! The type byte, the request id and the version at the start of `Hello`
 //! never change, so a node can refuse a dialer of another protocol version

@@ -37,7 +37,7 @@
 //!   acknowledgement modes, divergent-tail truncation.
 //!
 //! The decisions live in sans-IO code ([`follower`], [`plan`]); the tokio
-//! tasks in [`transport`] only move bytes and call the store.
+//! tasks in `transport` only move bytes and call the store.
 
 pub mod backlog;
 pub mod follower;
