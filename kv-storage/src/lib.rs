@@ -70,8 +70,10 @@
 //! - `segment` — `segment-<n>.log` files: header, positional reads of
 //!   every segment, mmap of sealed ones for recovery and compaction (and
 //!   why that is sound).
-//! - `inner` — the write path (one `write(2)` per record, into an active
-//!   segment pre-sized in chunks) and the read path; lock order.
+//! - `inner` — the write path (one `write(2)` per record or batch, into an
+//!   active segment pre-sized in chunks) and the read path; lock order.
+//! - `batch` — [`WriteBatch`]: several puts and deletes in one `write(2)`,
+//!   all or none after a crash.
 //! - `sync` — group commit for `SyncPolicy::Always`.
 //! - `keydir` — key → (segment, offset, length, LSN), sharded, compact,
 //!   laid out in a fixed hash order.
@@ -91,6 +93,7 @@
 //!
 //! - Every acknowledged write was handed to the OS with one `write(2)` before
 //!   the call returned; under `SyncPolicy::Always` it was also fdatasynced.
+//!   A write batch is one `write(2)` and recovery keeps all of it or none.
 //! - LSNs of records only grow; `last_lsn()` never goes backwards, even across
 //!   compaction and reopen (segment headers remember the position).
 //! - A read returns the latest value or an error: every record read from disk
@@ -105,11 +108,13 @@
 //!
 //! # What it does not do
 //!
-//! No transactions or multi-key atomicity, no sorted range scans (the key
+//! No transactions (a [`WriteBatch`] is atomic across a crash, but readers
+//! may see it half-indexed for a moment, and it has no conditions), no sorted range scans (the key
 //! directory is a hash map: scans list keys in hash order, and a prefix is a
 //! filter, not a seek), no compression, no TTLs. Values are bounded by
 //! `Options::max_value_bytes` and read whole.
 
+mod batch;
 mod cache;
 mod compaction;
 mod error;
@@ -132,6 +137,7 @@ mod worker;
 
 use bytes::Bytes;
 
+pub use batch::WriteBatch;
 pub use cache::HotCache;
 pub use error::Error;
 #[doc(hidden)]

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::files_with_ext;
 use kv_storage::{
     CompactionPolicy, Cursor, Entry, Error, FaultPoint, HotCache, Options, Position, Since, Store,
-    SyncPolicy,
+    SyncPolicy, WriteBatch,
 };
 use proptest::prelude::*;
 
@@ -34,6 +34,8 @@ enum Op {
         value: Option<Vec<u8>>,
     },
     Sync,
+    /// A write batch: puts (`Some`) and deletes (`None`), in order.
+    Batch(Vec<(u8, Option<Vec<u8>>)>),
     /// A full scan, `count` keys per page, optionally with a prefix
     /// (`k1` matches k1 and k10, k11).
     Scan {
@@ -58,11 +60,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Compact),
         1 => (0..FaultPoint::ALL.len()).prop_map(Op::CompactCrash),
         1 => Just(Op::Clear),
-        2 => (0u8..3, key, proptest::option::of(value))
+        2 => (0u8..3, key.clone(), proptest::option::of(value.clone()))
             .prop_map(|(gap, key, value)| Op::Apply { gap, key, value }),
         1 => Just(Op::Sync),
         2 => (1u8..6, any::<bool>()).prop_map(|(count, prefix)| Op::Scan { count, prefix }),
         1 => (1u8..6).prop_map(|count| Op::ScanAcrossReopen { count }),
+        2 => proptest::collection::vec((key.clone(), proptest::option::of(value.clone())), 0..6)
+            .prop_map(Op::Batch),
     ]
 }
 
@@ -149,6 +153,7 @@ impl Harness {
             }
             Op::Apply { gap, key, value } => self.apply(*gap, *key, value.clone()),
             Op::Sync => self.store().sync().unwrap(),
+            Op::Batch(ops) => self.batch(ops),
             Op::Scan { count, prefix } => self.check_scan(*count, prefix.then_some(&b"k1"[..])),
             Op::ScanAcrossReopen { count } => self.scan_across_reopen(*count),
         }
@@ -198,6 +203,30 @@ impl Harness {
         }
         assert_eq!(store.len(), self.model.len());
         assert_eq!(store.last_lsn(), self.last_lsn);
+    }
+
+    fn batch(&mut self, ops: &[(u8, Option<Vec<u8>>)]) {
+        let mut batch = WriteBatch::new();
+        let before = self.last_lsn;
+        for (k, v) in ops {
+            let key = key_bytes(*k);
+            match v {
+                Some(v) => {
+                    batch.put(&key, v);
+                    self.model.insert(key, v.clone());
+                    self.last_lsn += 1;
+                }
+                None => {
+                    batch.delete(&key);
+                    self.last_lsn += u64::from(self.model.remove(&key).is_some());
+                }
+            }
+        }
+        let last = self.store().write_batch(&batch).unwrap();
+        assert_eq!(
+            last.map(|p| p.lsn),
+            (self.last_lsn > before).then_some(self.last_lsn)
+        );
     }
 
     /// A full scan (nothing changes meanwhile) returns exactly the model's
