@@ -5,21 +5,11 @@ mod common;
 
 use std::path::Path;
 
-use common::{newest_segment, tiny};
+use common::{live_pairs, newest_segment, tiny};
 use kv_storage::{Error, Store, WriteBatch};
 
 fn opts() -> kv_storage::Options {
     tiny(1 << 20, 1 << 20)
-}
-
-fn state(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut all: Vec<_> = store
-        .iter()
-        .with_values()
-        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-        .collect();
-    all.sort();
-    all
 }
 
 /// A copy of the store in `dir` with its newest segment cut to `len` bytes
@@ -69,11 +59,11 @@ fn a_batch_writes_in_order_with_consecutive_lsns() {
         (b"a".to_vec(), b"again".to_vec()),
         (b"b".to_vec(), b"2".to_vec()),
     ];
-    assert_eq!(state(&store), want);
+    assert_eq!(live_pairs(&store), want);
     assert_eq!(store.write_batch(&WriteBatch::new()).unwrap(), None);
     drop(store);
     let store = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(state(&store), want);
+    assert_eq!(live_pairs(&store), want);
     assert_eq!(store.last_lsn(), 7);
 }
 
@@ -110,7 +100,7 @@ fn a_batch_survives_a_crash_whole_or_not_at_all() {
     let store = Store::open(dir.path(), opts()).unwrap();
     store.put(b"a", b"before").unwrap();
     store.put(b"b", b"before").unwrap();
-    let before = state(&store);
+    let before = live_pairs(&store);
     store.close().unwrap();
     let start = std::fs::metadata(newest_segment(dir.path())).unwrap().len();
     let store = Store::open(dir.path(), opts()).unwrap();
@@ -121,7 +111,7 @@ fn a_batch_survives_a_crash_whole_or_not_at_all() {
         .put("c", "new")
         .put("d", "x".repeat(40));
     store.write_batch(&batch).unwrap();
-    let after = state(&store);
+    let after = live_pairs(&store);
     store.close().unwrap();
     let end = std::fs::metadata(newest_segment(dir.path())).unwrap().len();
     assert!(end > start + 60);
@@ -134,7 +124,7 @@ fn a_batch_survives_a_crash_whole_or_not_at_all() {
             } else {
                 (&before, 2)
             };
-            assert_eq!(&state(&store), want, "cut at {cut}, padded {pad}");
+            assert_eq!(&live_pairs(&store), want, "cut at {cut}, padded {pad}");
             assert_eq!(store.last_lsn(), lsn, "cut at {cut}, padded {pad}");
             // The store takes writes after the cut (the log ends cleanly).
             store.put(b"z", b"later").unwrap();
