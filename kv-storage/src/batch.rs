@@ -106,6 +106,9 @@ fn plan_batch<'a>(
     batch: &'a WriteBatch,
     hashes: &[u64],
 ) -> Vec<RecordOp<'a>> {
+    // Which keys the batch itself has put or deleted so far: needed only
+    // to decide whether a later deletion writes anything.
+    let has_deletes = batch.ops.iter().any(|(_, value)| value.is_none());
     let mut present: HashMap<&[u8], bool> = HashMap::new();
     let mut planned = Vec::with_capacity(batch.ops.len());
     for ((key, value), &hash) in batch.ops.iter().zip(hashes) {
@@ -118,7 +121,9 @@ fn plan_batch<'a>(
             None if exists(&present) => Kind::Tombstone,
             None => continue,
         };
-        present.insert(key, kind == Kind::Value);
+        if has_deletes {
+            present.insert(key, kind == Kind::Value);
+        }
         let position = Position {
             epoch: w.epoch,
             lsn: w.last.lsn + 1 + planned.len() as u64,

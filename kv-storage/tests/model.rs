@@ -240,6 +240,11 @@ impl Harness {
                 .scan_prefix(c, usize::from(count), prefix)
                 .unwrap();
             assert!(page.keys.len() <= usize::from(count));
+            assert_ne!(
+                page.next,
+                Some(Cursor::START),
+                "0 is reserved for the start"
+            );
             keys.extend(page.keys.iter().map(|k| k.to_vec()));
             cursor = page.next;
         }

@@ -37,7 +37,9 @@
 //!
 //! Recovery also stores tombstones here (flag bit in `Loc::len`) so that an
 //! older value read later cannot resurrect a deleted key; they are swept out
-//! with [`KeyDir::retain`] before the store opens.
+//! with [`KeyDir::retain`] before the store opens. Recovery queues its
+//! inserts per shard (`recovery_batch.rs`) and inserts each queue under one
+//! lock; the key arena is `arena.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -47,8 +49,14 @@ use parking_lot::RwLock;
 
 use crate::Lsn;
 use crate::error::Error;
-use crate::record::{get_varint, put_varint};
 use crate::segment::SegmentId;
+
+mod arena;
+mod recovery_batch;
+
+use arena::{Arena, CHUNK_BYTES};
+pub(crate) use recovery_batch::Batch;
+use recovery_batch::BatchItem;
 
 /// Bits of the hash (the top ones) that pick the shard.
 pub(crate) const SHARD_BITS: u32 = 4;
@@ -58,8 +66,6 @@ pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
 pub(crate) const SPLIT_AT: usize = 512;
 /// The fixed xxh3 seed of the key hash (see "Hash order, for scans").
 const SEED: u64 = 0x6b76_7363_616e_0001;
-const CHUNK_BYTES: usize = 64 * 1024;
-const MAX_CHUNKS: usize = 1 << 16;
 const TOMBSTONE_BIT: u32 = 1 << 31;
 
 /// Where a record lives. 20 bytes, 4-byte aligned.
@@ -119,144 +125,10 @@ pub(crate) enum Upsert {
     Stale,
 }
 
-/// Recovery inserts queued for one shard. Keys are copied into one buffer
-/// as they arrive, so the bucket-ordered insert later reads them from cache
-/// rather than at random from wherever they came from.
-#[derive(Default)]
-pub(crate) struct Batch {
-    keys: Vec<u8>,
-    items: Vec<BatchItem>,
-}
-
-#[derive(Clone, Copy)]
-struct BatchItem {
-    hash: u64,
-    key_at: u32,
-    key_len: u32,
-    loc: Loc,
-}
-
-impl Batch {
-    /// A batch sized for about `items` entries.
-    pub(crate) fn with_capacity(items: usize) -> Batch {
-        Batch {
-            keys: Vec::with_capacity(items * 24),
-            items: Vec::with_capacity(items),
-        }
-    }
-
-    pub(crate) fn push(&mut self, hash: u64, key: &[u8], loc: Loc) {
-        let key_at = self.keys.len() as u32;
-        self.keys.extend_from_slice(key);
-        let key_len = key.len() as u32;
-        self.items.push(BatchItem {
-            hash,
-            key_at,
-            key_len,
-            loc,
-        });
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Bytes of keys queued.
-    pub(crate) fn key_bytes(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// The location queued as entry `i`.
-    pub(crate) fn locs(&self) -> impl Iterator<Item = &Loc> {
-        self.items.iter().map(|it| &it.loc)
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.keys.clear();
-        self.items.clear();
-    }
-
-    fn key(&self, item: &BatchItem) -> &[u8] {
-        let start = item.key_at as usize;
-        self.keys
-            .get(start..start + item.key_len as usize)
-            .unwrap_or_default()
-    }
-}
-
 #[derive(Clone, Copy)]
 struct Slot {
     key: u32,
     loc: Loc,
-}
-
-/// Append-only key storage addressed by `chunk << 16 | offset`.
-#[derive(Default)]
-struct Arena {
-    chunks: Vec<Vec<u8>>,
-    live: usize,
-    garbage: usize,
-}
-
-impl Arena {
-    fn key(&self, at: u32) -> &[u8] {
-        let chunk = self
-            .chunks
-            .get((at >> 16) as usize)
-            .map_or(&[][..], |c| &c[..]);
-        let mut pos = (at & 0xffff) as usize;
-        let len = match get_varint(chunk, &mut pos, 5) {
-            Some(Ok(len)) => len as usize,
-            _ => 0,
-        };
-        chunk.get(pos..pos + len).unwrap_or_default()
-    }
-
-    fn entry_len(key_len: usize) -> usize {
-        crate::record::varint_len(key_len as u32) + key_len
-    }
-
-    /// Whether an entry of `key_len` can be added without exceeding the chunk
-    /// address space.
-    fn has_room(&self, key_len: usize) -> bool {
-        let need = Self::entry_len(key_len);
-        let fits_last = self
-            .chunks
-            .last()
-            .is_some_and(|c| c.capacity() - c.len() >= need);
-        fits_last || self.chunks.len() < MAX_CHUNKS
-    }
-
-    fn push(&mut self, key: &[u8]) -> Option<u32> {
-        let need = Self::entry_len(key.len());
-        let fits_last = self
-            .chunks
-            .last()
-            .is_some_and(|c| c.capacity() - c.len() >= need && c.len() < CHUNK_BYTES);
-        if !fits_last {
-            if self.chunks.len() >= MAX_CHUNKS {
-                return None;
-            }
-            self.chunks.push(Vec::with_capacity(need.max(CHUNK_BYTES)));
-        }
-        let idx = self.chunks.len() - 1;
-        let chunk = self.chunks.last_mut()?;
-        let at = ((idx as u32) << 16) | chunk.len() as u32;
-        put_varint(chunk, key.len() as u64);
-        chunk.extend_from_slice(key);
-        self.live += need;
-        Some(at)
-    }
-
-    fn release(&mut self, key_len: usize) {
-        let n = Self::entry_len(key_len);
-        self.live -= n;
-        self.garbage += n;
-    }
-
-    fn bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum()
-    }
 }
 
 /// The hash hashbrown sees: a bijective remix whose low bits (bucket index)
