@@ -1,7 +1,10 @@
 //! Criterion benchmarks for the workloads of DESIGN §4: put (100 B, 1 KiB,
 //! 16 KiB), hot get, cold get (positional read of the active segment vs mmap
 //! of sealed ones), durable put with 1/4/16 concurrent writers, open time with
-//! and without hints, and compaction throughput.
+//! and without hints, and compaction throughput. Also (issue 15): a full scan
+//! of a large store against the old way to list it (`entries_since(0, ..)`,
+//! the whole history in memory), and write batches against the same puts
+//! made one by one.
 //!
 //! `cargo bench -p kv-storage` runs them all (a few minutes).
 
@@ -13,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kv_storage::{CompactionPolicy, HotCache, Options, Store, SyncPolicy};
+use kv_storage::{CompactionPolicy, Cursor, HotCache, Options, Store, SyncPolicy, WriteBatch};
 use rand::{Rng, SeedableRng};
 
 /// Keys loaded for the open-time and compaction benchmarks.
@@ -195,9 +198,89 @@ fn bench_compaction(c: &mut Criterion) {
     group.finish();
 }
 
+/// Keys in the store the scan benchmarks walk.
+const SCAN_KEYS: u64 = 1_000_000;
+
+/// Every key through `scan`, `count` per call; returns how many.
+fn full_scan(store: &Store, count: usize) -> usize {
+    let (mut n, mut cursor) = (0, Some(Cursor::START));
+    while let Some(c) = cursor {
+        let page = store.scan(c, count).unwrap();
+        n += page.keys.len();
+        cursor = page.next;
+    }
+    n
+}
+
+fn bench_scan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scan");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(SCAN_KEYS));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options(SyncPolicy::Never, 64 << 20, 0)).unwrap();
+    let mut batch = WriteBatch::new();
+    for i in 0..SCAN_KEYS {
+        batch.put(key(i), i.to_le_bytes());
+        if batch.len() == 10_000 {
+            store.write_batch(&batch).unwrap();
+            batch = WriteBatch::new();
+        }
+    }
+    group.bench_function("baseline_entries_since_0", |b| {
+        b.iter(|| match store.entries_since(0, usize::MAX).unwrap() {
+            kv_storage::Since::Entries(e) => assert_eq!(e.len() as u64, SCAN_KEYS),
+            kv_storage::Since::Snapshot { .. } => unreachable!(),
+        })
+    });
+    for count in [10usize, 100, 1000] {
+        group.bench_function(format!("keys_count_{count}"), |b| {
+            b.iter(|| assert_eq!(full_scan(&store, count) as u64, SCAN_KEYS))
+        });
+    }
+    group.bench_function("iter_with_values_cold", |b| {
+        b.iter(|| assert_eq!(store.iter().with_values().count() as u64, SCAN_KEYS))
+    });
+    group.finish();
+}
+
+fn bench_batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch");
+    group.sample_size(10);
+    for (sync, name, ops) in [
+        (SyncPolicy::Never, "never", 64u64),
+        (SyncPolicy::Always, "always", 16),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), options(sync, 64 << 20, 0)).unwrap();
+        let value = incompressible(VALUE_BYTES, 4);
+        let mut i = 0u64;
+        group.throughput(Throughput::Elements(ops));
+        group.bench_function(format!("{name}_baseline_single_puts_x{ops}"), |b| {
+            b.iter(|| {
+                for _ in 0..ops {
+                    i += 1;
+                    store.put(&key(i), &value).unwrap();
+                }
+            })
+        });
+        group.bench_function(format!("{name}_write_batch_x{ops}"), |b| {
+            b.iter(|| {
+                let mut batch = WriteBatch::new();
+                for _ in 0..ops {
+                    i += 1;
+                    batch.put(key(i), &value);
+                }
+                store.write_batch(&batch).unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500));
-    targets = bench_put, bench_get, bench_durable, bench_open, bench_compaction
+    targets = bench_put, bench_get, bench_durable, bench_open, bench_compaction, bench_scan,
+        bench_batch
 }
 criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! The crate's one error type, shaped by how a caller reacts to it.
 //!
-//! - `KeyTooLarge` / `ValueTooLarge`: the request is wrong; reject it.
+//! - `KeyTooLarge` / `ValueTooLarge` / `BatchTooLarge`: the request is
+//!   wrong; reject it (nothing was written).
 //! - `Io`: the operating system failed; the write may or may not be on disk.
 //! - `Corrupted`: the data on disk is damaged; a human has to look. The store
 //!   never returns a wrong value instead.
@@ -86,6 +87,15 @@ pub enum Error {
         lsn: Lsn,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// A write batch encodes to more bytes than one append may take (the
+    /// larger of `Options::segment_bytes` and the largest single record).
+    #[error("write batch of {len} bytes exceeds the limit of {max} bytes")]
+    BatchTooLarge {
+        /// Encoded size of the batch.
+        len: u64,
+        /// The limit.
+        max: u64,
     },
     /// The store was shut down; no further operations are accepted.
     #[error("store is closed")]

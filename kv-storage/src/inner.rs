@@ -13,9 +13,11 @@
 //!
 //! # Write path
 //!
-//! Under the writer lock: encode the record into a reused buffer, hand it to
-//! the OS with one positional `write(2)`, publish the new segment length, then
-//! update the key directory. After the lock: fill the hot cache and, for
+//! Under the writer lock: encode the record (or a write batch's records,
+//! back to back) into a reused buffer, hand it to the OS with one positional
+//! `write(2)`, publish the new segment length, then update the key directory
+//! (`batch.rs`: `write_planned`, shared by puts, deletes, batches and
+//! replicated entries). After the lock: fill the hot cache and, for
 //! `SyncPolicy::Always`, wait for group commit (`sync.rs`). A record is thus
 //! in the OS before it is visible to readers, and visible before `put` returns.
 //!
@@ -75,6 +77,23 @@ const MAX_READ_RETRIES: usize = 1000;
 pub(crate) fn presize_target(end: u64, segment_bytes: u64) -> u64 {
     let chunked = end.div_ceil(PRESIZE_CHUNK_BYTES) * PRESIZE_CHUNK_BYTES;
     chunked.min(segment_bytes.max(end))
+}
+
+/// One record to append: see [`Inner::append_records`].
+#[derive(Clone, Copy)]
+pub(crate) struct RecordOp<'a> {
+    pub position: Position,
+    pub kind: Kind,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// The key's key-directory hash.
+    pub hash: u64,
+}
+
+impl RecordOp<'_> {
+    pub(crate) fn encoded_len(&self) -> u64 {
+        record::encoded_len(self.key.len(), self.value.len()) as u64
+    }
 }
 
 /// Mutable state of the single writer.
@@ -180,15 +199,43 @@ impl Inner {
         key: &[u8],
         value: &[u8],
     ) -> Result<Loc, Error> {
-        let len = record::encoded_len(key.len(), value.len()) as u64;
+        let op = RecordOp {
+            position,
+            kind,
+            key,
+            value,
+            hash: 0,
+        };
+        let mut loc = None;
+        self.append_records(w, std::slice::from_ref(&op), |_, l| loc = Some(l))?;
+        loc.ok_or(Error::Closed)
+    }
+
+    /// Appends `ops` (in increasing LSN order) to the active segment with
+    /// one `write(2)`, rolling first if they would not fit; every record but
+    /// the last is flagged "batch continues", so recovery keeps all or none
+    /// of them. Calls `placed(i, loc)` for each record once all are written.
+    pub(crate) fn append_records(
+        &self,
+        w: &mut Writer,
+        ops: &[RecordOp<'_>],
+        mut placed: impl FnMut(usize, Loc),
+    ) -> Result<(), Error> {
+        let Some(last) = ops.last() else {
+            return Ok(());
+        };
+        let len: u64 = ops.iter().map(RecordOp::encoded_len).sum();
         if w.offset > SEGMENT_HEADER_BYTES && w.offset + len > self.opts.segment_bytes {
             self.roll(w)?;
         }
         self.reserve(w, w.offset + len)?;
         w.buf.clear();
-        record::encode(&mut w.buf, position, kind, key, value);
-        let offset = w.offset;
-        let written = w.file.write_all_at(&w.buf, offset);
+        for (i, op) in ops.iter().enumerate() {
+            let more = i + 1 < ops.len();
+            record::encode_in_batch(&mut w.buf, op.position, op.kind, op.key, op.value, more);
+        }
+        let start = w.offset;
+        let written = w.file.write_all_at(&w.buf, start);
         if w.buf.capacity() > MAX_KEPT_BUFFER_BYTES {
             w.buf = Vec::new();
         }
@@ -198,15 +245,18 @@ impl Inner {
         }
         w.offset += len;
         w.seq += 1;
-        w.last = position;
-        w.active.note_appended(offset, position, w.offset);
-        bump(&self.counters.writes, 1);
-        Ok(Loc::new(
-            w.active.id,
-            offset as u32,
-            len as u32,
-            position.lsn,
-        ))
+        w.last = last.position;
+        let mut offset = start;
+        for (i, op) in ops.iter().enumerate() {
+            let rec_len = op.encoded_len();
+            w.active
+                .note_appended(offset, op.position, offset + rec_len);
+            let loc = Loc::new(w.active.id, offset as u32, rec_len as u32, op.position.lsn);
+            placed(i, loc);
+            offset += rec_len;
+        }
+        bump(&self.counters.writes, ops.len() as u64);
+        Ok(())
     }
 
     /// Cuts a partially written record so the segment ends at a record

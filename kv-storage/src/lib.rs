@@ -25,6 +25,44 @@
 //! # }
 //! ```
 //!
+//! Iterating a store: [`Store::iter`] pages through the live keys (in hash
+//! order, not sorted) without holding a lock between pages; values are read
+//! on demand. [`Store::scan`] is the same walk one page at a time with a
+//! [`Cursor`] you can keep (for example, send to a client) and resume later.
+//!
+//! ```
+//! use kv_storage::{Cursor, Options, Store};
+//!
+//! # fn main() -> Result<(), kv_storage::Error> {
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let store = Store::open(dir.path(), Options::default())?;
+//! for (k, v) in [("user:1", "Ana"), ("user:2", "Budi"), ("order:7", "3 apples")] {
+//!     store.put(k.as_bytes(), v.as_bytes())?;
+//! }
+//! let mut users = Vec::new();
+//! for pair in store.iter_prefix(b"user:").with_values() {
+//!     let (key, value) = pair?;
+//!     users.push((key, value));
+//! }
+//! users.sort();
+//! assert_eq!(users[1], (b"user:2"[..].into(), b"Budi"[..].into()));
+//! assert_eq!(users.len(), 2);
+//!
+//! // The same walk, two keys per call, resumable from `page.next`.
+//! let (mut cursor, mut seen) = (Cursor::START, 0);
+//! loop {
+//!     let page = store.scan(cursor, 2)?;
+//!     seen += page.keys.len();
+//!     match page.next {
+//!         Some(next) => cursor = next,
+//!         None => break,
+//!     }
+//! }
+//! assert_eq!(seen, 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Modules, in data-flow order
 //!
 //! - [`options`] — configuration: sync policy, segment size, limits.
@@ -32,10 +70,15 @@
 //! - `segment` — `segment-<n>.log` files: header, positional reads of
 //!   every segment, mmap of sealed ones for recovery and compaction (and
 //!   why that is sound).
-//! - `inner` — the write path (one `write(2)` per record, into an active
-//!   segment pre-sized in chunks) and the read path; lock order.
+//! - `inner` — the write path (one `write(2)` per record or batch, into an
+//!   active segment pre-sized in chunks) and the read path; lock order.
+//! - `batch` — [`WriteBatch`]: several puts and deletes in one `write(2)`,
+//!   all or none after a crash.
 //! - `sync` — group commit for `SyncPolicy::Always`.
-//! - `keydir` — key → (segment, offset, length, LSN), sharded, compact.
+//! - `keydir` — key → (segment, offset, length, LSN), sharded, compact,
+//!   laid out in a fixed hash order.
+//! - `scan` — [`Store::scan`] / [`Store::iter`]: listing keys with a
+//!   resumable cursor over that hash order.
 //! - `cache` — the hot cache: a CLOCK cache with a byte budget shared by
 //!   stores ([`HotCache`]).
 //! - `hint` — per-segment index files that make reopening fast.
@@ -50,6 +93,7 @@
 //!
 //! - Every acknowledged write was handed to the OS with one `write(2)` before
 //!   the call returned; under `SyncPolicy::Always` it was also fdatasynced.
+//!   A write batch is one `write(2)` and recovery keeps all of it or none.
 //! - LSNs of records only grow; `last_lsn()` never goes backwards, even across
 //!   compaction and reopen (segment headers remember the position).
 //! - A read returns the latest value or an error: every record read from disk
@@ -64,10 +108,13 @@
 //!
 //! # What it does not do
 //!
-//! No transactions or multi-key atomicity, no range scans (the key directory
-//! is a hash map), no compression, no TTLs. Values are bounded by
+//! No transactions (a [`WriteBatch`] is atomic across a crash, but readers
+//! may see it half-indexed for a moment, and it has no conditions), no sorted range scans (the key
+//! directory is a hash map: scans list keys in hash order, and a prefix is a
+//! filter, not a seek), no compression, no TTLs. Values are bounded by
 //! `Options::max_value_bytes` and read whole.
 
+mod batch;
 mod cache;
 mod compaction;
 mod error;
@@ -81,6 +128,7 @@ pub mod options;
 mod record;
 mod recovery;
 mod replication;
+mod scan;
 mod segment;
 mod stats;
 mod store;
@@ -89,11 +137,13 @@ mod worker;
 
 use bytes::Bytes;
 
+pub use batch::WriteBatch;
 pub use cache::HotCache;
 pub use error::Error;
 #[doc(hidden)]
 pub use fault::FaultPoint;
 pub use options::{CompactionPolicy, Options, SyncPolicy};
+pub use scan::{Cursor, Iter, ScanPage};
 pub use stats::{CompactionStats, Stats};
 pub use store::Store;
 

@@ -12,7 +12,8 @@
 //! | 8      | 8    | LSN (`u64`, never 0)                                     |
 //! | 16     | 1–5  | key length, unsigned LEB128 varint (fits `u32`)          |
 //! | ..     | 1–5  | value length, unsigned LEB128 varint (fits `u32`)        |
-//! | ..     | 1    | flags: bit 0 tombstone, bit 1 marker, bits 2–7 zero      |
+//! | ..     | 1    | flags: bit 0 tombstone, bit 1 marker, bit 2 batch        |
+//! |        |      | continues, bits 3–7 zero                                 |
 //! | ..     | k    | key bytes                                                |
 //! | ..     | v    | value bytes (none for tombstones and markers)            |
 //!
@@ -28,6 +29,13 @@
 //! follower installs a snapshot, to say "the history up to here is summarised
 //! by the records before me" (see `replication.rs`).
 //!
+//! *Batch continues* (bit 2) is set on every record of a write batch but its
+//! last, all written with one `write(2)`: a newest segment whose last valid
+//! record has it set ends in a batch the crash cut short, and recovery drops
+//! that batch's records (all or none; see `recovery/load.rs`). Everywhere
+//! else the bit means nothing. Segments written before batches existed never
+//! set it, so they read unchanged.
+//!
 //! Varint lengths are canonical-agnostic (a longer-than-needed encoding is
 //! accepted if the CRC matches) but limited to 5 bytes and to `u32`.
 
@@ -38,6 +46,7 @@ pub(crate) const FIXED_HEADER_BYTES: usize = 16;
 
 const FLAG_TOMBSTONE: u8 = 1;
 const FLAG_MARKER: u8 = 2;
+const FLAG_BATCH_CONTINUES: u8 = 4;
 
 /// What a record does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +93,8 @@ pub(crate) struct RecordRef<'a> {
     pub len: usize,
     /// Offset of the key inside the record (the value follows the key).
     pub key_start: usize,
+    /// More records of the same write batch follow this one.
+    pub batch_continues: bool,
 }
 
 /// Why bytes did not decode as a record.
@@ -152,6 +163,7 @@ pub(crate) fn encoded_len(key_len: usize, value_len: usize) -> usize {
 
 /// Appends one encoded record to `buf` and returns its length. Callers
 /// validate key and value sizes first (both fit `u32`).
+#[cfg(test)]
 pub(crate) fn encode(
     buf: &mut Vec<u8>,
     position: Position,
@@ -159,13 +171,30 @@ pub(crate) fn encode(
     key: &[u8],
     value: &[u8],
 ) -> usize {
+    encode_in_batch(buf, position, kind, key, value, false)
+}
+
+/// [`encode`], marking the record as followed by more of its batch.
+pub(crate) fn encode_in_batch(
+    buf: &mut Vec<u8>,
+    position: Position,
+    kind: Kind,
+    key: &[u8],
+    value: &[u8],
+    batch_continues: bool,
+) -> usize {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&position.epoch.to_le_bytes());
     buf.extend_from_slice(&position.lsn.to_le_bytes());
     put_varint(buf, key.len() as u64);
     put_varint(buf, value.len() as u64);
-    buf.push(kind.flags());
+    let more = if batch_continues {
+        FLAG_BATCH_CONTINUES
+    } else {
+        0
+    };
+    buf.push(kind.flags() | more);
     buf.extend_from_slice(key);
     buf.extend_from_slice(value);
     let crc = crc32fast::hash(&buf[start + 4..]);
@@ -235,7 +264,8 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
     if crc32fast::hash(body) != h.crc {
         return Err(DecodeError::Checksum);
     }
-    let kind = Kind::from_flags(h.flags).ok_or(DecodeError::Malformed("unknown record flags"))?;
+    let kind = Kind::from_flags(h.flags & !FLAG_BATCH_CONTINUES)
+        .ok_or(DecodeError::Malformed("unknown record flags"))?;
     validate(kind, &h)?;
     let key_start = h.header_len;
     let value_start = key_start + h.key_len;
@@ -251,6 +281,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
         value: buf.get(value_start..len).ok_or(DecodeError::Incomplete)?,
         len,
         key_start,
+        batch_continues: h.flags & FLAG_BATCH_CONTINUES != 0,
     })
 }
 
@@ -359,5 +390,18 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, pos(0, 0), Kind::Value, b"k", b"v");
         assert!(matches!(decode(&buf), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn batch_flag_roundtrips_and_leaves_the_kind_alone() {
+        for (kind, value) in [(Kind::Value, &b"v"[..]), (Kind::Tombstone, &b""[..])] {
+            for more in [false, true] {
+                let mut buf = Vec::new();
+                encode_in_batch(&mut buf, pos(1, 3), kind, b"k", value, more);
+                let rec = decode(&buf).unwrap();
+                assert_eq!((rec.kind, rec.batch_continues), (kind, more));
+                assert_eq!(buf.len(), encoded_len(1, value.len()));
+            }
+        }
     }
 }

@@ -42,10 +42,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::inner::{Inner, Writer};
+use crate::inner::{Inner, RecordOp, Writer};
 use crate::keydir::Loc;
 use crate::meta;
-use crate::record::Kind;
+use crate::record::{self, Kind};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentKind};
 use crate::{Entry, Lsn, Position, Since, Store};
 
@@ -90,75 +90,65 @@ impl Store {
     /// `last_lsn()` (returns `true`), else ignores it (`false`). A tombstone
     /// for an absent key is still recorded, so the LSN advances.
     pub fn apply(&self, entry: &Entry) -> Result<bool, Error> {
-        let applied = self.apply_one(entry)?;
-        if let Some(seq) = applied {
-            self.inner().after_write(seq)?;
-        }
-        Ok(applied.is_some())
+        self.apply_batch(std::slice::from_ref(entry))
+            .map(|n| n == 1)
     }
 
     /// [`Store::apply`] for a batch in LSN order, with one sync for all of
     /// it under [`SyncPolicy::Always`](crate::SyncPolicy::Always) instead of
     /// one per entry. Returns how many entries were written (those above
-    /// `last_lsn()`). On an error, the entries before the failing one are
-    /// written (and, under `Always`, not yet synced: the store is poisoned
-    /// if the write itself failed).
+    /// `last_lsn()` and above the entry before them). Every entry is
+    /// checked first (an invalid one writes nothing). The entries are
+    /// written the way [`Store::write_batch`] writes (one `write(2)`, all or
+    /// none after a crash), in as few appends as the size limit of one
+    /// append allows; a failed append writes nothing of itself and leaves
+    /// the earlier appends in place.
     pub fn apply_batch(&self, entries: &[Entry]) -> Result<usize, Error> {
-        let mut applied = 0;
-        let mut last_seq = None;
-        for entry in entries {
-            if let Some(seq) = self.apply_one(entry)? {
-                applied += 1;
-                last_seq = Some(seq);
-            }
-        }
-        if let Some(seq) = last_seq {
+        let (applied, seq) = self.apply_unsynced(entries)?;
+        if let Some(seq) = seq {
             self.inner().after_write(seq)?;
         }
         Ok(applied)
     }
 
-    fn apply_one(&self, entry: &Entry) -> Result<Option<u64>, Error> {
+    /// [`Store::apply_batch`] without the sync: the count written and the
+    /// group-commit sequence to sync to (if anything was written).
+    fn apply_unsynced(&self, entries: &[Entry]) -> Result<(usize, Option<u64>), Error> {
         let inner = self.inner();
-        let value = entry.value.as_deref();
-        inner.check_sizes(&entry.key, value.map_or(0, <[u8]>::len))?;
-        let lsn = entry.position.lsn;
-        if lsn == 0 {
-            return Err(Error::InvalidEntry {
-                lsn,
-                reason: "lsn 0 is reserved",
-            });
+        for entry in entries {
+            check_entry(inner, entry)?;
         }
-        let hash = inner.keydir.hash(&entry.key);
-        let seq = {
+        let max = inner.max_append_bytes();
+        let (mut applied, mut seq) = (0, None);
+        let mut rest = entries;
+        while !rest.is_empty() {
+            let take = chunk_len(rest, max);
+            let (chunk, tail) = rest.split_at(take);
+            let (n, s) = self.apply_chunk(chunk)?;
+            applied += n;
+            seq = s.or(seq);
+            rest = tail;
+        }
+        Ok((applied, seq))
+    }
+
+    /// Writes the fresh entries of `chunk` with one append.
+    fn apply_chunk(&self, chunk: &[Entry]) -> Result<(usize, Option<u64>), Error> {
+        let inner = self.inner();
+        let (planned, seq) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
-            if lsn <= w.last.lsn {
-                return Ok(None);
+            let planned = plan_applied(inner, &w, chunk);
+            if planned.is_empty() {
+                return Ok((0, None));
             }
-            inner.keydir.check_room(hash, entry.key.len())?;
-            note_gap(inner, &w, lsn);
-            w.epoch = w.epoch.max(entry.position.epoch);
-            let kind = if value.is_some() {
-                Kind::Value
-            } else {
-                Kind::Tombstone
-            };
-            let loc = inner.append(
-                &mut w,
-                entry.position,
-                kind,
-                &entry.key,
-                value.unwrap_or_default(),
-            )?;
-            index_applied(inner, hash, &entry.key, loc, kind)?;
-            w.seq
+            let epoch = planned.iter().map(|p| p.position.epoch).max();
+            w.epoch = w.epoch.max(epoch.unwrap_or_default());
+            let seq = inner.write_planned(&mut w, &planned)?;
+            (planned, seq)
         };
-        match value {
-            Some(v) => inner.cache_written(hash, &entry.key, v, lsn),
-            None => inner.cache.remove(hash, &entry.key),
-        }
-        Ok(Some(seq))
+        inner.cache_planned(&planned);
+        Ok((planned.len(), Some(seq)))
     }
 
     /// Drops all data durably, keeping the epoch: afterwards `last_lsn()` is 0
@@ -231,7 +221,7 @@ impl Store {
         }
         self.clear()?;
         for e in entries {
-            self.apply_one(e)?;
+            self.apply_unsynced(std::slice::from_ref(e))?;
         }
         let inner = self.inner();
         let seq = {
@@ -250,27 +240,59 @@ impl Store {
     }
 }
 
-/// Raises the floor when an applied LSN skips over history.
-fn note_gap(inner: &Inner, w: &Writer, lsn: Lsn) {
-    if lsn > w.last.lsn + 1 {
-        let mut layout = inner.layout.write();
-        layout.floor = layout.floor.max(lsn - 1);
-    }
-}
-
-fn index_applied(inner: &Inner, hash: u64, key: &[u8], loc: Loc, kind: Kind) -> Result<(), Error> {
-    match kind {
-        Kind::Value => {
-            let old = inner.keydir.insert(hash, key, loc)?;
-            inner.note_replaced(old, Some(&loc));
-        }
-        _ => {
-            let old = inner.keydir.remove(hash, key);
-            inner.note_replaced(old, None);
-            inner.add_dead(loc.segment, loc.len());
-        }
+/// Rejects entries no store may hold.
+fn check_entry(inner: &Inner, entry: &Entry) -> Result<(), Error> {
+    inner.check_sizes(&entry.key, entry.value.as_ref().map_or(0, Bytes::len))?;
+    if entry.position.lsn == 0 {
+        return Err(Error::InvalidEntry {
+            lsn: 0,
+            reason: "lsn 0 is reserved",
+        });
     }
     Ok(())
+}
+
+/// How many leading entries fit one append of at most `max` bytes (at
+/// least one: a single entry always fits, its sizes were checked).
+fn chunk_len(entries: &[Entry], max: u64) -> usize {
+    let mut total = 0u64;
+    let fits = entries.iter().take_while(|e| {
+        let value = e.value.as_ref().map_or(0, Bytes::len);
+        total += record::encoded_len(e.key.len(), value) as u64;
+        total <= max
+    });
+    fits.count().max(1)
+}
+
+/// The records applying `entries` writes: those above the last LSN (and the
+/// entry before), keeping their positions; a skipped-over LSN raises the
+/// history floor.
+fn plan_applied<'a>(inner: &Inner, w: &Writer, entries: &'a [Entry]) -> Vec<RecordOp<'a>> {
+    let mut last = w.last.lsn;
+    let mut planned = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let lsn = entry.position.lsn;
+        if lsn <= last {
+            continue;
+        }
+        if lsn > last + 1 {
+            let mut layout = inner.layout.write();
+            layout.floor = layout.floor.max(lsn - 1);
+        }
+        last = lsn;
+        let kind = match entry.value {
+            Some(_) => Kind::Value,
+            None => Kind::Tombstone,
+        };
+        planned.push(RecordOp {
+            position: entry.position,
+            kind,
+            key: &entry.key,
+            value: entry.value.as_deref().unwrap_or_default(),
+            hash: inner.keydir.hash(&entry.key),
+        });
+    }
+    planned
 }
 
 fn remove_segment_files(inner: &Inner, seg: &Segment) -> Result<(), Error> {

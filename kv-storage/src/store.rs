@@ -12,7 +12,7 @@ use crate::cache::HotCache;
 use crate::compaction;
 use crate::error::Error;
 use crate::fault::FaultPoint;
-use crate::inner::{Inner, Layout, Writer};
+use crate::inner::{Inner, Layout, RecordOp, Writer};
 use crate::keydir::KeyDir;
 use crate::lock::DirLock;
 use crate::meta;
@@ -114,15 +114,8 @@ impl Store {
         let (position, seq) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
-            inner.keydir.check_room(hash, key.len())?;
-            let position = Position {
-                epoch: w.epoch,
-                lsn: w.last.lsn + 1,
-            };
-            let loc = inner.append(&mut w, position, Kind::Value, key, value)?;
-            let old = inner.keydir.insert(hash, key, loc)?;
-            inner.note_replaced(old, Some(&loc));
-            (position, w.seq)
+            let op = next_op(&w, Kind::Value, key, value, hash);
+            (op.position, inner.write_planned(&mut w, &[op])?)
         };
         inner.cache_written(hash, key, value, position.lsn);
         inner.after_write(seq)?;
@@ -141,15 +134,8 @@ impl Store {
             if inner.keydir.get(hash, key).is_none() {
                 return Ok(None);
             }
-            let position = Position {
-                epoch: w.epoch,
-                lsn: w.last.lsn + 1,
-            };
-            let loc = inner.append(&mut w, position, Kind::Tombstone, key, &[])?;
-            let old = inner.keydir.remove(hash, key);
-            inner.note_replaced(old, None);
-            inner.add_dead(loc.segment, loc.len());
-            (position, w.seq)
+            let op = next_op(&w, Kind::Tombstone, key, &[], hash);
+            (op.position, inner.write_planned(&mut w, &[op])?)
         };
         inner.cache.remove(hash, key);
         inner.after_write(seq)?;
@@ -370,6 +356,22 @@ impl Store {
         for t in threads {
             let _ = t.join();
         }
+    }
+}
+
+/// The record a `put` or `delete` writes next: the next LSN, the current
+/// epoch.
+fn next_op<'a>(w: &Writer, kind: Kind, key: &'a [u8], value: &'a [u8], hash: u64) -> RecordOp<'a> {
+    let position = Position {
+        epoch: w.epoch,
+        lsn: w.last.lsn + 1,
+    };
+    RecordOp {
+        position,
+        kind,
+        key,
+        value,
+        hash,
     }
 }
 

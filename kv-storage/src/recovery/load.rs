@@ -238,17 +238,30 @@ impl<'a> SegmentLoad<'a> {
 
     /// Indexes the newest log segment (`bytes` is the whole file),
     /// truncating a torn or corrupt tail; an all-zero tail is its clean end.
+    ///
+    /// The log ends after the last record that does not continue a write
+    /// batch: the records of a batch a crash cut short are cut with the
+    /// torn tail, so a batch survives whole or not at all.
     fn load_active(mut self, bytes: &'a [u8]) -> Result<Summary, Error> {
         let seg = self.sum.seg.clone();
         let file_len = bytes.len() as u64;
-        let mut end = SEGMENT_HEADER_BYTES;
+        let (mut end, mut last) = (SEGMENT_HEADER_BYTES, seg.header.base);
+        let mut committed = SEGMENT_HEADER_BYTES;
         for (offset, rec) in Scanner::new(bytes, SEGMENT_HEADER_BYTES) {
-            self.record(&summary(offset, &rec))?;
             end = offset + rec.len as u64;
+            last = last.max(rec.position);
+            if !rec.batch_continues {
+                committed = end;
+            }
+        }
+        for (offset, rec) in Scanner::new(bytes, SEGMENT_HEADER_BYTES) {
+            if offset >= committed {
+                break;
+            }
+            self.record(&summary(offset, &rec))?;
         }
         let tail = bytes.get(end as usize..).unwrap_or_default();
-        if end < file_len && !is_zero(tail) {
-            let last = self.sum.top.max(seg.header.base);
+        if committed < end || (end < file_len && !is_zero(tail)) {
             if let Tail::Corrupt { next, position } = tail::classify(bytes, end, last) {
                 let why = format!(
                     "damaged record followed by a valid record at offset {next} (lsn {}); \
@@ -258,18 +271,18 @@ impl<'a> SegmentLoad<'a> {
                 return Err(Error::corrupted(&seg.path, end, why));
             }
             let file = seg.active_file().ok_or(Error::Closed)?;
-            file.set_len(end)
+            file.set_len(committed)
                 .and_then(|()| file.sync_data())
                 .map_err(|e| Error::io(&seg.path, e))?;
-            self.sum.truncated = file_len - end;
+            self.sum.truncated = file_len - committed;
             warn!(
                 segment = %seg.path.display(),
-                offset = end,
-                bytes = file_len - end,
+                offset = committed,
+                bytes = file_len - committed,
                 "torn tail of the newest segment truncated"
             );
         }
-        seg.set_len(end);
+        seg.set_len(committed);
         self.finish()
     }
 }

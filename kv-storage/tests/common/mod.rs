@@ -50,3 +50,14 @@ pub fn value(i: u64, v: u64) -> Vec<u8> {
     out.extend(std::iter::repeat_n(b'x', len));
     out
 }
+
+/// Every live key and its value, sorted, read through `iter`.
+pub fn live_pairs(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut all: Vec<_> = store
+        .iter()
+        .with_values()
+        .map(|kv| kv.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+        .collect();
+    all.sort();
+    all
+}

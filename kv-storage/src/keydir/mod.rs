@@ -5,6 +5,27 @@
 //! never block each other and a writer blocks only readers of one shard for
 //! the length of a hash-table update.
 //!
+//! # Hash order, for scans
+//!
+//! Keys are hashed with xxh3 and a *fixed* seed, so a key's hash is the same
+//! in every process and on every replica: the hash space is the order a scan
+//! walks in, and a scan cursor is simply the next hash position (see
+//! `scan.rs`). The space is cut into contiguous ranges: a shard owns the
+//! keys whose top [`SHARD_BITS`] bits are its index, and inside a shard
+//! `2^depth` sub-tables each own the range given by the next `depth` bits.
+//! Sub-tables are small (a shard doubles its depth when they average more
+//! than [`SPLIT_AT`] keys), so one scan step hashes and sorts at most one
+//! sub-table under one read lock. A split cuts every range in two halves and
+//! never reorders ranges, so a cursor stays valid across splits, restarts
+//! (different depths) and compaction (which moves records, not keys).
+//! hashbrown is given a remix of the hash ([`table_hash`]) because the top
+//! bits it uses for its control bytes are constant inside a sub-table.
+//!
+//! The price of a fixed seed: someone who can choose many keys of one
+//! partition can choose colliding ones and slow that partition's table down
+//! (a random per-process seed would stop that, but would give no cursor that
+//! survives a restart or a failover to another replica).
+//!
 //! Memory: the target is ≤ 64 bytes per key beyond the key bytes. A shard is a
 //! `hashbrown::HashTable<Slot>` whose 24-byte slot holds a 4-byte reference
 //! into a key arena plus the 20-byte `Loc` (no per-key heap allocation). With
@@ -16,9 +37,10 @@
 //!
 //! Recovery also stores tombstones here (flag bit in `Loc::len`) so that an
 //! older value read later cannot resurrect a deleted key; they are swept out
-//! with [`KeyDir::retain`] before the store opens.
+//! with [`KeyDir::retain`] before the store opens. Recovery queues its
+//! inserts per shard (`recovery_batch.rs`) and inserts each queue under one
+//! lock; the key arena is `arena.rs`.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashTable;
@@ -27,13 +49,23 @@ use parking_lot::RwLock;
 
 use crate::Lsn;
 use crate::error::Error;
-use crate::record::{get_varint, put_varint};
 use crate::segment::SegmentId;
 
-/// Number of shards (a power of two).
-pub(crate) const SHARDS: usize = 16;
-const CHUNK_BYTES: usize = 64 * 1024;
-const MAX_CHUNKS: usize = 1 << 16;
+mod arena;
+mod recovery_batch;
+
+use arena::{Arena, CHUNK_BYTES};
+pub(crate) use recovery_batch::Batch;
+use recovery_batch::BatchItem;
+
+/// Bits of the hash (the top ones) that pick the shard.
+pub(crate) const SHARD_BITS: u32 = 4;
+/// Number of shards.
+pub(crate) const SHARDS: usize = 1 << SHARD_BITS;
+/// A shard doubles its sub-tables when they average more keys than this.
+pub(crate) const SPLIT_AT: usize = 512;
+/// The fixed xxh3 seed of the key hash (see "Hash order, for scans").
+const SEED: u64 = 0x6b76_7363_616e_0001;
 const TOMBSTONE_BIT: u32 = 1 << 31;
 
 /// Where a record lives. 20 bytes, 4-byte aligned.
@@ -93,155 +125,103 @@ pub(crate) enum Upsert {
     Stale,
 }
 
-/// Recovery inserts queued for one shard. Keys are copied into one buffer
-/// as they arrive, so the bucket-ordered insert later reads them from cache
-/// rather than at random from wherever they came from.
-#[derive(Default)]
-pub(crate) struct Batch {
-    keys: Vec<u8>,
-    items: Vec<BatchItem>,
-}
-
-#[derive(Clone, Copy)]
-struct BatchItem {
-    hash: u64,
-    key_at: u32,
-    key_len: u32,
-    loc: Loc,
-}
-
-impl Batch {
-    /// A batch sized for about `items` entries.
-    pub(crate) fn with_capacity(items: usize) -> Batch {
-        Batch {
-            keys: Vec::with_capacity(items * 24),
-            items: Vec::with_capacity(items),
-        }
-    }
-
-    pub(crate) fn push(&mut self, hash: u64, key: &[u8], loc: Loc) {
-        let key_at = self.keys.len() as u32;
-        self.keys.extend_from_slice(key);
-        let key_len = key.len() as u32;
-        self.items.push(BatchItem {
-            hash,
-            key_at,
-            key_len,
-            loc,
-        });
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Bytes of keys queued.
-    pub(crate) fn key_bytes(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// The location queued as entry `i`.
-    pub(crate) fn locs(&self) -> impl Iterator<Item = &Loc> {
-        self.items.iter().map(|it| &it.loc)
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.keys.clear();
-        self.items.clear();
-    }
-
-    fn key(&self, item: &BatchItem) -> &[u8] {
-        let start = item.key_at as usize;
-        self.keys
-            .get(start..start + item.key_len as usize)
-            .unwrap_or_default()
-    }
-}
-
 #[derive(Clone, Copy)]
 struct Slot {
     key: u32,
     loc: Loc,
 }
 
-/// Append-only key storage addressed by `chunk << 16 | offset`.
-#[derive(Default)]
-struct Arena {
-    chunks: Vec<Vec<u8>>,
-    live: usize,
-    garbage: usize,
+/// The hash hashbrown sees: a bijective remix whose low bits (bucket index)
+/// and top bits (control byte) do not depend only on the bits that pick the
+/// shard and sub-table.
+fn table_hash(hash: u64) -> u64 {
+    hash.rotate_left(32).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-impl Arena {
-    fn key(&self, at: u32) -> &[u8] {
-        let chunk = self
-            .chunks
-            .get((at >> 16) as usize)
-            .map_or(&[][..], |c| &c[..]);
-        let mut pos = (at & 0xffff) as usize;
-        let len = match get_varint(chunk, &mut pos, 5) {
-            Some(Ok(len)) => len as usize,
-            _ => 0,
-        };
-        chunk.get(pos..pos + len).unwrap_or_default()
-    }
-
-    fn entry_len(key_len: usize) -> usize {
-        crate::record::varint_len(key_len as u32) + key_len
-    }
-
-    /// Whether an entry of `key_len` can be added without exceeding the chunk
-    /// address space.
-    fn has_room(&self, key_len: usize) -> bool {
-        let need = Self::entry_len(key_len);
-        let fits_last = self
-            .chunks
-            .last()
-            .is_some_and(|c| c.capacity() - c.len() >= need);
-        fits_last || self.chunks.len() < MAX_CHUNKS
-    }
-
-    fn push(&mut self, key: &[u8]) -> Option<u32> {
-        let need = Self::entry_len(key.len());
-        let fits_last = self
-            .chunks
-            .last()
-            .is_some_and(|c| c.capacity() - c.len() >= need && c.len() < CHUNK_BYTES);
-        if !fits_last {
-            if self.chunks.len() >= MAX_CHUNKS {
-                return None;
-            }
-            self.chunks.push(Vec::with_capacity(need.max(CHUNK_BYTES)));
-        }
-        let idx = self.chunks.len() - 1;
-        let chunk = self.chunks.last_mut()?;
-        let at = ((idx as u32) << 16) | chunk.len() as u32;
-        put_varint(chunk, key.len() as u64);
-        chunk.extend_from_slice(key);
-        self.live += need;
-        Some(at)
-    }
-
-    fn release(&mut self, key_len: usize) {
-        let n = Self::entry_len(key_len);
-        self.live -= n;
-        self.garbage += n;
-    }
-
-    fn bytes(&self) -> usize {
-        self.chunks.iter().map(Vec::capacity).sum()
+/// Index of the sub-table owning `hash` at `depth`.
+fn sub_index(hash: u64, depth: u32) -> usize {
+    match depth {
+        0 => 0,
+        d => ((hash << SHARD_BITS) >> (64 - d)) as usize,
     }
 }
 
-#[derive(Default)]
+/// First hash after the range of sub-table `sub` of shard `shard` at
+/// `depth`; `None` past the end of the hash space.
+fn range_end(shard: usize, sub: usize, depth: u32) -> Option<u64> {
+    let width_bits = 64 - SHARD_BITS - depth;
+    let start = (shard as u64) << (64 - SHARD_BITS) | (sub as u64) << width_bits;
+    start.checked_add(1u64 << width_bits)
+}
+
+/// Depth at which `keys` keys average at most [`SPLIT_AT`] per sub-table.
+fn depth_for(keys: usize) -> u32 {
+    let tables = keys.div_ceil(SPLIT_AT).max(1).next_power_of_two();
+    tables.trailing_zeros().min(64 - SHARD_BITS - 1)
+}
+
 struct Shard {
-    table: HashTable<Slot>,
+    /// `2^depth` tables, in hash order.
+    tables: Vec<HashTable<Slot>>,
+    depth: u32,
+    len: usize,
     arena: Arena,
 }
 
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard {
+            tables: vec![HashTable::new()],
+            depth: 0,
+            len: 0,
+            arena: Arena::default(),
+        }
+    }
+}
+
 impl Shard {
+    fn table(&self, hash: u64) -> Option<&HashTable<Slot>> {
+        self.tables.get(sub_index(hash, self.depth))
+    }
+
     fn find(&self, hash: u64, key: &[u8]) -> Option<&Slot> {
-        self.table.find(hash, |s| self.arena.key(s.key) == key)
+        let table = self.table(hash)?;
+        table.find(table_hash(hash), |s| self.arena.key(s.key) == key)
+    }
+
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.tables.iter().flat_map(HashTable::iter)
+    }
+
+    /// Re-spreads the slots over `2^depth` tables (a deeper or equal
+    /// depth), each pre-sized for `per_table` keys.
+    fn split_to(&mut self, depth: u32, per_table: usize, seed: Seed) {
+        if depth <= self.depth && per_table == 0 {
+            return;
+        }
+        let depth = depth.max(self.depth);
+        let count = 1usize << depth;
+        let per_table = per_table.max(self.len / count + 1);
+        let mut tables: Vec<HashTable<Slot>> = (0..count)
+            .map(|_| HashTable::with_capacity(per_table))
+            .collect();
+        let arena = &self.arena;
+        let rehash = |s: &Slot| table_hash(seed.hash(arena.key(s.key)));
+        for slot in self.tables.drain(..).flat_map(HashTable::into_iter) {
+            let hash = seed.hash(arena.key(slot.key));
+            if let Some(t) = tables.get_mut(sub_index(hash, depth)) {
+                t.insert_unique(table_hash(hash), slot, rehash);
+            }
+        }
+        self.tables = tables;
+        self.depth = depth;
+    }
+
+    /// Doubles the sub-tables once they average more than [`SPLIT_AT`].
+    fn maybe_split(&mut self, seed: Seed) {
+        if self.len > SPLIT_AT << self.depth {
+            self.split_to(self.depth + 1, 0, seed);
+        }
     }
 
     /// Rebuilds the arena when removed keys outweigh live ones.
@@ -251,7 +231,7 @@ impl Shard {
             return;
         }
         let mut fresh = Arena::default();
-        for slot in self.table.iter_mut() {
+        for slot in self.tables.iter_mut().flat_map(HashTable::iter_mut) {
             // Cannot fail: the fresh arena holds fewer bytes than the old one.
             if let Some(at) = fresh.push(self.arena.key(slot.key)) {
                 slot.key = at;
@@ -279,10 +259,9 @@ impl Seed {
 
 impl KeyDir {
     pub(crate) fn new() -> KeyDir {
-        let seed = std::collections::hash_map::RandomState::new().hash_one(0x6b76u64);
         KeyDir {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: Seed(seed),
+            hasher: Seed(SEED),
             len: AtomicUsize::new(0),
         }
     }
@@ -294,7 +273,7 @@ impl KeyDir {
 
     /// Which shard `hash` belongs to.
     pub(crate) fn shard_index(&self, hash: u64) -> usize {
-        (hash >> 32) as usize & (SHARDS - 1)
+        (hash >> (64 - SHARD_BITS)) as usize
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
@@ -336,12 +315,12 @@ impl KeyDir {
     pub(crate) fn insert_newer(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Upsert, Error> {
         self.upsert(hash, key, loc, |old| loc.lsn() > old.lsn())
     }
-
     /// [`KeyDir::insert_newer`] for a batch of keys of one shard under one
     /// lock; `out[i]` receives the result for entry `i`. The inserts are done
-    /// in the order of the bucket each key lands in, so a large batch sweeps
-    /// the table in address order instead of missing the cache at random
-    /// (the outcome does not depend on the order: the highest LSN wins).
+    /// in the order of the sub-table and bucket each key lands in, so a large
+    /// batch sweeps the tables in address order instead of missing the cache
+    /// at random (the outcome does not depend on the order: the highest LSN
+    /// wins).
     pub(crate) fn insert_newer_batch(
         &self,
         shard: usize,
@@ -354,17 +333,23 @@ impl KeyDir {
             return Ok(());
         };
         let mut guard = lock.write();
-        let mask = guard.table.num_buckets().saturating_sub(1) as u64;
-        let mut order: Vec<u64> = batch
+        let bucket_order = |it: &BatchItem| {
+            let sub = sub_index(it.hash, guard.depth);
+            let mask = guard
+                .tables
+                .get(sub)
+                .map_or(0, |t| t.num_buckets().saturating_sub(1)) as u64;
+            ((sub as u64) << 32) | (table_hash(it.hash) & mask)
+        };
+        let mut order: Vec<(u64, usize)> = batch
             .items
             .iter()
             .enumerate()
-            .map(|(i, it)| (it.hash & mask) << 32 | i as u64)
+            .map(|(i, it)| (bucket_order(it), i))
             .collect();
         order.sort_unstable();
         let mut inserted = 0;
-        for o in order {
-            let i = (o & 0xffff_ffff) as usize;
+        for (_, i) in order {
             let (Some(it), Some(slot)) = (batch.items.get(i), out.get_mut(i)) else {
                 continue;
             };
@@ -387,11 +372,17 @@ impl KeyDir {
         loc: Loc,
         replace: impl FnOnce(&Loc) -> bool,
     ) -> Result<Upsert, ()> {
-        let Shard { table, arena } = shard;
+        let Shard {
+            tables,
+            depth,
+            arena,
+            len,
+        } = &mut *shard;
+        let table = tables.get_mut(sub_index(hash, *depth)).ok_or(())?;
         let entry = table.entry(
-            hash,
+            table_hash(hash),
             |s| arena.key(s.key) == key,
-            |s| seed.hash(arena.key(s.key)),
+            |s| table_hash(seed.hash(arena.key(s.key))),
         );
         match entry {
             Entry::Occupied(mut e) => {
@@ -404,6 +395,8 @@ impl KeyDir {
             Entry::Vacant(e) => {
                 let at = arena.push(key).ok_or(())?;
                 e.insert(Slot { key: at, loc });
+                *len += 1;
+                shard.maybe_split(seed);
                 Ok(Upsert::Inserted)
             }
         }
@@ -428,10 +421,19 @@ impl KeyDir {
     /// Removes `key`, returning where it pointed.
     pub(crate) fn remove(&self, hash: u64, key: &[u8]) -> Option<Loc> {
         let mut guard = self.shard(hash).write();
-        let Shard { table, arena } = &mut *guard;
-        let entry = table.find_entry(hash, |s| arena.key(s.key) == key).ok()?;
+        let Shard {
+            tables,
+            depth,
+            arena,
+            len,
+        } = &mut *guard;
+        let table = tables.get_mut(sub_index(hash, *depth))?;
+        let entry = table
+            .find_entry(table_hash(hash), |s| arena.key(s.key) == key)
+            .ok()?;
         let (slot, _) = entry.remove();
         arena.release(key.len());
+        *len -= 1;
         self.len.fetch_sub(1, Ordering::Relaxed);
         guard.maybe_compact_arena();
         Some(slot.loc)
@@ -441,8 +443,16 @@ impl KeyDir {
     /// (compaction install). Returns whether it moved.
     pub(crate) fn replace_if(&self, hash: u64, key: &[u8], from: &Loc, to: Loc) -> bool {
         let mut guard = self.shard(hash).write();
-        let Shard { table, arena } = &mut *guard;
-        match table.find_mut(hash, |s| arena.key(s.key) == key) {
+        let Shard {
+            tables,
+            depth,
+            arena,
+            ..
+        } = &mut *guard;
+        let Some(table) = tables.get_mut(sub_index(hash, *depth)) else {
+            return false;
+        };
+        match table.find_mut(table_hash(hash), |s| arena.key(s.key) == key) {
             Some(slot) if slot.loc.same_place(from) => {
                 slot.loc = to;
                 true
@@ -455,26 +465,65 @@ impl KeyDir {
     pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], Loc)) {
         for shard in self.shards.iter() {
             let shard = shard.read();
-            for slot in shard.table.iter() {
+            for slot in shard.slots() {
                 f(shard.arena.key(slot.key), slot.loc);
             }
         }
+    }
+
+    /// One scan step: the keys of the one sub-table that holds position
+    /// `from`, with hashes at or after `from`, in hash order, at most
+    /// `count` of them (more only when several keys share the last hash)
+    /// passed to `f` with their hashes. Returns the position after the last
+    /// key passed, or after the sub-table's range if all were, or `None`
+    /// when that is past the end of the hash space.
+    pub(crate) fn scan_step(
+        &self,
+        from: u64,
+        count: usize,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> Option<u64> {
+        let shard_at = self.shard_index(from);
+        let guard = self.shard(from).read();
+        let sub = sub_index(from, guard.depth);
+        let mut found: Vec<(u64, &[u8])> = guard
+            .tables
+            .get(sub)
+            .into_iter()
+            .flat_map(HashTable::iter)
+            .map(|s| guard.arena.key(s.key))
+            .map(|k| (self.hash(k), k))
+            .filter(|(h, _)| *h >= from)
+            .collect();
+        found.sort_unstable();
+        let Some(&(cut, _)) = found.get(count.max(1) - 1).filter(|_| found.len() > count) else {
+            found.iter().for_each(|(h, k)| f(*h, k));
+            return range_end(shard_at, sub, guard.depth);
+        };
+        let taken = found.iter().take_while(|(h, _)| *h <= cut);
+        taken.for_each(|(h, k)| f(*h, k));
+        cut.checked_add(1)
     }
 
     /// Keeps only entries for which `keep` is true.
     pub(crate) fn retain(&self, mut keep: impl FnMut(&Loc) -> bool) {
         for shard in self.shards.iter() {
             let mut guard = shard.write();
-            let Shard { table, arena } = &mut *guard;
+            let Shard {
+                tables, arena, len, ..
+            } = &mut *guard;
             let mut removed = 0;
-            table.retain(|slot| {
-                let k = keep(&slot.loc);
-                if !k {
-                    arena.release(arena.key(slot.key).len());
-                    removed += 1;
-                }
-                k
-            });
+            for table in tables.iter_mut() {
+                table.retain(|slot| {
+                    let k = keep(&slot.loc);
+                    if !k {
+                        arena.release(arena.key(slot.key).len());
+                        removed += 1;
+                    }
+                    k
+                });
+            }
+            *len -= removed;
             self.len.fetch_sub(removed, Ordering::Relaxed);
             guard.maybe_compact_arena();
         }
@@ -490,12 +539,12 @@ impl KeyDir {
 
     /// Pre-sizes for `additional` more keys spread over the shards.
     pub(crate) fn reserve(&self, additional: usize) {
-        let seed = self.hasher;
         let per_shard = additional / SHARDS + 1;
         for shard in self.shards.iter() {
             let mut guard = shard.write();
-            let Shard { table, arena } = &mut *guard;
-            table.reserve(per_shard, |s| seed.hash(arena.key(s.key)));
+            let depth = depth_for(guard.len + per_shard);
+            let per_table = (guard.len + per_shard) >> depth;
+            guard.split_to(depth, per_table + 1, self.hasher);
         }
     }
 
@@ -504,9 +553,12 @@ impl KeyDir {
         let seed = self.hasher;
         for shard in self.shards.iter() {
             let mut guard = shard.write();
-            let Shard { table, arena } = &mut *guard;
-            if table.len() * 4 < table.capacity() {
-                table.shrink_to(table.len(), |s| seed.hash(arena.key(s.key)));
+            let Shard { tables, arena, .. } = &mut *guard;
+            for table in tables.iter_mut() {
+                if table.len() * 4 < table.capacity() {
+                    let rehash = |s: &Slot| table_hash(seed.hash(arena.key(s.key)));
+                    table.shrink_to(table.len(), rehash);
+                }
             }
         }
     }
@@ -515,7 +567,9 @@ impl KeyDir {
     pub(crate) fn memory_bytes(&self) -> usize {
         let shard_bytes = |s: &RwLock<Shard>| {
             let s = s.read();
-            s.table.allocation_size() + s.arena.bytes() + s.arena.chunks.capacity() * 24
+            let tables: usize = s.tables.iter().map(HashTable::allocation_size).sum();
+            let table_structs = s.tables.capacity() * std::mem::size_of::<HashTable<Slot>>();
+            tables + table_structs + s.arena.bytes() + s.arena.chunks.capacity() * 24
         };
         self.shards.iter().map(shard_bytes).sum()
     }
@@ -623,5 +677,66 @@ mod tests {
         assert!(!kd.replace_if(h, &k, &Loc::new(9, 9, 1, 5), loc(77)));
         assert!(kd.replace_if(h, &k, &loc(5), Loc::new(2, 0, 10, 5)));
         assert_eq!(kd.get(h, &k), Some(Loc::new(2, 0, 10, 5)));
+    }
+
+    /// Walks the whole hash space with `count` keys per step.
+    fn scan_all(kd: &KeyDir, count: usize, mut between: impl FnMut()) -> Vec<(u64, Vec<u8>)> {
+        let (mut out, mut from) = (Vec::new(), Some(0));
+        while let Some(f) = from {
+            from = kd.scan_step(f, count, |h, k| out.push((h, k.to_vec())));
+            between();
+        }
+        out
+    }
+
+    #[test]
+    fn hash_is_the_same_in_every_keydir() {
+        assert_eq!(KeyDir::new().hash(b"abc"), KeyDir::new().hash(b"abc"));
+        assert_eq!(
+            KeyDir::new().hash(b"abc"),
+            xxhash_rust::xxh3::xxh3_64_with_seed(b"abc", SEED)
+        );
+    }
+
+    #[test]
+    fn scan_steps_return_each_key_once_in_hash_order() {
+        let kd = KeyDir::new();
+        for i in 0..20_000u64 {
+            let k = i.to_be_bytes();
+            kd.insert(kd.hash(&k), &k, loc(i + 1)).unwrap();
+        }
+        assert!(
+            kd.shards.iter().all(|s| s.read().depth >= 1),
+            "shards split"
+        );
+        for count in [1, 7, 1000] {
+            let got = scan_all(&kd, count, || {});
+            assert_eq!(got.len(), 20_000, "count {count}");
+            assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "count {count}");
+        }
+    }
+
+    #[test]
+    fn scan_survives_splits_between_steps() {
+        let kd = KeyDir::new();
+        let key = |i: u64| format!("k{i}").into_bytes();
+        for i in 0..300 {
+            kd.insert(kd.hash(&key(i)), &key(i), loc(i + 1)).unwrap();
+        }
+        let mut next = 300;
+        let got = scan_all(&kd, 5, || {
+            // Bounded, so the scan catches up and ends.
+            for _ in 0..200.min(20_000 - next) {
+                kd.insert(kd.hash(&key(next)), &key(next), loc(next + 1))
+                    .unwrap();
+                next += 1;
+            }
+        });
+        assert!(
+            kd.shards.iter().any(|s| s.read().depth >= 2),
+            "splits happened"
+        );
+        let seen: std::collections::HashSet<_> = got.into_iter().map(|(_, k)| k).collect();
+        assert!((0..300).all(|i| seen.contains(&key(i))));
     }
 }
