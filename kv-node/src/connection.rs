@@ -131,18 +131,27 @@ pub(crate) fn warn_if_exposed(options: &NodeOptions, local_addr: SocketAddr) {
 }
 
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    while let Some((socket, peer)) = accept_next(&shared, &listener).await {
+        let task = admit(Arc::clone(&shared), socket, peer);
+        shared.spawn_until_shutdown(task);
+    }
+}
+
+/// The next accepted socket, or `None` at shutdown. Accept errors (out of
+/// file descriptors, mostly) are logged and retried with a backoff that
+/// doubles up to one second. Shared by the framed and the RESP listener.
+pub(crate) async fn accept_next(
+    shared: &Shared,
+    listener: &TcpListener,
+) -> Option<(TcpStream, SocketAddr)> {
     let mut backoff = Duration::from_millis(10);
     loop {
         let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
+            _ = shared.cancel.cancelled() => return None,
             a = listener.accept() => a,
         };
         match accepted {
-            Ok((socket, peer)) => {
-                backoff = Duration::from_millis(10);
-                let task = admit(Arc::clone(&shared), socket, peer);
-                shared.spawn_until_shutdown(task);
-            }
+            Ok(pair) => return Some(pair),
             Err(e) => {
                 warn!(node = shared.id(), error = %e, "accept failed; backing off");
                 tokio::time::sleep(backoff).await;

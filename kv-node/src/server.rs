@@ -242,16 +242,15 @@ async fn release_replicas(replicas: Vec<Arc<Replica>>) {
 }
 
 /// Accepts connections until shutdown, at most `max_connections` served
-/// at once, backing off on accept errors; `serve` runs each connection as
-/// a task that shutdown drops. The RESP listener's loop (the framed
-/// protocol's, with handshakes and quotas, is `connection::accept_loop`).
+/// at once; `serve` runs each connection as a task that shutdown drops.
+/// The RESP listener's loop (the framed protocol's, with handshakes and
+/// quotas, is `connection::accept_loop`).
 pub(crate) async fn accept_loop<F, Fut>(shared: Arc<Shared>, listener: TcpListener, serve: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let limit = Arc::new(Semaphore::new(shared.options.max_connections));
-    let mut backoff = Duration::from_millis(10);
     loop {
         let permit = tokio::select! {
             _ = shared.cancel.cancelled() => return,
@@ -260,25 +259,14 @@ where
                 Err(_) => return,
             },
         };
-        let accepted = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            a = listener.accept() => a,
+        let Some((socket, peer)) = crate::connection::accept_next(&shared, &listener).await else {
+            return;
         };
-        match accepted {
-            Ok((socket, peer)) => {
-                backoff = Duration::from_millis(10);
-                let connection = serve(socket, peer);
-                shared.spawn_until_shutdown(async move {
-                    connection.await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                warn!(node = shared.id(), error = %e, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
+        let connection = serve(socket, peer);
+        shared.spawn_until_shutdown(async move {
+            connection.await;
+            drop(permit);
+        });
     }
 }
 
