@@ -8,18 +8,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TestCluster, key_in};
-use kv_codec::Value;
+use common::{TestCluster, keys_in, put_named};
 use kv_node::protocol::{PartitionInfo, ReplicaState};
 use kv_node::{ErrorCode, NodeClient};
 
 const CONVERGE: Duration = Duration::from_secs(30);
-
-fn keys_of(cluster: &TestCluster, p: u32, n: usize, salt: &str) -> Vec<String> {
-    (0..n)
-        .map(|i| key_in(&cluster.map, p, &format!("{salt}{i}")))
-        .collect()
-}
 
 /// Node 1 follows partition 0 (leader node 0) and leads partition 1
 /// (follower node 2). Writes 100 keys to each and waits for replication.
@@ -27,12 +20,9 @@ async fn cluster_with_data() -> (TestCluster, Vec<String>, Vec<String>) {
     let cluster = TestCluster::start().await;
     cluster.wait_ready(CONVERGE).await;
     let client = cluster.client();
-    let p0 = keys_of(&cluster, 0, 100, "a");
-    let p1 = keys_of(&cluster, 1, 100, "b");
-    for k in p0.iter().chain(&p1) {
-        let value = Value::from_user_input(k);
-        client.put(k.as_bytes(), &value).await.unwrap();
-    }
+    let p0 = keys_in(&cluster.map, 0, 100, "a");
+    let p1 = keys_in(&cluster.map, 1, 100, "b");
+    put_named(&client, p0.iter().chain(&p1)).await;
     cluster.wait_replicated(CONVERGE).await;
     (cluster, p0, p1)
 }

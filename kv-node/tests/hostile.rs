@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{TestCluster, raw};
+use common::{TestCluster, keys_in, put_named, raw};
 use kv_codec::Value;
 use kv_node::protocol::{Request, Response};
 use kv_node::{ClientOptions, Error, ErrorCode, NodeClient, NodeOptions};
@@ -19,14 +19,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 const CONVERGE: Duration = Duration::from_secs(30);
 const PASSWORD: &str = "client password";
-
-fn keys_of(cluster: &TestCluster, p: u32, n: usize) -> Vec<String> {
-    (0..)
-        .map(|i| format!("hostile-{i}"))
-        .filter(|k| cluster.map.partition_of(k.as_bytes()) == p)
-        .take(n)
-        .collect()
-}
 
 async fn bind_retrying(addr: &str) -> TcpListener {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -104,14 +96,9 @@ async fn an_impostor_on_a_dead_leaders_port_cannot_wipe_the_partition() {
     let p = 0;
     let leader = cluster.map.leader(p).unwrap();
     let follower = cluster.map.followers(p).unwrap()[0];
-    let keys = keys_of(&cluster, p, 50);
+    let keys = keys_in(&cluster.map, p, 50, "hostile");
     let client = cluster.client();
-    for k in &keys {
-        client
-            .put(k.as_bytes(), &Value::from_user_input(k))
-            .await
-            .unwrap();
-    }
+    put_named(&client, &keys).await;
     cluster.wait_replicated(CONVERGE).await;
     let before = cluster.position(follower, p);
 
@@ -197,7 +184,7 @@ async fn a_local_process_cannot_subscribe_as_a_node() {
     let leader = cluster.map.leader(p).unwrap();
     let follower = cluster.map.followers(p).unwrap()[0];
     let writer = client_of(&cluster, leader, Some(PASSWORD));
-    for k in keys_of(&cluster, p, 20) {
+    for k in keys_in(&cluster.map, p, 20, "hostile") {
         writer
             .put(
                 k.as_bytes(),
@@ -311,7 +298,7 @@ async fn without_a_secret_peers_present_the_password() {
     let p = 0;
     let leader = cluster.map.leader(p).unwrap();
     let writer = client_of(&cluster, leader, Some(PASSWORD));
-    for k in keys_of(&cluster, p, 10) {
+    for k in keys_in(&cluster.map, p, 10, "hostile") {
         let value = Bytes::from(Value::from_user_input(&k).encode());
         writer.put(k.as_bytes(), value).await.unwrap();
     }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestCluster, key_in};
+use common::{TestCluster, key_in, keys_in, put_named};
 use kv_codec::Value;
 use kv_node::{Error, ErrorCode, NodeClient};
 use kv_router::ClusterConfig;
@@ -12,14 +12,6 @@ use kv_router::ClusterConfig;
 const CONVERGE: Duration = Duration::from_secs(30);
 
 /// Keys of partition `p`, `n` of them.
-fn keys_of(cluster: &TestCluster, p: u32, n: usize, salt: &str) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{salt}-{i}"))
-        .filter(|k| cluster.map.partition_of(k.as_bytes()) == p)
-        .take(n)
-        .collect()
-}
-
 /// Every key reads back `value(k)` directly from `node`'s replica.
 async fn assert_replica_has(node: &NodeClient, keys: &[String], value: impl Fn(&str) -> String) {
     for k in keys {
@@ -39,7 +31,7 @@ async fn follower_catches_up_after_being_stopped_during_10000_writes() {
     cluster.wait_ready(CONVERGE).await;
     let client = cluster.client();
     // Partition 0: leader node 0, follower node 1.
-    let keys = keys_of(&cluster, 0, 10_000, "c");
+    let keys = keys_in(&cluster.map, 0, 10_000, "c");
     for (i, k) in keys.iter().enumerate() {
         if i == 3_000 {
             cluster.stop(1).await;
@@ -68,7 +60,7 @@ async fn lagging_follower_is_served_from_history_then_snapshot_after_compaction(
         TestCluster::start_with(ClusterConfig::default_topology(), small_backlog).await;
     cluster.wait_ready(CONVERGE).await;
     let client = cluster.client();
-    let keys = keys_of(&cluster, 0, 300, "s");
+    let keys = keys_in(&cluster.map, 0, 300, "s");
     cluster.stop(1).await;
     // Far more than the 8 KiB backlog: served from the store's history.
     for round in 0..5 {
@@ -162,14 +154,9 @@ async fn node_that_lost_its_data_dir_resyncs_as_follower_and_recovers_as_leader(
     let client = cluster.client();
     // Node 1 follows partition 0 (leader 0) and leads partition 1
     // (follower 2).
-    let p0 = keys_of(&cluster, 0, 200, "a");
-    let p1 = keys_of(&cluster, 1, 200, "b");
-    for k in p0.iter().chain(&p1) {
-        client
-            .put(k.as_bytes(), &Value::from_user_input(k))
-            .await
-            .unwrap();
-    }
+    let p0 = keys_in(&cluster.map, 0, 200, "a");
+    let p1 = keys_in(&cluster.map, 1, 200, "b");
+    put_named(&client, p0.iter().chain(&p1)).await;
     cluster.wait_replicated(CONVERGE).await;
     let p1_before = cluster.position(2, 1);
 
@@ -201,13 +188,8 @@ async fn empty_leader_refuses_writes_until_a_follower_answers() {
     let mut cluster = TestCluster::start().await;
     cluster.wait_ready(CONVERGE).await;
     let client = cluster.client();
-    let keys = keys_of(&cluster, 1, 50, "r");
-    for k in &keys {
-        client
-            .put(k.as_bytes(), &Value::from_user_input(k))
-            .await
-            .unwrap();
-    }
+    let keys = keys_in(&cluster.map, 1, 50, "r");
+    put_named(&client, &keys).await;
     cluster.wait_replicated(CONVERGE).await;
     let before = cluster.position(2, 1);
 

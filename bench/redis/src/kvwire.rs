@@ -30,18 +30,24 @@ pub fn encode_hello(out: &mut BytesMut) {
     out.put_u8(0);
 }
 
+/// Takes one whole length-prefixed frame's body off the front of `buf`,
+/// or `None` while more bytes are needed.
+fn take_frame(buf: &mut BytesMut) -> Option<Bytes> {
+    let head = buf.get(..4)?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    if buf.len() < 4 + len {
+        return None;
+    }
+    buf.advance(4);
+    Some(buf.split_to(len).freeze())
+}
+
 /// Takes the node's answer to the hello off `buf`: `Some(Ok)` for a
 /// `Welcome`, an error for a refusal, `None` when more bytes are needed.
 pub fn parse_welcome(buf: &mut BytesMut) -> Result<Option<()>> {
-    let Some(head) = buf.get(..4) else {
+    let Some(body) = take_frame(buf) else {
         return Ok(None);
     };
-    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if buf.len() < 4 + len {
-        return Ok(None);
-    }
-    buf.advance(4);
-    let body = buf.split_to(len).freeze();
     match body.first() {
         Some(0x91) => Ok(Some(())),
         _ => match Response::decode(body) {
@@ -73,15 +79,9 @@ pub fn encode_ping(out: &mut BytesMut, id: RequestId) {
 /// bytes are needed; the reply must answer request `expect` (the node
 /// answers a connection's requests in order).
 pub fn parse(buf: &mut BytesMut, expect: RequestId) -> Result<Option<Reply>> {
-    let Some(head) = buf.get(..4) else {
+    let Some(body) = take_frame(buf) else {
         return Ok(None);
     };
-    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if buf.len() < 4 + len {
-        return Ok(None);
-    }
-    buf.advance(4);
-    let body = buf.split_to(len).freeze();
     let (id, response) = Response::decode(body)?;
     if id != expect {
         bail!("reply to request {id} where {expect} was expected");

@@ -346,6 +346,14 @@ mod tests {
         }
     }
 
+    fn snapshot_start(last: u64) -> Response {
+        Response::SnapshotStart {
+            partition: 0,
+            last: pos(last),
+            reason: "test".into(),
+        }
+    }
+
     fn streaming(now: Instant) -> FollowerMachine {
         let mut m = FollowerMachine::new(now);
         assert_eq!(m.tick(now), Some(Action::Connect));
@@ -403,11 +411,7 @@ mod tests {
     #[test]
     fn snapshot_behind_the_replica_is_refused() {
         let mut m = streaming(Instant::now());
-        let start = Response::SnapshotStart {
-            partition: 0,
-            last: pos(5),
-            reason: "test".into(),
-        };
+        let start = snapshot_start(5);
         let actions = m.on_message(start, pos(9));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
         assert_eq!(m.refused_snapshots, 1);
@@ -417,11 +421,7 @@ mod tests {
     #[test]
     fn snapshot_install_sequence() {
         let mut m = streaming(Instant::now());
-        let start = Response::SnapshotStart {
-            partition: 0,
-            last: pos(10),
-            reason: "test".into(),
-        };
+        let start = snapshot_start(10);
         assert_eq!(m.on_message(start, pos(2)), vec![Action::BeginSnapshot]);
         // Snapshot entries have gaps (only live records) and are not acked.
         let chunk = Response::Entries {
@@ -465,29 +465,23 @@ mod tests {
         let mut m = FollowerMachine::recovering(now);
         assert_eq!(m.tick(now), Some(Action::Connect));
         m.connected(pos(5));
-        let start = |lsn| Response::SnapshotStart {
-            partition: 0,
-            last: pos(lsn),
-            reason: "test".into(),
-        };
-        let actions = m.on_message(start(1005), pos(5));
+        let actions = m.on_message(snapshot_start(1005), pos(5));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
         assert_eq!(m.refused_snapshots, 1);
         // An empty leader has nothing to lose: it takes the snapshot.
         let mut m = FollowerMachine::recovering(now);
         m.tick(now);
         m.connected(pos(0));
-        assert_eq!(m.on_message(start(9), pos(0)), vec![Action::BeginSnapshot]);
+        assert_eq!(
+            m.on_message(snapshot_start(9), pos(0)),
+            vec![Action::BeginSnapshot]
+        );
     }
 
     #[test]
     fn a_snapshot_end_must_match_its_start() {
         let mut m = streaming(Instant::now());
-        let start = Response::SnapshotStart {
-            partition: 0,
-            last: pos(10),
-            reason: "test".into(),
-        };
+        let start = snapshot_start(10);
         assert_eq!(m.on_message(start, pos(2)), vec![Action::BeginSnapshot]);
         let beyond = Response::Entries {
             partition: 0,
@@ -499,11 +493,7 @@ mod tests {
             [Action::Disconnect { .. }]
         ));
         let mut m = streaming(Instant::now());
-        let start = Response::SnapshotStart {
-            partition: 0,
-            last: pos(10),
-            reason: "test".into(),
-        };
+        let start = snapshot_start(10);
         m.on_message(start, pos(2));
         let end = Response::SnapshotEnd {
             partition: 0,

@@ -171,6 +171,24 @@ impl TestCluster {
     }
 }
 
+/// `n` distinct keys of partition `p` under `map`, named `{salt}-{i}`.
+pub fn keys_in(map: &ClusterMap, p: u32, n: usize, salt: &str) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{salt}-{i}"))
+        .filter(|k| map.partition_of(k.as_bytes()) == p)
+        .take(n)
+        .collect()
+}
+
+/// Writes every key through `client`, each with its own name as its
+/// value (V1 text), one after another.
+pub async fn put_named<'a>(client: &ClusterClient, keys: impl IntoIterator<Item = &'a String>) {
+    for k in keys {
+        let value = kv_codec::Value::from_user_input(k);
+        client.put(k.as_bytes(), &value).await.unwrap();
+    }
+}
+
 /// A key whose partition is `p` under `map`.
 pub fn key_in(map: &ClusterMap, p: u32, salt: &str) -> String {
     (0..)
