@@ -14,13 +14,11 @@ use super::connection::Front;
 use super::reply::Reply;
 use crate::protocol::{NodeInfo, PartitionInfo};
 
-/// Every node's info (this node's without the network).
-async fn all_info(front: &Front) -> Vec<NodeInfo> {
+/// Every node's info: `mine` (this node's, read without the network)
+/// and the other nodes' that answer.
+async fn all_info(front: &Front, mine: Option<NodeInfo>) -> Vec<NodeInfo> {
     let me = front.shared.id();
-    let mut infos: Vec<NodeInfo> = crate::server::current_info(&front.shared)
-        .await
-        .into_iter()
-        .collect();
+    let mut infos: Vec<NodeInfo> = mine.into_iter().collect();
     for (id, info) in front.cluster.cluster_info().await {
         if let (true, Ok(info)) = (id != me, info) {
             infos.push(info);
@@ -32,12 +30,14 @@ async fn all_info(front: &Front) -> Vec<NodeInfo> {
 /// Keys in the cluster: each partition counted once, from its leader when
 /// it answers, else from its most advanced reachable follower.
 pub(crate) async fn dbsize(front: &Front) -> Reply {
-    Reply::Integer(i64::try_from(cluster_keys(front).await).unwrap_or(i64::MAX))
+    let mine = crate::server::current_info(&front.shared).await.ok();
+    let keys = cluster_keys(front, mine).await;
+    Reply::Integer(i64::try_from(keys).unwrap_or(i64::MAX))
 }
 
-async fn cluster_keys(front: &Front) -> u64 {
+async fn cluster_keys(front: &Front, mine: Option<NodeInfo>) -> u64 {
     let mut best: BTreeMap<PartitionId, (bool, u64)> = BTreeMap::new();
-    for info in all_info(front).await {
+    for info in all_info(front, mine).await {
         for p in info.partitions {
             let candidate = (p.role == Role::Leader, p.keys);
             let entry = best.entry(p.partition).or_insert(candidate);
@@ -61,14 +61,14 @@ pub(crate) async fn info(front: &Front, args: &[Bytes]) -> Reply {
         .into_iter()
         .filter(|s| all || asked.iter().any(|a| a == s))
         .collect();
-    let keys = if wanted.contains(&"keyspace") {
-        cluster_keys(front).await
-    } else {
-        0
-    };
     let me = match crate::server::current_info(&front.shared).await {
         Ok(me) => me,
         Err(e) => return Reply::Error(format!("ERR {e}")),
+    };
+    let keys = if wanted.contains(&"keyspace") {
+        cluster_keys(front, Some(me.clone())).await
+    } else {
+        0
     };
     let sections: Vec<String> = wanted
         .into_iter()
