@@ -494,12 +494,12 @@ mod tests {
         }];
         let node0 = NodeInfo {
             node: 0,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![p0, pinfo(2, Role::Follower, 4), pinfo(3, Role::Leader, 0)],
         };
         let node2 = NodeInfo {
             node: 2,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![pinfo(1, Role::Follower, 3), pinfo(2, Role::Leader, 5)],
         };
         let reply = Reply::Cluster(vec![
@@ -559,7 +559,7 @@ mod tests {
         follower.health.poisoned = true;
         let node0 = NodeInfo {
             node: 0,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![PartitionInfo::failed(
                 0,
                 Role::Leader,
@@ -568,7 +568,7 @@ mod tests {
         };
         let node1 = NodeInfo {
             node: 1,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![follower],
         };
         let reply = Reply::Cluster(vec![(0, Ok(node0)), (1, Ok(node1))]);

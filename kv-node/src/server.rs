@@ -422,7 +422,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
     match request {
         Request::Ping => Response::Pong {
             node: shared.id(),
-            map_epoch: shared.options.map.epoch(),
+            map_version: shared.options.map.version(),
         },
         Request::Get { key } => get(shared, key).await,
         Request::Status { key } => status(shared, key).await,
@@ -638,7 +638,7 @@ fn node_info(shared: &Shared, mut partitions: Vec<PartitionInfo>) -> NodeInfo {
     partitions.sort_by_key(|info| info.partition);
     NodeInfo {
         node: shared.id(),
-        map_epoch: shared.options.map.epoch(),
+        map_version: shared.options.map.version(),
         partitions,
     }
 }

@@ -117,8 +117,8 @@ impl PartitionInfo {
 pub struct NodeInfo {
     /// The node.
     pub node: NodeId,
-    /// Its cluster-map epoch.
-    pub map_epoch: u64,
+    /// Its cluster-map version.
+    pub map_version: u64,
     /// One entry per hosted partition, ascending.
     pub partitions: Vec<PartitionInfo>,
 }
@@ -157,7 +157,7 @@ pub(super) fn decode_inspect(r: &mut WireReader) -> Result<Vec<PartitionKeys>, P
 
 pub(super) fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
     out.put_u32(info.node);
-    out.put_u64(info.map_epoch);
+    out.put_u64(info.map_version);
     out.put_u32(u32::try_from(info.partitions.len()).unwrap_or(u32::MAX));
     for p in &info.partitions {
         out.put_u32(p.partition);
@@ -206,7 +206,7 @@ const MIN_HEALTH_BYTES: usize = 8 + 8 + 1 + 4;
 
 pub(super) fn decode_info(r: &mut WireReader) -> Result<NodeInfo, ProtocolError> {
     let node = r.u32()?;
-    let map_epoch = r.u64()?;
+    let map_version = r.u64()?;
     let n = r.count(MIN_PARTITION_INFO_BYTES)?;
     let mut partitions = Vec::with_capacity(n);
     for _ in 0..n {
@@ -214,7 +214,7 @@ pub(super) fn decode_info(r: &mut WireReader) -> Result<NodeInfo, ProtocolError>
     }
     Ok(NodeInfo {
         node,
-        map_epoch,
+        map_version,
         partitions,
     })
 }
@@ -273,7 +273,7 @@ mod tests {
         let p = |epoch, lsn| Position { epoch, lsn };
         round_trip(Response::Info(NodeInfo {
             node: 2,
-            map_epoch: 9,
+            map_version: 9,
             partitions: vec![
                 PartitionInfo {
                     partition: 1,
@@ -324,7 +324,7 @@ mod tests {
         let mut out = BytesMut::new();
         Response::Info(NodeInfo {
             node: 1,
-            map_epoch: 1,
+            map_version: 1,
             partitions: Vec::new(),
         })
         .encode(1, &mut out);

@@ -23,7 +23,7 @@
 //!
 //! | type | reply         | fields |
 //! |------|---------------|--------|
-//! | 0x81 | Pong          | node: u32, map epoch: u64 |
+//! | 0x81 | Pong          | node: u32, map version: u64 |
 //! | 0x82 | Value         | partition: u32, value: opt bytes |
 //! | 0x83 | Written       | partition: u32, position |
 //! | 0x84 | Deleted       | partition: u32, existed: bool |
@@ -34,7 +34,7 @@
 //! | 0x89 | Entries       | partition: u32, leader last: position, count: u32, entries… |
 //! | 0x8A | SnapshotStart | partition: u32, last: position, reason: string |
 //! | 0x8B | SnapshotEnd   | partition: u32, last: position |
-//! | 0xA0 | ClusterMap    | see `map.rs`: epoch, partitions, rf, nodes, replicas |
+//! | 0xA0 | ClusterMap    | see `map.rs`: version, partitions, rf, nodes, replicas |
 //! | 0xB0 | Applied       | partition: u32, written: bool, old: opt bytes |
 //! | 0xB1 | Counter       | partition: u32, value: i64 |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
@@ -126,8 +126,8 @@ pub enum Response {
     Pong {
         /// The answering node.
         node: NodeId,
-        /// Its cluster-map epoch.
-        map_epoch: u64,
+        /// Its cluster-map version.
+        map_version: u64,
     },
     /// Reply to `Get`.
     Value {
@@ -408,10 +408,10 @@ impl Response {
     /// Appends the frame body of this reply with id `id` to `out`.
     pub fn encode(&self, id: RequestId, out: &mut BytesMut) {
         match self {
-            Response::Pong { node, map_epoch } => {
+            Response::Pong { node, map_version } => {
                 header(out, ty::PONG, id);
                 out.put_u32(*node);
-                out.put_u64(*map_epoch);
+                out.put_u64(*map_version);
             }
             Response::Value { partition, value } => {
                 header(out, ty::VALUE, id);
@@ -523,7 +523,7 @@ impl Response {
         let response = match ty {
             ty::PONG => Response::Pong {
                 node: r.u32()?,
-                map_epoch: r.u64()?,
+                map_version: r.u64()?,
             },
             ty::VALUE => Response::Value {
                 partition: r.u32()?,
