@@ -19,16 +19,19 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
-use parking_lot::{Mutex, RwLock};
+use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, Store};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{FollowerInfo, Health, PartitionInfo, ReplicaState};
+use crate::protocol::{FollowerInfo, Health, HistoryInfo, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
+use crate::replication::epochs::EpochStart;
+use crate::replication::machine::ReplicaMachine;
 
 /// The key of the marker entry a follower writes at the end of a snapshot
 /// so that its position becomes the snapshot's position even when the
@@ -50,11 +53,16 @@ pub(crate) enum Update<T> {
 pub(crate) struct Replica {
     pub partition: PartitionId,
     key_locks: [RwLock<()>; KEY_LOCK_STRIPES],
-    pub role: Role,
     pub store: Arc<Store>,
     backlog: Mutex<Backlog>,
     last_tx: watch::Sender<Lsn>,
-    recovering: AtomicBool,
+    /// Role, epoch, readiness: every replication decision.
+    machine: Mutex<ReplicaMachine>,
+    /// Cancelled when the current term ends (a role change or shutdown):
+    /// every replication task of the term watches it.
+    term_cancel: Mutex<CancellationToken>,
+    /// The store's epoch history, as of the last change made through here.
+    history: Mutex<Vec<EpochStart>>,
     full_resyncs: AtomicU64,
     followers: Mutex<BTreeMap<NodeId, FollowerInfo>>,
     leader_view: Mutex<(bool, Position)>,
@@ -65,17 +73,22 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
+    /// A replica playing `role` until its first term starts
+    /// (`transport::start_replication`).
     pub fn new(partition: PartitionId, role: Role, store: Store, backlog_bytes: usize) -> Replica {
         let position = store.last_position();
         let last = position.lsn;
+        let history = store_history(&store);
+        let machine = ReplicaMachine::new(role, store.epoch(), Vec::new());
         Replica {
             partition,
             key_locks: std::array::from_fn(|_| RwLock::new(())),
-            role,
             store: Arc::new(store),
             backlog: Mutex::new(Backlog::new(last, backlog_bytes)),
             last_tx: watch::channel(last).0,
-            recovering: AtomicBool::new(false),
+            machine: Mutex::new(machine),
+            term_cancel: Mutex::new(CancellationToken::new()),
+            history: Mutex::new(history),
             full_resyncs: AtomicU64::new(0),
             followers: Mutex::new(BTreeMap::new()),
             leader_view: Mutex::new((false, Position::default())),
@@ -103,16 +116,60 @@ impl Replica {
         *self.problem.lock() = problem;
     }
 
-    pub fn state(&self) -> ReplicaState {
-        if self.recovering.load(Ordering::Acquire) {
-            ReplicaState::Recovering
-        } else {
-            ReplicaState::Ready
-        }
+    /// The replication machine (role, epoch, readiness), locked briefly.
+    pub fn machine(&self) -> MutexGuard<'_, ReplicaMachine> {
+        self.machine.lock()
     }
 
-    pub fn set_recovering(&self, recovering: bool) {
-        self.recovering.store(recovering, Ordering::Release);
+    pub fn state(&self) -> ReplicaState {
+        self.machine().state()
+    }
+
+    pub fn role(&self) -> Role {
+        self.machine().role()
+    }
+
+    /// Ends the current term's tasks and returns the new term's token, a
+    /// child of `parent` (the node's shutdown token).
+    pub fn new_term(&self, parent: &CancellationToken) -> CancellationToken {
+        let token = parent.child_token();
+        let old = std::mem::replace(&mut *self.term_cancel.lock(), token.clone());
+        old.cancel();
+        token
+    }
+
+    /// The current term's token.
+    pub fn term_token(&self) -> CancellationToken {
+        self.term_cancel.lock().clone()
+    }
+
+    /// The epoch history (cached: never blocks).
+    pub fn history(&self) -> Vec<EpochStart> {
+        self.history.lock().clone()
+    }
+
+    fn refresh_history(&self) {
+        *self.history.lock() = store_history(&self.store);
+    }
+
+    /// Persists `epoch` as the store's new epoch (blocking), so that every
+    /// write from now on is stamped with it.
+    pub fn begin_epoch(&self, epoch: Epoch) -> Result<(), kv_storage::Error> {
+        let begun = store_begin_epoch(&self.store, epoch);
+        self.refresh_history();
+        begun
+    }
+
+    /// Truncates the history after `keep` (blocking); the entries cut go
+    /// to a rollback file. The backlog restarts at the new end.
+    pub fn truncate_after(&self, keep: Lsn) -> Result<(), kv_storage::Error> {
+        let cut = store_truncate_after(&self.store, keep);
+        *self.position.lock() = self.store.last_position();
+        self.refresh_history();
+        let lsn = self.store.last_lsn();
+        self.backlog.lock().reset(lsn);
+        self.last_tx.send_replace(lsn);
+        cut
     }
 
     /// A receiver of the gap-free last LSN, for stream tasks to wait on.
@@ -198,6 +255,9 @@ impl Replica {
         let before = self.store.last_lsn();
         let result = self.store.apply_batch(&entries);
         self.refresh_position();
+        self.refresh_history();
+        let epoch = self.store.epoch();
+        self.machine().observe_epoch(epoch);
         // Whatever was written, even before an error, goes to the backlog.
         let last = self.store.last_lsn();
         for entry in entries {
@@ -229,6 +289,7 @@ impl Replica {
             self.store.apply(&marker)?;
         }
         self.refresh_position();
+        self.refresh_history();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
@@ -266,15 +327,18 @@ impl Replica {
         }
     }
 
-    /// This replica's figures; `followers_of_map` are the partition's
-    /// followers in the map, reported (with what their streams told us)
-    /// only when this replica leads.
-    pub fn info(&self, followers_of_map: &[NodeId]) -> PartitionInfo {
+    /// This replica's figures; its followers (with what their streams told
+    /// us) only when it leads.
+    pub fn info(&self) -> PartitionInfo {
         let stats = self.store.stats();
-        let followers = match self.role {
+        let (role, peers, epoch) = {
+            let m = self.machine();
+            (m.role(), m.peers().to_vec(), m.epoch())
+        };
+        let followers = match role {
             Role::Leader => {
                 let known = self.followers.lock();
-                followers_of_map
+                peers
                     .iter()
                     .map(|&n| known.get(&n).cloned().unwrap_or_else(|| unseen(n)))
                     .collect()
@@ -282,9 +346,10 @@ impl Replica {
             Role::Follower => Vec::new(),
         };
         let (leader_connected, leader_position) = *self.leader_view.lock();
+        let (rolled_back, rollback_files) = store_rollbacks(&self.store);
         PartitionInfo {
             partition: self.partition,
-            role: self.role,
+            role,
             state: self.state(),
             position: self.position(),
             keys: stats.keys,
@@ -300,8 +365,40 @@ impl Replica {
                 poisoned: stats.poisoned,
                 problem: self.problem.lock().clone(),
             },
+            history: HistoryInfo {
+                epoch: epoch.max(self.store.epoch()),
+                rolled_back,
+                rollback_files,
+            },
         }
     }
+}
+
+// The store's history-identity calls, in one place.
+
+fn store_history(store: &Store) -> Vec<EpochStart> {
+    // TEMPORARY until kv-storage keeps an epoch history: one row that
+    // matches everything (no truncation, as before epochs).
+    let _ = store;
+    vec![EpochStart { epoch: 0, first: 1 }]
+}
+
+fn store_begin_epoch(store: &Store, epoch: Epoch) -> Result<(), kv_storage::Error> {
+    store.set_epoch(epoch)
+}
+
+fn store_truncate_after(store: &Store, keep: Lsn) -> Result<(), kv_storage::Error> {
+    // TEMPORARY until kv-storage has truncate_after.
+    let _ = (store, keep);
+    Err(kv_storage::Error::InvalidEntry {
+        lsn: keep,
+        reason: "truncation is not supported by this store yet",
+    })
+}
+
+fn store_rollbacks(store: &Store) -> (u64, Vec<String>) {
+    let _ = store;
+    (0, Vec::new())
 }
 
 /// A follower no stream has been heard from.

@@ -46,12 +46,11 @@
 //! pipelined get throughput with `spawn_blocking`). `Replica::position` is cached in memory and
 //! may be read anywhere.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kv_router::{NodeId, PartitionId};
-use kv_storage::{Entry, Location, Lsn, Position, Since};
+use kv_router::PartitionId;
+use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since};
 
 use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
@@ -172,6 +171,18 @@ pub(crate) async fn begin_snapshot(replica: &Arc<Replica>) -> IoResult<()> {
     blocking(move || Ok(r.begin_snapshot()?)).await
 }
 
+/// Persists a new epoch before a leader's first write.
+pub(crate) async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResult<()> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.begin_epoch(epoch)?)).await
+}
+
+/// Truncates the history after `keep` (log matching), into a rollback file.
+pub(crate) async fn truncate_after(replica: &Arc<Replica>, keep: Lsn) -> IoResult<()> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.truncate_after(keep)?)).await
+}
+
 /// Completes a snapshot at `last`.
 pub(crate) async fn end_snapshot(replica: &Arc<Replica>, last: Position) -> IoResult<()> {
     let r = Arc::clone(replica);
@@ -193,7 +204,7 @@ pub(crate) async fn inspect(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<Partiti
     blocking(move || {
         let keys = replicas.iter().map(|r| PartitionKeys {
             partition: r.partition,
-            role: r.role,
+            role: r.role(),
             hot_keys: r
                 .store
                 .hot_keys()
@@ -206,20 +217,9 @@ pub(crate) async fn inspect(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<Partiti
     .await
 }
 
-/// Every replica's figures; `followers` lists each partition's followers
-/// in the map.
-pub(crate) async fn infos(
-    replicas: Vec<Arc<Replica>>,
-    followers: BTreeMap<PartitionId, Vec<NodeId>>,
-) -> IoResult<Vec<PartitionInfo>> {
-    blocking(move || {
-        let info = |r: &Arc<Replica>| {
-            let of_map = followers.get(&r.partition).map_or(&[][..], Vec::as_slice);
-            r.info(of_map)
-        };
-        Ok(replicas.iter().map(info).collect())
-    })
-    .await
+/// Every replica's figures.
+pub(crate) async fn infos(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<PartitionInfo>> {
+    blocking(move || Ok(replicas.iter().map(|r| r.info()).collect())).await
 }
 
 /// Compacts every store now.
@@ -349,9 +349,7 @@ mod tests {
 
     #[test]
     fn info_waiting_on_the_store_leaves_the_runtime_free() {
-        assert_runtime_stays_free(|r| {
-            Box::pin(async move { infos(vec![r], BTreeMap::new()).await })
-        });
+        assert_runtime_stays_free(|r| Box::pin(async move { infos(vec![r]).await }));
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! without sockets or sleeps:
 //!
 //! - reconnect with exponential backoff (reset once a stream delivers);
+//! - log matching first (`docs/replication.md`): every stream opens with
+//!   the source's `LogMatch`; a source older than the highest epoch the
+//!   replica has seen is refused (fencing), and the replica truncates what
+//!   the source's history does not share ([`super::epochs`]) into a
+//!   rollback file before anything is applied;
 //! - apply entries only in LSN order: a batch that does not start right
 //!   after the replica's position breaks the stream, which resubscribes;
 //! - a snapshot replaces the replica's data only when it is not behind the
@@ -19,16 +24,18 @@
 //!   ([`check_message`]): the right partition, positions that make sense,
 //!   keys and values within the limits and valid kv-codec encodings;
 //! - a leader catching up from a follower ([`FollowerMachine::recovering`])
-//!   never takes a snapshot while it holds data: a snapshot clears the
-//!   replica first, and without replication epochs nothing proves that
-//!   the follower's history contains every entry the leader acknowledged,
-//!   so it refuses and logs instead (DESIGN §5 no-wipe rule).
+//!   never takes a snapshot while it holds data: a snapshot replaces the
+//!   replica's data, and nothing proves that the follower's compacted
+//!   history contains every entry the leader acknowledged, so it refuses
+//!   and logs instead (DESIGN §5 no-wipe rule).
 
 use std::time::{Duration, Instant};
 
 use kv_router::PartitionId;
-use kv_storage::{Entry, Position};
+use kv_storage::{Entry, Epoch, Lsn, Position};
 use tracing::warn;
+
+use super::epochs::{self, EpochStart};
 
 use crate::error::ErrorCode;
 use crate::protocol::Response;
@@ -48,7 +55,17 @@ pub enum Action {
     Subscribe {
         /// The replica's last applied position.
         after: Position,
+        /// The highest epoch the replica has seen.
+        epoch: Epoch,
     },
+    /// Truncate the replica's history after `keep`, keeping what goes in a
+    /// rollback file.
+    Truncate {
+        /// The last LSN kept.
+        keep: Lsn,
+    },
+    /// The source is at this epoch: remember it (fencing).
+    SeenEpoch(Epoch),
     /// Apply these entries, in order, to the replica.
     Apply(Vec<Entry>),
     /// Drop the replica's data: a snapshot follows.
@@ -73,9 +90,22 @@ enum State {
     Idle { retry_at: Instant },
     /// A connection attempt is under way.
     Connecting,
-    /// Subscribed; `snapshot` is the announced position while a snapshot
-    /// is being received.
+    /// Subscribed, waiting for the source's `LogMatch`.
+    Matching,
+    /// Matched; `snapshot` is the announced position while a snapshot is
+    /// being received.
     Streaming { snapshot: Option<Position> },
+}
+
+/// What the machine needs to know about the replica it feeds.
+#[derive(Debug, Clone, Copy)]
+pub struct Local<'a> {
+    /// The replica's last applied position.
+    pub position: Position,
+    /// The highest epoch it has seen.
+    pub epoch: Epoch,
+    /// Its epoch history.
+    pub history: &'a [EpochStart],
 }
 
 /// The follower side of one partition's replication.
@@ -90,6 +120,8 @@ pub struct FollowerMachine {
     /// Snapshots refused because they would have moved the replica back
     /// or discarded its entries.
     pub refused_snapshots: u64,
+    /// Truncations log matching asked for.
+    pub truncations: u64,
     /// Whether a snapshot may replace data the replica holds (a follower
     /// of its leader: yes; a leader recovering from a follower: no).
     snapshot_over_data: bool,
@@ -104,6 +136,7 @@ impl FollowerMachine {
             source_last: Position::default(),
             full_resyncs: 0,
             refused_snapshots: 0,
+            truncations: 0,
             snapshot_over_data: true,
         }
     }
@@ -119,6 +152,11 @@ impl FollowerMachine {
 
     /// Whether a stream is open now.
     pub fn is_streaming(&self) -> bool {
+        matches!(self.state, State::Streaming { .. } | State::Matching)
+    }
+
+    /// Whether log matching is done and entries flow.
+    pub fn is_matched(&self) -> bool {
         matches!(self.state, State::Streaming { .. })
     }
 
@@ -146,10 +184,14 @@ impl FollowerMachine {
         }
     }
 
-    /// The connection is open: subscribe after the replica's position.
-    pub fn connected(&mut self, position: Position) -> Action {
-        self.state = State::Streaming { snapshot: None };
-        Action::Subscribe { after: position }
+    /// The connection is open: subscribe after the replica's position,
+    /// telling the highest epoch it has seen.
+    pub fn connected(&mut self, position: Position, epoch: Epoch) -> Action {
+        self.state = State::Matching;
+        Action::Subscribe {
+            after: position,
+            epoch,
+        }
     }
 
     /// The connection failed or closed: wait and try again.
@@ -160,11 +202,23 @@ impl FollowerMachine {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// A message arrived on the stream; `position` is the replica's current
-    /// last applied position.
-    pub fn on_message(&mut self, message: Response, position: Position) -> Vec<Action> {
-        let State::Streaming { snapshot } = self.state else {
-            return vec![disconnect("message outside a stream")];
+    /// A message arrived on the stream; `local` is the replica as it is now.
+    pub fn on_message(&mut self, message: Response, local: Local<'_>) -> Vec<Action> {
+        let position = local.position;
+        let (snapshot, message) = match (self.state, message) {
+            (State::Matching, Response::LogMatch { epoch, end, .. }) => {
+                return self.on_log_match(epoch, end, local);
+            }
+            (State::Matching, Response::Error { code, message, .. }) => {
+                return vec![source_refused(code, &message)];
+            }
+            (State::Matching, other) => {
+                return vec![disconnect(&format!(
+                    "a stream must open with LogMatch, got {other:?}"
+                ))];
+            }
+            (State::Streaming { snapshot }, message) => (snapshot, message),
+            _ => return vec![disconnect("message outside a stream")],
         };
         match message {
             Response::Entries {
@@ -187,6 +241,33 @@ impl FollowerMachine {
             Response::Error { code, message, .. } => vec![source_refused(code, &message)],
             other => vec![disconnect(&format!("unexpected stream message {other:?}"))],
         }
+    }
+
+    /// The source's answer to the subscription: fence, truncate what it
+    /// does not share, and stream (or resubscribe after cutting below
+    /// where it will start).
+    fn on_log_match(&mut self, epoch: Epoch, end: Position, local: Local<'_>) -> Vec<Action> {
+        if epoch < local.epoch {
+            return vec![disconnect(&format!(
+                "source at epoch {epoch} is older than epoch {} seen here (a superseded leader)",
+                local.epoch
+            ))];
+        }
+        let cut = epochs::truncation_point(local.history, local.position, end);
+        let from = local.position.lsn.min(end.lsn);
+        let mut actions = vec![Action::SeenEpoch(epoch)];
+        if cut.keep < local.position.lsn {
+            self.truncations += 1;
+            actions.push(Action::Truncate { keep: cut.keep });
+        }
+        if !cut.settled || cut.keep < from {
+            // Ask again from the new last entry: it matches at once.
+            self.backoff = MIN_BACKOFF;
+            actions.push(disconnect("resubscribing after a truncation"));
+        } else {
+            self.state = State::Streaming { snapshot: None };
+        }
+        actions
     }
 
     fn on_entries(
@@ -267,9 +348,9 @@ pub fn check_message(
             source_last,
             entries,
         } => (*partition, entries.as_slice(), *source_last),
-        Response::SnapshotStart { partition, .. } | Response::SnapshotEnd { partition, .. } => {
-            (*partition, &[][..], Position::default())
-        }
+        Response::SnapshotStart { partition, .. }
+        | Response::SnapshotEnd { partition, .. }
+        | Response::LogMatch { partition, .. } => (*partition, &[][..], Position::default()),
         _ => return Ok(()),
     };
     if about != partition {
@@ -354,10 +435,36 @@ mod tests {
         }
     }
 
+    const HISTORY: &[EpochStart] = &[EpochStart { epoch: 1, first: 1 }];
+
+    fn local(lsn: u64) -> Local<'static> {
+        Local {
+            position: pos(lsn),
+            epoch: 1,
+            history: HISTORY,
+        }
+    }
+
+    fn log_match(epoch: Epoch, end: u64) -> Response {
+        Response::LogMatch {
+            partition: 0,
+            epoch,
+            end: pos(end),
+        }
+    }
+
     fn streaming(now: Instant) -> FollowerMachine {
         let mut m = FollowerMachine::new(now);
         assert_eq!(m.tick(now), Some(Action::Connect));
-        assert_eq!(m.connected(pos(0)), Action::Subscribe { after: pos(0) });
+        let subscribe = Action::Subscribe {
+            after: pos(0),
+            epoch: 1,
+        };
+        assert_eq!(m.connected(pos(0), 1), subscribe);
+        assert_eq!(
+            m.on_message(log_match(1, 0), local(0)),
+            vec![Action::SeenEpoch(1)]
+        );
         m
     }
 
@@ -383,7 +490,7 @@ mod tests {
     #[test]
     fn applies_contiguous_entries_and_acks() {
         let mut m = streaming(Instant::now());
-        let actions = m.on_message(batch(1..=3, 3), pos(0));
+        let actions = m.on_message(batch(1..=3, 3), local(0));
         assert_eq!(actions, vec![Action::Apply(entries(1..=3)), Action::Ack]);
         assert_eq!(m.source_last, pos(3));
     }
@@ -391,7 +498,7 @@ mod tests {
     #[test]
     fn a_gap_breaks_the_stream() {
         let mut m = streaming(Instant::now());
-        let actions = m.on_message(batch(5..=6, 6), pos(3));
+        let actions = m.on_message(batch(5..=6, 6), local(3));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
     }
 
@@ -403,7 +510,7 @@ mod tests {
             source_last: pos(42),
             entries: Vec::new(),
         };
-        let actions = m.on_message(heartbeat, pos(0));
+        let actions = m.on_message(heartbeat, local(0));
         assert_eq!(actions, vec![Action::Ack]);
         assert_eq!(m.source_last, pos(42));
     }
@@ -412,7 +519,7 @@ mod tests {
     fn snapshot_behind_the_replica_is_refused() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(5);
-        let actions = m.on_message(start, pos(9));
+        let actions = m.on_message(start, local(9));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
         assert_eq!(m.refused_snapshots, 1);
         assert_eq!(m.full_resyncs, 0);
@@ -422,26 +529,26 @@ mod tests {
     fn snapshot_install_sequence() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        assert_eq!(m.on_message(start, pos(2)), vec![Action::BeginSnapshot]);
+        assert_eq!(m.on_message(start, local(2)), vec![Action::BeginSnapshot]);
         // Snapshot entries have gaps (only live records) and are not acked.
         let chunk = Response::Entries {
             partition: 0,
             source_last: pos(10),
             entries: [entries(3..=3), entries(7..=7)].concat(),
         };
-        let actions = m.on_message(chunk, pos(0));
+        let actions = m.on_message(chunk, local(0));
         assert!(matches!(actions.as_slice(), [Action::Apply(e)] if e.len() == 2));
         let end = Response::SnapshotEnd {
             partition: 0,
             last: pos(10),
         };
         assert_eq!(
-            m.on_message(end, pos(7)),
+            m.on_message(end, local(7)),
             vec![Action::EndSnapshot { last: pos(10) }, Action::Ack]
         );
         assert_eq!(m.full_resyncs, 1);
         // Back to normal streaming: contiguity is enforced again.
-        let actions = m.on_message(batch(12..=12, 12), pos(10));
+        let actions = m.on_message(batch(12..=12, 12), local(10));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
     }
 
@@ -454,7 +561,7 @@ mod tests {
             message: "recovering".into(),
         };
         assert!(matches!(
-            m.on_message(err, pos(0)).as_slice(),
+            m.on_message(err, local(0)).as_slice(),
             [Action::Disconnect { .. }]
         ));
     }
@@ -464,16 +571,18 @@ mod tests {
         let now = Instant::now();
         let mut m = FollowerMachine::recovering(now);
         assert_eq!(m.tick(now), Some(Action::Connect));
-        m.connected(pos(5));
-        let actions = m.on_message(snapshot_start(1005), pos(5));
+        m.connected(pos(5), 1);
+        m.on_message(log_match(1, 5), local(5));
+        let actions = m.on_message(snapshot_start(1005), local(5));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
         assert_eq!(m.refused_snapshots, 1);
         // An empty leader has nothing to lose: it takes the snapshot.
         let mut m = FollowerMachine::recovering(now);
         m.tick(now);
-        m.connected(pos(0));
+        m.connected(pos(0), 1);
+        m.on_message(log_match(1, 0), local(0));
         assert_eq!(
-            m.on_message(snapshot_start(9), pos(0)),
+            m.on_message(snapshot_start(9), local(0)),
             vec![Action::BeginSnapshot]
         );
     }
@@ -482,25 +591,25 @@ mod tests {
     fn a_snapshot_end_must_match_its_start() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        assert_eq!(m.on_message(start, pos(2)), vec![Action::BeginSnapshot]);
+        assert_eq!(m.on_message(start, local(2)), vec![Action::BeginSnapshot]);
         let beyond = Response::Entries {
             partition: 0,
             source_last: pos(20),
             entries: entries(11..=11),
         };
         assert!(matches!(
-            m.on_message(beyond, pos(0)).as_slice(),
+            m.on_message(beyond, local(0)).as_slice(),
             [Action::Disconnect { .. }]
         ));
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        m.on_message(start, pos(2));
+        m.on_message(start, local(2));
         let end = Response::SnapshotEnd {
             partition: 0,
             last: pos(1010),
         };
         assert!(matches!(
-            m.on_message(end, pos(0)).as_slice(),
+            m.on_message(end, local(0)).as_slice(),
             [Action::Disconnect { .. }]
         ));
         let stray_end = Response::SnapshotEnd {
@@ -509,8 +618,51 @@ mod tests {
         };
         let mut m = streaming(Instant::now());
         assert!(matches!(
-            m.on_message(stray_end, pos(0)).as_slice(),
+            m.on_message(stray_end, local(0)).as_slice(),
             [Action::Disconnect { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_stream_opens_with_log_matching() {
+        let now = Instant::now();
+        // Anything before LogMatch breaks the stream.
+        let mut m = FollowerMachine::new(now);
+        m.tick(now);
+        m.connected(pos(3), 1);
+        let early = m.on_message(batch(4..=4, 4), local(3));
+        assert!(matches!(early.as_slice(), [Action::Disconnect { .. }]));
+        // A source older than what the replica has seen is refused.
+        let mut m = FollowerMachine::new(now);
+        m.tick(now);
+        m.connected(pos(3), 2);
+        let seen_two = Local {
+            epoch: 2,
+            ..local(3)
+        };
+        let stale = m.on_message(log_match(1, 3), seen_two);
+        assert!(matches!(stale.as_slice(), [Action::Disconnect { .. }]));
+        // A source that ends our epoch earlier: truncate, then stream on.
+        let mut m = FollowerMachine::new(now);
+        m.tick(now);
+        m.connected(pos(8), 1);
+        assert_eq!(
+            m.on_message(log_match(2, 5), local(8)),
+            vec![Action::SeenEpoch(2), Action::Truncate { keep: 5 }]
+        );
+        assert_eq!(m.truncations, 1);
+        let next = Response::Entries {
+            partition: 0,
+            source_last: Position { epoch: 2, lsn: 6 },
+            entries: vec![Entry {
+                position: Position { epoch: 2, lsn: 6 },
+                key: Bytes::from_static(b"k"),
+                value: None,
+            }],
+        };
+        assert!(matches!(
+            m.on_message(next, local(5)).as_slice(),
+            [Action::Apply(_), Action::Ack]
         ));
     }
 

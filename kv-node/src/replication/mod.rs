@@ -40,6 +40,8 @@
 //! tasks in `transport` only move bytes and call the store.
 
 pub mod backlog;
+pub mod epochs;
 pub mod follower;
+pub mod machine;
 pub mod plan;
 pub(crate) mod transport;

@@ -1,7 +1,11 @@
 //! The tokio tasks around the sans-IO replication logic: serving a
 //! subscription (source side), following a leader, and a leader's recovery.
 //! They move frames and call the replica; every decision is made in
-//! [`super::plan`] or [`super::follower`].
+//! [`super::machine`], [`super::follower`] or [`super::plan`].
+//!
+//! Each replica runs one *term* at a time ([`start_term`]): a role change
+//! cancels every task of the old term (its token) before the new term's
+//! tasks start.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,13 +13,13 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Position, Since};
+use kv_storage::{Entry, Epoch, Position, Since};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::backlog::BacklogMiss;
-use super::follower::{Action, FollowerMachine, check_message};
-use super::plan::{self, RecoveryStep, SubscribeDecision};
+use super::follower::{Action, FollowerMachine, Local, check_message};
+use super::machine::{Effect, SubscribeAnswer};
 use crate::error::ErrorCode;
 use crate::protocol::handshake::{self, Credentials};
 use crate::protocol::{self, Conn, PeerKind, Request, RequestId, Response};
@@ -27,35 +31,101 @@ use crate::storage_io;
 const BATCH_BYTES: usize = 1024 * 1024;
 /// Entries read from the store per catch-up step.
 const STORE_BATCH_ENTRIES: usize = 4096;
-/// How long an empty leader waits before asking its followers again.
+/// How long a recovering leader waits before asking its peers again.
 const RECOVERY_RETRY: Duration = Duration::from_millis(100);
 
-/// Starts a follower task for every followed partition, and a recovery
-/// task (which holds writes back) for every led partition with followers.
-pub(crate) fn start_replication(shared: &Arc<Shared>) {
+/// Starts every hosted replica's first term, in its role in the map.
+pub(crate) async fn start_replication(shared: &Arc<Shared>) {
     for replica in shared.replicas.values() {
         let p = replica.partition;
-        match replica.role {
-            Role::Follower => {
-                let Some(leader) = shared.options.map.leader(p) else {
-                    continue;
-                };
-                let task = follow(Arc::clone(shared), Arc::clone(replica), leader);
-                shared.spawn_until_shutdown(task);
+        let Some(role) = shared.options.map.role_of(shared.id(), p) else {
+            continue;
+        };
+        let leader = shared.options.map.leader(p);
+        start_term(shared, replica, role, leader, None).await;
+    }
+}
+
+/// Ends `replica`'s current term and starts a new one as `role` (see
+/// [`super::machine::ReplicaMachine::set_role`]). A leader with no peers
+/// has begun its epoch when this returns; other work runs in the term's
+/// tasks.
+pub(crate) async fn start_term(
+    shared: &Arc<Shared>,
+    replica: &Arc<Replica>,
+    role: Role,
+    leader: Option<NodeId>,
+    epoch: Option<Epoch>,
+) {
+    let me = shared.id();
+    let p = replica.partition;
+    let peers: Vec<NodeId> = shared
+        .options
+        .map
+        .replicas(p)
+        .unwrap_or(&[])
+        .iter()
+        .copied()
+        .filter(|&n| n != me)
+        .collect();
+    let token = replica.new_term(&shared.cancel);
+    let effects = {
+        let mut m = replica.machine();
+        m.set_peers(peers);
+        m.set_role(me, role, leader, epoch, replica.position())
+    };
+    info!(
+        node = me,
+        partition = p,
+        ?role,
+        ?leader,
+        "replica term starts"
+    );
+    for effect in effects {
+        if let Effect::BeginEpoch(epoch) = effect {
+            begin_epoch(replica, epoch).await;
+            continue;
+        }
+        let task = run_effect(Arc::clone(shared), Arc::clone(replica), effect);
+        let token = token.clone();
+        shared.tracker.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = task => {}
             }
-            Role::Leader => {
-                if shared
-                    .options
-                    .map
-                    .followers(p)
-                    .is_some_and(|f| !f.is_empty())
-                {
-                    replica.set_recovering(true);
-                    let task = recover(Arc::clone(shared), Arc::clone(replica));
-                    shared.spawn_until_shutdown(task);
-                }
+        });
+    }
+}
+
+/// Carries out one effect of a term's start.
+async fn run_effect(shared: Arc<Shared>, replica: Arc<Replica>, effect: Effect) {
+    match effect {
+        Effect::Follow { leader } => follow(shared, replica, leader).await,
+        Effect::AskPositions { .. } | Effect::RetryLater | Effect::PullFrom { .. } => {
+            recover(shared, replica).await;
+        }
+        Effect::BeginEpoch(epoch) => begin_epoch(&replica, epoch).await,
+        Effect::StopTasks => {}
+    }
+}
+
+/// Persists a new leader epoch, retrying until the store takes it; the
+/// replica takes writes from then on.
+async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) {
+    let p = replica.partition;
+    loop {
+        match storage_io::begin_epoch(replica, epoch).await {
+            Ok(()) => {
+                replica.machine().on_epoch_begun(epoch);
+                info!(partition = p, epoch, position = ?replica.position(), "leader ready for writes in a new epoch");
+                return;
+            }
+            Err(e) => {
+                warn!(partition = p, epoch, error = %e, "persisting the new epoch failed; not taking writes");
+                replica.set_problem(format!("persisting epoch {epoch} failed: {e}"));
             }
         }
+        tokio::time::sleep(RECOVERY_RETRY).await;
     }
 }
 
@@ -106,44 +176,66 @@ async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
 // Source side
 // ---------------------------------------------------------------------------
 
-/// Serves one subscription on `conn` until either side goes away.
+/// Who subscribes, and from where in their history.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subscriber {
+    /// The subscribing node.
+    pub from: NodeId,
+    /// Its last entry's position.
+    pub after: Position,
+    /// The highest epoch it has seen.
+    pub epoch: Epoch,
+}
+
+/// Serves one subscription on `conn` until either side goes away or this
+/// replica's term ends.
 pub(crate) async fn serve_subscription(
     shared: &Arc<Shared>,
     mut conn: Conn,
     id: RequestId,
     partition: PartitionId,
-    from: NodeId,
-    after: Position,
+    sub: Subscriber,
 ) {
     let Some(replica) = shared.replicas.get(&partition).cloned() else {
         let msg = format!("node {} does not host partition {partition}", shared.id());
         send(&mut conn, id, &error_reply(ErrorCode::NotHosted, None, msg)).await;
         return;
     };
+    let stop = replica.term_token().child_token();
     let own = replica.position();
-    let refusal = match plan::on_subscribe(replica.state(), own, after) {
-        SubscribeDecision::Stream => None,
-        SubscribeDecision::Recovering => Some((ErrorCode::Recovering, "source is recovering")),
-        SubscribeDecision::SubscriberAhead => {
-            warn!(
-                partition,
-                from,
-                ?after,
-                ?own,
-                "subscriber is ahead of this replica; refusing to stream (no-wipe rule)"
-            );
-            Some((ErrorCode::WouldRegress, "subscriber is ahead of the source"))
+    let history = replica.history();
+    let answer = replica
+        .machine()
+        .on_subscribe(sub.epoch, sub.after, own, &history);
+    let (epoch, end, start) = match answer {
+        SubscribeAnswer::Serve { epoch, end, from } => (epoch, end, from),
+        SubscribeAnswer::Refuse(code, msg) => {
+            debug!(partition, from = sub.from, ?code, %msg, "refusing a subscription");
+            let msg = format!("partition {partition} on node {}: {msg}", shared.id());
+            send(&mut conn, id, &error_reply(code, None, msg)).await;
+            return;
         }
     };
-    if let Some((code, msg)) = refusal {
-        let msg = format!("partition {partition} on node {}: {msg}", shared.id());
-        send(&mut conn, id, &error_reply(code, None, msg)).await;
+    if end.lsn < sub.after.lsn {
+        info!(partition, from = sub.from, after = ?sub.after, ?end, "subscriber's history diverges: it truncates after the match point");
+    }
+    let matched = Response::LogMatch {
+        partition,
+        epoch,
+        end,
+    };
+    if !send(&mut conn, id, &matched).await {
         return;
     }
-    debug!(partition, from, ?after, "serving replication stream");
-    replica.follower_update(from, true, Some(after));
+    debug!(
+        partition,
+        from = sub.from,
+        start,
+        "serving replication stream"
+    );
+    let from = sub.from;
+    replica.follower_update(from, true, Some(sub.after));
     let (mut sink, stream) = conn.split();
-    let stop = shared.cancel.child_token();
     shared
         .tracker
         .spawn(read_acks(Arc::clone(&replica), from, stream, stop.clone()));
@@ -151,7 +243,7 @@ pub(crate) async fn serve_subscription(
         shared,
         replica: &replica,
         id,
-        sent: after.lsn,
+        sent: start,
     };
     source.run(&mut sink, &stop).await;
     stop.cancel();
@@ -318,15 +410,12 @@ fn byte_chunks(entries: &[Entry], max_bytes: usize) -> Vec<&[Entry]> {
 // Follower side
 // ---------------------------------------------------------------------------
 
-/// Follows `leader` for one partition until the node shuts down.
+/// Follows `leader` for one partition until the term ends.
 async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: NodeId) {
     let mut machine = FollowerMachine::new(Instant::now());
     loop {
         if let Some(at) = machine.next_tick() {
-            tokio::select! {
-                _ = shared.cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(at.into()) => {}
-            }
+            tokio::time::sleep_until(at.into()).await;
         }
         if machine.tick(Instant::now()) != Some(Action::Connect) {
             continue;
@@ -347,9 +436,19 @@ async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: NodeId) {
 
 #[derive(Debug, PartialEq, Eq)]
 enum SessionEnd {
-    Cancelled,
     Disconnected(String),
     TargetReached,
+}
+
+/// The replica as the follower machine sees it now.
+fn with_local<T>(replica: &Replica, f: impl FnOnce(Local<'_>) -> T) -> T {
+    let history = replica.history();
+    let local = Local {
+        position: replica.position(),
+        epoch: replica.machine().epoch(),
+        history: &history,
+    };
+    f(local)
 }
 
 /// One subscription to a source, applying what it streams, until it ends
@@ -361,23 +460,25 @@ async fn session(
     machine: &mut FollowerMachine,
     target: Option<Position>,
 ) -> SessionEnd {
-    let Action::Subscribe { after } = machine.connected(replica.position()) else {
+    let epoch = replica.machine().epoch();
+    let Action::Subscribe { after, epoch } = machine.connected(replica.position(), epoch) else {
         return SessionEnd::Disconnected("machine refused to subscribe".into());
     };
     let subscribe = Request::Subscribe {
         partition: replica.partition,
         from: shared.id(),
         after,
+        epoch,
     };
     if !send_request(&mut conn, 1, &subscribe).await {
         return SessionEnd::Disconnected("sending subscribe failed".into());
     }
     loop {
-        let frame = tokio::select! {
-            _ = shared.cancel.cancelled() => return SessionEnd::Cancelled,
-            f = conn.next() => f,
-        };
-        let message = match frame.map(|f| f.map(|b| Response::decode(b.freeze()))) {
+        let message = match conn
+            .next()
+            .await
+            .map(|f| f.map(|b| Response::decode(b.freeze())))
+        {
             Some(Ok(Ok((_, message)))) => message,
             Some(Ok(Err(e))) => return SessionEnd::Disconnected(format!("bad message: {e}")),
             Some(Err(e)) => return SessionEnd::Disconnected(format!("read failed: {e}")),
@@ -388,12 +489,15 @@ async fn session(
             warn!(partition = replica.partition, %reason, "refusing a replication message");
             return SessionEnd::Disconnected(reason);
         }
-        for action in machine.on_message(message, replica.position()) {
+        let actions = with_local(replica, |local| machine.on_message(message, local));
+        for action in actions {
             if let Err(reason) = execute(replica, &mut conn, action).await {
                 return SessionEnd::Disconnected(reason);
             }
         }
-        replica.set_leader_view(true, Some(machine.source_last));
+        if machine.is_matched() {
+            replica.set_leader_view(true, Some(machine.source_last));
+        }
         note_resynced(replica, machine);
         if target.is_some_and(|t| replica.position() >= t) {
             return SessionEnd::TargetReached;
@@ -404,10 +508,10 @@ async fn session(
 /// A follower resyncing after its damaged store was moved aside serves
 /// again once it has caught up with its leader.
 fn note_resynced(replica: &Replica, machine: &FollowerMachine) {
-    let resyncing =
-        replica.role == Role::Follower && replica.state() == protocol::ReplicaState::Recovering;
-    if resyncing && !machine.in_snapshot() && replica.position() >= machine.source_last {
-        replica.set_recovering(false);
+    let resyncing = replica.machine().resyncing();
+    let caught_up = machine.is_matched() && replica.position() >= machine.source_last;
+    if resyncing && !machine.in_snapshot() && caught_up {
+        replica.machine().set_resyncing(false);
         replica.set_problem(String::new());
         info!(partition = replica.partition, position = ?replica.position(), "follower resynced from its leader; serving again");
     }
@@ -418,6 +522,14 @@ async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Res
         Action::Apply(entries) => storage_io::apply(replica, entries).await,
         Action::BeginSnapshot => storage_io::begin_snapshot(replica).await,
         Action::EndSnapshot { last } => storage_io::end_snapshot(replica, last).await,
+        Action::Truncate { keep } => {
+            warn!(partition = replica.partition, keep, position = ?replica.position(), "log matching: truncating this replica's divergent tail into a rollback file");
+            storage_io::truncate_after(replica, keep).await
+        }
+        Action::SeenEpoch(epoch) => {
+            replica.machine().observe_epoch(epoch);
+            return Ok(());
+        }
         Action::Ack => {
             let ack = Request::Ack {
                 partition: replica.partition,
@@ -442,47 +554,36 @@ async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Res
 // Leader recovery
 // ---------------------------------------------------------------------------
 
-/// Holds a led partition's writes back until it has caught up with its most
-/// advanced reachable follower (see [`plan::recovery_step`]).
+/// A new leader's recovery: catch up with its most advanced reachable
+/// peer, then begin a new epoch (the decisions are the machine's:
+/// [`super::machine::ReplicaMachine::on_positions`]).
 async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
     let p = replica.partition;
-    let followers: Vec<NodeId> = shared.options.map.followers(p).unwrap_or(&[]).to_vec();
     loop {
-        let replies = ask_positions(&shared, p, &followers).await;
-        let positions: Vec<Position> = replies.iter().map(|(_, pos)| *pos).collect();
-        match plan::recovery_step(replica.position(), &positions, !followers.is_empty()) {
-            RecoveryStep::Ready => {
-                replica.set_recovering(false);
-                info!(partition = p, position = ?replica.position(), "leader ready for writes");
-                return;
-            }
-            RecoveryStep::Wait => {
-                debug!(
-                    partition = p,
-                    "empty leader: waiting to hear from a follower"
-                );
-            }
-            RecoveryStep::PullFrom(i) => {
-                let (node, target) = replies[i];
-                info!(partition = p, from = node, ?target, own = ?replica.position(), "leader is behind a follower; catching up before taking writes");
+        let peers = replica.machine().peers().to_vec();
+        let replies = ask_positions(&shared, p, &peers).await;
+        let effect = replica.machine().on_positions(replica.position(), &replies);
+        match effect {
+            Effect::BeginEpoch(epoch) => return begin_epoch(&replica, epoch).await,
+            Effect::PullFrom { node, target } => {
+                info!(partition = p, from = node, ?target, own = ?replica.position(), "leader is behind a peer; catching up before taking writes");
                 if let Some(conn) = connect(&shared, node).await {
                     let mut machine = FollowerMachine::recovering(Instant::now());
                     let _ = machine.tick(Instant::now());
                     let end = session(&shared, &replica, conn, &mut machine, Some(target)).await;
-                    match end {
-                        SessionEnd::Cancelled => return,
-                        SessionEnd::TargetReached => continue,
-                        SessionEnd::Disconnected(reason) => {
-                            warn!(partition = p, from = node, %reason, "catch-up from follower interrupted");
-                        }
+                    if let SessionEnd::Disconnected(reason) = end {
+                        warn!(partition = p, from = node, %reason, "catch-up from peer interrupted");
+                    } else {
+                        continue;
                     }
                 }
             }
+            _ => debug!(
+                partition = p,
+                "recovering leader: waiting to hear from a peer"
+            ),
         }
-        tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            _ = tokio::time::sleep(RECOVERY_RETRY) => {}
-        }
+        tokio::time::sleep(RECOVERY_RETRY).await;
     }
 }
 
