@@ -394,15 +394,7 @@ fn delete_inputs(
     stop: Option<FaultPoint>,
 ) -> Result<(), Error> {
     for (i, &id) in inputs.iter().enumerate() {
-        for name in [segment::log_name(id), segment::hint_name(id)] {
-            let path = inner.dir.join(name);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(&path, e));
-                }
-                _ => {}
-            }
-        }
+        segment::remove_files(&inner.dir, id)?;
         if i == 0 {
             fault::check(stop, FaultPoint::AfterFirstDelete)?;
         }

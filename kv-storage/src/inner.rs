@@ -53,6 +53,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::StoreCache;
+use crate::epochs::EpochHistory;
 use crate::error::Error;
 use crate::keydir::{KeyDir, Loc};
 use crate::lock::DirLock;
@@ -106,8 +107,10 @@ pub(crate) struct Writer {
     pub allocated: u64,
     /// Position of the last record written or applied.
     pub last: Position,
-    /// Epoch given to new `put`s and `delete`s.
+    /// Epoch given to new `put`s and `delete`s: the highest seen.
     pub epoch: Epoch,
+    /// Epoch → first LSN, as persisted in `EPOCHS` (`epochs.rs`).
+    pub epochs: EpochHistory,
     /// Records written since open (group-commit sequence).
     pub seq: u64,
     pub buf: Vec<u8>,

@@ -86,8 +86,15 @@
 //!   `recovery::load` indexes segments in parallel.
 //! - `compaction` — merging sealed segments, crash-safe at every step.
 //! - `replication` — `entries_since`, `apply`, `clear`, snapshots.
+//! - `epochs` — the epoch history (epoch → first LSN, file `EPOCHS`):
+//!   [`Store::begin_epoch`], [`Store::end_of_epoch`] for log matching.
+//! - `truncate` — [`Store::truncate_after`]: removing a divergent tail,
+//!   crash-safe, restoring older versions of the affected keys.
+//! - [`rollback`] — the rollback files a truncation writes first, and
+//!   their reader.
 //! - `worker` — background hint writing, compaction and interval fsync.
-//! - `meta`, `lock` — the `EPOCH` file, compaction markers, directory lock.
+//! - `meta`, `lock` — the legacy `EPOCH` file, compaction and truncation
+//!   markers, directory lock.
 //!
 //! # Invariants
 //!
@@ -117,6 +124,7 @@
 mod batch;
 mod cache;
 mod compaction;
+mod epochs;
 mod error;
 mod fault;
 mod hint;
@@ -128,11 +136,13 @@ pub mod options;
 mod record;
 mod recovery;
 mod replication;
+pub mod rollback;
 mod scan;
 mod segment;
 mod stats;
 mod store;
 mod sync;
+mod truncate;
 mod worker;
 
 use bytes::Bytes;
@@ -146,6 +156,7 @@ pub use options::{CompactionPolicy, Options, SyncPolicy};
 pub use scan::{Cursor, Iter, ScanPage};
 pub use stats::{CompactionStats, Stats};
 pub use store::Store;
+pub use truncate::Truncation;
 
 /// Per-partition sequence number: strictly increasing, 0 = nothing written.
 pub type Lsn = u64;

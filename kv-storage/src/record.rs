@@ -285,6 +285,22 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
     })
 }
 
+/// Makes the whole record at the start of `rec` the last of its write
+/// batch: clears the *batch continues* flag and recomputes the CRC, leaving
+/// every other byte as it was. Used when a truncation cuts a batch, so that
+/// recovery keeps the records before the cut.
+pub(crate) fn end_batch(rec: &mut [u8]) -> Result<(), DecodeError> {
+    let len = decode(rec)?.len;
+    let h = decode_header(rec)?;
+    let flags_at = h.header_len - 1;
+    let flags = rec.get_mut(flags_at).ok_or(DecodeError::Incomplete)?;
+    *flags &= !FLAG_BATCH_CONTINUES;
+    let crc = crc32fast::hash(rec.get(4..len).ok_or(DecodeError::Incomplete)?);
+    let head = rec.get_mut(0..4).ok_or(DecodeError::Incomplete)?;
+    head.copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
 fn validate(kind: Kind, h: &Header) -> Result<(), DecodeError> {
     if h.lsn == 0 {
         return Err(DecodeError::Malformed("record with lsn 0"));
@@ -390,6 +406,17 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, pos(0, 0), Kind::Value, b"k", b"v");
         assert!(matches!(decode(&buf), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn end_batch_clears_only_the_flag() {
+        let mut buf = Vec::new();
+        encode_in_batch(&mut buf, pos(2, 9), Kind::Value, b"k", b"v", true);
+        end_batch(&mut buf).unwrap();
+        let mut plain = Vec::new();
+        encode(&mut plain, pos(2, 9), Kind::Value, b"k", b"v");
+        assert_eq!(buf, plain);
+        assert!(!decode(&buf).unwrap().batch_continues);
     }
 
     #[test]

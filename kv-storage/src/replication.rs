@@ -44,7 +44,6 @@ use bytes::Bytes;
 use crate::error::Error;
 use crate::inner::{Inner, RecordOp, Writer};
 use crate::keydir::Loc;
-use crate::meta;
 use crate::record::{self, Kind};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentKind};
 use crate::{Entry, Lsn, Position, Since, Store};
@@ -160,7 +159,9 @@ impl Store {
         let mut w = inner.writer.lock();
         inner.check_writable()?;
         let _install = inner.install_lock.lock();
-        meta::write_epoch(&inner.dir, w.epoch)?;
+        let epochs = w.epochs.restarted(Position::default());
+        epochs.save(&inner.dir)?;
+        w.epochs = epochs;
         let id = inner
             .next_segment
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -198,7 +199,7 @@ impl Store {
         inner.group.mark_synced(w.seq);
         drop(w);
         for seg in old.values() {
-            remove_segment_files(inner, seg)?;
+            segment::remove_files(&inner.dir, seg.id)?;
         }
         segment::sync_dir(&inner.dir)
     }
@@ -293,17 +294,6 @@ fn plan_applied<'a>(inner: &Inner, w: &Writer, entries: &'a [Entry]) -> Vec<Reco
         });
     }
     planned
-}
-
-fn remove_segment_files(inner: &Inner, seg: &Segment) -> Result<(), Error> {
-    for name in [segment::log_name(seg.id), segment::hint_name(seg.id)] {
-        let path = inner.dir.join(name);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// Appends the entries of `seg` with LSN > `after` below offset `end`.
