@@ -23,14 +23,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, Store};
+use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, Store, Truncation};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{FollowerInfo, Health, HistoryInfo, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
-use crate::replication::epochs::EpochStart;
 use crate::replication::machine::ReplicaMachine;
 
 /// The key of the marker entry a follower writes at the end of a snapshot
@@ -61,8 +60,6 @@ pub(crate) struct Replica {
     /// Cancelled when the current term ends (a role change or shutdown):
     /// every replication task of the term watches it.
     term_cancel: Mutex<CancellationToken>,
-    /// The store's epoch history, as of the last change made through here.
-    history: Mutex<Vec<EpochStart>>,
     full_resyncs: AtomicU64,
     followers: Mutex<BTreeMap<NodeId, FollowerInfo>>,
     leader_view: Mutex<(bool, Position)>,
@@ -78,7 +75,6 @@ impl Replica {
     pub fn new(partition: PartitionId, role: Role, store: Store, backlog_bytes: usize) -> Replica {
         let position = store.last_position();
         let last = position.lsn;
-        let history = store_history(&store);
         let machine = ReplicaMachine::new(role, store.epoch(), Vec::new());
         Replica {
             partition,
@@ -88,7 +84,6 @@ impl Replica {
             last_tx: watch::channel(last).0,
             machine: Mutex::new(machine),
             term_cancel: Mutex::new(CancellationToken::new()),
-            history: Mutex::new(history),
             full_resyncs: AtomicU64::new(0),
             followers: Mutex::new(BTreeMap::new()),
             leader_view: Mutex::new((false, Position::default())),
@@ -143,29 +138,29 @@ impl Replica {
         self.term_cancel.lock().clone()
     }
 
-    /// The epoch history (cached: never blocks).
-    pub fn history(&self) -> Vec<EpochStart> {
-        self.history.lock().clone()
+    /// Where `epoch` ends in this replica's history (log matching;
+    /// blocking: the store's writer lock).
+    pub fn end_of_epoch(&self, epoch: Epoch) -> Position {
+        self.store.end_of_epoch(epoch)
     }
 
-    fn refresh_history(&self) {
-        *self.history.lock() = store_history(&self.store);
-    }
-
-    /// Persists `epoch` as the store's new epoch (blocking), so that every
-    /// write from now on is stamped with it.
+    /// Persists `epoch` as the store's new epoch, with its first LSN in the
+    /// epoch history (blocking), so every write from now on is stamped
+    /// with it.
     pub fn begin_epoch(&self, epoch: Epoch) -> Result<(), kv_storage::Error> {
-        let begun = store_begin_epoch(&self.store, epoch);
-        self.refresh_history();
-        begun
+        self.store.begin_epoch(epoch).map(|_| ())
     }
 
     /// Truncates the history after `keep` (blocking); the entries cut go
-    /// to a rollback file. The backlog restarts at the new end.
-    pub fn truncate_after(&self, keep: Lsn) -> Result<(), kv_storage::Error> {
-        let cut = store_truncate_after(&self.store, keep);
+    /// to a rollback file (kv-storage logs them at WARN). The backlog
+    /// restarts at the new end.
+    pub fn truncate_after(&self, keep: Lsn) -> Result<Truncation, kv_storage::Error> {
+        let at = Position {
+            epoch: 0,
+            lsn: keep,
+        };
+        let cut = self.store.truncate_after(at);
         *self.position.lock() = self.store.last_position();
-        self.refresh_history();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
@@ -255,7 +250,6 @@ impl Replica {
         let before = self.store.last_lsn();
         let result = self.store.apply_batch(&entries);
         self.refresh_position();
-        self.refresh_history();
         let epoch = self.store.epoch();
         self.machine().observe_epoch(epoch);
         // Whatever was written, even before an error, goes to the backlog.
@@ -289,7 +283,6 @@ impl Replica {
             self.store.apply(&marker)?;
         }
         self.refresh_position();
-        self.refresh_history();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
@@ -346,7 +339,8 @@ impl Replica {
             Role::Follower => Vec::new(),
         };
         let (leader_connected, leader_position) = *self.leader_view.lock();
-        let (rolled_back, rollback_files) = store_rollbacks(&self.store);
+        let rollback_files = self.store.rollbacks().unwrap_or_default();
+        let rollback_files = rollback_files.iter().map(|f| f.display().to_string());
         PartitionInfo {
             partition: self.partition,
             role,
@@ -367,38 +361,11 @@ impl Replica {
             },
             history: HistoryInfo {
                 epoch: epoch.max(self.store.epoch()),
-                rolled_back,
-                rollback_files,
+                rolled_back: stats.rolled_back_entries,
+                rollback_files: rollback_files.collect(),
             },
         }
     }
-}
-
-// The store's history-identity calls, in one place.
-
-fn store_history(store: &Store) -> Vec<EpochStart> {
-    // TEMPORARY until kv-storage keeps an epoch history: one row that
-    // matches everything (no truncation, as before epochs).
-    let _ = store;
-    vec![EpochStart { epoch: 0, first: 1 }]
-}
-
-fn store_begin_epoch(store: &Store, epoch: Epoch) -> Result<(), kv_storage::Error> {
-    store.set_epoch(epoch)
-}
-
-fn store_truncate_after(store: &Store, keep: Lsn) -> Result<(), kv_storage::Error> {
-    // TEMPORARY until kv-storage has truncate_after.
-    let _ = (store, keep);
-    Err(kv_storage::Error::InvalidEntry {
-        lsn: keep,
-        reason: "truncation is not supported by this store yet",
-    })
-}
-
-fn store_rollbacks(store: &Store) -> (u64, Vec<String>) {
-    let _ = store;
-    (0, Vec::new())
 }
 
 /// A follower no stream has been heard from.

@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kv_router::PartitionId;
-use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since};
+use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, Truncation};
 
 use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
@@ -178,9 +178,15 @@ pub(crate) async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResul
 }
 
 /// Truncates the history after `keep` (log matching), into a rollback file.
-pub(crate) async fn truncate_after(replica: &Arc<Replica>, keep: Lsn) -> IoResult<()> {
+pub(crate) async fn truncate_after(replica: &Arc<Replica>, keep: Lsn) -> IoResult<Truncation> {
     let r = Arc::clone(replica);
     blocking(move || Ok(r.truncate_after(keep)?)).await
+}
+
+/// Where `epoch` ends in the replica's history (log matching).
+pub(crate) async fn end_of_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResult<Position> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.end_of_epoch(epoch))).await
 }
 
 /// Completes a snapshot at `last`.

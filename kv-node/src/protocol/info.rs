@@ -53,10 +53,11 @@ pub struct Health {
 pub struct HistoryInfo {
     /// The highest epoch this replica has seen (its own, as a leader).
     pub epoch: Epoch,
-    /// Entries truncated by log matching since the store was created, all
-    /// kept in rollback files.
+    /// Entries truncated by log matching since the node started, all kept
+    /// in rollback files.
     pub rolled_back: u64,
-    /// The rollback files under the replica's directory, oldest first.
+    /// The rollback files under the replica's directory (paths), oldest
+    /// first: every truncation ever made there.
     pub rollback_files: Vec<String>,
 }
 

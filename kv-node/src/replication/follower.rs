@@ -35,7 +35,7 @@ use kv_router::PartitionId;
 use kv_storage::{Entry, Epoch, Lsn, Position};
 use tracing::warn;
 
-use super::epochs::{self, EpochStart};
+use super::epochs;
 
 use crate::error::ErrorCode;
 use crate::protocol::Response;
@@ -99,13 +99,14 @@ enum State {
 
 /// What the machine needs to know about the replica it feeds.
 #[derive(Debug, Clone, Copy)]
-pub struct Local<'a> {
+pub struct Local {
     /// The replica's last applied position.
     pub position: Position,
     /// The highest epoch it has seen.
     pub epoch: Epoch,
-    /// Its epoch history.
-    pub history: &'a [EpochStart],
+    /// With a `LogMatch`: where the answer's epoch ends in the replica's
+    /// own history (its store's `end_of_epoch`).
+    pub own_end: Option<Position>,
 }
 
 /// The follower side of one partition's replication.
@@ -203,7 +204,7 @@ impl FollowerMachine {
     }
 
     /// A message arrived on the stream; `local` is the replica as it is now.
-    pub fn on_message(&mut self, message: Response, local: Local<'_>) -> Vec<Action> {
+    pub fn on_message(&mut self, message: Response, local: Local) -> Vec<Action> {
         let position = local.position;
         let (snapshot, message) = match (self.state, message) {
             (State::Matching, Response::LogMatch { epoch, end, .. }) => {
@@ -246,14 +247,19 @@ impl FollowerMachine {
     /// The source's answer to the subscription: fence, truncate what it
     /// does not share, and stream (or resubscribe after cutting below
     /// where it will start).
-    fn on_log_match(&mut self, epoch: Epoch, end: Position, local: Local<'_>) -> Vec<Action> {
+    fn on_log_match(&mut self, epoch: Epoch, end: Position, local: Local) -> Vec<Action> {
         if epoch < local.epoch {
             return vec![disconnect(&format!(
                 "source at epoch {epoch} is older than epoch {} seen here (a superseded leader)",
                 local.epoch
             ))];
         }
-        let cut = epochs::truncation_point(local.history, local.position, end);
+        let Some(own_end) = local.own_end else {
+            return vec![disconnect(
+                "log matching without this replica's end of the epoch",
+            )];
+        };
+        let cut = epochs::truncation_point(local.position, own_end, end);
         let from = local.position.lsn.min(end.lsn);
         let mut actions = vec![Action::SeenEpoch(epoch)];
         if cut.keep < local.position.lsn {
@@ -435,13 +441,12 @@ mod tests {
         }
     }
 
-    const HISTORY: &[EpochStart] = &[EpochStart { epoch: 1, first: 1 }];
-
-    fn local(lsn: u64) -> Local<'static> {
+    /// A replica at `(1, lsn)` whose history is all epoch 1.
+    fn local(lsn: u64) -> Local {
         Local {
             position: pos(lsn),
             epoch: 1,
-            history: HISTORY,
+            own_end: Some(pos(lsn)),
         }
     }
 

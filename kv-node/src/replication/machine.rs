@@ -31,7 +31,6 @@
 use kv_router::{NodeId, Role};
 use kv_storage::{Epoch, Position};
 
-use super::epochs::{self, EpochStart};
 use super::plan::{self, RecoveryStep};
 use crate::error::ErrorCode;
 use crate::protocol::ReplicaState;
@@ -270,14 +269,14 @@ impl ReplicaMachine {
         }
     }
 
-    /// A peer subscribes after `after`, having seen `their_epoch`; this
-    /// replica is at `own` with epoch history `history`.
+    /// A peer subscribes after `after`, having seen `their_epoch`; `end`
+    /// is where `after.epoch` ends in this replica's history (its store's
+    /// `end_of_epoch`).
     pub fn on_subscribe(
         &self,
         their_epoch: Epoch,
         after: Position,
-        own: Position,
-        history: &[EpochStart],
+        end: Position,
     ) -> SubscribeAnswer {
         if self.recovering || self.resyncing {
             let why = "source is recovering".to_string();
@@ -290,7 +289,6 @@ impl ReplicaMachine {
             );
             return SubscribeAnswer::Refuse(ErrorCode::StaleEpoch, why);
         }
-        let end = epochs::end_of_epoch(history, own, after.epoch);
         SubscribeAnswer::Serve {
             epoch: self.epoch,
             end,
@@ -378,13 +376,10 @@ mod tests {
 
     #[test]
     fn subscribe_answers_with_log_matching_and_fences_stale_sources() {
-        let history = [
-            EpochStart { epoch: 1, first: 1 },
-            EpochStart { epoch: 3, first: 6 },
-        ];
+        // History here: epoch 1 from LSN 1, epoch 3 from LSN 6, at (4, 7).
         let mut m = ReplicaMachine::new(Role::Leader, 3, vec![1]);
         m.set_role(0, Role::Leader, None, None, p(3, 7));
-        let refused = m.on_subscribe(1, p(1, 8), p(3, 7), &history);
+        let refused = m.on_subscribe(1, p(1, 8), p(1, 5));
         assert!(matches!(
             refused,
             SubscribeAnswer::Refuse(ErrorCode::Recovering, _)
@@ -392,7 +387,7 @@ mod tests {
         m.on_epoch_begun(4);
         // A follower that kept epoch 1 up to LSN 8: epoch 1 ended at 5 here.
         assert_eq!(
-            m.on_subscribe(1, p(1, 8), p(4, 7), &history),
+            m.on_subscribe(1, p(1, 8), p(1, 5)),
             SubscribeAnswer::Serve {
                 epoch: 4,
                 end: p(1, 5),
@@ -401,14 +396,14 @@ mod tests {
         );
         // A follower that is behind in the current history streams on.
         assert_eq!(
-            m.on_subscribe(3, p(3, 6), p(4, 7), &history),
+            m.on_subscribe(3, p(3, 6), p(3, 7)),
             SubscribeAnswer::Serve {
                 epoch: 4,
                 end: p(3, 7),
                 from: 6
             }
         );
-        let stale = m.on_subscribe(5, p(3, 6), p(4, 7), &history);
+        let stale = m.on_subscribe(5, p(3, 6), p(3, 7));
         assert!(matches!(
             stale,
             SubscribeAnswer::Refuse(ErrorCode::StaleEpoch, _)

@@ -202,11 +202,15 @@ pub(crate) async fn serve_subscription(
         return;
     };
     let stop = replica.term_token().child_token();
-    let own = replica.position();
-    let history = replica.history();
-    let answer = replica
-        .machine()
-        .on_subscribe(sub.epoch, sub.after, own, &history);
+    let end = match storage_io::end_of_epoch(&replica, sub.after.epoch).await {
+        Ok(end) => end,
+        Err(e) => {
+            let msg = format!("partition {partition} on node {}: {e}", shared.id());
+            send(&mut conn, id, &error_reply(ErrorCode::Storage, None, msg)).await;
+            return;
+        }
+    };
+    let answer = replica.machine().on_subscribe(sub.epoch, sub.after, end);
     let (epoch, end, start) = match answer {
         SubscribeAnswer::Serve { epoch, end, from } => (epoch, end, from),
         SubscribeAnswer::Refuse(code, msg) => {
@@ -440,15 +444,21 @@ enum SessionEnd {
     TargetReached,
 }
 
-/// The replica as the follower machine sees it now.
-fn with_local<T>(replica: &Replica, f: impl FnOnce(Local<'_>) -> T) -> T {
-    let history = replica.history();
-    let local = Local {
+/// The replica as the follower machine sees it now; for a `LogMatch`,
+/// with its own end of the answer's epoch.
+async fn local_view(replica: &Arc<Replica>, message: &Response) -> Result<Local, String> {
+    let own_end = match message {
+        Response::LogMatch { end, .. } => storage_io::end_of_epoch(replica, end.epoch)
+            .await
+            .map(Some)
+            .map_err(|e| format!("storage: {e}"))?,
+        _ => None,
+    };
+    Ok(Local {
         position: replica.position(),
         epoch: replica.machine().epoch(),
-        history: &history,
-    };
-    f(local)
+        own_end,
+    })
 }
 
 /// One subscription to a source, applying what it streams, until it ends
@@ -489,7 +499,11 @@ async fn session(
             warn!(partition = replica.partition, %reason, "refusing a replication message");
             return SessionEnd::Disconnected(reason);
         }
-        let actions = with_local(replica, |local| machine.on_message(message, local));
+        let local = match local_view(replica, &message).await {
+            Ok(local) => local,
+            Err(reason) => return SessionEnd::Disconnected(reason),
+        };
+        let actions = machine.on_message(message, local);
         for action in actions {
             if let Err(reason) = execute(replica, &mut conn, action).await {
                 return SessionEnd::Disconnected(reason);
@@ -524,7 +538,9 @@ async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Res
         Action::EndSnapshot { last } => storage_io::end_snapshot(replica, last).await,
         Action::Truncate { keep } => {
             warn!(partition = replica.partition, keep, position = ?replica.position(), "log matching: truncating this replica's divergent tail into a rollback file");
-            storage_io::truncate_after(replica, keep).await
+            storage_io::truncate_after(replica, keep).await.map(|cut| {
+                warn!(partition = replica.partition, removed = cut.removed, rollback = ?cut.rollback, "divergent tail truncated");
+            })
         }
         Action::SeenEpoch(epoch) => {
             replica.machine().observe_epoch(epoch);
