@@ -209,7 +209,7 @@ impl Plan {
         keep: &mut Vec<Keep>,
     ) -> Result<(), Error> {
         let inputs: Vec<_> = self.inputs.values().cloned().collect();
-        let newest = segment::newest_records(&inputs, touched, self.base.lsn)?;
+        let newest = crate::truncate::newest_records(&inputs, touched, self.base.lsn)?;
         let values = newest
             .into_values()
             .filter(|(_, kind)| *kind == Kind::Value);

@@ -66,7 +66,6 @@
 //! lock and truncates a mapped file could make a read fault; that is outside
 //! the contract, as for every mmap-based store.
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
@@ -79,8 +78,7 @@ use memmap2::Mmap;
 use parking_lot::Mutex;
 
 use crate::error::Error;
-use crate::keydir::Loc;
-use crate::record::{self, DecodeError, Kind, RecordRef};
+use crate::record::{self, DecodeError, RecordRef};
 use crate::{Lsn, Position};
 
 /// Segment number, as in `segment-<n>.log`.
@@ -576,33 +574,6 @@ pub(crate) fn create_file(dir: &Path, header: &SegmentHeader) -> Result<(PathBuf
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
     sync_dir(dir)?;
     Ok((path, file))
-}
-
-/// For each key in `keys`, its newest record (value, tombstone or marker
-/// excluded) with LSN at most `max_lsn` in `segments`, and that record's
-/// kind. Reads every record of every segment: for rare or background work
-/// (truncation, compaction's older versions).
-pub(crate) fn newest_records<'k>(
-    segments: &[Arc<Segment>],
-    keys: &'k HashSet<Vec<u8>>,
-    max_lsn: Lsn,
-) -> Result<HashMap<&'k [u8], (Loc, Kind)>, Error> {
-    let mut newest: HashMap<&[u8], (Loc, Kind)> = HashMap::new();
-    for seg in segments {
-        seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
-            let lsn = rec.position.lsn;
-            let Some(key) = keys.get(rec.key) else {
-                return ControlFlow::Continue(());
-            };
-            let newer = newest.get(key.as_slice()).is_none_or(|n| n.0.lsn() < lsn);
-            if lsn <= max_lsn && rec.kind != Kind::Marker && newer {
-                let loc = Loc::new(seg.id, offset as u32, rec.len as u32, lsn);
-                newest.insert(key.as_slice(), (loc, rec.kind));
-            }
-            ControlFlow::Continue(())
-        })?;
-    }
-    Ok(newest)
 }
 
 /// Deletes segment `id`'s log and hint files in `dir`, if present (not

@@ -49,7 +49,7 @@
 //! older versions may be anywhere); the writer lock is held throughout.
 //! Truncation is rare (a leader change with a divergent tail).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -349,7 +349,7 @@ fn restore_affected(inner: &Inner, plan: &Plan, affected: &Affected) -> Result<(
             .cloned()
             .collect()
     };
-    let newest = segment::newest_records(&segments, affected, plan.after)?;
+    let newest = newest_records(&segments, affected, plan.after)?;
     for key in affected {
         let hash = inner.keydir.hash(key);
         match newest.get(key.as_slice()) {
@@ -365,6 +365,33 @@ fn restore_affected(inner: &Inner, plan: &Plan, affected: &Affected) -> Result<(
         inner.cache.remove(hash, key);
     }
     Ok(())
+}
+
+/// For each key in `keys`, its newest record (value, tombstone or marker
+/// excluded) with LSN at most `max_lsn` in `segments`, and that record's
+/// kind. Reads every record of every segment: for rare or background work
+/// (truncation, compaction's older versions).
+pub(crate) fn newest_records<'k>(
+    segments: &[Arc<Segment>],
+    keys: &'k HashSet<Vec<u8>>,
+    max_lsn: Lsn,
+) -> Result<HashMap<&'k [u8], (Loc, Kind)>, Error> {
+    let mut newest: HashMap<&[u8], (Loc, Kind)> = HashMap::new();
+    for seg in segments {
+        seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
+            let lsn = rec.position.lsn;
+            let Some(key) = keys.get(rec.key) else {
+                return ControlFlow::Continue(());
+            };
+            let newer = newest.get(key.as_slice()).is_none_or(|n| n.0.lsn() < lsn);
+            if lsn <= max_lsn && rec.kind != Kind::Marker && newer {
+                let loc = Loc::new(seg.id, offset as u32, rec.len as u32, lsn);
+                newest.insert(key.as_slice(), (loc, rec.kind));
+            }
+            ControlFlow::Continue(())
+        })?;
+    }
+    Ok(newest)
 }
 
 /// Step 6: deletes the replaced segments and their hints.
