@@ -150,6 +150,9 @@ pub(crate) struct Inner {
     pub next_segment: AtomicU32,
     pub compaction_lock: Mutex<()>,
     pub install_lock: Mutex<()>,
+    /// Retention watermark: compaction keeps all history above it
+    /// (`u64::MAX`: none set; see `Store::set_retention`).
+    pub retention: AtomicU64,
     pub signal: Signal,
     /// Test hook: the next data fsync fails (see `Store::fail_next_sync`).
     pub fail_next_sync: AtomicBool,
@@ -157,6 +160,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The retention watermark (`Lsn::MAX` when none is set).
+    pub(crate) fn retention(&self) -> Lsn {
+        self.retention.load(Ordering::Acquire)
+    }
+
     /// Fails if writes are not allowed now.
     pub(crate) fn check_writable(&self) -> Result<(), Error> {
         if self.closed.load(Ordering::Acquire) {

@@ -14,8 +14,11 @@
 //! compaction dropped overwritten records and tombstones, or this replica
 //! received a snapshot instead of history — and the answer is a
 //! [`Since::Snapshot`]: every live record, sorted by LSN, plus the position the
-//! set is current as of. The floor rises with compaction, with gaps in applied
-//! LSNs, and with snapshot installs; `clear` resets it to 0.
+//! set is current as of. The floor rises with compaction (never above the
+//! retention watermark, [`Store::set_retention`]), with gaps in applied
+//! LSNs, and with snapshot installs; `clear` resets it to 0. Compaction also
+//! keeps each key's newest version at or below the floor, so
+//! [`Store::truncate_after`] works anywhere at or above it.
 //!
 //! # Installing a snapshot on a follower
 //!
@@ -83,6 +86,28 @@ impl Store {
             read_entries(&seg, after, end, max_entries, &mut entries)?;
         }
         Ok(Since::Entries(entries))
+    }
+
+    /// Sets the retention watermark: compaction keeps every history record
+    /// with an LSN above `keep_after` (it merges only segments wholly at or
+    /// below it), so the history floor never rises above it, a follower at
+    /// or past it catches up from history (`Since::Entries`) and
+    /// [`Store::truncate_after`] at or past it finds the older versions it
+    /// needs. `None` (the default) lets compaction merge every sealed
+    /// segment, as before. Kept in memory only: the owner (a leader that
+    /// knows its followers' positions, or a snapshot source) sets it again
+    /// after a reopen.
+    pub fn set_retention(&self, keep_after: Option<Lsn>) {
+        let mark = keep_after.unwrap_or(Lsn::MAX);
+        self.inner()
+            .retention
+            .store(mark, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The retention watermark set by [`Store::set_retention`].
+    pub fn retention(&self) -> Option<Lsn> {
+        let mark = self.inner().retention();
+        (mark != Lsn::MAX).then_some(mark)
     }
 
     /// Follower side: writes `entry` with its own position if its LSN is above

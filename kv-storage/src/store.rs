@@ -89,6 +89,7 @@ impl Store {
             next_segment: AtomicU32::new(rec.next_segment),
             compaction_lock: Mutex::new(()),
             install_lock: Mutex::new(()),
+            retention: AtomicU64::new(Lsn::MAX),
             signal,
             fail_next_sync: AtomicBool::new(false),
             _lock: lock,

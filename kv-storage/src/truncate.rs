@@ -49,7 +49,7 @@
 //! older versions may be anywhere); the writer lock is held throughout.
 //! Truncation is rare (a leader change with a divergent tail).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -210,8 +210,8 @@ fn plan(inner: &Inner, after: Lsn) -> Result<Plan, Error> {
     })
 }
 
-/// Affected keys: key → its hash.
-type Affected = HashMap<Vec<u8>, u64>;
+/// Keys a truncation changes.
+type Affected = HashSet<Vec<u8>>;
 
 /// Step 1: writes every record above `after` to a rollback file, finds
 /// where the first doomed segment is cut and which keys change.
@@ -238,7 +238,7 @@ fn save_tail(inner: &Inner, plan: &mut Plan) -> Result<(PathBuf, u64, Affected),
             }
             let value = (rec.kind == Kind::Value).then_some(rec.value);
             failed = out.add(rec.position, rec.key, value);
-            affected.insert(rec.key.to_vec(), inner.keydir.hash(rec.key));
+            affected.insert(rec.key.to_vec());
             match failed {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(_) => ControlFlow::Break(()),
@@ -339,7 +339,6 @@ fn move_head_keys(inner: &Inner, from: &Segment, head: &Segment) -> Result<(), E
 /// Points each affected key at its newest record at or below the cut, or
 /// removes it if that is a deletion or there is none.
 fn restore_affected(inner: &Inner, plan: &Plan, affected: &Affected) -> Result<(), Error> {
-    let mut best: HashMap<&[u8], (Loc, Kind)> = HashMap::new();
     let segments: Vec<_> = {
         let layout = inner.layout.read();
         let doomed = |s: &&Arc<Segment>| plan.doomed.iter().any(|d| d.id == s.id);
@@ -350,21 +349,10 @@ fn restore_affected(inner: &Inner, plan: &Plan, affected: &Affected) -> Result<(
             .cloned()
             .collect()
     };
-    for seg in &segments {
-        seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
-            let lsn = rec.position.lsn;
-            let Some((key, _)) = affected.get_key_value(rec.key) else {
-                return ControlFlow::Continue(());
-            };
-            if lsn <= plan.after && best.get(key.as_slice()).is_none_or(|b| b.0.lsn() < lsn) {
-                let loc = Loc::new(seg.id, offset as u32, rec.len as u32, lsn);
-                best.insert(key.as_slice(), (loc, rec.kind));
-            }
-            ControlFlow::Continue(())
-        })?;
-    }
-    for (key, &hash) in affected {
-        match best.get(key.as_slice()) {
+    let newest = newest_records(&segments, affected, plan.after)?;
+    for key in affected {
+        let hash = inner.keydir.hash(key);
+        match newest.get(key.as_slice()) {
             Some(&(loc, Kind::Value)) => {
                 let old = inner.keydir.insert(hash, key, loc)?;
                 inner.note_replaced(old, Some(&loc));
@@ -377,6 +365,33 @@ fn restore_affected(inner: &Inner, plan: &Plan, affected: &Affected) -> Result<(
         inner.cache.remove(hash, key);
     }
     Ok(())
+}
+
+/// For each key in `keys`, its newest record (value, tombstone or marker
+/// excluded) with LSN at most `max_lsn` in `segments`, and that record's
+/// kind. Reads every record of every segment: for rare or background work
+/// (truncation, compaction's older versions).
+pub(crate) fn newest_records<'k>(
+    segments: &[Arc<Segment>],
+    keys: &'k HashSet<Vec<u8>>,
+    max_lsn: Lsn,
+) -> Result<HashMap<&'k [u8], (Loc, Kind)>, Error> {
+    let mut newest: HashMap<&[u8], (Loc, Kind)> = HashMap::new();
+    for seg in segments {
+        seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
+            let lsn = rec.position.lsn;
+            let Some(key) = keys.get(rec.key) else {
+                return ControlFlow::Continue(());
+            };
+            let newer = newest.get(key.as_slice()).is_none_or(|n| n.0.lsn() < lsn);
+            if lsn <= max_lsn && rec.kind != Kind::Marker && newer {
+                let loc = Loc::new(seg.id, offset as u32, rec.len as u32, lsn);
+                newest.insert(key.as_slice(), (loc, rec.kind));
+            }
+            ControlFlow::Continue(())
+        })?;
+    }
+    Ok(newest)
 }
 
 /// Step 6: deletes the replaced segments and their hints.
