@@ -303,6 +303,11 @@ impl Replica {
         self.full_resyncs.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The one place a source learns where a follower is: the position
+    /// it subscribed from, then each `Ack` (its applied position). Kept for
+    /// `info` and lag; and compaction keeps the history after the slowest
+    /// follower heard from (the store's retention watermark), so a lagging
+    /// follower catches up from history instead of a snapshot.
     pub fn follower_update(&self, node: NodeId, connected: bool, acked: Option<Position>) {
         let mut followers = self.followers.lock();
         let f = followers.entry(node).or_insert_with(|| unseen(node));
@@ -310,6 +315,8 @@ impl Replica {
         if let Some(p) = acked {
             f.acked = p;
         }
+        let slowest = followers.values().map(|f| f.acked.lsn).min();
+        self.store.set_retention(slowest);
     }
 
     pub fn set_leader_view(&self, connected: bool, leader: Option<Position>) {
