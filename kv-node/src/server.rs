@@ -472,6 +472,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
                 partition,
                 role: r.role(),
                 position: r.position(),
+                epoch: r.machine().epoch(),
             },
             None => not_hosted(shared, partition),
         },

@@ -30,7 +30,7 @@
 //! | 0x85 | Status        | partition: u32, location: u8 (0 missing, 1 hot, 2 cold) |
 //! | 0x86 | Inspect       | count: u32, then per partition: partition u32, role u8, count u32, keys: bytes… |
 //! | 0x87 | Info          | see [`NodeInfo`] |
-//! | 0x88 | Position      | partition: u32, role: u8, position |
+//! | 0x88 | Position      | partition: u32, role: u8, position, epoch: u32 |
 //! | 0x89 | Entries       | partition: u32, leader last: position, count: u32, entries… |
 //! | 0x8A | SnapshotStart | partition: u32, last: position, reason: string |
 //! | 0x8B | SnapshotEnd   | partition: u32, last: position |
@@ -175,6 +175,8 @@ pub enum Response {
         role: Role,
         /// Its last applied position.
         position: Position,
+        /// The highest epoch it has seen (a new leader begins above it).
+        epoch: Epoch,
     },
     /// Stream: entries in LSN order.
     Entries {
@@ -475,11 +477,13 @@ impl Response {
                 partition,
                 role,
                 position,
+                epoch,
             } => {
                 header(out, ty::POSITION_REPLY, id);
                 out.put_u32(*partition);
                 out.put_u8(role_byte(*role));
                 put_position(out, *position);
+                out.put_u32(*epoch);
             }
             Response::Entries {
                 partition,
@@ -581,6 +585,7 @@ impl Response {
                 partition: r.u32()?,
                 role: get_role(&mut r)?,
                 position: get_position(&mut r)?,
+                epoch: r.u32()?,
             },
             ty::ENTRIES => decode_entries(&mut r)?,
             ty::SNAPSHOT_START => Response::SnapshotStart {

@@ -123,8 +123,9 @@ pub struct FollowerMachine {
     pub refused_snapshots: u64,
     /// Truncations log matching asked for.
     pub truncations: u64,
-    /// Whether a snapshot may replace data the replica holds (a follower
-    /// of its leader: yes; a leader recovering from a follower: no).
+    /// Whether this is a follower of its leader (fencing; a snapshot may
+    /// replace its data) rather than a leader recovering from a peer (no
+    /// fencing; never a snapshot over data it holds).
     snapshot_over_data: bool,
 }
 
@@ -186,9 +187,13 @@ impl FollowerMachine {
     }
 
     /// The connection is open: subscribe after the replica's position,
-    /// telling the highest epoch it has seen.
+    /// telling the highest epoch it has seen. A recovering leader pulls
+    /// from its peers, which may not have heard of its newest epoch yet
+    /// (it began one and lost its entries): it sends epoch 0 and fences
+    /// nobody, since it follows no one.
     pub fn connected(&mut self, position: Position, epoch: Epoch) -> Action {
         self.state = State::Matching;
+        let epoch = if self.snapshot_over_data { epoch } else { 0 };
         Action::Subscribe {
             after: position,
             epoch,
@@ -248,7 +253,7 @@ impl FollowerMachine {
     /// does not share, and stream (or resubscribe after cutting below
     /// where it will start).
     fn on_log_match(&mut self, epoch: Epoch, end: Position, local: Local) -> Vec<Action> {
-        if epoch < local.epoch {
+        if epoch < local.epoch && self.snapshot_over_data {
             return vec![disconnect(&format!(
                 "source at epoch {epoch} is older than epoch {} seen here (a superseded leader)",
                 local.epoch

@@ -83,6 +83,17 @@ pub enum SubscribeAnswer {
     Refuse(ErrorCode, String),
 }
 
+/// A peer's answer to a recovering leader's position question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerPosition {
+    /// The peer.
+    pub node: NodeId,
+    /// Its last entry's position.
+    pub position: Position,
+    /// The highest epoch it has seen.
+    pub epoch: Epoch,
+}
+
 /// Why a write is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotWritable {
@@ -199,7 +210,7 @@ impl ReplicaMachine {
 
     fn first_leader_step(&self, position: Position) -> Effect {
         if self.peers.is_empty() {
-            return self.begin_epoch(&[position]);
+            return self.begin_epoch([position.epoch]);
         }
         Effect::AskPositions {
             peers: self.peers.clone(),
@@ -209,30 +220,29 @@ impl ReplicaMachine {
     /// A recovering leader heard its peers' positions (silent peers left
     /// out): pull from the most advanced if it is ahead, else begin the
     /// new epoch.
-    pub fn on_positions(&mut self, own: Position, replies: &[(NodeId, Position)]) -> Effect {
-        let positions: Vec<Position> = replies.iter().map(|(_, p)| *p).collect();
+    pub fn on_positions(&mut self, own: Position, replies: &[PeerPosition]) -> Effect {
+        let positions: Vec<Position> = replies.iter().map(|r| r.position).collect();
         let step = plan::recovery_step(own, &positions, !self.peers.is_empty());
         match step {
             RecoveryStep::PullFrom(i) => match replies.get(i) {
-                Some(&(node, target)) => Effect::PullFrom { node, target },
+                Some(r) => Effect::PullFrom {
+                    node: r.node,
+                    target: r.position,
+                },
                 None => Effect::RetryLater,
             },
             RecoveryStep::Wait => Effect::RetryLater,
             RecoveryStep::Ready => {
-                let mut seen = positions;
-                seen.push(own);
-                self.begin_epoch(&seen)
+                let heard = replies.iter().map(|r| r.epoch.max(r.position.epoch));
+                self.begin_epoch(heard.chain([own.epoch]))
             }
         }
     }
 
-    /// The epoch a new leadership begins: above everything seen, here and
-    /// in the positions given (its own, its peers').
-    fn begin_epoch(&self, positions: &[Position]) -> Effect {
-        let seen = positions
-            .iter()
-            .map(|p| p.epoch)
-            .fold(self.epoch, Epoch::max);
+    /// The epoch a new leadership begins: above everything seen here and
+    /// every epoch given (its own position's, its peers').
+    fn begin_epoch(&self, epochs: impl IntoIterator<Item = Epoch>) -> Effect {
+        let seen = epochs.into_iter().fold(self.epoch, Epoch::max);
         Effect::BeginEpoch(self.wanted_epoch.max(seen.saturating_add(1)))
     }
 
@@ -305,6 +315,14 @@ mod tests {
         Position { epoch, lsn }
     }
 
+    fn peer(node: NodeId, position: Position, epoch: Epoch) -> PeerPosition {
+        PeerPosition {
+            node,
+            position,
+            epoch,
+        }
+    }
+
     #[test]
     fn a_lone_leader_begins_a_higher_epoch_before_taking_writes() {
         let mut m = ReplicaMachine::new(Role::Leader, 4, Vec::new());
@@ -321,7 +339,7 @@ mod tests {
         let mut m = ReplicaMachine::new(Role::Leader, 2, vec![1, 2]);
         let effects = m.set_role(0, Role::Leader, None, None, p(2, 5));
         assert_eq!(effects[1], Effect::AskPositions { peers: vec![1, 2] });
-        let replies = [(1, p(2, 9)), (2, p(2, 7))];
+        let replies = [peer(1, p(2, 9), 2), peer(2, p(2, 7), 2)];
         assert_eq!(
             m.on_positions(p(2, 5), &replies),
             Effect::PullFrom {
@@ -330,7 +348,7 @@ mod tests {
             }
         );
         assert_eq!(
-            m.on_positions(p(2, 9), &[(1, p(2, 9)), (2, p(3, 7))]),
+            m.on_positions(p(2, 9), &[peer(1, p(2, 9), 2), peer(2, p(3, 7), 3)]),
             Effect::PullFrom {
                 node: 2,
                 target: p(3, 7)
@@ -338,6 +356,9 @@ mod tests {
             "a higher epoch is more advanced even with a lower LSN"
         );
         assert_eq!(m.on_positions(p(3, 7), &replies), Effect::BeginEpoch(4));
+        // A peer that began an epoch without writing in it still counts.
+        let silent = [peer(1, p(2, 9), 6)];
+        assert_eq!(m.on_positions(p(3, 9), &silent), Effect::BeginEpoch(7));
         assert_eq!(m.on_positions(p(0, 0), &[]), Effect::RetryLater);
     }
 
@@ -369,7 +390,7 @@ mod tests {
         let effects = m.set_role(0, Role::Leader, None, None, p(2, 3));
         assert_eq!(effects[1], Effect::AskPositions { peers: vec![1] });
         assert_eq!(
-            m.on_positions(p(2, 3), &[(1, p(2, 3))]),
+            m.on_positions(p(2, 3), &[peer(1, p(2, 3), 2)]),
             Effect::BeginEpoch(3)
         );
     }

@@ -51,4 +51,6 @@ pub mod epochs;
 pub mod follower;
 pub mod machine;
 pub mod plan;
+#[cfg(test)]
+mod sim;
 pub(crate) mod transport;

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::backlog::BacklogMiss;
 use super::follower::{Action, FollowerMachine, Local, check_message};
-use super::machine::{Effect, SubscribeAnswer};
+use super::machine::{Effect, PeerPosition, SubscribeAnswer};
 use crate::error::ErrorCode;
 use crate::protocol::handshake::{self, Credentials};
 use crate::protocol::{self, Conn, PeerKind, Request, RequestId, Response};
@@ -605,11 +605,7 @@ async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
 
 /// Asks each node for its position in partition `p`; silent nodes are left
 /// out.
-async fn ask_positions(
-    shared: &Shared,
-    p: PartitionId,
-    nodes: &[NodeId],
-) -> Vec<(NodeId, Position)> {
+async fn ask_positions(shared: &Shared, p: PartitionId, nodes: &[NodeId]) -> Vec<PeerPosition> {
     let asks = nodes.iter().map(|&node| async move {
         let mut conn = connect(shared, node).await?;
         if !send_request(&mut conn, 1, &Request::Position { partition: p }).await {
@@ -620,7 +616,16 @@ async fn ask_positions(
             .ok()??
             .ok()?;
         match Response::decode(frame.freeze()) {
-            Ok((_, Response::Position { position, .. })) => Some((node, position)),
+            Ok((
+                _,
+                Response::Position {
+                    position, epoch, ..
+                },
+            )) => Some(PeerPosition {
+                node,
+                position,
+                epoch,
+            }),
             _ => None,
         }
     });
