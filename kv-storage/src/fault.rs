@@ -33,6 +33,14 @@ pub enum FaultPoint {
     TruncateAfterFirstDelete,
     /// Truncation: every replaced segment is deleted; the marker remains.
     TruncateAfterDeletes,
+    /// Install: every staged segment is durable; no commit record yet.
+    InstallAfterChunksWritten,
+    /// Install: `staging/COMMIT` is durable (the commit point).
+    InstallAfterCommitMarker,
+    /// Install: the old segment files are deleted.
+    InstallAfterOldDeleted,
+    /// Install: the staged files are in the store directory.
+    InstallAfterMoved,
 }
 
 impl FaultPoint {
@@ -45,6 +53,15 @@ impl FaultPoint {
         FaultPoint::TruncateAfterRename,
         FaultPoint::TruncateAfterFirstDelete,
         FaultPoint::TruncateAfterDeletes,
+    ];
+
+    /// Every snapshot-install fault point, in the order `Install::commit`
+    /// reaches them.
+    pub const INSTALL: [FaultPoint; 4] = [
+        FaultPoint::InstallAfterChunksWritten,
+        FaultPoint::InstallAfterCommitMarker,
+        FaultPoint::InstallAfterOldDeleted,
+        FaultPoint::InstallAfterMoved,
     ];
 
     /// Every compaction fault point, in the order compaction reaches them.

@@ -200,28 +200,6 @@ impl Inner {
         Ok(())
     }
 
-    /// Appends one record to the active segment (rolling first if it would
-    /// not fit) and returns where it landed.
-    pub(crate) fn append(
-        &self,
-        w: &mut Writer,
-        position: Position,
-        kind: Kind,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Loc, Error> {
-        let op = RecordOp {
-            position,
-            kind,
-            key,
-            value,
-            hash: 0,
-        };
-        let mut loc = None;
-        self.append_records(w, std::slice::from_ref(&op), |_, l| loc = Some(l))?;
-        loc.ok_or(Error::Closed)
-    }
-
     /// Appends `ops` (in increasing LSN order) to the active segment with
     /// one `write(2)`, rolling first if they would not fit; every record but
     /// the last is flagged "batch continues", so recovery keeps all or none
@@ -313,17 +291,8 @@ impl Inner {
         // zero tail only in the newest log segment).
         self.trim_active(w)?;
         let sealed = Arc::new(w.active.seal()?);
-        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
-        let header = SegmentHeader {
-            id,
-            kind: SegmentKind::Log,
-            reset: false,
-            base: w.last,
-        };
-        let (path, file) = segment::create_file(&self.dir, &header)?;
-        let file = Arc::new(file);
-        let active = Segment::active(path, header, file.clone(), SEGMENT_HEADER_BYTES);
-        let active = Arc::new(active);
+        let (active, file) = self.create_log_segment(w.last, false)?;
+        let id = active.id;
         {
             let mut layout = self.layout.write();
             layout.segments.insert(sealed.id, sealed.clone());
@@ -336,6 +305,25 @@ impl Inner {
         w.allocated = SEGMENT_HEADER_BYTES;
         self.signal.request_hint(sealed.id);
         Ok(())
+    }
+
+    /// Creates a new, empty log segment file durably (next id, header
+    /// `base`), ready to be the active segment.
+    pub(crate) fn create_log_segment(
+        &self,
+        base: Position,
+        reset: bool,
+    ) -> Result<(Arc<Segment>, Arc<File>), Error> {
+        let header = SegmentHeader {
+            id: self.next_segment.fetch_add(1, Ordering::SeqCst),
+            kind: SegmentKind::Log,
+            reset,
+            base,
+        };
+        let (path, file) = segment::create_file(&self.dir, &header)?;
+        let file = Arc::new(file);
+        let active = Segment::active(path, header, file.clone(), SEGMENT_HEADER_BYTES);
+        Ok((Arc::new(active), file))
     }
 
     /// fdatasync of the active file under the writer lock; poisons on error.

@@ -85,7 +85,12 @@
 //! - `recovery` — what `open` does with whatever a crash left behind;
 //!   `recovery::load` indexes segments in parallel.
 //! - `compaction` — merging sealed segments, crash-safe at every step.
-//! - `replication` — `entries_since`, `apply`, `clear`, snapshots.
+//! - `replication` — `entries_since`, `apply`, `clear`, the retention
+//!   watermark.
+//! - `snapshot` — [`SnapshotReader`]: live entries in bounded chunks, as of
+//!   a position (full resync, source side).
+//! - `install` — [`Install`]: a snapshot staged beside the live data and
+//!   switched in atomically (destination side).
 //! - `epochs` — the epoch history (epoch → first LSN, file `EPOCHS`):
 //!   [`Store::begin_epoch`], [`Store::end_of_epoch`] for log matching.
 //! - `truncate` — [`Store::truncate_after`]: removing a divergent tail,
@@ -129,6 +134,7 @@ mod error;
 mod fault;
 mod hint;
 mod inner;
+mod install;
 mod keydir;
 mod lock;
 mod meta;
@@ -139,6 +145,7 @@ mod replication;
 pub mod rollback;
 mod scan;
 mod segment;
+mod snapshot;
 mod stats;
 mod store;
 mod sync;
@@ -152,8 +159,10 @@ pub use cache::HotCache;
 pub use error::Error;
 #[doc(hidden)]
 pub use fault::FaultPoint;
+pub use install::{Install, STAGING_DIR};
 pub use options::{CompactionPolicy, Options, SyncPolicy};
 pub use scan::{Cursor, Iter, ScanPage};
+pub use snapshot::SnapshotReader;
 pub use stats::{CompactionStats, Stats};
 pub use store::Store;
 pub use truncate::Truncation;

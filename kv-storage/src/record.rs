@@ -25,9 +25,11 @@
 //! but not yet written) as the end of the log, not as a record.
 //!
 //! Kinds: a *value* record sets a key; a *tombstone* deletes it; a *marker*
-//! (empty key, no value) only records a position — it is written when a
-//! follower installs a snapshot, to say "the history up to here is summarised
-//! by the records before me" (see `replication.rs`).
+//! (empty key, no value) only records a position — earlier versions wrote
+//! one when a follower installed a snapshot, to say "the history up to here
+//! is summarised by the records before me". It is still read (recovery
+//! raises the history floor to it) but no longer written: a staged install
+//! records its position in segment headers instead (`install.rs`).
 //!
 //! *Batch continues* (bit 2) is set on every record of a write batch but its
 //! last, all written with one `write(2)`: a newest segment whose last valid

@@ -105,6 +105,12 @@ impl Store {
         &self.inner
     }
 
+    /// A shared handle on the state, for objects that outlive a borrow
+    /// (snapshot readers, installs).
+    pub(crate) fn inner_arc(&self) -> Arc<Inner> {
+        self.inner.clone()
+    }
+
     /// Writes `key = value` with the next LSN and the current epoch. When it
     /// returns, the record has been handed to the OS (and fsynced under
     /// `SyncPolicy::Always`).

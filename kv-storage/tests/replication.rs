@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{key, open, tiny, value};
+use common::{install, key, open, tiny, value};
 use kv_storage::{Entry, Error, Position, Since, Store};
 
 fn entries(since: Since) -> Vec<Entry> {
@@ -27,7 +27,7 @@ fn catch_up(leader: &Store, follower: &Store) -> usize {
                 }
             }
             Since::Snapshot { entries, last } => {
-                follower.install_snapshot(&entries, last).unwrap();
+                install(follower, &entries, last);
                 snapshots += 1;
             }
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{files_with_ext, key, live_pairs, open, tiny, value};
+use common::{crashed_at, files_with_ext, key, live_pairs, open, tiny, value};
 use kv_storage::{
     Entry, Error, FaultPoint, Lsn, Options, Position, Since, Store, WriteBatch, rollback,
 };
@@ -194,13 +194,8 @@ fn a_crash_at_every_step_leaves_it_untruncated_or_truncated() {
         let all = history(&store);
         let end = store.last_lsn();
         let at = all[24].position;
-        let err = store.truncate_after_until(at, point).unwrap_err();
-        assert!(
-            matches!(err, Error::FaultInjected(p) if p == point),
-            "{err}"
-        );
-        assert!(matches!(store.put(b"x", b"y"), Err(Error::Closed)));
-        drop(store);
+        let result = store.truncate_after_until(at, point);
+        crashed_at(store, result, point);
 
         let store = open(dir.path(), &crash_opts());
         let committed = !matches!(

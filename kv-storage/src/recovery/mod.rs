@@ -5,8 +5,9 @@
 //! The store only ever changes the directory in these durable steps, so a
 //! crash leaves one of a few recognisable states:
 //!
-//! 0. `truncate-<n>.marker` — a truncation passed its commit point: it is
-//!    finished first (`truncate.rs`).
+//! 0. `staging/` — a snapshot install: finished if its `COMMIT` record is
+//!    there, else removed (`install.rs`). Then `truncate-<n>.marker` — a
+//!    truncation passed its commit point: it is finished (`truncate.rs`).
 //! 1. `*.tmp` files — an unfinished new segment, hint, compaction output,
 //!    marker or epoch file. Never referenced: deleted.
 //! 2. `compaction-<n>.marker` — a compaction whose outputs are all durable was
@@ -313,6 +314,7 @@ fn missing_history(s: &Summary, end: Lsn) -> Error {
 
 /// Recovers the store in `dir` into `keydir` (which must be empty).
 pub(crate) fn recover(dir: &Path, keydir: &KeyDir) -> Result<Recovered, Error> {
+    crate::install::finish_interrupted(dir)?;
     crate::truncate::finish_interrupted(dir)?;
     let mut listing = Listing::read(dir)?;
     let files = tidy(dir, &mut listing)?;
