@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, Store, Truncation};
+use kv_storage::{Entry, Epoch, Install, Location, Lsn, Position, Since, Store, Truncation};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -31,12 +31,6 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::{FollowerInfo, Health, HistoryInfo, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
 use crate::replication::machine::ReplicaMachine;
-
-/// The key of the marker entry a follower writes at the end of a snapshot
-/// so that its position becomes the snapshot's position even when the
-/// newest entries of that history were tombstones (which a snapshot does
-/// not carry). User keys are never empty, so the marker cannot collide.
-pub(crate) const SNAPSHOT_MARKER_KEY: &[u8] = b"";
 
 /// Number of per-key lock stripes of a replica.
 const KEY_LOCK_STRIPES: usize = 64;
@@ -57,6 +51,9 @@ pub(crate) struct Replica {
     last_tx: watch::Sender<Lsn>,
     /// Role, epoch, readiness: every replication decision.
     machine: Mutex<ReplicaMachine>,
+    /// A snapshot being staged beside the live data (switched in at its
+    /// end; dropped, with the live data untouched, if the stream breaks).
+    install: Mutex<Option<Install>>,
     /// Cancelled when the current term ends (a role change or shutdown):
     /// every replication task of the term watches it.
     term_cancel: Mutex<CancellationToken>,
@@ -83,6 +80,7 @@ impl Replica {
             backlog: Mutex::new(Backlog::new(last, backlog_bytes)),
             last_tx: watch::channel(last).0,
             machine: Mutex::new(machine),
+            install: Mutex::new(None),
             term_cancel: Mutex::new(CancellationToken::new()),
             full_resyncs: AtomicU64::new(0),
             followers: Mutex::new(BTreeMap::new()),
@@ -102,7 +100,8 @@ impl Replica {
         let now = self.store.last_position();
         let mut cached = self.position.lock();
         // Concurrent writers may refresh out of order; the store's position
-        // only grows except through `begin_snapshot`, which sets it.
+        // only grows except through a truncation or a snapshot install,
+        // which set it.
         *cached = (*cached).max(now);
     }
 
@@ -263,30 +262,48 @@ impl Replica {
         result.map(|_| ())
     }
 
-    /// Drops all data before a snapshot is installed.
-    pub fn begin_snapshot(&self) -> Result<(), kv_storage::Error> {
+    /// Starts staging a full snapshot taken as of `last` beside the live
+    /// data, which stays as it is until [`Replica::end_snapshot`].
+    pub fn begin_snapshot(&self, last: Position) -> Result<(), kv_storage::Error> {
         self.full_resyncs.fetch_add(1, Ordering::Relaxed);
-        self.backlog.lock().suspend();
-        let cleared = self.store.clear();
-        *self.position.lock() = self.store.last_position();
-        cleared
+        let install = self.store.begin_install(last)?;
+        *self.install.lock() = Some(install);
+        Ok(())
     }
 
-    /// Completes a snapshot: the replica's position becomes `last`.
-    pub fn end_snapshot(&self, last: Position) -> Result<(), kv_storage::Error> {
-        if self.store.last_position() < last {
-            let marker = Entry {
-                position: last,
-                key: Bytes::from_static(SNAPSHOT_MARKER_KEY),
-                value: None,
-            };
-            self.store.apply(&marker)?;
+    /// Stages a chunk of the snapshot.
+    pub fn stage(&self, entries: &[Entry]) -> Result<(), kv_storage::Error> {
+        match self.install.lock().as_mut() {
+            Some(install) => install.add(entries),
+            None => Err(kv_storage::Error::InvalidEntry {
+                lsn: entries.first().map_or(0, |e| e.position.lsn),
+                reason: "snapshot entries outside a snapshot",
+            }),
         }
-        self.refresh_position();
+    }
+
+    /// Switches the staged snapshot in: the replica's position becomes
+    /// its `as_of` position.
+    pub fn end_snapshot(&self) -> Result<(), kv_storage::Error> {
+        let install = self.install.lock().take();
+        let committed = match install {
+            Some(install) => install.commit(),
+            None => Err(kv_storage::Error::InvalidEntry {
+                lsn: 0,
+                reason: "snapshot end without a snapshot",
+            }),
+        };
+        *self.position.lock() = self.store.last_position();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
-        Ok(())
+        committed
+    }
+
+    /// Abandons a snapshot left unfinished (its stream broke): the staged
+    /// files go, the live data was never touched.
+    pub fn abandon_snapshot(&self) {
+        self.install.lock().take();
     }
 
     /// Entries after `after` from the backlog, at most about `max_bytes`.

@@ -50,10 +50,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kv_router::PartitionId;
-use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, Truncation};
+use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, SnapshotReader, Truncation};
 
 use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
-use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
+use crate::replica::Replica;
 
 /// Why a store call through the boundary did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -165,10 +165,40 @@ pub(crate) async fn apply(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResu
     blocking(move || Ok(r.apply(entries)?)).await
 }
 
-/// Drops all data before a snapshot is installed.
-pub(crate) async fn begin_snapshot(replica: &Arc<Replica>) -> IoResult<()> {
+/// Starts staging a snapshot taken as of `last`.
+pub(crate) async fn begin_snapshot(replica: &Arc<Replica>, last: Position) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.begin_snapshot()?)).await
+    blocking(move || Ok(r.begin_snapshot(last)?)).await
+}
+
+/// Stages a chunk of a snapshot.
+pub(crate) async fn stage(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResult<()> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.stage(&entries)?)).await
+}
+
+/// The next chunk of a snapshot being sent, sorted by LSN (`None` at the
+/// end); the reader travels to the blocking thread and back.
+pub(crate) async fn next_snapshot_chunk(
+    mut reader: SnapshotReader,
+) -> IoResult<(SnapshotReader, Option<Vec<Entry>>)> {
+    blocking(move || {
+        let mut chunk = reader.next_chunk()?;
+        if let Some(entries) = chunk.as_mut() {
+            entries.sort_unstable_by_key(|e| e.position.lsn);
+        }
+        Ok((reader, chunk))
+    })
+    .await
+}
+
+/// Starts a chunked snapshot of the replica's store.
+pub(crate) async fn snapshot_reader(
+    replica: &Arc<Replica>,
+    max_chunk_bytes: usize,
+) -> IoResult<SnapshotReader> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.store.snapshot_reader(max_chunk_bytes)?)).await
 }
 
 /// Persists a new epoch before a leader's first write.
@@ -189,10 +219,20 @@ pub(crate) async fn end_of_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResu
     blocking(move || Ok(r.end_of_epoch(epoch))).await
 }
 
-/// Completes a snapshot at `last`.
-pub(crate) async fn end_snapshot(replica: &Arc<Replica>, last: Position) -> IoResult<()> {
+/// Drops an unfinished staged snapshot (its files are removed).
+pub(crate) async fn abandon_snapshot(replica: &Arc<Replica>) {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.end_snapshot(last)?)).await
+    let _ = blocking(move || {
+        r.abandon_snapshot();
+        Ok(())
+    })
+    .await;
+}
+
+/// Switches a staged snapshot in.
+pub(crate) async fn end_snapshot(replica: &Arc<Replica>) -> IoResult<()> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.end_snapshot()?)).await
 }
 
 /// History after `after` from the store (or a snapshot), for a follower.
@@ -205,18 +245,13 @@ pub(crate) async fn history_after(
     blocking(move || Ok(r.history_after(after, max_entries)?)).await
 }
 
-/// Every replica's hot keys (the snapshot marker key left out).
+/// Every replica's hot keys.
 pub(crate) async fn inspect(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<PartitionKeys>> {
     blocking(move || {
         let keys = replicas.iter().map(|r| PartitionKeys {
             partition: r.partition,
             role: r.role(),
-            hot_keys: r
-                .store
-                .hot_keys()
-                .into_iter()
-                .filter(|k| k.as_ref() != SNAPSHOT_MARKER_KEY)
-                .collect(),
+            hot_keys: r.store.hot_keys(),
         });
         Ok(keys.collect())
     })

@@ -16,9 +16,10 @@
 //!   rollback file before anything is applied;
 //! - apply entries only in LSN order: a batch that does not start right
 //!   after the replica's position breaks the stream, which resubscribes;
-//! - a snapshot replaces the replica's data only when it is not behind the
-//!   replica (the no-wipe rule of DESIGN §5): a snapshot older than what
-//!   the replica holds is refused, counted and the stream dropped;
+//! - a snapshot is staged beside the replica's data and replaces it only
+//!   at its end, and only when it is not behind the replica (the no-wipe
+//!   rule of DESIGN §5): a snapshot older than what the replica holds is
+//!   refused, counted and the stream dropped;
 //! - acknowledge the applied position after every batch and heartbeat;
 //! - check every message before it reaches the store
 //!   ([`check_message`]): the right partition, positions that make sense,
@@ -68,9 +69,16 @@ pub enum Action {
     SeenEpoch(Epoch),
     /// Apply these entries, in order, to the replica.
     Apply(Vec<Entry>),
-    /// Drop the replica's data: a snapshot follows.
-    BeginSnapshot,
-    /// The snapshot is complete as of `last`: record that position.
+    /// A snapshot taken as of `last` follows: stage it beside the live
+    /// data (which stays as it is until the end).
+    BeginSnapshot {
+        /// The position the snapshot is current as of.
+        last: Position,
+    },
+    /// Stage these snapshot entries.
+    Stage(Vec<Entry>),
+    /// The snapshot is complete: switch it in (the replica's position
+    /// becomes `last`).
     EndSnapshot {
         /// The position the snapshot is current as of.
         last: Position,
@@ -303,7 +311,7 @@ impl FollowerMachine {
                     "snapshot entries beyond the snapshot's position",
                 )]
             }
-            Some(_) => vec![Action::Apply(entries)],
+            Some(_) => vec![Action::Stage(entries)],
         }
     }
 
@@ -328,7 +336,7 @@ impl FollowerMachine {
         self.state = State::Streaming {
             snapshot: Some(last),
         };
-        vec![Action::BeginSnapshot]
+        vec![Action::BeginSnapshot { last }]
     }
 }
 
@@ -344,8 +352,9 @@ fn continues(position: Position, entries: &[Entry]) -> bool {
 
 /// Checks a stream message before anything of it reaches the store: it
 /// must be about `partition`, its entries must be in ascending LSN order
-/// and not beyond the source's announced position, keys non-empty (only
-/// the snapshot marker, a tombstone, has an empty key) and within the key
+/// and not beyond the source's announced position, keys non-empty (except
+/// a tombstone: the snapshot marker that stores of earlier versions hold
+/// in their history) and within the key
 /// limit, and values valid kv-codec encodings within the value limit of
 /// `max_frame_bytes`. The `Err` says what is wrong.
 pub fn check_message(
@@ -539,15 +548,19 @@ mod tests {
     fn snapshot_install_sequence() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        assert_eq!(m.on_message(start, local(2)), vec![Action::BeginSnapshot]);
-        // Snapshot entries have gaps (only live records) and are not acked.
+        assert_eq!(
+            m.on_message(start, local(2)),
+            vec![Action::BeginSnapshot { last: pos(10) }]
+        );
+        // Snapshot entries have gaps (only live records), are staged and
+        // not acked.
         let chunk = Response::Entries {
             partition: 0,
             source_last: pos(10),
             entries: [entries(3..=3), entries(7..=7)].concat(),
         };
         let actions = m.on_message(chunk, local(0));
-        assert!(matches!(actions.as_slice(), [Action::Apply(e)] if e.len() == 2));
+        assert!(matches!(actions.as_slice(), [Action::Stage(e)] if e.len() == 2));
         let end = Response::SnapshotEnd {
             partition: 0,
             last: pos(10),
@@ -593,7 +606,7 @@ mod tests {
         m.on_message(log_match(1, 0), local(0));
         assert_eq!(
             m.on_message(snapshot_start(9), local(0)),
-            vec![Action::BeginSnapshot]
+            vec![Action::BeginSnapshot { last: pos(9) }]
         );
     }
 
@@ -601,7 +614,10 @@ mod tests {
     fn a_snapshot_end_must_match_its_start() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        assert_eq!(m.on_message(start, local(2)), vec![Action::BeginSnapshot]);
+        assert_eq!(
+            m.on_message(start, local(2)),
+            vec![Action::BeginSnapshot { last: pos(10) }]
+        );
         let beyond = Response::Entries {
             partition: 0,
             source_last: pos(20),
@@ -722,7 +738,7 @@ mod tests {
         assert_eq!(check_message(0, &with(b"k", Some(valid)), FRAME), Ok(()));
         assert!(check_message(0, &with(b"k", Some(b"\xff\xff")), FRAME).is_err());
         assert!(check_message(0, &with(b"", Some(valid)), FRAME).is_err());
-        // The snapshot marker: an empty key, tombstone.
+        // An older version's snapshot marker: an empty key, tombstone.
         assert_eq!(check_message(0, &with(b"", None), FRAME), Ok(()));
         let start = Response::SnapshotStart {
             partition: 2,

@@ -34,10 +34,10 @@ use kv_storage::{Entry, Epoch, Options, Position, Since, Store, SyncPolicy};
 use super::follower::{Action, FollowerMachine, Local};
 use super::machine::{Effect, PeerPosition, SubscribeAnswer};
 use crate::protocol::Response;
-use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
+use crate::replica::Replica;
 
-/// Entries per snapshot chunk in the simulation.
-const SNAPSHOT_CHUNK: usize = 2;
+/// Bytes per snapshot chunk in the simulation: one entry per chunk.
+const SNAPSHOT_CHUNK_BYTES: usize = 1;
 
 /// One partition's replicas, by node id.
 pub struct Sim {
@@ -216,7 +216,13 @@ impl Sim {
                     stream(&source, epoch, end, from, chunks)
                 }
             };
-            match feed(&replica, &mut fm, messages, out) {
+            let fed = feed(&replica, &mut fm, messages, out);
+            if fm.in_snapshot() {
+                replica.abandon_snapshot();
+                out.push("source gone: staged snapshot abandoned".into());
+                return;
+            }
+            match fed {
                 Fed::Done => return,
                 Fed::Resubscribe => fm.disconnected(now),
             }
@@ -290,7 +296,6 @@ impl Sim {
 /// `key=value` for every live key, sorted.
 pub fn contents(r: &Replica) -> Vec<String> {
     let mut keys: Vec<Bytes> = r.store.iter().flatten().collect();
-    keys.retain(|k| k.as_ref() != SNAPSHOT_MARKER_KEY);
     keys.sort();
     keys.iter()
         .map(|k| {
@@ -325,20 +330,25 @@ fn stream(
     }];
     match source.history_after(from, usize::MAX) {
         Ok(Since::Entries(entries)) => messages.push(entries_message(last, entries)),
-        Ok(Since::Snapshot { entries, last }) => {
+        Ok(Since::Snapshot { .. }) => {
+            let Ok(mut reader) = source.store.snapshot_reader(SNAPSHOT_CHUNK_BYTES) else {
+                return messages;
+            };
+            let last = reader.as_of();
             messages.push(Response::SnapshotStart {
                 partition: 0,
                 last,
                 reason: "history compacted away".into(),
             });
-            let all: Vec<&[Entry]> = entries.chunks(SNAPSHOT_CHUNK).collect();
-            let sent = chunks.unwrap_or(all.len()).min(all.len());
-            for chunk in all.iter().take(sent) {
-                messages.push(entries_message(last, chunk.to_vec()));
+            let mut sent = 0;
+            while let Ok(Some(chunk)) = reader.next_chunk() {
+                if chunks.is_some_and(|limit| sent >= limit) {
+                    return messages;
+                }
+                messages.push(entries_message(last, chunk));
+                sent += 1;
             }
-            if sent == all.len() {
-                messages.push(Response::SnapshotEnd { partition: 0, last });
-            }
+            messages.push(Response::SnapshotEnd { partition: 0, last });
         }
         Err(_) => {}
     }
@@ -402,9 +412,15 @@ fn execute(replica: &Replica, action: Action) -> Option<String> {
             replica.machine().observe_epoch(e);
             return None;
         }
-        Action::BeginSnapshot => replica.begin_snapshot().map(|()| "snapshot begins".into()),
+        Action::BeginSnapshot { last } => replica
+            .begin_snapshot(last)
+            .map(|()| format!("snapshot as of {} begins", pos(last))),
+        Action::Stage(entries) => {
+            let n = entries.len();
+            replica.stage(&entries).map(|()| format!("staged {n}"))
+        }
         Action::EndSnapshot { last } => replica
-            .end_snapshot(last)
+            .end_snapshot()
             .map(|()| format!("snapshot installed at {}", pos(last))),
         Action::Disconnect { reason } => Ok(format!("disconnect: {reason}")),
         Action::Ack | Action::Connect | Action::Subscribe { .. } => return None,

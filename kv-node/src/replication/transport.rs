@@ -345,7 +345,7 @@ impl StreamSource<'_> {
                     _ = tokio::time::sleep(self.shared.options.heartbeat_interval) => true,
                 }
             }
-            Ok(Since::Snapshot { entries, last }) => self.send_snapshot(sink, entries, last).await,
+            Ok(Since::Snapshot { .. }) => self.send_snapshot(sink, stop).await,
             Err(e) => {
                 warn!(partition = self.replica.partition, error = %e, "reading history for a follower failed");
                 false
@@ -362,17 +362,22 @@ impl StreamSource<'_> {
         true
     }
 
-    async fn send_snapshot(
-        &mut self,
-        sink: &mut Sink,
-        entries: Vec<Entry>,
-        last: Position,
-    ) -> bool {
+    /// A full resync in bounded chunks, as of the store's position when it
+    /// starts (kv-storage's `SnapshotReader`); the follower stages it and
+    /// switches it in at `SnapshotEnd`, then streams what came after.
+    async fn send_snapshot(&mut self, sink: &mut Sink, stop: &CancellationToken) -> bool {
         let partition = self.replica.partition;
+        let mut reader = match storage_io::snapshot_reader(self.replica, BATCH_BYTES).await {
+            Ok(reader) => reader,
+            Err(e) => {
+                warn!(partition, error = %e, "starting a snapshot failed");
+                return false;
+            }
+        };
+        let last = reader.as_of();
         let reason = format!(
-            "history after LSN {} was compacted away; sending {} live records",
-            self.sent,
-            entries.len()
+            "history after LSN {} was compacted away; sending every live record as of {last:?}",
+            self.sent
         );
         info!(partition, %reason, "full resync");
         self.replica.count_full_resync();
@@ -381,8 +386,29 @@ impl StreamSource<'_> {
             last,
             reason,
         };
-        if !self.send_response(sink, start).await || !self.send_chunks(sink, &entries).await {
+        if !self.send_response(sink, start).await {
             return false;
+        }
+        loop {
+            if stop.is_cancelled() {
+                return false;
+            }
+            let (back, chunk) = match storage_io::next_snapshot_chunk(reader).await {
+                Ok(next) => next,
+                Err(e) => {
+                    warn!(partition, error = %e, "reading a snapshot chunk failed");
+                    return false;
+                }
+            };
+            reader = back;
+            let Some(entries) = chunk else { break };
+            for part in byte_chunks(&entries, BATCH_BYTES) {
+                let mut out = BytesMut::new();
+                protocol::message::encode_entries(&mut out, self.id, partition, last, part);
+                if sink.send(out.freeze()).await.is_err() {
+                    return false;
+                }
+            }
         }
         self.sent = last.lsn;
         self.send_response(sink, Response::SnapshotEnd { partition, last })
@@ -426,6 +452,7 @@ async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: NodeId) {
         }
         if let Some(conn) = connect(&shared, leader).await {
             let end = session(&shared, &replica, conn, &mut machine, None).await;
+            abandon_unfinished_snapshot(&replica, &machine).await;
             debug!(
                 partition = replica.partition,
                 leader,
@@ -435,6 +462,18 @@ async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: NodeId) {
         }
         replica.set_leader_view(false, None);
         machine.disconnected(Instant::now());
+    }
+}
+
+/// A stream that broke inside a snapshot leaves it staged: drop it (the
+/// live data was never touched).
+async fn abandon_unfinished_snapshot(replica: &Arc<Replica>, machine: &FollowerMachine) {
+    if machine.in_snapshot() {
+        warn!(
+            partition = replica.partition,
+            "snapshot interrupted; the replica keeps its data"
+        );
+        storage_io::abandon_snapshot(replica).await;
     }
 }
 
@@ -534,8 +573,9 @@ fn note_resynced(replica: &Replica, machine: &FollowerMachine) {
 async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Result<(), String> {
     let blocking = match action {
         Action::Apply(entries) => storage_io::apply(replica, entries).await,
-        Action::BeginSnapshot => storage_io::begin_snapshot(replica).await,
-        Action::EndSnapshot { last } => storage_io::end_snapshot(replica, last).await,
+        Action::BeginSnapshot { last } => storage_io::begin_snapshot(replica, last).await,
+        Action::Stage(entries) => storage_io::stage(replica, entries).await,
+        Action::EndSnapshot { .. } => storage_io::end_snapshot(replica).await,
         Action::Truncate { keep } => {
             warn!(partition = replica.partition, keep, position = ?replica.position(), "log matching: truncating this replica's divergent tail into a rollback file");
             storage_io::truncate_after(replica, keep).await.map(|cut| {
@@ -587,6 +627,7 @@ async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
                     let mut machine = FollowerMachine::recovering(Instant::now());
                     let _ = machine.tick(Instant::now());
                     let end = session(&shared, &replica, conn, &mut machine, Some(target)).await;
+                    abandon_unfinished_snapshot(&replica, &machine).await;
                     if let SessionEnd::Disconnected(reason) = end {
                         warn!(partition = p, from = node, %reason, "catch-up from peer interrupted");
                     } else {
