@@ -311,9 +311,23 @@ impl Replica {
         self.backlog.lock().read_after(after, max_bytes)
     }
 
-    /// Entries after `after` from the store's history, or a snapshot.
-    pub fn history_after(&self, after: Lsn, max: usize) -> Result<Since, kv_storage::Error> {
-        self.store.entries_since(after, max)
+    /// Up to `max` entries after `after` from the store's history, or
+    /// `None` when that history was compacted away (a full resync is
+    /// needed). Checks the history floor first, so that the store never
+    /// builds its in-memory snapshot (`Since::Snapshot`) for a stream:
+    /// full resyncs use the chunked `SnapshotReader`.
+    pub fn history_after(
+        &self,
+        after: Lsn,
+        max: usize,
+    ) -> Result<Option<Vec<Entry>>, kv_storage::Error> {
+        if after < self.store.stats().history_floor {
+            return Ok(None);
+        }
+        match self.store.entries_since(after, max)? {
+            Since::Entries(entries) => Ok(Some(entries)),
+            Since::Snapshot { .. } => Ok(None),
+        }
     }
 
     pub fn count_full_resync(&self) {

@@ -50,7 +50,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use kv_router::PartitionId;
-use kv_storage::{Entry, Epoch, Location, Lsn, Position, Since, SnapshotReader, Truncation};
+use kv_storage::{Entry, Epoch, Location, Lsn, Position, SnapshotReader, Truncation};
 
 use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
 use crate::replica::Replica;
@@ -235,12 +235,13 @@ pub(crate) async fn end_snapshot(replica: &Arc<Replica>) -> IoResult<()> {
     blocking(move || Ok(r.end_snapshot()?)).await
 }
 
-/// History after `after` from the store (or a snapshot), for a follower.
+/// History after `after` from the store, for a follower (`None`: compacted
+/// away, a full resync is needed).
 pub(crate) async fn history_after(
     replica: &Arc<Replica>,
     after: Lsn,
     max_entries: usize,
-) -> IoResult<Since> {
+) -> IoResult<Option<Vec<Entry>>> {
     let r = Arc::clone(replica);
     blocking(move || Ok(r.history_after(after, max_entries)?)).await
 }

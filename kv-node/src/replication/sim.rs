@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kv_router::{NodeId, Role};
-use kv_storage::{Entry, Epoch, Options, Position, Since, Store, SyncPolicy};
+use kv_storage::{Entry, Epoch, Options, Position, Store, SyncPolicy};
 
 use super::follower::{Action, FollowerMachine, Local};
 use super::machine::{Effect, PeerPosition, SubscribeAnswer};
@@ -329,8 +329,8 @@ fn stream(
         end,
     }];
     match source.history_after(from, usize::MAX) {
-        Ok(Since::Entries(entries)) => messages.push(entries_message(last, entries)),
-        Ok(Since::Snapshot { .. }) => {
+        Ok(Some(entries)) => messages.push(entries_message(last, entries)),
+        Ok(None) => {
             let Ok(mut reader) = source.store.snapshot_reader(SNAPSHOT_CHUNK_BYTES) else {
                 return messages;
             };
@@ -694,7 +694,7 @@ mod tests {
             converge(&mut sim, leader);
             let lead = Arc::clone(&sim.nodes[&leader]);
             let history = |r: &Replica| match r.history_after(0, usize::MAX) {
-                Ok(Since::Entries(entries)) => entries,
+                Ok(Some(entries)) => entries,
                 other => panic!("{other:?}"),
             };
             for (id, r) in &sim.nodes {

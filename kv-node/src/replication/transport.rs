@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Epoch, Position, Since};
+use kv_storage::{Entry, Epoch, Position};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -335,17 +335,15 @@ impl StreamSource<'_> {
     async fn catch_up_from_store(&mut self, sink: &mut Sink, stop: &CancellationToken) -> bool {
         let since = storage_io::history_after(self.replica, self.sent, STORE_BATCH_ENTRIES).await;
         match since {
-            Ok(Since::Entries(entries)) if !entries.is_empty() => {
-                self.send_chunks(sink, &entries).await
-            }
-            Ok(Since::Entries(_)) => {
+            Ok(Some(entries)) if !entries.is_empty() => self.send_chunks(sink, &entries).await,
+            Ok(Some(_)) => {
                 // Nothing newer on disk either; wait for a write.
                 tokio::select! {
                     _ = stop.cancelled() => false,
                     _ = tokio::time::sleep(self.shared.options.heartbeat_interval) => true,
                 }
             }
-            Ok(Since::Snapshot { .. }) => self.send_snapshot(sink, stop).await,
+            Ok(None) => self.send_snapshot(sink, stop).await,
             Err(e) => {
                 warn!(partition = self.replica.partition, error = %e, "reading history for a follower failed");
                 false
