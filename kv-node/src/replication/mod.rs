@@ -42,9 +42,9 @@
 //! - Not yet: failover (nothing elects a leader), acknowledgement modes,
 //!   a chunked staged snapshot install.
 //!
-//! The decisions live in sans-IO code ([`machine`], [`follower`],
-//! [`epochs`], [`plan`]); the tokio tasks in `transport` only move bytes
-//! and call the store.
+//! The decisions live in sans-IO code ([`machine`], [`source`],
+//! [`follower`], [`epochs`], [`plan`]); the tokio tasks in `transport`
+//! only move bytes and call the store.
 
 pub mod backlog;
 pub mod epochs;
@@ -53,4 +53,5 @@ pub mod machine;
 pub mod plan;
 #[cfg(test)]
 mod sim;
+pub mod source;
 pub(crate) mod transport;

@@ -1,7 +1,8 @@
 //! The tokio tasks around the sans-IO replication logic: serving a
 //! subscription (source side), following a leader, and a leader's recovery.
 //! They move frames and call the replica; every decision is made in
-//! [`super::machine`], [`super::follower`] or [`super::plan`].
+//! [`super::machine`], [`super::source`], [`super::follower`] or
+//! [`super::plan`].
 //!
 //! Each replica runs one *term* at a time ([`start_term`]): a role change
 //! cancels every task of the old term (its token) before the new term's
@@ -17,9 +18,9 @@ use kv_storage::{Entry, Epoch, Position};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::backlog::BacklogMiss;
 use super::follower::{Action, FollowerMachine, Local, check_message};
 use super::machine::{Effect, PeerPosition, SubscribeAnswer};
+use super::source::{SourceStream, Step};
 use crate::error::ErrorCode;
 use crate::protocol::handshake::{self, Credentials};
 use crate::protocol::{self, Conn, PeerKind, Request, RequestId, Response};
@@ -247,7 +248,7 @@ pub(crate) async fn serve_subscription(
         shared,
         replica: &replica,
         id,
-        sent: start,
+        stream: SourceStream::new(start),
     };
     source.run(&mut sink, &stop).await;
     stop.cancel();
@@ -285,10 +286,12 @@ struct StreamSource<'a> {
     shared: &'a Shared,
     replica: &'a Arc<Replica>,
     id: RequestId,
-    sent: u64,
+    stream: SourceStream,
 }
 
 impl StreamSource<'_> {
+    /// Streams until the follower goes away or the term ends; what to send
+    /// is [`SourceStream`]'s decision.
     async fn run(&mut self, sink: &mut Sink, stop: &CancellationToken) {
         let mut last_rx = self.replica.subscribe_last();
         let heartbeat = self.shared.options.heartbeat_interval;
@@ -297,16 +300,28 @@ impl StreamSource<'_> {
             return;
         }
         loop {
-            let ok = match self.replica.backlog_after(self.sent, BATCH_BYTES) {
-                Ok(entries) if !entries.is_empty() => self.send_entries(sink, &entries).await,
-                Ok(_) => {
+            let read = self.replica.backlog_after(self.stream.sent(), BATCH_BYTES);
+            let mut step = self.stream.on_backlog(read);
+            if step == Step::ReadHistory {
+                let after = self.stream.sent();
+                match storage_io::history_after(self.replica, after, STORE_BATCH_ENTRIES).await {
+                    Ok(read) => step = self.stream.on_history(read),
+                    Err(e) => {
+                        warn!(partition = self.replica.partition, error = %e, "reading history for a follower failed");
+                        return;
+                    }
+                }
+            }
+            let ok = match step {
+                Step::Send(entries) => self.send_chunks(sink, &entries).await,
+                Step::Snapshot => self.send_snapshot(sink, stop).await,
+                Step::Wait | Step::ReadHistory => {
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         changed = last_rx.changed() => changed.is_ok(),
                         _ = tokio::time::sleep(heartbeat) => self.send_entries(sink, &[]).await,
                     }
                 }
-                Err(BacklogMiss::Evicted) => self.catch_up_from_store(sink, stop).await,
             };
             if !ok || stop.is_cancelled() {
                 return;
@@ -319,7 +334,7 @@ impl StreamSource<'_> {
         let last = self.replica.position();
         protocol::message::encode_entries(&mut out, self.id, self.replica.partition, last, entries);
         if let Some(e) = entries.last() {
-            self.sent = e.position.lsn;
+            self.stream.sent_through(e.position.lsn);
         }
         sink.send(out.freeze()).await.is_ok()
     }
@@ -328,27 +343,6 @@ impl StreamSource<'_> {
         let mut out = BytesMut::new();
         response.encode(self.id, &mut out);
         sink.send(out.freeze()).await.is_ok()
-    }
-
-    /// The backlog no longer holds what the follower needs: read the
-    /// store's history, or send a snapshot when that was compacted away.
-    async fn catch_up_from_store(&mut self, sink: &mut Sink, stop: &CancellationToken) -> bool {
-        let since = storage_io::history_after(self.replica, self.sent, STORE_BATCH_ENTRIES).await;
-        match since {
-            Ok(Some(entries)) if !entries.is_empty() => self.send_chunks(sink, &entries).await,
-            Ok(Some(_)) => {
-                // Nothing newer on disk either; wait for a write.
-                tokio::select! {
-                    _ = stop.cancelled() => false,
-                    _ = tokio::time::sleep(self.shared.options.heartbeat_interval) => true,
-                }
-            }
-            Ok(None) => self.send_snapshot(sink, stop).await,
-            Err(e) => {
-                warn!(partition = self.replica.partition, error = %e, "reading history for a follower failed");
-                false
-            }
-        }
     }
 
     async fn send_chunks(&mut self, sink: &mut Sink, entries: &[Entry]) -> bool {
@@ -375,7 +369,7 @@ impl StreamSource<'_> {
         let last = reader.as_of();
         let reason = format!(
             "history after LSN {} was compacted away; sending every live record as of {last:?}",
-            self.sent
+            self.stream.sent()
         );
         info!(partition, %reason, "full resync");
         self.replica.count_full_resync();
@@ -408,7 +402,7 @@ impl StreamSource<'_> {
                 }
             }
         }
-        self.sent = last.lsn;
+        self.stream.snapshot_sent(last);
         self.send_response(sink, Response::SnapshotEnd { partition, last })
             .await
     }
