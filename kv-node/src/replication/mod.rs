@@ -51,6 +51,7 @@ pub mod epochs;
 pub mod follower;
 pub mod machine;
 pub mod plan;
+mod pull;
 #[cfg(test)]
 mod sim;
 pub mod source;

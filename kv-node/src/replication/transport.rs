@@ -1,5 +1,6 @@
-//! The tokio tasks around the sans-IO replication logic: serving a
-//! subscription (source side), following a leader, and a leader's recovery.
+//! The tokio tasks around the sans-IO replication logic: terms, and serving
+//! a subscription (source side); following a leader and a leader's
+//! recovery are in [`super::pull`].
 //! They move frames and call the replica; every decision is made in
 //! [`super::machine`], [`super::source`], [`super::follower`] or
 //! [`super::plan`].
@@ -9,7 +10,7 @@
 //! tasks start.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
@@ -18,8 +19,8 @@ use kv_storage::{Entry, Epoch, Position};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::follower::{Action, FollowerMachine, Local, check_message};
-use super::machine::{Effect, PeerPosition, SubscribeAnswer};
+use super::machine::{Effect, SubscribeAnswer};
+use super::pull;
 use super::source::{SourceStream, Step};
 use crate::error::ErrorCode;
 use crate::protocol::handshake::{self, Credentials};
@@ -33,7 +34,7 @@ const BATCH_BYTES: usize = 1024 * 1024;
 /// Entries read from the store per catch-up step.
 const STORE_BATCH_ENTRIES: usize = 4096;
 /// How long a recovering leader waits before asking its peers again.
-const RECOVERY_RETRY: Duration = Duration::from_millis(100);
+pub(super) const RECOVERY_RETRY: Duration = Duration::from_millis(100);
 
 /// Starts every hosted replica's first term, in its role in the map.
 pub(crate) async fn start_replication(shared: &Arc<Shared>) {
@@ -101,9 +102,9 @@ pub(crate) async fn start_term(
 /// Carries out one effect of a term's start.
 async fn run_effect(shared: Arc<Shared>, replica: Arc<Replica>, effect: Effect) {
     match effect {
-        Effect::Follow { leader } => follow(shared, replica, leader).await,
+        Effect::Follow { leader } => pull::follow(shared, replica, leader).await,
         Effect::AskPositions { .. } | Effect::RetryLater | Effect::PullFrom { .. } => {
-            recover(shared, replica).await;
+            pull::recover(shared, replica).await;
         }
         Effect::BeginEpoch(epoch) => begin_epoch(&replica, epoch).await,
         Effect::StopTasks => {}
@@ -112,7 +113,7 @@ async fn run_effect(shared: Arc<Shared>, replica: Arc<Replica>, effect: Effect) 
 
 /// Persists a new leader epoch, retrying until the store takes it; the
 /// replica takes writes from then on.
-async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) {
+pub(super) async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) {
     let p = replica.partition;
     loop {
         match storage_io::begin_epoch(replica, epoch).await {
@@ -136,7 +137,7 @@ async fn send(conn: &mut Conn, id: RequestId, response: &Response) -> bool {
     conn.send(out.freeze()).await.is_ok()
 }
 
-async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool {
+pub(super) async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool {
     let mut out = BytesMut::new();
     request.encode(id, &mut out);
     conn.send(out.freeze()).await.is_ok()
@@ -145,7 +146,7 @@ async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool
 /// Dials `node` as a peer: the handshake must show that the answer comes
 /// from that node and, when this node holds the cluster secret, that it
 /// holds it too; otherwise nothing is sent or applied.
-async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
+pub(super) async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
     let addr = shared.options.map.addr(node)?;
     let options = &shared.options;
     let mut conn = protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
@@ -426,247 +427,6 @@ fn byte_chunks(entries: &[Entry], max_bytes: usize) -> Vec<&[Entry]> {
         chunks.push(&entries[start..]);
     }
     chunks
-}
-
-// ---------------------------------------------------------------------------
-// Follower side
-// ---------------------------------------------------------------------------
-
-/// Follows `leader` for one partition until the term ends.
-async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: NodeId) {
-    let mut machine = FollowerMachine::new(Instant::now());
-    loop {
-        if let Some(at) = machine.next_tick() {
-            tokio::time::sleep_until(at.into()).await;
-        }
-        if machine.tick(Instant::now()) != Some(Action::Connect) {
-            continue;
-        }
-        if let Some(conn) = connect(&shared, leader).await {
-            let end = session(&shared, &replica, conn, &mut machine, None).await;
-            abandon_unfinished_snapshot(&replica, &machine).await;
-            debug!(
-                partition = replica.partition,
-                leader,
-                ?end,
-                "replication stream ended"
-            );
-        }
-        replica.set_leader_view(false, None);
-        machine.disconnected(Instant::now());
-    }
-}
-
-/// A stream that broke inside a snapshot leaves it staged: drop it (the
-/// live data was never touched).
-async fn abandon_unfinished_snapshot(replica: &Arc<Replica>, machine: &FollowerMachine) {
-    if machine.in_snapshot() {
-        warn!(
-            partition = replica.partition,
-            "snapshot interrupted; the replica keeps its data"
-        );
-        storage_io::abandon_snapshot(replica).await;
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum SessionEnd {
-    Disconnected(String),
-    TargetReached,
-}
-
-/// The replica as the follower machine sees it now; for a `LogMatch`,
-/// with its own end of the answer's epoch.
-async fn local_view(replica: &Arc<Replica>, message: &Response) -> Result<Local, String> {
-    let own_end = match message {
-        Response::LogMatch { end, .. } => storage_io::end_of_epoch(replica, end.epoch)
-            .await
-            .map(Some)
-            .map_err(|e| format!("storage: {e}"))?,
-        _ => None,
-    };
-    Ok(Local {
-        position: replica.position(),
-        epoch: replica.machine().epoch(),
-        own_end,
-    })
-}
-
-/// One subscription to a source, applying what it streams, until it ends
-/// or the replica reaches `target`.
-async fn session(
-    shared: &Shared,
-    replica: &Arc<Replica>,
-    mut conn: Conn,
-    machine: &mut FollowerMachine,
-    target: Option<Position>,
-) -> SessionEnd {
-    let epoch = replica.machine().epoch();
-    let Action::Subscribe { after, epoch } = machine.connected(replica.position(), epoch) else {
-        return SessionEnd::Disconnected("machine refused to subscribe".into());
-    };
-    let subscribe = Request::Subscribe {
-        partition: replica.partition,
-        from: shared.id(),
-        after,
-        epoch,
-    };
-    if !send_request(&mut conn, 1, &subscribe).await {
-        return SessionEnd::Disconnected("sending subscribe failed".into());
-    }
-    loop {
-        let message = match conn
-            .next()
-            .await
-            .map(|f| f.map(|b| Response::decode(b.freeze())))
-        {
-            Some(Ok(Ok((_, message)))) => message,
-            Some(Ok(Err(e))) => return SessionEnd::Disconnected(format!("bad message: {e}")),
-            Some(Err(e)) => return SessionEnd::Disconnected(format!("read failed: {e}")),
-            None => return SessionEnd::Disconnected("source closed the stream".into()),
-        };
-        let max_frame = shared.options.max_frame_bytes;
-        if let Err(reason) = check_message(replica.partition, &message, max_frame) {
-            warn!(partition = replica.partition, %reason, "refusing a replication message");
-            return SessionEnd::Disconnected(reason);
-        }
-        let local = match local_view(replica, &message).await {
-            Ok(local) => local,
-            Err(reason) => return SessionEnd::Disconnected(reason),
-        };
-        let actions = machine.on_message(message, local);
-        for action in actions {
-            if let Err(reason) = execute(replica, &mut conn, action).await {
-                return SessionEnd::Disconnected(reason);
-            }
-        }
-        if machine.is_matched() {
-            replica.set_leader_view(true, Some(machine.source_last));
-        }
-        note_resynced(replica, machine);
-        if target.is_some_and(|t| replica.position() >= t) {
-            return SessionEnd::TargetReached;
-        }
-    }
-}
-
-/// A follower resyncing after its damaged store was moved aside serves
-/// again once it has caught up with its leader.
-fn note_resynced(replica: &Replica, machine: &FollowerMachine) {
-    let resyncing = replica.machine().resyncing();
-    let caught_up = machine.is_matched() && replica.position() >= machine.source_last;
-    if resyncing && !machine.in_snapshot() && caught_up {
-        replica.machine().set_resyncing(false);
-        replica.set_problem(String::new());
-        info!(partition = replica.partition, position = ?replica.position(), "follower resynced from its leader; serving again");
-    }
-}
-
-async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Result<(), String> {
-    let blocking = match action {
-        Action::Apply(entries) => storage_io::apply(replica, entries).await,
-        Action::BeginSnapshot { last } => storage_io::begin_snapshot(replica, last).await,
-        Action::Stage(entries) => storage_io::stage(replica, entries).await,
-        Action::EndSnapshot { .. } => storage_io::end_snapshot(replica).await,
-        Action::Truncate { keep } => {
-            warn!(partition = replica.partition, keep, position = ?replica.position(), "log matching: truncating this replica's divergent tail into a rollback file");
-            storage_io::truncate_after(replica, keep).await.map(|cut| {
-                warn!(partition = replica.partition, removed = cut.removed, rollback = ?cut.rollback, "divergent tail truncated");
-            })
-        }
-        Action::SeenEpoch(epoch) => {
-            replica.machine().observe_epoch(epoch);
-            return Ok(());
-        }
-        Action::Ack => {
-            let ack = Request::Ack {
-                partition: replica.partition,
-                applied: replica.position(),
-            };
-            return if send_request(conn, 1, &ack).await {
-                Ok(())
-            } else {
-                Err("sending ack failed".into())
-            };
-        }
-        Action::Disconnect { reason } => return Err(reason),
-        Action::Connect | Action::Subscribe { .. } => return Ok(()),
-    };
-    blocking.map_err(|e| {
-        warn!(partition = replica.partition, error = %e, "applying replicated data failed");
-        format!("storage: {e}")
-    })
-}
-
-// ---------------------------------------------------------------------------
-// Leader recovery
-// ---------------------------------------------------------------------------
-
-/// A new leader's recovery: catch up with its most advanced reachable
-/// peer, then begin a new epoch (the decisions are the machine's:
-/// [`super::machine::ReplicaMachine::on_positions`]).
-async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
-    let p = replica.partition;
-    loop {
-        let peers = replica.machine().peers().to_vec();
-        let replies = ask_positions(&shared, p, &peers).await;
-        let effect = replica.machine().on_positions(replica.position(), &replies);
-        match effect {
-            Effect::BeginEpoch(epoch) => return begin_epoch(&replica, epoch).await,
-            Effect::PullFrom { node, target } => {
-                info!(partition = p, from = node, ?target, own = ?replica.position(), "leader is behind a peer; catching up before taking writes");
-                if let Some(conn) = connect(&shared, node).await {
-                    let mut machine = FollowerMachine::recovering(Instant::now());
-                    let _ = machine.tick(Instant::now());
-                    let end = session(&shared, &replica, conn, &mut machine, Some(target)).await;
-                    abandon_unfinished_snapshot(&replica, &machine).await;
-                    if let SessionEnd::Disconnected(reason) = end {
-                        warn!(partition = p, from = node, %reason, "catch-up from peer interrupted");
-                    } else {
-                        continue;
-                    }
-                }
-            }
-            _ => debug!(
-                partition = p,
-                "recovering leader: waiting to hear from a peer"
-            ),
-        }
-        tokio::time::sleep(RECOVERY_RETRY).await;
-    }
-}
-
-/// Asks each node for its position in partition `p`; silent nodes are left
-/// out.
-async fn ask_positions(shared: &Shared, p: PartitionId, nodes: &[NodeId]) -> Vec<PeerPosition> {
-    let asks = nodes.iter().map(|&node| async move {
-        let mut conn = connect(shared, node).await?;
-        if !send_request(&mut conn, 1, &Request::Position { partition: p }).await {
-            return None;
-        }
-        let frame = tokio::time::timeout(shared.options.peer_timeout, conn.next())
-            .await
-            .ok()??
-            .ok()?;
-        match Response::decode(frame.freeze()) {
-            Ok((
-                _,
-                Response::Position {
-                    position, epoch, ..
-                },
-            )) => Some(PeerPosition {
-                node,
-                position,
-                epoch,
-            }),
-            _ => None,
-        }
-    });
-    futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
 }
 
 #[cfg(test)]
