@@ -277,7 +277,7 @@ pub fn replica_info(infos: &Infos, node: NodeId, p: PartitionId) -> Option<&Part
     }
 }
 
-/// `partition 0: leader node 0 lsn=3 ready; follower node 1 lsn=3 lag=0 streaming`
+/// `partition 0: leader node 0 epoch=2 lsn=3 ready; follower node 1 epoch=2 lsn=3 lag=0 streaming`
 fn partition_line(p: PartitionId, map: &ClusterMap, infos: &Infos) -> String {
     let replicas = map.replicas(p).unwrap_or(&[]);
     let Some((&leader, followers)) = replicas.split_first() else {
@@ -286,7 +286,8 @@ fn partition_line(p: PartitionId, map: &ClusterMap, infos: &Infos) -> String {
     let lead = replica_info(infos, leader, p);
     let mut parts = vec![match lead {
         Some(r) => format!(
-            "leader node {leader} lsn={} {}{}",
+            "leader node {leader} epoch={} lsn={} {}{}",
+            r.history.epoch,
             r.position.lsn,
             state_word(r.state),
             health(r)
@@ -324,7 +325,21 @@ fn health(r: &PartitionInfo) -> String {
     if !h.problem.is_empty() {
         out += &format!(" ({})", h.problem);
     }
-    out
+    out + &rollbacks(r)
+}
+
+/// Log-matching truncations of a replica, empty when none:
+/// ` rolled_back=10 rollback_files=[/data/node_1/partition_0/rollback/rollback-1.kvrb]`.
+fn rollbacks(r: &PartitionInfo) -> String {
+    let h = &r.history;
+    if h.rolled_back == 0 && h.rollback_files.is_empty() {
+        return String::new();
+    }
+    format!(
+        " rolled_back={} rollback_files=[{}]",
+        h.rolled_back,
+        h.rollback_files.join(", ")
+    )
 }
 
 fn follower_part(
@@ -352,7 +367,8 @@ fn follower_part(
                 s => format!(" {}", state_word(s)),
             };
             format!(
-                "follower node {node} lsn={} lag={} {stream}{state}{resyncs}{}",
+                "follower node {node} epoch={} lsn={} lag={} {stream}{state}{resyncs}{}",
+                r.history.epoch,
                 r.position.lsn,
                 lag(r.position.lsn),
                 health(r)
@@ -376,7 +392,7 @@ fn follower_part(
 mod tests {
     use bytes::Bytes;
     use kv_codec::Value;
-    use kv_node::protocol::{FollowerInfo, Health};
+    use kv_node::protocol::{FollowerInfo, Health, HistoryInfo};
     use kv_router::{ClusterConfig, Role};
     use kv_storage::Position;
 
@@ -480,6 +496,10 @@ mod tests {
             leader_position: Position { epoch: 1, lsn },
             followers: Vec::new(),
             health: Health::default(),
+            history: HistoryInfo {
+                epoch: 2,
+                ..HistoryInfo::default()
+            },
         }
     }
 
@@ -494,12 +514,12 @@ mod tests {
         }];
         let node0 = NodeInfo {
             node: 0,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![p0, pinfo(2, Role::Follower, 4), pinfo(3, Role::Leader, 0)],
         };
         let node2 = NodeInfo {
             node: 2,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![pinfo(1, Role::Follower, 3), pinfo(2, Role::Leader, 5)],
         };
         let reply = Reply::Cluster(vec![
@@ -515,10 +535,10 @@ mod tests {
         assert_eq!(
             lines[3..],
             [
-                "partition 0: leader node 0 lsn=10 ready; follower node 1 DOWN acked_lsn=7 lag=3",
-                "partition 1: leader node 1 DOWN; follower node 2 lsn=3 lag=? streaming",
-                "partition 2: leader node 2 lsn=5 ready; follower node 0 lsn=4 lag=1 streaming",
-                "partition 3: leader node 0 lsn=0 ready; follower node 1 DOWN lag=?",
+                "partition 0: leader node 0 epoch=2 lsn=10 ready; follower node 1 DOWN acked_lsn=7 lag=3",
+                "partition 1: leader node 1 DOWN; follower node 2 epoch=2 lsn=3 lag=? streaming",
+                "partition 2: leader node 2 epoch=2 lsn=5 ready; follower node 0 epoch=2 lsn=4 lag=1 streaming",
+                "partition 3: leader node 0 epoch=2 lsn=0 ready; follower node 1 DOWN lag=?",
             ]
         );
     }
@@ -557,9 +577,11 @@ mod tests {
         follower.health.truncated_tail_bytes = 30;
         follower.health.background_errors = 2;
         follower.health.poisoned = true;
+        follower.history.rolled_back = 3;
+        follower.history.rollback_files = vec!["p0/rollback/rollback-1.kvrb".into()];
         let node0 = NodeInfo {
             node: 0,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![PartitionInfo::failed(
                 0,
                 Role::Leader,
@@ -568,7 +590,7 @@ mod tests {
         };
         let node1 = NodeInfo {
             node: 1,
-            map_epoch: 0,
+            map_version: 0,
             partitions: vec![follower],
         };
         let reply = Reply::Cluster(vec![(0, Ok(node0)), (1, Ok(node1))]);
@@ -579,9 +601,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             p0,
-            "partition 0: leader node 0 lsn=0 FAILED (store failed to open: corrupted); \
-             follower node 1 lsn=9 lag=0 streaming truncated_tail_bytes=30 \
-             background_errors=2 POISONED"
+            "partition 0: leader node 0 epoch=0 lsn=0 FAILED (store failed to open: corrupted); \
+             follower node 1 epoch=2 lsn=9 lag=0 streaming truncated_tail_bytes=30 \
+             background_errors=2 POISONED rolled_back=3 \
+             rollback_files=[p0/rollback/rollback-1.kvrb]"
         );
     }
 }

@@ -82,7 +82,7 @@ fn damaged_stores_are_reported_by_kv_cluster_and_the_follower_resyncs() {
         let p0 = partition_line(&out, 0);
         let p1 = partition_line(&out, 1);
         let resynced = p0.contains("follower node 1") && p0.contains("lag=0 streaming");
-        match p1.contains("leader node 1 lsn=0 FAILED (") && resynced {
+        match p1.contains("leader node 1 epoch=0 lsn=0 FAILED (") && resynced {
             true => Ok(out),
             false => Err(out),
         }

@@ -81,11 +81,12 @@ fn one_shot_commands_print_answers_and_exit_codes() {
     }
     for (p, line) in lines[3..].iter().enumerate() {
         assert!(
-            line.starts_with(&format!("partition {p}: leader node {} lsn=", p % 3)),
+            line.starts_with(&format!("partition {p}: leader node {} epoch=", p % 3))
+                && line.contains(" lsn="),
             "{out:?}"
         );
         assert!(
-            line.contains(&format!("; follower node {} lsn=", (p + 1) % 3)),
+            line.contains(&format!("; follower node {} epoch=", (p + 1) % 3)),
             "{out:?}"
         );
     }

@@ -72,6 +72,9 @@ pub enum ErrorCode {
     Busy,
     /// The dialer speaks another protocol version.
     UnsupportedVersion,
+    /// A replication source's epoch is older than one the subscriber has
+    /// seen: a newer leader superseded it.
+    StaleEpoch,
     /// Anything else.
     Internal,
 }
@@ -91,6 +94,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 10,
             ErrorCode::Busy => 11,
             ErrorCode::UnsupportedVersion => 12,
+            ErrorCode::StaleEpoch => 0x40,
             ErrorCode::Internal => 255,
         }
     }
@@ -109,6 +113,7 @@ impl ErrorCode {
             10 => ErrorCode::Unauthorized,
             11 => ErrorCode::Busy,
             12 => ErrorCode::UnsupportedVersion,
+            0x40 => ErrorCode::StaleEpoch,
             _ => ErrorCode::Internal,
         }
     }
@@ -245,6 +250,14 @@ pub enum Error {
     /// The cluster map has no node with this id.
     #[error("node {0} is not in the cluster map")]
     UnknownNode(NodeId),
+    /// A role change this node cannot make.
+    #[error("cannot change the role of partition {partition}: {reason}")]
+    RoleChange {
+        /// The partition.
+        partition: PartitionId,
+        /// Why not.
+        reason: &'static str,
+    },
     /// A local I/O failure (binding, data directory).
     #[error("{context}: {source}")]
     Io {

@@ -104,7 +104,7 @@ fn open_one(
     let aside = move_aside(&dir)?;
     let store = Store::open(&dir, options.store_options(cache))?;
     let replica = Replica::new(p, role, store, options.backlog_bytes);
-    replica.set_recovering(true);
+    replica.machine().set_resyncing(true);
     replica.count_full_resync();
     replica.set_problem(format!(
         "damaged store moved to {} ({e}); resyncing from the leader",

@@ -19,22 +19,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
-use parking_lot::{Mutex, RwLock};
+use kv_storage::{Entry, Epoch, Install, Location, Lsn, Position, Since, Store, Truncation};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{FollowerInfo, Health, PartitionInfo, ReplicaState};
+use crate::protocol::{FollowerInfo, Health, HistoryInfo, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
-
-/// The key of the marker entry a follower writes at the end of a snapshot
-/// so that its position becomes the snapshot's position even when the
-/// newest entries of that history were tombstones (which a snapshot does
-/// not carry). User keys are never empty, so the marker cannot collide.
-pub(crate) const SNAPSHOT_MARKER_KEY: &[u8] = b"";
+use crate::replication::machine::ReplicaMachine;
 
 /// Number of per-key lock stripes of a replica.
 const KEY_LOCK_STRIPES: usize = 64;
@@ -50,11 +46,17 @@ pub(crate) enum Update<T> {
 pub(crate) struct Replica {
     pub partition: PartitionId,
     key_locks: [RwLock<()>; KEY_LOCK_STRIPES],
-    pub role: Role,
     pub store: Arc<Store>,
     backlog: Mutex<Backlog>,
     last_tx: watch::Sender<Lsn>,
-    recovering: AtomicBool,
+    /// Role, epoch, readiness: every replication decision.
+    machine: Mutex<ReplicaMachine>,
+    /// A snapshot being staged beside the live data (switched in at its
+    /// end; dropped, with the live data untouched, if the stream breaks).
+    install: Mutex<Option<Install>>,
+    /// Cancelled when the current term ends (a role change or shutdown):
+    /// every replication task of the term watches it.
+    term_cancel: Mutex<CancellationToken>,
     full_resyncs: AtomicU64,
     followers: Mutex<BTreeMap<NodeId, FollowerInfo>>,
     leader_view: Mutex<(bool, Position)>,
@@ -65,17 +67,21 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
+    /// A replica playing `role` until its first term starts
+    /// (`transport::start_replication`).
     pub fn new(partition: PartitionId, role: Role, store: Store, backlog_bytes: usize) -> Replica {
         let position = store.last_position();
         let last = position.lsn;
+        let machine = ReplicaMachine::new(role, store.epoch(), Vec::new());
         Replica {
             partition,
             key_locks: std::array::from_fn(|_| RwLock::new(())),
-            role,
             store: Arc::new(store),
             backlog: Mutex::new(Backlog::new(last, backlog_bytes)),
             last_tx: watch::channel(last).0,
-            recovering: AtomicBool::new(false),
+            machine: Mutex::new(machine),
+            install: Mutex::new(None),
+            term_cancel: Mutex::new(CancellationToken::new()),
             full_resyncs: AtomicU64::new(0),
             followers: Mutex::new(BTreeMap::new()),
             leader_view: Mutex::new((false, Position::default())),
@@ -94,7 +100,8 @@ impl Replica {
         let now = self.store.last_position();
         let mut cached = self.position.lock();
         // Concurrent writers may refresh out of order; the store's position
-        // only grows except through `begin_snapshot`, which sets it.
+        // only grows except through a truncation or a snapshot install,
+        // which set it.
         *cached = (*cached).max(now);
     }
 
@@ -103,16 +110,60 @@ impl Replica {
         *self.problem.lock() = problem;
     }
 
-    pub fn state(&self) -> ReplicaState {
-        if self.recovering.load(Ordering::Acquire) {
-            ReplicaState::Recovering
-        } else {
-            ReplicaState::Ready
-        }
+    /// The replication machine (role, epoch, readiness), locked briefly.
+    pub fn machine(&self) -> MutexGuard<'_, ReplicaMachine> {
+        self.machine.lock()
     }
 
-    pub fn set_recovering(&self, recovering: bool) {
-        self.recovering.store(recovering, Ordering::Release);
+    pub fn state(&self) -> ReplicaState {
+        self.machine().state()
+    }
+
+    pub fn role(&self) -> Role {
+        self.machine().role()
+    }
+
+    /// Ends the current term's tasks and returns the new term's token, a
+    /// child of `parent` (the node's shutdown token).
+    pub fn new_term(&self, parent: &CancellationToken) -> CancellationToken {
+        let token = parent.child_token();
+        let old = std::mem::replace(&mut *self.term_cancel.lock(), token.clone());
+        old.cancel();
+        token
+    }
+
+    /// The current term's token.
+    pub fn term_token(&self) -> CancellationToken {
+        self.term_cancel.lock().clone()
+    }
+
+    /// Where `epoch` ends in this replica's history (log matching;
+    /// blocking: the store's writer lock).
+    pub fn end_of_epoch(&self, epoch: Epoch) -> Position {
+        self.store.end_of_epoch(epoch)
+    }
+
+    /// Persists `epoch` as the store's new epoch, with its first LSN in the
+    /// epoch history (blocking), so every write from now on is stamped
+    /// with it.
+    pub fn begin_epoch(&self, epoch: Epoch) -> Result<(), kv_storage::Error> {
+        self.store.begin_epoch(epoch).map(|_| ())
+    }
+
+    /// Truncates the history after `keep` (blocking); the entries cut go
+    /// to a rollback file (kv-storage logs them at WARN). The backlog
+    /// restarts at the new end.
+    pub fn truncate_after(&self, keep: Lsn) -> Result<Truncation, kv_storage::Error> {
+        let at = Position {
+            epoch: 0,
+            lsn: keep,
+        };
+        let cut = self.store.truncate_after(at);
+        *self.position.lock() = self.store.last_position();
+        let lsn = self.store.last_lsn();
+        self.backlog.lock().reset(lsn);
+        self.last_tx.send_replace(lsn);
+        cut
     }
 
     /// A receiver of the gap-free last LSN, for stream tasks to wait on.
@@ -198,6 +249,8 @@ impl Replica {
         let before = self.store.last_lsn();
         let result = self.store.apply_batch(&entries);
         self.refresh_position();
+        let epoch = self.store.epoch();
+        self.machine().observe_epoch(epoch);
         // Whatever was written, even before an error, goes to the backlog.
         let last = self.store.last_lsn();
         for entry in entries {
@@ -209,30 +262,48 @@ impl Replica {
         result.map(|_| ())
     }
 
-    /// Drops all data before a snapshot is installed.
-    pub fn begin_snapshot(&self) -> Result<(), kv_storage::Error> {
+    /// Starts staging a full snapshot taken as of `last` beside the live
+    /// data, which stays as it is until [`Replica::end_snapshot`].
+    pub fn begin_snapshot(&self, last: Position) -> Result<(), kv_storage::Error> {
         self.full_resyncs.fetch_add(1, Ordering::Relaxed);
-        self.backlog.lock().suspend();
-        let cleared = self.store.clear();
-        *self.position.lock() = self.store.last_position();
-        cleared
+        let install = self.store.begin_install(last)?;
+        *self.install.lock() = Some(install);
+        Ok(())
     }
 
-    /// Completes a snapshot: the replica's position becomes `last`.
-    pub fn end_snapshot(&self, last: Position) -> Result<(), kv_storage::Error> {
-        if self.store.last_position() < last {
-            let marker = Entry {
-                position: last,
-                key: Bytes::from_static(SNAPSHOT_MARKER_KEY),
-                value: None,
-            };
-            self.store.apply(&marker)?;
+    /// Stages a chunk of the snapshot.
+    pub fn stage(&self, entries: &[Entry]) -> Result<(), kv_storage::Error> {
+        match self.install.lock().as_mut() {
+            Some(install) => install.add(entries),
+            None => Err(kv_storage::Error::InvalidEntry {
+                lsn: entries.first().map_or(0, |e| e.position.lsn),
+                reason: "snapshot entries outside a snapshot",
+            }),
         }
-        self.refresh_position();
+    }
+
+    /// Switches the staged snapshot in: the replica's position becomes
+    /// its `as_of` position.
+    pub fn end_snapshot(&self) -> Result<(), kv_storage::Error> {
+        let install = self.install.lock().take();
+        let committed = match install {
+            Some(install) => install.commit(),
+            None => Err(kv_storage::Error::InvalidEntry {
+                lsn: 0,
+                reason: "snapshot end without a snapshot",
+            }),
+        };
+        *self.position.lock() = self.store.last_position();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
-        Ok(())
+        committed
+    }
+
+    /// Abandons a snapshot left unfinished (its stream broke): the staged
+    /// files go, the live data was never touched.
+    pub fn abandon_snapshot(&self) {
+        self.install.lock().take();
     }
 
     /// Entries after `after` from the backlog, at most about `max_bytes`.
@@ -240,15 +311,34 @@ impl Replica {
         self.backlog.lock().read_after(after, max_bytes)
     }
 
-    /// Entries after `after` from the store's history, or a snapshot.
-    pub fn history_after(&self, after: Lsn, max: usize) -> Result<Since, kv_storage::Error> {
-        self.store.entries_since(after, max)
+    /// Up to `max` entries after `after` from the store's history, or
+    /// `None` when that history was compacted away (a full resync is
+    /// needed). Checks the history floor first, so that the store never
+    /// builds its in-memory snapshot (`Since::Snapshot`) for a stream:
+    /// full resyncs use the chunked `SnapshotReader`.
+    pub fn history_after(
+        &self,
+        after: Lsn,
+        max: usize,
+    ) -> Result<Option<Vec<Entry>>, kv_storage::Error> {
+        if after < self.store.stats().history_floor {
+            return Ok(None);
+        }
+        match self.store.entries_since(after, max)? {
+            Since::Entries(entries) => Ok(Some(entries)),
+            Since::Snapshot { .. } => Ok(None),
+        }
     }
 
     pub fn count_full_resync(&self) {
         self.full_resyncs.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The one place a source learns where a follower is: the position
+    /// it subscribed from, then each `Ack` (its applied position). Kept for
+    /// `info` and lag; and compaction keeps the history after the slowest
+    /// follower heard from (the store's retention watermark), so a lagging
+    /// follower catches up from history instead of a snapshot.
     pub fn follower_update(&self, node: NodeId, connected: bool, acked: Option<Position>) {
         let mut followers = self.followers.lock();
         let f = followers.entry(node).or_insert_with(|| unseen(node));
@@ -256,6 +346,8 @@ impl Replica {
         if let Some(p) = acked {
             f.acked = p;
         }
+        let slowest = followers.values().map(|f| f.acked.lsn).min();
+        self.store.set_retention(slowest);
     }
 
     pub fn set_leader_view(&self, connected: bool, leader: Option<Position>) {
@@ -266,15 +358,18 @@ impl Replica {
         }
     }
 
-    /// This replica's figures; `followers_of_map` are the partition's
-    /// followers in the map, reported (with what their streams told us)
-    /// only when this replica leads.
-    pub fn info(&self, followers_of_map: &[NodeId]) -> PartitionInfo {
+    /// This replica's figures; its followers (with what their streams told
+    /// us) only when it leads.
+    pub fn info(&self) -> PartitionInfo {
         let stats = self.store.stats();
-        let followers = match self.role {
+        let (role, peers, epoch) = {
+            let m = self.machine();
+            (m.role(), m.peers().to_vec(), m.epoch())
+        };
+        let followers = match role {
             Role::Leader => {
                 let known = self.followers.lock();
-                followers_of_map
+                peers
                     .iter()
                     .map(|&n| known.get(&n).cloned().unwrap_or_else(|| unseen(n)))
                     .collect()
@@ -282,9 +377,11 @@ impl Replica {
             Role::Follower => Vec::new(),
         };
         let (leader_connected, leader_position) = *self.leader_view.lock();
+        let rollback_files = self.store.rollbacks().unwrap_or_default();
+        let rollback_files = rollback_files.iter().map(|f| f.display().to_string());
         PartitionInfo {
             partition: self.partition,
-            role: self.role,
+            role,
             state: self.state(),
             position: self.position(),
             keys: stats.keys,
@@ -299,6 +396,11 @@ impl Replica {
                 background_errors: stats.background_errors,
                 poisoned: stats.poisoned,
                 problem: self.problem.lock().clone(),
+            },
+            history: HistoryInfo {
+                epoch: epoch.max(self.store.epoch()),
+                rolled_back: stats.rolled_back_entries,
+                rollback_files: rollback_files.collect(),
             },
         }
     }

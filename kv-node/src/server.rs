@@ -40,6 +40,7 @@ use crate::protocol::{
     self, Conn, FrameError, NodeInfo, PartitionInfo, PeerKind, Request, RequestId, Response,
 };
 use crate::replica::Replica;
+use crate::replication::machine::NotWritable;
 use crate::replication::transport;
 use crate::storage_io::{self, IoError};
 
@@ -138,7 +139,7 @@ impl NodeServer {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
-        transport::start_replication(&shared);
+        transport::start_replication(&shared).await;
         shared
             .tracker
             .spawn(connection::accept_loop(Arc::clone(&shared), listener));
@@ -187,9 +188,7 @@ impl NodeHandle {
     /// storage health. Reads every store's counters on the calling thread
     /// (the `Info` request does the same off the async workers).
     pub fn info(&self) -> NodeInfo {
-        let map = &self.shared.options.map;
-        let partitions = self.shared.replicas.values();
-        let partitions = partitions.map(|r| r.info(map.followers(r.partition).unwrap_or(&[])));
+        let partitions = self.shared.replicas.values().map(|r| r.info());
         node_info(&self.shared, partitions.collect())
     }
 
@@ -198,6 +197,38 @@ impl NodeHandle {
         storage_io::compact(self.shared.all_replicas())
             .await
             .map_err(|e| node_error("compacting stores", e))
+    }
+
+    /// Changes this node's role for `partition` at run time, without a
+    /// restart: the replica's replication tasks stop and those of the new
+    /// role start. A new leader catches up with its most advanced
+    /// reachable peer, then persists a new epoch (`epoch` if it is above
+    /// every epoch seen, else the next one) before taking writes; a
+    /// follower follows `leader`. For the control plane of the next
+    /// issue and for tests; it does not change the cluster map, so
+    /// clients learn the leader from `NotLeader` replies.
+    #[doc(hidden)]
+    pub async fn set_role(
+        &self,
+        partition: PartitionId,
+        role: Role,
+        leader: Option<NodeId>,
+        epoch: Option<kv_storage::Epoch>,
+    ) -> Result<()> {
+        let Some(replica) = self.shared.replicas.get(&partition) else {
+            return Err(Error::RoleChange {
+                partition,
+                reason: "this node has no open replica of it",
+            });
+        };
+        if role == Role::Follower && leader.is_none_or(|l| l == self.id()) {
+            return Err(Error::RoleChange {
+                partition,
+                reason: "a follower needs another node as its leader",
+            });
+        }
+        transport::start_term(&self.shared, replica, role, leader, epoch).await;
+        Ok(())
     }
 
     /// Stops accepting, closes every connection and replication stream,
@@ -320,10 +351,12 @@ pub(crate) async fn serve_connection(
                     partition,
                     from,
                     after,
+                    epoch,
                 },
             )) => {
                 let _ = flush(&mut conn).await;
-                transport::serve_subscription(&shared, conn, id, partition, from, after).await;
+                let subscriber = transport::Subscriber { from, after, epoch };
+                transport::serve_subscription(&shared, conn, id, partition, subscriber).await;
                 return;
             }
             Ok((id, request)) => {
@@ -422,7 +455,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
     match request {
         Request::Ping => Response::Pong {
             node: shared.id(),
-            map_epoch: shared.options.map.epoch(),
+            map_version: shared.options.map.version(),
         },
         Request::Get { key } => get(shared, key).await,
         Request::Status { key } => status(shared, key).await,
@@ -437,8 +470,9 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
         Request::Position { partition } => match shared.replicas.get(&partition) {
             Some(r) => Response::Position {
                 partition,
-                role: r.role,
+                role: r.role(),
                 position: r.position(),
+                epoch: r.machine().epoch(),
             },
             None => not_hosted(shared, partition),
         },
@@ -548,19 +582,19 @@ pub(crate) fn writable<'a>(
     key: &[u8],
 ) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
     let (r, p) = replica_for(shared, key)?;
-    if r.role != Role::Leader {
-        let leader = shared.options.map.leader(p);
-        let message = format!(
-            "node {} is a follower of partition {p}; write to its leader, node {}",
-            shared.id(),
-            leader.map_or_else(|| "?".to_string(), |l| l.to_string())
-        );
-        return Err(error_reply(ErrorCode::NotLeader, leader, message));
+    let writable = r.machine().writable();
+    match writable {
+        Ok(()) => Ok((r, p)),
+        Err(NotWritable::Recovering) => Err(recovering(shared, p)),
+        Err(NotWritable::NotLeader(leader)) => {
+            let message = format!(
+                "node {} is a follower of partition {p}; write to its leader, node {}",
+                shared.id(),
+                leader.map_or_else(|| "?".to_string(), |l| l.to_string())
+            );
+            Err(error_reply(ErrorCode::NotLeader, leader, message))
+        }
     }
-    if r.state() == protocol::ReplicaState::Recovering {
-        return Err(recovering(shared, p));
-    }
-    Ok((r, p))
 }
 
 pub(crate) async fn put(shared: &Shared, key: Bytes, value: Bytes) -> Response {
@@ -617,12 +651,7 @@ async fn info(shared: &Shared) -> Response {
 
 /// This node's `Info` now (store figures read through the boundary).
 pub(crate) async fn current_info(shared: &Shared) -> Result<NodeInfo, IoError> {
-    let map = &shared.options.map;
-    let followers = shared.replicas.keys().map(|&p| {
-        let of_map = map.followers(p).unwrap_or(&[]).to_vec();
-        (p, of_map)
-    });
-    let partitions = storage_io::infos(shared.all_replicas(), followers.collect()).await?;
+    let partitions = storage_io::infos(shared.all_replicas()).await?;
     Ok(node_info(shared, partitions))
 }
 
@@ -638,7 +667,7 @@ fn node_info(shared: &Shared, mut partitions: Vec<PartitionInfo>) -> NodeInfo {
     partitions.sort_by_key(|info| info.partition);
     NodeInfo {
         node: shared.id(),
-        map_epoch: shared.options.map.epoch(),
+        map_version: shared.options.map.version(),
         partitions,
     }
 }

@@ -46,15 +46,14 @@
 //! pipelined get throughput with `spawn_blocking`). `Replica::position` is cached in memory and
 //! may be read anywhere.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kv_router::{NodeId, PartitionId};
-use kv_storage::{Entry, Location, Lsn, Position, Since};
+use kv_router::PartitionId;
+use kv_storage::{Entry, Epoch, Location, Lsn, Position, SnapshotReader, Truncation};
 
 use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
-use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
+use crate::replica::Replica;
 
 /// Why a store call through the boundary did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -166,60 +165,103 @@ pub(crate) async fn apply(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResu
     blocking(move || Ok(r.apply(entries)?)).await
 }
 
-/// Drops all data before a snapshot is installed.
-pub(crate) async fn begin_snapshot(replica: &Arc<Replica>) -> IoResult<()> {
+/// Starts staging a snapshot taken as of `last`.
+pub(crate) async fn begin_snapshot(replica: &Arc<Replica>, last: Position) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.begin_snapshot()?)).await
+    blocking(move || Ok(r.begin_snapshot(last)?)).await
 }
 
-/// Completes a snapshot at `last`.
-pub(crate) async fn end_snapshot(replica: &Arc<Replica>, last: Position) -> IoResult<()> {
+/// Stages a chunk of a snapshot.
+pub(crate) async fn stage(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.end_snapshot(last)?)).await
+    blocking(move || Ok(r.stage(&entries)?)).await
 }
 
-/// History after `after` from the store (or a snapshot), for a follower.
+/// The next chunk of a snapshot being sent, sorted by LSN (`None` at the
+/// end); the reader travels to the blocking thread and back.
+pub(crate) async fn next_snapshot_chunk(
+    mut reader: SnapshotReader,
+) -> IoResult<(SnapshotReader, Option<Vec<Entry>>)> {
+    blocking(move || {
+        let mut chunk = reader.next_chunk()?;
+        if let Some(entries) = chunk.as_mut() {
+            entries.sort_unstable_by_key(|e| e.position.lsn);
+        }
+        Ok((reader, chunk))
+    })
+    .await
+}
+
+/// Starts a chunked snapshot of the replica's store.
+pub(crate) async fn snapshot_reader(
+    replica: &Arc<Replica>,
+    max_chunk_bytes: usize,
+) -> IoResult<SnapshotReader> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.store.snapshot_reader(max_chunk_bytes)?)).await
+}
+
+/// Persists a new epoch before a leader's first write.
+pub(crate) async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResult<()> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.begin_epoch(epoch)?)).await
+}
+
+/// Truncates the history after `keep` (log matching), into a rollback file.
+pub(crate) async fn truncate_after(replica: &Arc<Replica>, keep: Lsn) -> IoResult<Truncation> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.truncate_after(keep)?)).await
+}
+
+/// Where `epoch` ends in the replica's history (log matching).
+pub(crate) async fn end_of_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResult<Position> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.end_of_epoch(epoch))).await
+}
+
+/// Drops an unfinished staged snapshot (its files are removed).
+pub(crate) async fn abandon_snapshot(replica: &Arc<Replica>) {
+    let r = Arc::clone(replica);
+    let _ = blocking(move || {
+        r.abandon_snapshot();
+        Ok(())
+    })
+    .await;
+}
+
+/// Switches a staged snapshot in.
+pub(crate) async fn end_snapshot(replica: &Arc<Replica>) -> IoResult<()> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.end_snapshot()?)).await
+}
+
+/// History after `after` from the store, for a follower (`None`: compacted
+/// away, a full resync is needed).
 pub(crate) async fn history_after(
     replica: &Arc<Replica>,
     after: Lsn,
     max_entries: usize,
-) -> IoResult<Since> {
+) -> IoResult<Option<Vec<Entry>>> {
     let r = Arc::clone(replica);
     blocking(move || Ok(r.history_after(after, max_entries)?)).await
 }
 
-/// Every replica's hot keys (the snapshot marker key left out).
+/// Every replica's hot keys.
 pub(crate) async fn inspect(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<PartitionKeys>> {
     blocking(move || {
         let keys = replicas.iter().map(|r| PartitionKeys {
             partition: r.partition,
-            role: r.role,
-            hot_keys: r
-                .store
-                .hot_keys()
-                .into_iter()
-                .filter(|k| k.as_ref() != SNAPSHOT_MARKER_KEY)
-                .collect(),
+            role: r.role(),
+            hot_keys: r.store.hot_keys(),
         });
         Ok(keys.collect())
     })
     .await
 }
 
-/// Every replica's figures; `followers` lists each partition's followers
-/// in the map.
-pub(crate) async fn infos(
-    replicas: Vec<Arc<Replica>>,
-    followers: BTreeMap<PartitionId, Vec<NodeId>>,
-) -> IoResult<Vec<PartitionInfo>> {
-    blocking(move || {
-        let info = |r: &Arc<Replica>| {
-            let of_map = followers.get(&r.partition).map_or(&[][..], Vec::as_slice);
-            r.info(of_map)
-        };
-        Ok(replicas.iter().map(info).collect())
-    })
-    .await
+/// Every replica's figures.
+pub(crate) async fn infos(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<PartitionInfo>> {
+    blocking(move || Ok(replicas.iter().map(|r| r.info()).collect())).await
 }
 
 /// Compacts every store now.
@@ -349,9 +391,7 @@ mod tests {
 
     #[test]
     fn info_waiting_on_the_store_leaves_the_runtime_free() {
-        assert_runtime_stays_free(|r| {
-            Box::pin(async move { infos(vec![r], BTreeMap::new()).await })
-        });
+        assert_runtime_stays_free(|r| Box::pin(async move { infos(vec![r]).await }));
     }
 
     #[test]

@@ -170,6 +170,7 @@ fn subscribe(partition: u32, from: u32) -> Vec<u8> {
         partition,
         from,
         after: Position::default(),
+        epoch: 0,
     }
     .encode(1, &mut body);
     raw::frame(&body)

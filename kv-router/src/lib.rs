@@ -12,7 +12,7 @@
 //! - **Placement and the [`ClusterMap`]**: replica `i` of partition `p` on
 //!   the node at index `(p + i) mod n` of the nodes sorted by id, replica 0
 //!   the leader, overridable per partition with `[[placement]]`; the map
-//!   answers leader / replicas / role questions and carries an [`Epoch`].
+//!   answers leader / replicas / role questions and carries a [`MapVersion`].
 //!
 //! # Modules, in data-flow order
 //!
@@ -37,7 +37,7 @@
 //! No file or socket I/O: the caller reads the config file (and resolves
 //! relative `data_dir`s with [`ClusterConfig::resolve_data_dirs`]) and talks
 //! to the nodes. No leader election or rebalancing: a new map with a higher
-//! epoch is built by whoever decides such a change.
+//! version is built by whoever decides such a change.
 //!
 //! # Example
 //!
@@ -101,5 +101,7 @@ pub type NodeId = u32;
 /// A partition's number, in `0..partitions`.
 pub type PartitionId = u32;
 
-/// A cluster-map epoch: a higher epoch supersedes a lower one.
-pub type Epoch = u64;
+/// The cluster map's version: a higher version supersedes a lower one. (Not
+/// an epoch: in kv, "epoch" names only a partition history's leader epoch,
+/// DESIGN §9.)
+pub type MapVersion = u64;

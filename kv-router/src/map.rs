@@ -12,20 +12,23 @@
 //! and leaders are spread so that node leader counts differ by at most one.
 //! A `[[placement]]` override replaces the formula for its partition.
 //!
-//! # Epochs
+//! # Versions
 //!
-//! A map carries an [`Epoch`]. A map built from a config starts at epoch 1;
-//! whoever changes leadership or placement later publishes the new map with
-//! a higher epoch (see [`ClusterMap::with_epoch`]), and nodes and clients
-//! keep the map with the highest epoch they have seen. Publishing a bound
-//! address with [`ClusterMap::set_addr`] does not change placement and does
-//! not bump the epoch.
+//! A map carries a [`MapVersion`]. A map built from a config starts at
+//! version 1; whoever changes leadership or placement later publishes the
+//! new map with a higher version (see [`ClusterMap::with_version`]), and
+//! nodes and clients keep the map with the highest version they have seen.
+//! Publishing a bound address with [`ClusterMap::set_addr`] does not change
+//! placement and does not bump the version. (A partition history's *epoch*
+//! is a different thing, kept by each store: DESIGN §9.)
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::{addr_key, check_addr, duplicate_addr};
-use crate::{ClusterConfig, ConfigError, Epoch, NodeConfig, NodeId, PartitionId, partition_for};
+use crate::{
+    ClusterConfig, ConfigError, MapVersion, NodeConfig, NodeId, PartitionId, partition_for,
+};
 
 /// The role a node plays for one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,14 +48,14 @@ impl fmt::Display for Role {
     }
 }
 
-/// Nodes, partition → replicas (leader first), and an epoch.
+/// Nodes, partition → replicas (leader first), and a version.
 ///
 /// Built from a validated [`ClusterConfig`]; immutable except for
 /// publishing node addresses. Lookups for an unknown partition or node
 /// return `None` (or an empty list), never panic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterMap {
-    epoch: Epoch,
+    version: MapVersion,
     partitions: u32,
     replication_factor: u32,
     /// All nodes, sorted by id.
@@ -63,7 +66,7 @@ pub struct ClusterMap {
 }
 
 impl ClusterMap {
-    /// Validates `config` and places every partition (epoch 1).
+    /// Validates `config` and places every partition (version 1).
     pub fn new(config: &ClusterConfig) -> Result<ClusterMap, ConfigError> {
         config.validate()?;
         let mut nodes = config.nodes.clone();
@@ -83,7 +86,7 @@ impl ClusterMap {
             }
         }
         Ok(ClusterMap {
-            epoch: 1,
+            version: 1,
             partitions: config.partitions,
             replication_factor: rf,
             nodes,
@@ -91,14 +94,14 @@ impl ClusterMap {
         })
     }
 
-    /// The map's epoch; a higher epoch supersedes a lower one.
-    pub fn epoch(&self) -> Epoch {
-        self.epoch
+    /// The map's version; a higher version supersedes a lower one.
+    pub fn version(&self) -> MapVersion {
+        self.version
     }
 
-    /// The same map with another epoch.
-    pub fn with_epoch(mut self, epoch: Epoch) -> Self {
-        self.epoch = epoch;
+    /// The same map with another version.
+    pub fn with_version(mut self, version: MapVersion) -> Self {
+        self.version = version;
         self
     }
 
@@ -174,7 +177,7 @@ impl ClusterMap {
     /// cluster binds port 0, then records the port it got).
     ///
     /// The address is checked like one in the config and must not clash
-    /// with another node's. The epoch is unchanged: placement is the same.
+    /// with another node's. The version is unchanged: placement is the same.
     pub fn set_addr(&mut self, id: NodeId, addr: String) -> Result<(), ConfigError> {
         if self.node(id).is_none() {
             return Err(ConfigError::UnknownNode { node: id });

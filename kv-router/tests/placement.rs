@@ -17,7 +17,7 @@ fn default_topology_matches_the_original() {
         (4, 2, 3)
     );
     let map = default_map();
-    assert_eq!(map.epoch(), 1);
+    assert_eq!(map.version(), 1);
     assert_eq!(map.partition_count(), 4);
     assert_eq!(map.replication_factor(), 2);
     let expected: [&[u32]; 4] = [&[0, 1], &[1, 2], &[2, 0], &[0, 1]];
@@ -107,11 +107,11 @@ fn override_applies_to_its_partition_only() {
 }
 
 #[test]
-fn epoch_can_be_replaced() {
-    let map = default_map().with_epoch(42);
-    assert_eq!(map.epoch(), 42);
-    assert_ne!(map, default_map(), "epoch is part of equality");
-    assert_eq!(map.with_epoch(1), default_map());
+fn version_can_be_replaced() {
+    let map = default_map().with_version(42);
+    assert_eq!(map.version(), 42);
+    assert_ne!(map, default_map(), "version is part of equality");
+    assert_eq!(map.with_version(1), default_map());
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn set_addr_publishes_bound_ports() {
     assert_eq!(map.addr(0), Some("127.0.0.1:40001"));
     assert_eq!(map.addr(1), Some("127.0.0.1:40002"));
     assert_eq!(
-        map.epoch(),
+        map.version(),
         1,
         "publishing an address is not a placement change"
     );

@@ -148,7 +148,7 @@ impl Inner {
     }
 
     /// Writes `planned` (one `write(2)`, all or none after a crash) and
-    /// indexes it; returns the group-commit sequence to sync to. Called
+    /// indexes it, first recording any new epoch in the epoch history; returns the group-commit sequence to sync to. Called
     /// under the writer lock. An index failure after the write poisons the
     /// store (reopening indexes the log again).
     pub(crate) fn write_planned(
@@ -163,6 +163,10 @@ impl Inner {
         }
         for p in planned.iter().filter(|p| p.kind == Kind::Value) {
             self.keydir.check_room(p.hash, p.key.len())?;
+        }
+        if let Some(epochs) = w.epochs.noted(planned.iter().map(|p| p.position))? {
+            epochs.save(&self.dir)?;
+            w.epochs = epochs;
         }
         let mut indexed = Ok(());
         self.append_records(w, planned, |i, loc| {

@@ -1,12 +1,29 @@
-//! Compaction: merge all sealed segments into new ones holding only the
-//! records live keys point to.
+//! Compaction: merge sealed segments into new ones holding only the records
+//! the store still needs.
+//!
+//! # What is kept
+//!
+//! The inputs are every compacted segment and the sealed log segments wholly
+//! at or below the retention watermark (`Store::set_retention`; all of them
+//! when none is set). So they hold *every* record with LSN ≤ `base`, the
+//! highest position they cover, and none above it. The output keeps, for each
+//! key, its newest record at or below `base` if that is a value: the current
+//! version when the key directory points into the inputs, otherwise (the key
+//! was written again above `base`) its newest older value, found by reading
+//! the inputs. Everything else is dropped. That makes the history floor
+//! (raised to `base`) mean one thing for both users of old history: every
+//! record above it is still in the log (`entries_since`), and every key's
+//! version *as of* any LSN at or above it can be rebuilt
+//! (`Store::truncate_after`). The older values kept this way are not counted
+//! as garbage (so they cannot trigger compaction by themselves); the next
+//! compaction whose `base` passes their successor drops them.
 //!
 //! # Steps (each durable before the next)
 //!
-//! 1. *Plan* (under the compaction lock): the inputs are every sealed
-//!    segment; `base` is the highest position any of them covers.
-//! 2. *Write*: the live records of the inputs (found through the key
-//!    directory), sorted by LSN, are copied byte for byte (CRC checked on the
+//! 1. *Plan* (under the compaction lock): the inputs as above; `base` is the
+//!    highest position any of them covers.
+//! 2. *Write*: the records to keep (above), sorted by LSN, are copied byte
+//!    for byte (CRC checked on the
 //!    way) into `segment-<n>.log.tmp` files of at most `segment_bytes`, each
 //!    with a compacted-kind header carrying `base`, and a hint next to it;
 //!    both fsynced.
@@ -34,37 +51,40 @@
 //!
 //! # Tombstones
 //!
-//! A tombstone is never copied. That is safe because the inputs are *all*
-//! sealed segments: any older value the tombstone hides is in an input too
-//! (the active segment only holds newer records), so it disappears in the
-//! same compaction. The marker ensures recovery never sees a state in which
+//! A tombstone is never copied. That is safe because the inputs hold *every*
+//! record at or below `base`: any older value the tombstone hides is in an
+//! input too (the other segments only hold newer records), so it disappears
+//! in the same compaction. The marker ensures recovery never sees a state in which
 //! the tombstone's input is gone but an older value's input is not.
 //!
 //! # Cost
 //!
-//! A full merge rewrites all live data of sealed segments, so write
+//! A full merge rewrites all live data of its inputs, so write
 //! amplification is bounded by the garbage ratio that triggers it (with the
-//! default 0.5, at most 2×). Memory: 20 bytes per live record for the plan
-//! plus 28 per copied record until install.
+//! default 0.5, at most 2×). Finding older values reads the inputs once more
+//! and the records above `base` once (their keys are held in a set). Memory:
+//! 20 bytes per live record for the plan plus 28 per copied record until
+//! install, plus the keys written above `base`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::Position;
 use crate::error::Error;
 use crate::fault::{self, FaultPoint};
 use crate::hint::HintBuilder;
-use crate::inner::Inner;
+use crate::inner::{Inner, Layout};
 use crate::keydir::Loc;
 use crate::meta;
-use crate::record;
+use crate::record::{self, Kind};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentId, SegmentKind};
 use crate::stats::{CompactionStats, bump};
+use crate::{Lsn, Position};
 
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// Records copied between checks of the shutdown flag.
@@ -78,7 +98,7 @@ pub(crate) fn compact(inner: &Inner, stop: Option<FaultPoint>) -> Result<Compact
     let Some(plan) = Plan::new(inner) else {
         return Ok(CompactionStats::default());
     };
-    let live = plan.live_records(inner);
+    let live = plan.records_to_keep(inner)?;
     let mut outputs = Outputs::default();
     if let Err(e) = outputs.write(inner, &plan, &live) {
         outputs.abandon();
@@ -104,7 +124,9 @@ struct Plan {
 impl Plan {
     fn new(inner: &Inner) -> Option<Plan> {
         let layout = inner.layout.read();
-        let inputs: BTreeMap<_, _> = layout.sealed().map(|s| (s.id, s.clone())).collect();
+        let inputs: BTreeMap<_, _> = eligible(&layout, inner.retention())
+            .map(|s| (s.id, s.clone()))
+            .collect();
         // Nothing to reclaim when no input holds a dead record (tombstones
         // count as dead): rewriting would copy every byte and free none.
         let nothing_dead = inputs
@@ -129,16 +151,73 @@ impl Plan {
         })
     }
 
-    /// Key-directory locations inside the inputs, in LSN order.
-    fn live_records(&self, inner: &Inner) -> Vec<Loc> {
-        let mut live = Vec::new();
+    /// The records to copy, in LSN order (see "What is kept"): the current
+    /// versions the key directory points at in the inputs, then, for keys
+    /// written again above `base`, their newest value at or below it.
+    fn records_to_keep(&self, inner: &Inner) -> Result<Vec<Keep>, Error> {
+        let mut keep = Vec::new();
         inner.keydir.for_each(|_, loc| {
             if self.inputs.contains_key(&loc.segment) {
-                live.push(loc);
+                keep.push(Keep {
+                    loc,
+                    retained: false,
+                });
             }
         });
-        live.sort_unstable_by_key(Loc::lsn);
-        live
+        let touched = self.keys_written_above_base(inner)?;
+        if !touched.is_empty() {
+            self.older_versions(&touched, &mut keep)?;
+        }
+        // A key written again between the two reads above is found twice
+        // (as current, then as its own older version); and an interrupted
+        // compaction can leave one record in two inputs. One copy per LSN,
+        // the current one first.
+        keep.sort_unstable_by_key(|k| (k.loc.lsn(), k.retained));
+        keep.dedup_by_key(|k| k.loc.lsn());
+        Ok(keep)
+    }
+
+    /// Keys of every record above `base`: all of them are in log segments
+    /// that are not inputs (read up to their current end, after the key
+    /// directory was read, so no write in between is missed).
+    fn keys_written_above_base(&self, inner: &Inner) -> Result<HashSet<Vec<u8>>, Error> {
+        let logs: Vec<_> = {
+            let layout = inner.layout.read();
+            let not_input = |s: &&Arc<Segment>| !self.inputs.contains_key(&s.id);
+            let logs = layout.segments.values().filter(not_input);
+            logs.filter(|s| s.header.kind == SegmentKind::Log)
+                .cloned()
+                .collect()
+        };
+        let mut touched = HashSet::new();
+        for seg in logs {
+            seg.for_each_record(seg.scan_start(self.base.lsn), seg.len(), |_, rec| {
+                if rec.position.lsn > self.base.lsn && rec.kind != Kind::Marker {
+                    touched.insert(rec.key.to_vec());
+                }
+                ControlFlow::Continue(())
+            })?;
+        }
+        Ok(touched)
+    }
+
+    /// Adds, for each key in `touched`, its newest record in the inputs if
+    /// that is a value (a deletion is dropped with everything before it).
+    fn older_versions(
+        &self,
+        touched: &HashSet<Vec<u8>>,
+        keep: &mut Vec<Keep>,
+    ) -> Result<(), Error> {
+        let inputs: Vec<_> = self.inputs.values().cloned().collect();
+        let newest = crate::truncate::newest_records(&inputs, touched, self.base.lsn)?;
+        let values = newest
+            .into_values()
+            .filter(|(_, kind)| *kind == Kind::Value);
+        keep.extend(values.map(|(loc, _)| Keep {
+            loc,
+            retained: true,
+        }));
+        Ok(())
     }
 
     fn input(&self, id: SegmentId) -> Option<&Arc<Segment>> {
@@ -146,10 +225,27 @@ impl Plan {
     }
 }
 
+/// A record to copy.
+struct Keep {
+    loc: Loc,
+    /// An older version kept for truncation (no key points at it).
+    retained: bool,
+}
+
+/// The segments the next compaction merges: every compacted segment and
+/// the sealed log segments wholly at or below the retention watermark
+/// (log segments are in LSN order, so these are a prefix of them).
+pub(crate) fn eligible(layout: &Layout, retention: Lsn) -> impl Iterator<Item = &Arc<Segment>> {
+    layout.sealed().filter(move |s| {
+        s.header.kind == SegmentKind::Compacted || s.max_position().lsn <= retention
+    })
+}
+
 /// One copied record: where it was, where it is, where its key is.
 struct Move {
     from: Loc,
     to: Loc,
+    retained: bool,
     key_at: u32,
     key_len: u32,
 }
@@ -184,9 +280,10 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn write(&mut self, inner: &Inner, plan: &Plan, live: &[Loc]) -> Result<(), Error> {
+    fn write(&mut self, inner: &Inner, plan: &Plan, live: &[Keep]) -> Result<(), Error> {
         let mut current: Option<Output> = None;
-        for (i, from) in live.iter().enumerate() {
+        for (i, keep) in live.iter().enumerate() {
+            let from = &keep.loc;
             if i % SHUTDOWN_CHECK_EVERY == 0 && inner.signal.is_shutdown() {
                 return Err(Error::Closed);
             }
@@ -202,7 +299,7 @@ impl Outputs {
                 Some(out) => out,
                 None => current.insert(self.create(inner, plan.base)?),
             };
-            copy_record(inner, plan, from, out)?;
+            copy_record(inner, plan, keep, out)?;
         }
         if let Some(out) = current {
             let done = self.finish(inner, out)?;
@@ -267,8 +364,9 @@ impl Outputs {
     }
 }
 
-/// Copies the record at `from` into `out`, verifying it.
-fn copy_record(inner: &Inner, plan: &Plan, from: &Loc, out: &mut Output) -> Result<(), Error> {
+/// Copies the record at `keep` into `out`, verifying it.
+fn copy_record(inner: &Inner, plan: &Plan, keep: &Keep, out: &mut Output) -> Result<(), Error> {
+    let from = &keep.loc;
     let seg = plan.input(from.segment).ok_or(Error::Closed)?;
     let offset = u64::from(from.offset);
     let bytes = seg
@@ -290,6 +388,7 @@ fn copy_record(inner: &Inner, plan: &Plan, from: &Loc, out: &mut Output) -> Resu
     out.moves.push(Move {
         from: *from,
         to,
+        retained: keep.retained,
         key_at: from.offset + rec.key_start as u32,
         key_len: rec.key.len() as u32,
     });
@@ -373,6 +472,9 @@ fn move_key(inner: &Inner, plan: &Plan, mv: &Move, output: &Segment) {
             m.get(start..start + mv.key_len as usize)
         });
     let Some(key) = key else { return };
+    if mv.retained {
+        return;
+    }
     let hash = inner.keydir.hash(key);
     if !inner.keydir.replace_if(hash, key, &mv.from, mv.to) {
         output.add_dead(u64::from(mv.to.len()));
@@ -394,15 +496,7 @@ fn delete_inputs(
     stop: Option<FaultPoint>,
 ) -> Result<(), Error> {
     for (i, &id) in inputs.iter().enumerate() {
-        for name in [segment::log_name(id), segment::hint_name(id)] {
-            let path = inner.dir.join(name);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(&path, e));
-                }
-                _ => {}
-            }
-        }
+        segment::remove_files(&inner.dir, id)?;
         if i == 0 {
             fault::check(stop, FaultPoint::AfterFirstDelete)?;
         }

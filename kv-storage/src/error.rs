@@ -6,7 +6,9 @@
 //! - `Corrupted`: the data on disk is damaged; a human has to look. The store
 //!   never returns a wrong value instead.
 //! - `Locked`: another `Store` (in this or another process) owns the directory.
-//! - `EpochRegression`: a caller tried to move the history epoch backwards.
+//! - `EpochRegression`: a new leader epoch was not above every epoch seen.
+//! - `HistoryGone`: a truncation point is below the history floor; the
+//!   caller falls back to a full resync.
 //! - `Poisoned`: an fsync failed earlier; the store refuses writes from then on
 //!   because the kernel may have dropped dirty pages (see fsyncgate).
 //! - `Closed`: the store was shut down.
@@ -60,8 +62,8 @@ pub enum Error {
         /// The store directory.
         dir: PathBuf,
     },
-    /// `set_epoch` was asked to move the epoch backwards.
-    #[error("epoch may only grow: current {current}, requested {requested}")]
+    /// `begin_epoch` was asked for an epoch not above every epoch seen.
+    #[error("a new epoch must be greater than {current}, requested {requested}")]
     EpochRegression {
         /// The store's epoch.
         current: Epoch,
@@ -96,6 +98,16 @@ pub enum Error {
         len: u64,
         /// The limit.
         max: u64,
+    },
+    /// `truncate_after` was asked to cut below the history floor: the older
+    /// versions it would need to restore are gone (compacted, or replaced
+    /// by a snapshot). Resynchronise fully instead.
+    #[error("cannot truncate after lsn {requested}: history is only kept above lsn {floor}")]
+    HistoryGone {
+        /// The LSN asked to truncate after.
+        requested: Lsn,
+        /// The store's history floor.
+        floor: Lsn,
     },
     /// The store was shut down; no further operations are accepted.
     #[error("store is closed")]

@@ -1,10 +1,11 @@
-//! Test-only fault points: stop compaction between two durable steps, leaving
+//! Test-only fault points: stop compaction (or a truncation, or a snapshot
+//! install) between two durable steps, leaving
 //! the files exactly as a crash at that moment would, so tests can reopen and
 //! check that nothing was lost. Not part of the supported API.
 
 use crate::error::Error;
 
-/// A point inside compaction where `Store::compact_until` stops.
+/// A point where `Store::compact_until` (or another `_until` hook) stops.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultPoint {
@@ -20,10 +21,50 @@ pub enum FaultPoint {
     AfterFirstDelete,
     /// All inputs are deleted; only the marker remains.
     AfterDeletes,
+    /// Truncation: the rollback file is durable.
+    TruncateAfterRollback,
+    /// Truncation: the new head segment is durable under its `.tmp` name.
+    TruncateAfterHeadWritten,
+    /// Truncation: the truncation marker is durable (the commit point).
+    TruncateAfterMarker,
+    /// Truncation: the head segment has its final name.
+    TruncateAfterRename,
+    /// Truncation: the first replaced segment has been deleted.
+    TruncateAfterFirstDelete,
+    /// Truncation: every replaced segment is deleted; the marker remains.
+    TruncateAfterDeletes,
+    /// Install: every staged segment is durable; no commit record yet.
+    InstallAfterChunksWritten,
+    /// Install: `staging/COMMIT` is durable (the commit point).
+    InstallAfterCommitMarker,
+    /// Install: the old segment files are deleted.
+    InstallAfterOldDeleted,
+    /// Install: the staged files are in the store directory.
+    InstallAfterMoved,
 }
 
 impl FaultPoint {
-    /// Every fault point, in the order compaction reaches them.
+    /// Every truncation fault point, in the order `truncate_after` reaches
+    /// them.
+    pub const TRUNCATION: [FaultPoint; 6] = [
+        FaultPoint::TruncateAfterRollback,
+        FaultPoint::TruncateAfterHeadWritten,
+        FaultPoint::TruncateAfterMarker,
+        FaultPoint::TruncateAfterRename,
+        FaultPoint::TruncateAfterFirstDelete,
+        FaultPoint::TruncateAfterDeletes,
+    ];
+
+    /// Every snapshot-install fault point, in the order `Install::commit`
+    /// reaches them.
+    pub const INSTALL: [FaultPoint; 4] = [
+        FaultPoint::InstallAfterChunksWritten,
+        FaultPoint::InstallAfterCommitMarker,
+        FaultPoint::InstallAfterOldDeleted,
+        FaultPoint::InstallAfterMoved,
+    ];
+
+    /// Every compaction fault point, in the order compaction reaches them.
     pub const ALL: [FaultPoint; 6] = [
         FaultPoint::AfterOutputsWritten,
         FaultPoint::AfterFirstRename,

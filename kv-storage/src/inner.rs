@@ -53,6 +53,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::StoreCache;
+use crate::epochs::EpochHistory;
 use crate::error::Error;
 use crate::keydir::{KeyDir, Loc};
 use crate::lock::DirLock;
@@ -106,8 +107,10 @@ pub(crate) struct Writer {
     pub allocated: u64,
     /// Position of the last record written or applied.
     pub last: Position,
-    /// Epoch given to new `put`s and `delete`s.
+    /// Epoch given to new `put`s and `delete`s: the highest seen.
     pub epoch: Epoch,
+    /// Epoch → first LSN, as persisted in `EPOCHS` (`epochs.rs`).
+    pub epochs: EpochHistory,
     /// Records written since open (group-commit sequence).
     pub seq: u64,
     pub buf: Vec<u8>,
@@ -147,6 +150,9 @@ pub(crate) struct Inner {
     pub next_segment: AtomicU32,
     pub compaction_lock: Mutex<()>,
     pub install_lock: Mutex<()>,
+    /// Retention watermark: compaction keeps all history above it
+    /// (`u64::MAX`: none set; see `Store::set_retention`).
+    pub retention: AtomicU64,
     pub signal: Signal,
     /// Test hook: the next data fsync fails (see `Store::fail_next_sync`).
     pub fail_next_sync: AtomicBool,
@@ -154,6 +160,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The retention watermark (`Lsn::MAX` when none is set).
+    pub(crate) fn retention(&self) -> Lsn {
+        self.retention.load(Ordering::Acquire)
+    }
+
     /// Fails if writes are not allowed now.
     pub(crate) fn check_writable(&self) -> Result<(), Error> {
         if self.closed.load(Ordering::Acquire) {
@@ -187,28 +198,6 @@ impl Inner {
             });
         }
         Ok(())
-    }
-
-    /// Appends one record to the active segment (rolling first if it would
-    /// not fit) and returns where it landed.
-    pub(crate) fn append(
-        &self,
-        w: &mut Writer,
-        position: Position,
-        kind: Kind,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<Loc, Error> {
-        let op = RecordOp {
-            position,
-            kind,
-            key,
-            value,
-            hash: 0,
-        };
-        let mut loc = None;
-        self.append_records(w, std::slice::from_ref(&op), |_, l| loc = Some(l))?;
-        loc.ok_or(Error::Closed)
     }
 
     /// Appends `ops` (in increasing LSN order) to the active segment with
@@ -302,17 +291,8 @@ impl Inner {
         // zero tail only in the newest log segment).
         self.trim_active(w)?;
         let sealed = Arc::new(w.active.seal()?);
-        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
-        let header = SegmentHeader {
-            id,
-            kind: SegmentKind::Log,
-            reset: false,
-            base: w.last,
-        };
-        let (path, file) = segment::create_file(&self.dir, &header)?;
-        let file = Arc::new(file);
-        let active = Segment::active(path, header, file.clone(), SEGMENT_HEADER_BYTES);
-        let active = Arc::new(active);
+        let (active, file) = self.create_log_segment(w.last, false)?;
+        let id = active.id;
         {
             let mut layout = self.layout.write();
             layout.segments.insert(sealed.id, sealed.clone());
@@ -325,6 +305,25 @@ impl Inner {
         w.allocated = SEGMENT_HEADER_BYTES;
         self.signal.request_hint(sealed.id);
         Ok(())
+    }
+
+    /// Creates a new, empty log segment file durably (next id, header
+    /// `base`), ready to be the active segment.
+    pub(crate) fn create_log_segment(
+        &self,
+        base: Position,
+        reset: bool,
+    ) -> Result<(Arc<Segment>, Arc<File>), Error> {
+        let header = SegmentHeader {
+            id: self.next_segment.fetch_add(1, Ordering::SeqCst),
+            kind: SegmentKind::Log,
+            reset,
+            base,
+        };
+        let (path, file) = segment::create_file(&self.dir, &header)?;
+        let file = Arc::new(file);
+        let active = Segment::active(path, header, file.clone(), SEGMENT_HEADER_BYTES);
+        Ok((Arc::new(active), file))
     }
 
     /// fdatasync of the active file under the writer lock; poisons on error.

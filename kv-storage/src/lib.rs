@@ -85,9 +85,21 @@
 //! - `recovery` — what `open` does with whatever a crash left behind;
 //!   `recovery::load` indexes segments in parallel.
 //! - `compaction` — merging sealed segments, crash-safe at every step.
-//! - `replication` — `entries_since`, `apply`, `clear`, snapshots.
+//! - `replication` — `entries_since`, `apply`, `clear`, the retention
+//!   watermark.
+//! - `snapshot` — [`SnapshotReader`]: live entries in bounded chunks, as of
+//!   a position (full resync, source side).
+//! - `install` — [`Install`]: a snapshot staged beside the live data and
+//!   switched in atomically (destination side).
+//! - `epochs` — the epoch history (epoch → first LSN, file `EPOCHS`):
+//!   [`Store::begin_epoch`], [`Store::end_of_epoch`] for log matching.
+//! - `truncate` — [`Store::truncate_after`]: removing a divergent tail,
+//!   crash-safe, restoring older versions of the affected keys.
+//! - [`rollback`] — the rollback files a truncation writes first, and
+//!   their reader.
 //! - `worker` — background hint writing, compaction and interval fsync.
-//! - `meta`, `lock` — the `EPOCH` file, compaction markers, directory lock.
+//! - `meta`, `lock` — the legacy `EPOCH` file, compaction and truncation
+//!   markers, directory lock.
 //!
 //! # Invariants
 //!
@@ -117,10 +129,12 @@
 mod batch;
 mod cache;
 mod compaction;
+mod epochs;
 mod error;
 mod fault;
 mod hint;
 mod inner;
+mod install;
 mod keydir;
 mod lock;
 mod meta;
@@ -128,11 +142,14 @@ pub mod options;
 mod record;
 mod recovery;
 mod replication;
+pub mod rollback;
 mod scan;
 mod segment;
+mod snapshot;
 mod stats;
 mod store;
 mod sync;
+mod truncate;
 mod worker;
 
 use bytes::Bytes;
@@ -142,10 +159,13 @@ pub use cache::HotCache;
 pub use error::Error;
 #[doc(hidden)]
 pub use fault::FaultPoint;
+pub use install::{Install, STAGING_DIR};
 pub use options::{CompactionPolicy, Options, SyncPolicy};
 pub use scan::{Cursor, Iter, ScanPage};
+pub use snapshot::SnapshotReader;
 pub use stats::{CompactionStats, Stats};
 pub use store::Store;
+pub use truncate::Truncation;
 
 /// Per-partition sequence number: strictly increasing, 0 = nothing written.
 pub type Lsn = u64;

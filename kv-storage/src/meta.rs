@@ -1,6 +1,7 @@
-//! Small metadata files: `EPOCH` and compaction markers.
+//! Small metadata files: the legacy `EPOCH` file and compaction markers
+//! (the epoch history, `EPOCHS`, is described in `epochs.rs`).
 //!
-//! # `EPOCH` (12 bytes)
+//! # `EPOCH` (12 bytes; legacy, read only when `EPOCHS` is missing)
 //!
 //! | offset | size | field                      |
 //! |--------|------|----------------------------|
@@ -23,7 +24,13 @@
 //! | 8      | 4 × n | input segment ids (`u32`, LE)           |
 //! | 8 + 4n | 4     | CRC-32 of every byte before it (LE)     |
 //!
-//! Both are written atomically: `<name>.tmp`, fsync, rename, fsync dir.
+//! # `truncate-<n>.marker`
+//!
+//! The same layout with magic `KVTM`: written by a truncation once the new
+//! head segment `n` is durable (as `.tmp`); lists the log segments it
+//! replaces. Recovery finishes the truncation (`truncate.rs`).
+//!
+//! All are written atomically: `<name>.tmp`, fsync, rename, fsync dir.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,15 +43,30 @@ use crate::segment::{SegmentId, sync_dir};
 pub(crate) const EPOCH_FILE: &str = "EPOCH";
 const EPOCH_MAGIC: &[u8; 4] = b"KVEP";
 const MARKER_MAGIC: &[u8; 4] = b"KVCM";
+const TRUNCATE_MAGIC: &[u8; 4] = b"KVTM";
 
 /// `compaction-<n>.marker`
 pub(crate) fn marker_name(id: SegmentId) -> String {
     format!("compaction-{id:010}.marker")
 }
 
+/// `truncate-<n>.marker` (see `truncate.rs`; same layout, magic `KVTM`).
+pub(crate) fn truncate_marker_name(id: SegmentId) -> String {
+    format!("truncate-{id:010}.marker")
+}
+
 /// Parses a marker file name.
 pub(crate) fn parse_marker_name(name: &str) -> Option<SegmentId> {
-    let digits = name.strip_prefix("compaction-")?.strip_suffix(".marker")?;
+    parse_id(name, "compaction-")
+}
+
+/// Parses a truncation marker file name.
+pub(crate) fn parse_truncate_marker_name(name: &str) -> Option<SegmentId> {
+    parse_id(name, "truncate-")
+}
+
+fn parse_id(name: &str, prefix: &str) -> Option<SegmentId> {
+    let digits = name.strip_prefix(prefix)?.strip_suffix(".marker")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -64,25 +86,31 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), E
     sync_dir(dir)
 }
 
-fn with_crc(mut bytes: Vec<u8>) -> Vec<u8> {
+pub(crate) fn with_crc(mut bytes: Vec<u8>) -> Vec<u8> {
     let crc = crc32fast::hash(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
     bytes
 }
 
 /// Splits off and checks the trailing CRC.
-fn check_crc(bytes: &[u8]) -> Option<&[u8]> {
+pub(crate) fn check_crc(bytes: &[u8]) -> Option<&[u8]> {
     let split = bytes.len().checked_sub(4)?;
     let (body, crc) = bytes.split_at(split);
     let crc = u32::from_le_bytes(crc.try_into().ok()?);
     (crc32fast::hash(body) == crc).then_some(body)
 }
 
-fn le32(bytes: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn le32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-/// Persists the epoch.
+pub(crate) fn le64(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// Persists a legacy `EPOCH` file (tests of the upgrade path only: the
+/// epoch now lives in `EPOCHS`, see `epochs.rs`).
+#[cfg(test)]
 pub(crate) fn write_epoch(dir: &Path, epoch: Epoch) -> Result<(), Error> {
     let mut bytes = EPOCH_MAGIC.to_vec();
     bytes.extend_from_slice(&epoch.to_le_bytes());
@@ -104,20 +132,42 @@ pub(crate) fn read_epoch(dir: &Path) -> Result<Epoch, Error> {
 
 /// Writes a compaction marker listing `inputs`.
 pub(crate) fn write_marker(dir: &Path, id: SegmentId, inputs: &[SegmentId]) -> Result<(), Error> {
-    let mut bytes = MARKER_MAGIC.to_vec();
+    write_list(dir, &marker_name(id), MARKER_MAGIC, inputs)
+}
+
+/// Writes a truncation marker listing the segments to delete.
+pub(crate) fn write_truncate_marker(
+    dir: &Path,
+    id: SegmentId,
+    doomed: &[SegmentId],
+) -> Result<(), Error> {
+    write_list(dir, &truncate_marker_name(id), TRUNCATE_MAGIC, doomed)
+}
+
+fn write_list(dir: &Path, name: &str, magic: &[u8; 4], inputs: &[SegmentId]) -> Result<(), Error> {
+    let mut bytes = magic.to_vec();
     bytes.extend_from_slice(&(inputs.len() as u32).to_le_bytes());
     for input in inputs {
         bytes.extend_from_slice(&input.to_le_bytes());
     }
-    write_atomic(dir, &marker_name(id), &with_crc(bytes))
+    write_atomic(dir, name, &with_crc(bytes))
 }
 
 /// Reads the input list of a marker.
 pub(crate) fn read_marker(path: &PathBuf) -> Result<Vec<SegmentId>, Error> {
+    read_list(path, MARKER_MAGIC)
+}
+
+/// Reads the list of segments a truncation marker dooms.
+pub(crate) fn read_truncate_marker(path: &PathBuf) -> Result<Vec<SegmentId>, Error> {
+    read_list(path, TRUNCATE_MAGIC)
+}
+
+fn read_list(path: &PathBuf, magic: &[u8; 4]) -> Result<Vec<SegmentId>, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let bad = || Error::corrupted(path, 0, "bad compaction marker");
+    let bad = || Error::corrupted(path, 0, "bad marker file");
     let body = check_crc(&bytes)
-        .filter(|b| b.get(0..4) == Some(MARKER_MAGIC))
+        .filter(|b| b.get(0..4) == Some(magic))
         .ok_or_else(bad)?;
     let n = le32(body, 4).ok_or_else(bad)? as usize;
     if body.len() != 8 + 4 * n {

@@ -25,9 +25,11 @@
 //! but not yet written) as the end of the log, not as a record.
 //!
 //! Kinds: a *value* record sets a key; a *tombstone* deletes it; a *marker*
-//! (empty key, no value) only records a position — it is written when a
-//! follower installs a snapshot, to say "the history up to here is summarised
-//! by the records before me" (see `replication.rs`).
+//! (empty key, no value) only records a position — earlier versions wrote
+//! one when a follower installed a snapshot, to say "the history up to here
+//! is summarised by the records before me". It is still read (recovery
+//! raises the history floor to it) but no longer written: a staged install
+//! records its position in segment headers instead (`install.rs`).
 //!
 //! *Batch continues* (bit 2) is set on every record of a write batch but its
 //! last, all written with one `write(2)`: a newest segment whose last valid
@@ -285,6 +287,22 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
     })
 }
 
+/// Makes the whole record at the start of `rec` the last of its write
+/// batch: clears the *batch continues* flag and recomputes the CRC, leaving
+/// every other byte as it was. Used when a truncation cuts a batch, so that
+/// recovery keeps the records before the cut.
+pub(crate) fn end_batch(rec: &mut [u8]) -> Result<(), DecodeError> {
+    let len = decode(rec)?.len;
+    let h = decode_header(rec)?;
+    let flags_at = h.header_len - 1;
+    let flags = rec.get_mut(flags_at).ok_or(DecodeError::Incomplete)?;
+    *flags &= !FLAG_BATCH_CONTINUES;
+    let crc = crc32fast::hash(rec.get(4..len).ok_or(DecodeError::Incomplete)?);
+    let head = rec.get_mut(0..4).ok_or(DecodeError::Incomplete)?;
+    head.copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
 fn validate(kind: Kind, h: &Header) -> Result<(), DecodeError> {
     if h.lsn == 0 {
         return Err(DecodeError::Malformed("record with lsn 0"));
@@ -390,6 +408,17 @@ mod tests {
         let mut buf = Vec::new();
         encode(&mut buf, pos(0, 0), Kind::Value, b"k", b"v");
         assert!(matches!(decode(&buf), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn end_batch_clears_only_the_flag() {
+        let mut buf = Vec::new();
+        encode_in_batch(&mut buf, pos(2, 9), Kind::Value, b"k", b"v", true);
+        end_batch(&mut buf).unwrap();
+        let mut plain = Vec::new();
+        encode(&mut plain, pos(2, 9), Kind::Value, b"k", b"v");
+        assert_eq!(buf, plain);
+        assert!(!decode(&buf).unwrap().batch_continues);
     }
 
     #[test]

@@ -14,39 +14,42 @@
 //! compaction dropped overwritten records and tombstones, or this replica
 //! received a snapshot instead of history — and the answer is a
 //! [`Since::Snapshot`]: every live record, sorted by LSN, plus the position the
-//! set is current as of. The floor rises with compaction, with gaps in applied
-//! LSNs, and with snapshot installs; `clear` resets it to 0.
+//! set is current as of. The floor rises with compaction (never above the
+//! retention watermark, [`Store::set_retention`]), with gaps in applied
+//! LSNs, and with snapshot installs; `clear` resets it to 0. Compaction also
+//! keeps each key's newest version at or below the floor, so
+//! [`Store::truncate_after`] works anywhere at or above it.
 //!
-//! # Installing a snapshot on a follower
+//! # Full resynchronisation
 //!
-//! [`Store::install_snapshot`] clears the store, applies the entries (LSN
-//! order) and records `last` with a *marker* record, so `last_lsn()` equals
-//! the leader's position even if the newest entries were deletions. A crash
-//! part-way leaves a prefix of the snapshot in LSN order, which the next
-//! catch-up completes (entries after the last applied LSN include every later
-//! change) or replaces with a fresh snapshot.
+//! The source streams its live entries with a [`SnapshotReader`](crate::SnapshotReader)
+//! (`snapshot.rs`: bounded chunks, no lock held between them, consistent
+//! *as of* its start position together with the history after it); the
+//! follower stages them with [`Store::begin_install`] and switches to them
+//! atomically with [`Install::commit`](crate::Install::commit)
+//! (`install.rs`), after which `last_position()` is the snapshot's position
+//! even if the newest source entries were deletions. A source that dies
+//! mid-transfer leaves the follower's old data intact.
 //!
 //! # Deliberate omissions
 //!
-//! - Snapshots are built in memory (`Vec<Entry>`), one copy of all live data.
-//!   Fine for partitions of a few GiB; a streaming cursor is future work.
-//! - Building a snapshot holds the writer lock while it walks the key
-//!   directory (not while it reads values): writes pause for roughly
-//!   20 ms per million keys.
+//! - [`Since::Snapshot`] (the answer of `entries_since` below the floor) is
+//!   still built in memory (`Vec<Entry>`) for callers that want one value;
+//!   replication should use [`SnapshotReader`](crate::SnapshotReader) instead. Building it holds
+//!   the writer lock while it walks the key directory (not while it reads
+//!   values): writes pause for roughly 20 ms per million keys.
 //! - `entries_since` returns at most `max_entries` entries regardless of
 //!   their size; callers choose a count that fits their frame.
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::error::Error;
 use crate::inner::{Inner, RecordOp, Writer};
 use crate::keydir::Loc;
-use crate::meta;
 use crate::record::{self, Kind};
-use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentKind};
+use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentKind};
 use crate::{Entry, Lsn, Position, Since, Store};
 
 impl Store {
@@ -84,6 +87,28 @@ impl Store {
             read_entries(&seg, after, end, max_entries, &mut entries)?;
         }
         Ok(Since::Entries(entries))
+    }
+
+    /// Sets the retention watermark: compaction keeps every history record
+    /// with an LSN above `keep_after` (it merges only segments wholly at or
+    /// below it), so the history floor never rises above it, a follower at
+    /// or past it catches up from history (`Since::Entries`) and
+    /// [`Store::truncate_after`] at or past it finds the older versions it
+    /// needs. `None` (the default) lets compaction merge every sealed
+    /// segment, as before. Kept in memory only: the owner (a leader that
+    /// knows its followers' positions, or a snapshot source) sets it again
+    /// after a reopen.
+    pub fn set_retention(&self, keep_after: Option<Lsn>) {
+        let mark = keep_after.unwrap_or(Lsn::MAX);
+        self.inner()
+            .retention
+            .store(mark, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The retention watermark set by [`Store::set_retention`].
+    pub fn retention(&self) -> Option<Lsn> {
+        let mark = self.inner().retention();
+        (mark != Lsn::MAX).then_some(mark)
     }
 
     /// Follower side: writes `entry` with its own position if its LSN is above
@@ -151,33 +176,21 @@ impl Store {
         Ok((planned.len(), Some(seq)))
     }
 
-    /// Drops all data durably, keeping the epoch: afterwards `last_lsn()` is 0
-    /// and the store is empty. For installing a full snapshot on a follower
-    /// (see [`Store::install_snapshot`], which also records the position).
+    /// Drops all data durably, keeping the highest epoch seen: afterwards
+    /// `last_lsn()` is 0, the store and its epoch history are empty. (A
+    /// full resync should use [`Store::begin_install`] instead, which never
+    /// leaves the store half-empty.)
     pub fn clear(&self) -> Result<(), Error> {
         let inner = self.inner();
         let _compaction = inner.compaction_lock.lock();
         let mut w = inner.writer.lock();
         inner.check_writable()?;
         let _install = inner.install_lock.lock();
-        meta::write_epoch(&inner.dir, w.epoch)?;
-        let id = inner
-            .next_segment
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let header = SegmentHeader {
-            id,
-            kind: SegmentKind::Log,
-            reset: true,
-            base: Position::default(),
-        };
-        let (path, file) = segment::create_file(&inner.dir, &header)?;
-        let file = Arc::new(file);
-        let active = Arc::new(Segment::active(
-            path,
-            header,
-            file.clone(),
-            SEGMENT_HEADER_BYTES,
-        ));
+        let epochs = w.epochs.restarted(Position::default());
+        epochs.save(&inner.dir)?;
+        w.epochs = epochs;
+        let (active, file) = inner.create_log_segment(Position::default(), true)?;
+        let id = active.id;
         // Empty the key directory first: a reader then finds nothing, or an
         // old location whose segment is still in the layout.
         inner.keydir.clear();
@@ -198,45 +211,9 @@ impl Store {
         inner.group.mark_synced(w.seq);
         drop(w);
         for seg in old.values() {
-            remove_segment_files(inner, seg)?;
+            segment::remove_files(&inner.dir, seg.id)?;
         }
         segment::sync_dir(&inner.dir)
-    }
-
-    /// Replaces all data with a leader's snapshot: `clear`, apply `entries`
-    /// (which must be in increasing LSN order), then record `last` as this
-    /// store's position, so `last_lsn() == last.lsn` afterwards. One fsync at
-    /// the end under `SyncPolicy::Always`.
-    pub fn install_snapshot(&self, entries: &[Entry], last: Position) -> Result<(), Error> {
-        let mut prev = 0;
-        for e in entries {
-            if e.position.lsn <= prev || e.position.lsn > last.lsn {
-                let reason = "snapshot entries must have increasing LSNs up to `last`";
-                return Err(Error::InvalidEntry {
-                    lsn: e.position.lsn,
-                    reason,
-                });
-            }
-            prev = e.position.lsn;
-        }
-        self.clear()?;
-        for e in entries {
-            self.apply_unsynced(std::slice::from_ref(e))?;
-        }
-        let inner = self.inner();
-        let seq = {
-            let mut w = inner.writer.lock();
-            inner.check_writable()?;
-            if last.lsn > w.last.lsn {
-                w.epoch = w.epoch.max(last.epoch);
-                let loc = inner.append(&mut w, last, Kind::Marker, &[], &[])?;
-                inner.add_dead(loc.segment, loc.len());
-            }
-            let mut layout = inner.layout.write();
-            layout.floor = layout.floor.max(last.lsn);
-            w.seq
-        };
-        inner.after_write(seq)
     }
 }
 
@@ -293,17 +270,6 @@ fn plan_applied<'a>(inner: &Inner, w: &Writer, entries: &'a [Entry]) -> Vec<Reco
         });
     }
     planned
-}
-
-fn remove_segment_files(inner: &Inner, seg: &Segment) -> Result<(), Error> {
-    for name in [segment::log_name(seg.id), segment::hint_name(seg.id)] {
-        let path = inner.dir.join(name);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// Appends the entries of `seg` with LSN > `after` below offset `end`.

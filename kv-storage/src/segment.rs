@@ -576,6 +576,19 @@ pub(crate) fn create_file(dir: &Path, header: &SegmentHeader) -> Result<(PathBuf
     Ok((path, file))
 }
 
+/// Deletes segment `id`'s log and hint files in `dir`, if present (not
+/// durable until the directory is fsynced).
+pub(crate) fn remove_files(dir: &Path, id: SegmentId) -> Result<(), Error> {
+    for name in [log_name(id), hint_name(id)] {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&path, e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// fsyncs a directory so created, renamed or removed entries are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)

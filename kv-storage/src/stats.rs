@@ -50,6 +50,9 @@ pub struct Stats {
     pub keydir_bytes: u64,
     /// Errors in background work (hint writing, automatic compaction).
     pub background_errors: u64,
+    /// Entries removed by `truncate_after` since open (each saved to a
+    /// rollback file first).
+    pub rolled_back_entries: u64,
     /// Whether a failed fsync made the store refuse writes.
     pub poisoned: bool,
 }
@@ -86,6 +89,7 @@ pub(crate) struct Counters {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub background_errors: AtomicU64,
+    pub rolled_back_entries: AtomicU64,
 }
 
 /// Increments a counter.

@@ -15,7 +15,6 @@ use crate::fault::FaultPoint;
 use crate::inner::{Inner, Layout, RecordOp, Writer};
 use crate::keydir::KeyDir;
 use crate::lock::DirLock;
-use crate::meta;
 use crate::options::{DEFAULT_HOT_CACHE_BYTES, Options};
 use crate::record::Kind;
 use crate::recovery;
@@ -66,7 +65,8 @@ impl Store {
             offset: rec.active_len,
             allocated: rec.active_file_len,
             last: rec.last,
-            epoch: rec.epoch,
+            epoch: rec.epochs.max,
+            epochs: rec.epochs,
             seq: 0,
             buf: Vec::with_capacity(4096),
         };
@@ -89,6 +89,7 @@ impl Store {
             next_segment: AtomicU32::new(rec.next_segment),
             compaction_lock: Mutex::new(()),
             install_lock: Mutex::new(()),
+            retention: AtomicU64::new(Lsn::MAX),
             signal,
             fail_next_sync: AtomicBool::new(false),
             _lock: lock,
@@ -102,6 +103,12 @@ impl Store {
 
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
+    }
+
+    /// A shared handle on the state, for objects that outlive a borrow
+    /// (snapshot readers, installs).
+    pub(crate) fn inner_arc(&self) -> Arc<Inner> {
+        self.inner.clone()
     }
 
     /// Writes `key = value` with the next LSN and the current epoch. When it
@@ -214,26 +221,6 @@ impl Store {
         self.inner.writer.lock().epoch
     }
 
-    /// Raises the epoch, durably (the `EPOCH` file is replaced atomically).
-    /// Setting the current epoch again is a no-op; a lower one is
-    /// [`Error::EpochRegression`].
-    pub fn set_epoch(&self, epoch: Epoch) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let mut w = inner.writer.lock();
-        inner.check_writable()?;
-        if epoch < w.epoch {
-            return Err(Error::EpochRegression {
-                current: w.epoch,
-                requested: epoch,
-            });
-        }
-        if epoch > w.epoch {
-            meta::write_epoch(&inner.dir, epoch)?;
-            w.epoch = epoch;
-        }
-        Ok(())
-    }
-
     /// When this store fsyncs (the policy it was opened with).
     pub fn sync_policy(&self) -> crate::SyncPolicy {
         self.inner.opts.sync
@@ -320,6 +307,7 @@ impl Store {
             cache_misses: read(&c.cache_misses),
             keydir_bytes: inner.keydir.memory_bytes() as u64,
             background_errors: read(&c.background_errors),
+            rolled_back_entries: read(&c.rolled_back_entries),
             poisoned: inner.group.is_poisoned(),
         }
     }

@@ -170,7 +170,7 @@ pub(crate) fn should_compact(inner: &Inner) -> bool {
     };
     let layout = inner.layout.read();
     let (mut count, mut total, mut dead) = (0usize, 0u64, 0u64);
-    for seg in layout.sealed() {
+    for seg in crate::compaction::eligible(&layout, inner.retention()) {
         count += 1;
         total += seg.len();
         dead += seg.dead_bytes.load(Ordering::Relaxed);

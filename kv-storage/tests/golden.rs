@@ -49,7 +49,7 @@ fn expected() -> Vec<(Vec<u8>, Vec<u8>)> {
 /// Writes a fixture with today's code (see the module docs).
 fn write_fixture(dir: &Path) {
     let store = Store::open(dir, tiny(700, 0)).unwrap();
-    store.set_epoch(3).unwrap();
+    store.begin_epoch(3).unwrap();
     for round in 0..2 {
         for i in (0..60).filter(|i| round == 0 || i % 2 == 0) {
             store.put(&key(i), &value(i, round)).unwrap();

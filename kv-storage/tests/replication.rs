@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{key, open, tiny, value};
+use common::{install, key, open, tiny, value};
 use kv_storage::{Entry, Error, Position, Since, Store};
 
 fn entries(since: Since) -> Vec<Entry> {
@@ -27,7 +27,7 @@ fn catch_up(leader: &Store, follower: &Store) -> usize {
                 }
             }
             Since::Snapshot { entries, last } => {
-                follower.install_snapshot(&entries, last).unwrap();
+                install(follower, &entries, last);
                 snapshots += 1;
             }
         }
@@ -102,7 +102,7 @@ fn a_follower_converges_and_apply_is_idempotent() {
     let (ld, fd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let leader = open(ld.path(), &tiny(400, 0));
     let follower = open(fd.path(), &tiny(400, 0));
-    leader.set_epoch(2).unwrap();
+    leader.begin_epoch(2).unwrap();
     for i in 0..50 {
         leader.put(&key(i % 11), &value(i, 1)).unwrap();
         if i % 4 == 0 {
@@ -265,7 +265,7 @@ fn clear_drops_everything_durably_but_keeps_the_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let opts = tiny(300, 1 << 16);
     let store = open(dir.path(), &opts);
-    store.set_epoch(4).unwrap();
+    store.begin_epoch(4).unwrap();
     for i in 0..40 {
         store.put(&key(i), &value(i, 0)).unwrap();
     }

@@ -141,32 +141,28 @@ fn directory_lock_prevents_a_second_open() {
 }
 
 #[test]
-fn epoch_is_persisted_and_never_regresses() {
+fn begun_epoch_is_persisted_and_never_regresses() {
     let dir = tempfile::tempdir().unwrap();
     let opts = tiny(1 << 20, 0);
     let store = open(dir.path(), &opts);
     assert_eq!(store.epoch(), 0);
-    store.set_epoch(3).unwrap();
-    store.set_epoch(3).unwrap();
-    let err = store.set_epoch(2).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::EpochRegression {
-                current: 3,
-                requested: 2
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(store.begin_epoch(3).unwrap(), 1);
+    for requested in [3, 2] {
+        let err = store.begin_epoch(requested).unwrap_err();
+        assert!(
+            matches!(err, Error::EpochRegression { current: 3, requested: r } if r == requested),
+            "{err}"
+        );
+    }
     let pos = store.put(b"k", b"v").unwrap();
     assert_eq!((pos.epoch, pos.lsn), (3, 1));
     drop(store);
     let store = open(dir.path(), &opts);
     assert_eq!(store.epoch(), 3);
     assert_eq!(store.last_position(), pos);
+    assert_eq!(store.epoch_history(), vec![(3, 1)]);
     assert!(matches!(
-        store.set_epoch(1),
+        store.begin_epoch(1),
         Err(Error::EpochRegression { .. })
     ));
 }

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::Position;
+use kv_storage::{Epoch, Position};
 
 use super::message::{get_position, get_role, put_position, role_byte};
 use super::wire::{WireReader, WireWrite};
@@ -48,6 +48,19 @@ pub struct Health {
     pub problem: String,
 }
 
+/// A replica's history identity: its epoch and what log matching cut.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryInfo {
+    /// The highest epoch this replica has seen (its own, as a leader).
+    pub epoch: Epoch,
+    /// Entries truncated by log matching since the node started, all kept
+    /// in rollback files.
+    pub rolled_back: u64,
+    /// The rollback files under the replica's directory (paths), oldest
+    /// first: every truncation ever made there.
+    pub rollback_files: Vec<String>,
+}
+
 /// A follower as its leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowerInfo {
@@ -86,6 +99,8 @@ pub struct PartitionInfo {
     pub followers: Vec<FollowerInfo>,
     /// Storage health.
     pub health: Health,
+    /// Epoch and rollbacks.
+    pub history: HistoryInfo,
 }
 
 impl PartitionInfo {
@@ -108,6 +123,7 @@ impl PartitionInfo {
                 problem,
                 ..Health::default()
             },
+            history: HistoryInfo::default(),
         }
     }
 }
@@ -117,8 +133,8 @@ impl PartitionInfo {
 pub struct NodeInfo {
     /// The node.
     pub node: NodeId,
-    /// Its cluster-map epoch.
-    pub map_epoch: u64,
+    /// Its cluster-map version.
+    pub map_version: u64,
     /// One entry per hosted partition, ascending.
     pub partitions: Vec<PartitionInfo>,
 }
@@ -157,7 +173,7 @@ pub(super) fn decode_inspect(r: &mut WireReader) -> Result<Vec<PartitionKeys>, P
 
 pub(super) fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
     out.put_u32(info.node);
-    out.put_u64(info.map_epoch);
+    out.put_u64(info.map_version);
     out.put_u32(u32::try_from(info.partitions.len()).unwrap_or(u32::MAX));
     for p in &info.partitions {
         out.put_u32(p.partition);
@@ -180,7 +196,32 @@ pub(super) fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
             put_position(out, f.acked);
         }
         encode_health(out, &p.health);
+        encode_history(out, &p.history);
     }
+}
+
+fn encode_history(out: &mut BytesMut, h: &HistoryInfo) {
+    out.put_u32(h.epoch);
+    out.put_u64(h.rolled_back);
+    out.put_u32(u32::try_from(h.rollback_files.len()).unwrap_or(u32::MAX));
+    for f in &h.rollback_files {
+        out.put_bytes_field(f.as_bytes());
+    }
+}
+
+fn decode_history(r: &mut WireReader) -> Result<HistoryInfo, ProtocolError> {
+    let epoch = r.u32()?;
+    let rolled_back = r.u64()?;
+    let n = r.count(4)?;
+    let mut rollback_files = Vec::with_capacity(n);
+    for _ in 0..n {
+        rollback_files.push(String::from_utf8_lossy(&r.bytes()?).into_owned());
+    }
+    Ok(HistoryInfo {
+        epoch,
+        rolled_back,
+        rollback_files,
+    })
 }
 
 fn encode_health(out: &mut BytesMut, h: &Health) {
@@ -200,13 +241,16 @@ fn decode_health(r: &mut WireReader) -> Result<Health, ProtocolError> {
 }
 
 /// Smallest encoded `PartitionInfo`.
-const MIN_PARTITION_INFO_BYTES: usize = 4 + 1 + 1 + 12 + 32 + 1 + 12 + 4 + MIN_HEALTH_BYTES;
+const MIN_PARTITION_INFO_BYTES: usize =
+    4 + 1 + 1 + 12 + 32 + 1 + 12 + 4 + MIN_HEALTH_BYTES + MIN_HISTORY_BYTES;
+/// Smallest encoded `HistoryInfo`: epoch, count, no files.
+const MIN_HISTORY_BYTES: usize = 4 + 8 + 4;
 /// Smallest encoded `Health`: two u64, a bool, an empty string.
 const MIN_HEALTH_BYTES: usize = 8 + 8 + 1 + 4;
 
 pub(super) fn decode_info(r: &mut WireReader) -> Result<NodeInfo, ProtocolError> {
     let node = r.u32()?;
-    let map_epoch = r.u64()?;
+    let map_version = r.u64()?;
     let n = r.count(MIN_PARTITION_INFO_BYTES)?;
     let mut partitions = Vec::with_capacity(n);
     for _ in 0..n {
@@ -214,7 +258,7 @@ pub(super) fn decode_info(r: &mut WireReader) -> Result<NodeInfo, ProtocolError>
     }
     Ok(NodeInfo {
         node,
-        map_epoch,
+        map_version,
         partitions,
     })
 }
@@ -254,6 +298,7 @@ fn decode_partition_info(r: &mut WireReader) -> Result<PartitionInfo, ProtocolEr
         leader_position,
         followers,
         health: decode_health(r)?,
+        history: decode_history(r)?,
     })
 }
 
@@ -273,7 +318,7 @@ mod tests {
         let p = |epoch, lsn| Position { epoch, lsn };
         round_trip(Response::Info(NodeInfo {
             node: 2,
-            map_epoch: 9,
+            map_version: 9,
             partitions: vec![
                 PartitionInfo {
                     partition: 1,
@@ -297,6 +342,11 @@ mod tests {
                         poisoned: true,
                         problem: String::new(),
                     },
+                    history: HistoryInfo {
+                        epoch: 3,
+                        rolled_back: 4,
+                        rollback_files: vec!["rollback-0000000001.log".into()],
+                    },
                 },
                 PartitionInfo {
                     partition: 3,
@@ -311,6 +361,7 @@ mod tests {
                     leader_position: p(2, 9),
                     followers: Vec::new(),
                     health: Health::default(),
+                    history: HistoryInfo::default(),
                 },
                 PartitionInfo::failed(5, Role::Leader, "corrupted data in segment-3.log".into()),
             ],
@@ -324,7 +375,7 @@ mod tests {
         let mut out = BytesMut::new();
         Response::Info(NodeInfo {
             node: 1,
-            map_epoch: 1,
+            map_version: 1,
             partitions: Vec::new(),
         })
         .encode(1, &mut out);

@@ -6,7 +6,7 @@
 //!
 //! | field | size |
 //! |-------|------|
-//! | map epoch | u64 |
+//! | map version | u64 |
 //! | partition count | u32 |
 //! | replication factor | u32 |
 //! | node count, then per node: id u32, addr string | u32 + … |
@@ -28,7 +28,7 @@ use crate::error::ProtocolError;
 const MIN_NODE_BYTES: usize = 8;
 
 pub(super) fn encode_map(out: &mut BytesMut, map: &ClusterMap) {
-    out.put_u64(map.epoch());
+    out.put_u64(map.version());
     out.put_u32(map.partition_count());
     out.put_u32(map.replication_factor());
     out.put_u32(u32::try_from(map.nodes().len()).unwrap_or(u32::MAX));
@@ -44,7 +44,7 @@ pub(super) fn encode_map(out: &mut BytesMut, map: &ClusterMap) {
 }
 
 pub(super) fn decode_map(r: &mut WireReader) -> Result<ClusterMap, ProtocolError> {
-    let epoch = r.u64()?;
+    let version = r.u64()?;
     let partitions = r.u32()?;
     let replication_factor = r.u32()?;
     let n = r.count(MIN_NODE_BYTES)?;
@@ -77,7 +77,7 @@ pub(super) fn decode_map(r: &mut WireReader) -> Result<ClusterMap, ProtocolError
         security: SecurityConfig::default(),
     };
     ClusterMap::new(&config)
-        .map(|m| m.with_epoch(epoch))
+        .map(|m| m.with_version(version))
         .map_err(|e| ProtocolError::Invalid(format!("cluster map: {e}")))
 }
 
@@ -90,13 +90,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cluster_map_round_trips_with_overrides_and_epoch() {
+    fn cluster_map_round_trips_with_overrides_and_version() {
         let mut config = ClusterConfig::default_topology();
         config.placement.push(PlacementOverride {
             partition: 3,
             replicas: vec![2, 0],
         });
-        let mut map = ClusterMap::new(&config).unwrap().with_epoch(7);
+        let mut map = ClusterMap::new(&config).unwrap().with_version(7);
         map.set_addr(1, "127.0.0.1:7001".into()).unwrap();
         let mut out = BytesMut::new();
         Response::ClusterMap(map.clone()).encode(42, &mut out);

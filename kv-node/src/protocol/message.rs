@@ -16,25 +16,26 @@
 //! | 0x06 | Inspect      | — |
 //! | 0x07 | Info         | — |
 //! | 0x08 | Position     | partition: u32 |
-//! | 0x09 | Subscribe    | partition: u32, from node: u32, after: position |
+//! | 0x09 | Subscribe    | partition: u32, from node: u32, after: position, epoch: u32 |
 //! | 0x0A | Ack          | partition: u32, applied: position |
 //! | 0x20 | ClusterMap   | — |
 //! | 0x30 | Conditional  | see [`Conditional`] |
 //!
 //! | type | reply         | fields |
 //! |------|---------------|--------|
-//! | 0x81 | Pong          | node: u32, map epoch: u64 |
+//! | 0x81 | Pong          | node: u32, map version: u64 |
 //! | 0x82 | Value         | partition: u32, value: opt bytes |
 //! | 0x83 | Written       | partition: u32, position |
 //! | 0x84 | Deleted       | partition: u32, existed: bool |
 //! | 0x85 | Status        | partition: u32, location: u8 (0 missing, 1 hot, 2 cold) |
 //! | 0x86 | Inspect       | count: u32, then per partition: partition u32, role u8, count u32, keys: bytes… |
 //! | 0x87 | Info          | see [`NodeInfo`] |
-//! | 0x88 | Position      | partition: u32, role: u8, position |
+//! | 0x88 | Position      | partition: u32, role: u8, position, epoch: u32 |
 //! | 0x89 | Entries       | partition: u32, leader last: position, count: u32, entries… |
 //! | 0x8A | SnapshotStart | partition: u32, last: position, reason: string |
 //! | 0x8B | SnapshotEnd   | partition: u32, last: position |
-//! | 0xA0 | ClusterMap    | see `map.rs`: epoch, partitions, rf, nodes, replicas |
+//! | 0xC0 | LogMatch      | partition: u32, epoch: u32, end: position |
+//! | 0xA0 | ClusterMap    | see `map.rs`: version, partitions, rf, nodes, replicas |
 //! | 0xB0 | Applied       | partition: u32, written: bool, old: opt bytes |
 //! | 0xB1 | Counter       | partition: u32, value: i64 |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
@@ -48,10 +49,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{ClusterMap, NodeId, PartitionId, Role};
-use kv_storage::{Entry, Location, Position};
+use kv_storage::{Entry, Epoch, Location, Position};
 
 pub use super::conditional::{Conditional, SetWhen};
-pub use super::info::{FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
+pub use super::info::{
+    FollowerInfo, Health, HistoryInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState,
+};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
 use super::map::{decode_map, encode_map};
 use super::wire::{WireReader, WireWrite};
@@ -104,6 +107,9 @@ pub enum Request {
         from: NodeId,
         /// The last position the asker has applied.
         after: Position,
+        /// The highest epoch the asker has seen: a source whose own epoch
+        /// is lower has been superseded and refuses (`StaleEpoch`).
+        epoch: Epoch,
     },
     /// On a replication stream: the follower has applied up to `applied`.
     Ack {
@@ -126,8 +132,8 @@ pub enum Response {
     Pong {
         /// The answering node.
         node: NodeId,
-        /// Its cluster-map epoch.
-        map_epoch: u64,
+        /// Its cluster-map version.
+        map_version: u64,
     },
     /// Reply to `Get`.
     Value {
@@ -169,6 +175,8 @@ pub enum Response {
         role: Role,
         /// Its last applied position.
         position: Position,
+        /// The highest epoch it has seen (a new leader begins above it).
+        epoch: Epoch,
     },
     /// Stream: entries in LSN order.
     Entries {
@@ -195,6 +203,20 @@ pub enum Response {
         partition: PartitionId,
         /// The position the snapshot is current as of.
         last: Position,
+    },
+    /// Stream: the first message of every replication stream (log
+    /// matching, `docs/replication.md`). The source is at `epoch`; `end` is
+    /// where the subscriber's last epoch ends in the source's history
+    /// (the largest epoch at or below it that the source knows, and its
+    /// last LSN there). The subscriber truncates after that point (or
+    /// its own end of that epoch, if smaller), then streams.
+    LogMatch {
+        /// The partition.
+        partition: PartitionId,
+        /// The source's current epoch.
+        epoch: Epoch,
+        /// Where the subscriber's epoch ends in the source's history.
+        end: Position,
     },
     /// Reply to `ClusterMap`.
     ClusterMap(ClusterMap),
@@ -251,6 +273,7 @@ mod ty {
     pub const ENTRIES: u8 = 0x89;
     pub const SNAPSHOT_START: u8 = 0x8A;
     pub const SNAPSHOT_END: u8 = 0x8B;
+    pub const LOG_MATCH: u8 = 0xC0;
     pub const CLUSTER_MAP_REPLY: u8 = 0xA0;
     pub const ERROR: u8 = 0xFF;
 }
@@ -344,11 +367,13 @@ impl Request {
                 partition,
                 from,
                 after,
+                epoch,
             } => {
                 header(out, ty::SUBSCRIBE, id);
                 out.put_u32(*partition);
                 out.put_u32(*from);
                 put_position(out, *after);
+                out.put_u32(*epoch);
             }
             Request::Ack { partition, applied } => {
                 header(out, ty::ACK, id);
@@ -386,6 +411,7 @@ impl Request {
                 partition: r.u32()?,
                 from: r.u32()?,
                 after: get_position(&mut r)?,
+                epoch: r.u32()?,
             },
             ty::ACK => Request::Ack {
                 partition: r.u32()?,
@@ -408,10 +434,10 @@ impl Response {
     /// Appends the frame body of this reply with id `id` to `out`.
     pub fn encode(&self, id: RequestId, out: &mut BytesMut) {
         match self {
-            Response::Pong { node, map_epoch } => {
+            Response::Pong { node, map_version } => {
                 header(out, ty::PONG, id);
                 out.put_u32(*node);
-                out.put_u64(*map_epoch);
+                out.put_u64(*map_version);
             }
             Response::Value { partition, value } => {
                 header(out, ty::VALUE, id);
@@ -451,11 +477,13 @@ impl Response {
                 partition,
                 role,
                 position,
+                epoch,
             } => {
                 header(out, ty::POSITION_REPLY, id);
                 out.put_u32(*partition);
                 out.put_u8(role_byte(*role));
                 put_position(out, *position);
+                out.put_u32(*epoch);
             }
             Response::Entries {
                 partition,
@@ -476,6 +504,16 @@ impl Response {
                 header(out, ty::SNAPSHOT_END, id);
                 out.put_u32(*partition);
                 put_position(out, *last);
+            }
+            Response::LogMatch {
+                partition,
+                epoch,
+                end,
+            } => {
+                header(out, ty::LOG_MATCH, id);
+                out.put_u32(*partition);
+                out.put_u32(*epoch);
+                put_position(out, *end);
             }
             Response::ClusterMap(map) => {
                 header(out, ty::CLUSTER_MAP_REPLY, id);
@@ -523,7 +561,7 @@ impl Response {
         let response = match ty {
             ty::PONG => Response::Pong {
                 node: r.u32()?,
-                map_epoch: r.u64()?,
+                map_version: r.u64()?,
             },
             ty::VALUE => Response::Value {
                 partition: r.u32()?,
@@ -547,6 +585,7 @@ impl Response {
                 partition: r.u32()?,
                 role: get_role(&mut r)?,
                 position: get_position(&mut r)?,
+                epoch: r.u32()?,
             },
             ty::ENTRIES => decode_entries(&mut r)?,
             ty::SNAPSHOT_START => Response::SnapshotStart {
@@ -557,6 +596,11 @@ impl Response {
             ty::SNAPSHOT_END => Response::SnapshotEnd {
                 partition: r.u32()?,
                 last: get_position(&mut r)?,
+            },
+            ty::LOG_MATCH => Response::LogMatch {
+                partition: r.u32()?,
+                epoch: r.u32()?,
+                end: get_position(&mut r)?,
             },
             ty::CLUSTER_MAP_REPLY => Response::ClusterMap(decode_map(&mut r)?),
             ty::APPLIED => Response::Applied {

@@ -25,8 +25,8 @@ pub use frame::{ByteBudget, FrameCodec, FrameError};
 pub use handshake::{PROTOCOL_VERSION, PeerKind};
 
 pub use message::{
-    Conditional, FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState,
-    Request, RequestId, Response, SetWhen,
+    Conditional, FollowerInfo, Health, HistoryInfo, NodeInfo, PartitionInfo, PartitionKeys,
+    ReplicaState, Request, RequestId, Response, SetWhen,
 };
 
 /// Default maximum frame size: 16 MiB.

@@ -9,26 +9,34 @@
 //! without sockets or sleeps:
 //!
 //! - reconnect with exponential backoff (reset once a stream delivers);
+//! - log matching first (`docs/replication.md`): every stream opens with
+//!   the source's `LogMatch`; a source older than the highest epoch the
+//!   replica has seen is refused (fencing), and the replica truncates what
+//!   the source's history does not share ([`super::epochs`]) into a
+//!   rollback file before anything is applied;
 //! - apply entries only in LSN order: a batch that does not start right
 //!   after the replica's position breaks the stream, which resubscribes;
-//! - a snapshot replaces the replica's data only when it is not behind the
-//!   replica (the no-wipe rule of DESIGN §5): a snapshot older than what
-//!   the replica holds is refused, counted and the stream dropped;
+//! - a snapshot is staged beside the replica's data and replaces it only
+//!   at its end, and only when it is not behind the replica (the no-wipe
+//!   rule of DESIGN §5): a snapshot older than what the replica holds is
+//!   refused, counted and the stream dropped;
 //! - acknowledge the applied position after every batch and heartbeat;
 //! - check every message before it reaches the store
 //!   ([`check_message`]): the right partition, positions that make sense,
 //!   keys and values within the limits and valid kv-codec encodings;
 //! - a leader catching up from a follower ([`FollowerMachine::recovering`])
-//!   never takes a snapshot while it holds data: a snapshot clears the
-//!   replica first, and without replication epochs nothing proves that
-//!   the follower's history contains every entry the leader acknowledged,
-//!   so it refuses and logs instead (DESIGN §5 no-wipe rule).
+//!   never takes a snapshot while it holds data: a snapshot replaces the
+//!   replica's data, and nothing proves that the follower's compacted
+//!   history contains every entry the leader acknowledged, so it refuses
+//!   and logs instead (DESIGN §5 no-wipe rule).
 
 use std::time::{Duration, Instant};
 
 use kv_router::PartitionId;
-use kv_storage::{Entry, Position};
+use kv_storage::{Entry, Epoch, Lsn, Position};
 use tracing::warn;
+
+use super::epochs;
 
 use crate::error::ErrorCode;
 use crate::protocol::Response;
@@ -48,12 +56,29 @@ pub enum Action {
     Subscribe {
         /// The replica's last applied position.
         after: Position,
+        /// The highest epoch the replica has seen.
+        epoch: Epoch,
     },
+    /// Truncate the replica's history after `keep`, keeping what goes in a
+    /// rollback file.
+    Truncate {
+        /// The last LSN kept.
+        keep: Lsn,
+    },
+    /// The source is at this epoch: remember it (fencing).
+    SeenEpoch(Epoch),
     /// Apply these entries, in order, to the replica.
     Apply(Vec<Entry>),
-    /// Drop the replica's data: a snapshot follows.
-    BeginSnapshot,
-    /// The snapshot is complete as of `last`: record that position.
+    /// A snapshot taken as of `last` follows: stage it beside the live
+    /// data (which stays as it is until the end).
+    BeginSnapshot {
+        /// The position the snapshot is current as of.
+        last: Position,
+    },
+    /// Stage these snapshot entries.
+    Stage(Vec<Entry>),
+    /// The snapshot is complete: switch it in (the replica's position
+    /// becomes `last`).
     EndSnapshot {
         /// The position the snapshot is current as of.
         last: Position,
@@ -73,9 +98,23 @@ enum State {
     Idle { retry_at: Instant },
     /// A connection attempt is under way.
     Connecting,
-    /// Subscribed; `snapshot` is the announced position while a snapshot
-    /// is being received.
+    /// Subscribed, waiting for the source's `LogMatch`.
+    Matching,
+    /// Matched; `snapshot` is the announced position while a snapshot is
+    /// being received.
     Streaming { snapshot: Option<Position> },
+}
+
+/// What the machine needs to know about the replica it feeds.
+#[derive(Debug, Clone, Copy)]
+pub struct Local {
+    /// The replica's last applied position.
+    pub position: Position,
+    /// The highest epoch it has seen.
+    pub epoch: Epoch,
+    /// With a `LogMatch`: where the answer's epoch ends in the replica's
+    /// own history (its store's `end_of_epoch`).
+    pub own_end: Option<Position>,
 }
 
 /// The follower side of one partition's replication.
@@ -90,8 +129,11 @@ pub struct FollowerMachine {
     /// Snapshots refused because they would have moved the replica back
     /// or discarded its entries.
     pub refused_snapshots: u64,
-    /// Whether a snapshot may replace data the replica holds (a follower
-    /// of its leader: yes; a leader recovering from a follower: no).
+    /// Truncations log matching asked for.
+    pub truncations: u64,
+    /// Whether this is a follower of its leader (fencing; a snapshot may
+    /// replace its data) rather than a leader recovering from a peer (no
+    /// fencing; never a snapshot over data it holds).
     snapshot_over_data: bool,
 }
 
@@ -104,6 +146,7 @@ impl FollowerMachine {
             source_last: Position::default(),
             full_resyncs: 0,
             refused_snapshots: 0,
+            truncations: 0,
             snapshot_over_data: true,
         }
     }
@@ -119,6 +162,11 @@ impl FollowerMachine {
 
     /// Whether a stream is open now.
     pub fn is_streaming(&self) -> bool {
+        matches!(self.state, State::Streaming { .. } | State::Matching)
+    }
+
+    /// Whether log matching is done and entries flow.
+    pub fn is_matched(&self) -> bool {
         matches!(self.state, State::Streaming { .. })
     }
 
@@ -146,10 +194,18 @@ impl FollowerMachine {
         }
     }
 
-    /// The connection is open: subscribe after the replica's position.
-    pub fn connected(&mut self, position: Position) -> Action {
-        self.state = State::Streaming { snapshot: None };
-        Action::Subscribe { after: position }
+    /// The connection is open: subscribe after the replica's position,
+    /// telling the highest epoch it has seen. A recovering leader pulls
+    /// from its peers, which may not have heard of its newest epoch yet
+    /// (it began one and lost its entries): it sends epoch 0 and fences
+    /// nobody, since it follows no one.
+    pub fn connected(&mut self, position: Position, epoch: Epoch) -> Action {
+        self.state = State::Matching;
+        let epoch = if self.snapshot_over_data { epoch } else { 0 };
+        Action::Subscribe {
+            after: position,
+            epoch,
+        }
     }
 
     /// The connection failed or closed: wait and try again.
@@ -160,11 +216,23 @@ impl FollowerMachine {
         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
     }
 
-    /// A message arrived on the stream; `position` is the replica's current
-    /// last applied position.
-    pub fn on_message(&mut self, message: Response, position: Position) -> Vec<Action> {
-        let State::Streaming { snapshot } = self.state else {
-            return vec![disconnect("message outside a stream")];
+    /// A message arrived on the stream; `local` is the replica as it is now.
+    pub fn on_message(&mut self, message: Response, local: Local) -> Vec<Action> {
+        let position = local.position;
+        let (snapshot, message) = match (self.state, message) {
+            (State::Matching, Response::LogMatch { epoch, end, .. }) => {
+                return self.on_log_match(epoch, end, local);
+            }
+            (State::Matching, Response::Error { code, message, .. }) => {
+                return vec![source_refused(code, &message)];
+            }
+            (State::Matching, other) => {
+                return vec![disconnect(&format!(
+                    "a stream must open with LogMatch, got {other:?}"
+                ))];
+            }
+            (State::Streaming { snapshot }, message) => (snapshot, message),
+            _ => return vec![disconnect("message outside a stream")],
         };
         match message {
             Response::Entries {
@@ -189,6 +257,38 @@ impl FollowerMachine {
         }
     }
 
+    /// The source's answer to the subscription: fence, truncate what it
+    /// does not share, and stream (or resubscribe after cutting below
+    /// where it will start).
+    fn on_log_match(&mut self, epoch: Epoch, end: Position, local: Local) -> Vec<Action> {
+        if epoch < local.epoch && self.snapshot_over_data {
+            return vec![disconnect(&format!(
+                "source at epoch {epoch} is older than epoch {} seen here (a superseded leader)",
+                local.epoch
+            ))];
+        }
+        let Some(own_end) = local.own_end else {
+            return vec![disconnect(
+                "log matching without this replica's end of the epoch",
+            )];
+        };
+        let cut = epochs::truncation_point(local.position, own_end, end);
+        let from = local.position.lsn.min(end.lsn);
+        let mut actions = vec![Action::SeenEpoch(epoch)];
+        if cut.keep < local.position.lsn {
+            self.truncations += 1;
+            actions.push(Action::Truncate { keep: cut.keep });
+        }
+        if !cut.settled || cut.keep < from {
+            // Ask again from the new last entry: it matches at once.
+            self.backoff = MIN_BACKOFF;
+            actions.push(disconnect("resubscribing after a truncation"));
+        } else {
+            self.state = State::Streaming { snapshot: None };
+        }
+        actions
+    }
+
     fn on_entries(
         &mut self,
         snapshot: Option<Position>,
@@ -211,7 +311,7 @@ impl FollowerMachine {
                     "snapshot entries beyond the snapshot's position",
                 )]
             }
-            Some(_) => vec![Action::Apply(entries)],
+            Some(_) => vec![Action::Stage(entries)],
         }
     }
 
@@ -236,7 +336,7 @@ impl FollowerMachine {
         self.state = State::Streaming {
             snapshot: Some(last),
         };
-        vec![Action::BeginSnapshot]
+        vec![Action::BeginSnapshot { last }]
     }
 }
 
@@ -252,8 +352,9 @@ fn continues(position: Position, entries: &[Entry]) -> bool {
 
 /// Checks a stream message before anything of it reaches the store: it
 /// must be about `partition`, its entries must be in ascending LSN order
-/// and not beyond the source's announced position, keys non-empty (only
-/// the snapshot marker, a tombstone, has an empty key) and within the key
+/// and not beyond the source's announced position, keys non-empty (except
+/// a tombstone: the snapshot marker that stores of earlier versions hold
+/// in their history) and within the key
 /// limit, and values valid kv-codec encodings within the value limit of
 /// `max_frame_bytes`. The `Err` says what is wrong.
 pub fn check_message(
@@ -267,9 +368,9 @@ pub fn check_message(
             source_last,
             entries,
         } => (*partition, entries.as_slice(), *source_last),
-        Response::SnapshotStart { partition, .. } | Response::SnapshotEnd { partition, .. } => {
-            (*partition, &[][..], Position::default())
-        }
+        Response::SnapshotStart { partition, .. }
+        | Response::SnapshotEnd { partition, .. }
+        | Response::LogMatch { partition, .. } => (*partition, &[][..], Position::default()),
         _ => return Ok(()),
     };
     if about != partition {
@@ -354,10 +455,35 @@ mod tests {
         }
     }
 
+    /// A replica at `(1, lsn)` whose history is all epoch 1.
+    fn local(lsn: u64) -> Local {
+        Local {
+            position: pos(lsn),
+            epoch: 1,
+            own_end: Some(pos(lsn)),
+        }
+    }
+
+    fn log_match(epoch: Epoch, end: u64) -> Response {
+        Response::LogMatch {
+            partition: 0,
+            epoch,
+            end: pos(end),
+        }
+    }
+
     fn streaming(now: Instant) -> FollowerMachine {
         let mut m = FollowerMachine::new(now);
         assert_eq!(m.tick(now), Some(Action::Connect));
-        assert_eq!(m.connected(pos(0)), Action::Subscribe { after: pos(0) });
+        let subscribe = Action::Subscribe {
+            after: pos(0),
+            epoch: 1,
+        };
+        assert_eq!(m.connected(pos(0), 1), subscribe);
+        assert_eq!(
+            m.on_message(log_match(1, 0), local(0)),
+            vec![Action::SeenEpoch(1)]
+        );
         m
     }
 
@@ -383,7 +509,7 @@ mod tests {
     #[test]
     fn applies_contiguous_entries_and_acks() {
         let mut m = streaming(Instant::now());
-        let actions = m.on_message(batch(1..=3, 3), pos(0));
+        let actions = m.on_message(batch(1..=3, 3), local(0));
         assert_eq!(actions, vec![Action::Apply(entries(1..=3)), Action::Ack]);
         assert_eq!(m.source_last, pos(3));
     }
@@ -391,7 +517,7 @@ mod tests {
     #[test]
     fn a_gap_breaks_the_stream() {
         let mut m = streaming(Instant::now());
-        let actions = m.on_message(batch(5..=6, 6), pos(3));
+        let actions = m.on_message(batch(5..=6, 6), local(3));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
     }
 
@@ -403,7 +529,7 @@ mod tests {
             source_last: pos(42),
             entries: Vec::new(),
         };
-        let actions = m.on_message(heartbeat, pos(0));
+        let actions = m.on_message(heartbeat, local(0));
         assert_eq!(actions, vec![Action::Ack]);
         assert_eq!(m.source_last, pos(42));
     }
@@ -412,7 +538,7 @@ mod tests {
     fn snapshot_behind_the_replica_is_refused() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(5);
-        let actions = m.on_message(start, pos(9));
+        let actions = m.on_message(start, local(9));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
         assert_eq!(m.refused_snapshots, 1);
         assert_eq!(m.full_resyncs, 0);
@@ -422,26 +548,30 @@ mod tests {
     fn snapshot_install_sequence() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        assert_eq!(m.on_message(start, pos(2)), vec![Action::BeginSnapshot]);
-        // Snapshot entries have gaps (only live records) and are not acked.
+        assert_eq!(
+            m.on_message(start, local(2)),
+            vec![Action::BeginSnapshot { last: pos(10) }]
+        );
+        // Snapshot entries have gaps (only live records), are staged and
+        // not acked.
         let chunk = Response::Entries {
             partition: 0,
             source_last: pos(10),
             entries: [entries(3..=3), entries(7..=7)].concat(),
         };
-        let actions = m.on_message(chunk, pos(0));
-        assert!(matches!(actions.as_slice(), [Action::Apply(e)] if e.len() == 2));
+        let actions = m.on_message(chunk, local(0));
+        assert!(matches!(actions.as_slice(), [Action::Stage(e)] if e.len() == 2));
         let end = Response::SnapshotEnd {
             partition: 0,
             last: pos(10),
         };
         assert_eq!(
-            m.on_message(end, pos(7)),
+            m.on_message(end, local(7)),
             vec![Action::EndSnapshot { last: pos(10) }, Action::Ack]
         );
         assert_eq!(m.full_resyncs, 1);
         // Back to normal streaming: contiguity is enforced again.
-        let actions = m.on_message(batch(12..=12, 12), pos(10));
+        let actions = m.on_message(batch(12..=12, 12), local(10));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
     }
 
@@ -454,7 +584,7 @@ mod tests {
             message: "recovering".into(),
         };
         assert!(matches!(
-            m.on_message(err, pos(0)).as_slice(),
+            m.on_message(err, local(0)).as_slice(),
             [Action::Disconnect { .. }]
         ));
     }
@@ -464,17 +594,19 @@ mod tests {
         let now = Instant::now();
         let mut m = FollowerMachine::recovering(now);
         assert_eq!(m.tick(now), Some(Action::Connect));
-        m.connected(pos(5));
-        let actions = m.on_message(snapshot_start(1005), pos(5));
+        m.connected(pos(5), 1);
+        m.on_message(log_match(1, 5), local(5));
+        let actions = m.on_message(snapshot_start(1005), local(5));
         assert!(matches!(actions.as_slice(), [Action::Disconnect { .. }]));
         assert_eq!(m.refused_snapshots, 1);
         // An empty leader has nothing to lose: it takes the snapshot.
         let mut m = FollowerMachine::recovering(now);
         m.tick(now);
-        m.connected(pos(0));
+        m.connected(pos(0), 1);
+        m.on_message(log_match(1, 0), local(0));
         assert_eq!(
-            m.on_message(snapshot_start(9), pos(0)),
-            vec![Action::BeginSnapshot]
+            m.on_message(snapshot_start(9), local(0)),
+            vec![Action::BeginSnapshot { last: pos(9) }]
         );
     }
 
@@ -482,25 +614,28 @@ mod tests {
     fn a_snapshot_end_must_match_its_start() {
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        assert_eq!(m.on_message(start, pos(2)), vec![Action::BeginSnapshot]);
+        assert_eq!(
+            m.on_message(start, local(2)),
+            vec![Action::BeginSnapshot { last: pos(10) }]
+        );
         let beyond = Response::Entries {
             partition: 0,
             source_last: pos(20),
             entries: entries(11..=11),
         };
         assert!(matches!(
-            m.on_message(beyond, pos(0)).as_slice(),
+            m.on_message(beyond, local(0)).as_slice(),
             [Action::Disconnect { .. }]
         ));
         let mut m = streaming(Instant::now());
         let start = snapshot_start(10);
-        m.on_message(start, pos(2));
+        m.on_message(start, local(2));
         let end = Response::SnapshotEnd {
             partition: 0,
             last: pos(1010),
         };
         assert!(matches!(
-            m.on_message(end, pos(0)).as_slice(),
+            m.on_message(end, local(0)).as_slice(),
             [Action::Disconnect { .. }]
         ));
         let stray_end = Response::SnapshotEnd {
@@ -509,8 +644,51 @@ mod tests {
         };
         let mut m = streaming(Instant::now());
         assert!(matches!(
-            m.on_message(stray_end, pos(0)).as_slice(),
+            m.on_message(stray_end, local(0)).as_slice(),
             [Action::Disconnect { .. }]
+        ));
+    }
+
+    #[test]
+    fn a_stream_opens_with_log_matching() {
+        let now = Instant::now();
+        // Anything before LogMatch breaks the stream.
+        let mut m = FollowerMachine::new(now);
+        m.tick(now);
+        m.connected(pos(3), 1);
+        let early = m.on_message(batch(4..=4, 4), local(3));
+        assert!(matches!(early.as_slice(), [Action::Disconnect { .. }]));
+        // A source older than what the replica has seen is refused.
+        let mut m = FollowerMachine::new(now);
+        m.tick(now);
+        m.connected(pos(3), 2);
+        let seen_two = Local {
+            epoch: 2,
+            ..local(3)
+        };
+        let stale = m.on_message(log_match(1, 3), seen_two);
+        assert!(matches!(stale.as_slice(), [Action::Disconnect { .. }]));
+        // A source that ends our epoch earlier: truncate, then stream on.
+        let mut m = FollowerMachine::new(now);
+        m.tick(now);
+        m.connected(pos(8), 1);
+        assert_eq!(
+            m.on_message(log_match(2, 5), local(8)),
+            vec![Action::SeenEpoch(2), Action::Truncate { keep: 5 }]
+        );
+        assert_eq!(m.truncations, 1);
+        let next = Response::Entries {
+            partition: 0,
+            source_last: Position { epoch: 2, lsn: 6 },
+            entries: vec![Entry {
+                position: Position { epoch: 2, lsn: 6 },
+                key: Bytes::from_static(b"k"),
+                value: None,
+            }],
+        };
+        assert!(matches!(
+            m.on_message(next, local(5)).as_slice(),
+            [Action::Apply(_), Action::Ack]
         ));
     }
 
@@ -560,7 +738,7 @@ mod tests {
         assert_eq!(check_message(0, &with(b"k", Some(valid)), FRAME), Ok(()));
         assert!(check_message(0, &with(b"k", Some(b"\xff\xff")), FRAME).is_err());
         assert!(check_message(0, &with(b"", Some(valid)), FRAME).is_err());
-        // The snapshot marker: an empty key, tombstone.
+        // An older version's snapshot marker: an empty key, tombstone.
         assert_eq!(check_message(0, &with(b"", None), FRAME), Ok(()));
         let start = Response::SnapshotStart {
             partition: 2,

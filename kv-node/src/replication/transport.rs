@@ -1,21 +1,27 @@
-//! The tokio tasks around the sans-IO replication logic: serving a
-//! subscription (source side), following a leader, and a leader's recovery.
+//! The tokio tasks around the sans-IO replication logic: terms, and serving
+//! a subscription (source side); following a leader and a leader's
+//! recovery are in [`super::pull`].
 //! They move frames and call the replica; every decision is made in
-//! [`super::plan`] or [`super::follower`].
+//! [`super::machine`], [`super::source`], [`super::follower`] or
+//! [`super::plan`].
+//!
+//! Each replica runs one *term* at a time ([`start_term`]): a role change
+//! cancels every task of the old term (its token) before the new term's
+//! tasks start.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Position, Since};
+use kv_storage::{Entry, Epoch, Position};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::backlog::BacklogMiss;
-use super::follower::{Action, FollowerMachine, check_message};
-use super::plan::{self, RecoveryStep, SubscribeDecision};
+use super::machine::{Effect, SubscribeAnswer};
+use super::pull;
+use super::source::{SourceStream, Step};
 use crate::error::ErrorCode;
 use crate::protocol::handshake::{self, Credentials};
 use crate::protocol::{self, Conn, PeerKind, Request, RequestId, Response};
@@ -27,35 +33,101 @@ use crate::storage_io;
 const BATCH_BYTES: usize = 1024 * 1024;
 /// Entries read from the store per catch-up step.
 const STORE_BATCH_ENTRIES: usize = 4096;
-/// How long an empty leader waits before asking its followers again.
-const RECOVERY_RETRY: Duration = Duration::from_millis(100);
+/// How long a recovering leader waits before asking its peers again.
+pub(super) const RECOVERY_RETRY: Duration = Duration::from_millis(100);
 
-/// Starts a follower task for every followed partition, and a recovery
-/// task (which holds writes back) for every led partition with followers.
-pub(crate) fn start_replication(shared: &Arc<Shared>) {
+/// Starts every hosted replica's first term, in its role in the map.
+pub(crate) async fn start_replication(shared: &Arc<Shared>) {
     for replica in shared.replicas.values() {
         let p = replica.partition;
-        match replica.role {
-            Role::Follower => {
-                let Some(leader) = shared.options.map.leader(p) else {
-                    continue;
-                };
-                let task = follow(Arc::clone(shared), Arc::clone(replica), leader);
-                shared.spawn_until_shutdown(task);
+        let Some(role) = shared.options.map.role_of(shared.id(), p) else {
+            continue;
+        };
+        let leader = shared.options.map.leader(p);
+        start_term(shared, replica, role, leader, None).await;
+    }
+}
+
+/// Ends `replica`'s current term and starts a new one as `role` (see
+/// [`super::machine::ReplicaMachine::set_role`]). A leader with no peers
+/// has begun its epoch when this returns; other work runs in the term's
+/// tasks.
+pub(crate) async fn start_term(
+    shared: &Arc<Shared>,
+    replica: &Arc<Replica>,
+    role: Role,
+    leader: Option<NodeId>,
+    epoch: Option<Epoch>,
+) {
+    let me = shared.id();
+    let p = replica.partition;
+    let peers: Vec<NodeId> = shared
+        .options
+        .map
+        .replicas(p)
+        .unwrap_or(&[])
+        .iter()
+        .copied()
+        .filter(|&n| n != me)
+        .collect();
+    let token = replica.new_term(&shared.cancel);
+    let effects = {
+        let mut m = replica.machine();
+        m.set_peers(peers);
+        m.set_role(me, role, leader, epoch, replica.position())
+    };
+    info!(
+        node = me,
+        partition = p,
+        ?role,
+        ?leader,
+        "replica term starts"
+    );
+    for effect in effects {
+        if let Effect::BeginEpoch(epoch) = effect {
+            begin_epoch(replica, epoch).await;
+            continue;
+        }
+        let task = run_effect(Arc::clone(shared), Arc::clone(replica), effect);
+        let token = token.clone();
+        shared.tracker.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = task => {}
             }
-            Role::Leader => {
-                if shared
-                    .options
-                    .map
-                    .followers(p)
-                    .is_some_and(|f| !f.is_empty())
-                {
-                    replica.set_recovering(true);
-                    let task = recover(Arc::clone(shared), Arc::clone(replica));
-                    shared.spawn_until_shutdown(task);
-                }
+        });
+    }
+}
+
+/// Carries out one effect of a term's start.
+async fn run_effect(shared: Arc<Shared>, replica: Arc<Replica>, effect: Effect) {
+    match effect {
+        Effect::Follow { leader } => pull::follow(shared, replica, leader).await,
+        Effect::AskPositions { .. } | Effect::RetryLater | Effect::PullFrom { .. } => {
+            pull::recover(shared, replica).await;
+        }
+        Effect::BeginEpoch(epoch) => begin_epoch(&replica, epoch).await,
+        Effect::StopTasks => {}
+    }
+}
+
+/// Persists a new leader epoch, retrying until the store takes it; the
+/// replica takes writes from then on.
+pub(super) async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) {
+    let p = replica.partition;
+    loop {
+        match storage_io::begin_epoch(replica, epoch).await {
+            Ok(()) => {
+                replica.machine().on_epoch_begun(epoch);
+                info!(partition = p, epoch, position = ?replica.position(), "leader ready for writes in a new epoch");
+                return;
+            }
+            Err(e) => {
+                warn!(partition = p, epoch, error = %e, "persisting the new epoch failed; not taking writes");
+                replica.set_problem(format!("persisting epoch {epoch} failed: {e}"));
             }
         }
+        tokio::time::sleep(RECOVERY_RETRY).await;
     }
 }
 
@@ -65,7 +137,7 @@ async fn send(conn: &mut Conn, id: RequestId, response: &Response) -> bool {
     conn.send(out.freeze()).await.is_ok()
 }
 
-async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool {
+pub(super) async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool {
     let mut out = BytesMut::new();
     request.encode(id, &mut out);
     conn.send(out.freeze()).await.is_ok()
@@ -74,7 +146,7 @@ async fn send_request(conn: &mut Conn, id: RequestId, request: &Request) -> bool
 /// Dials `node` as a peer: the handshake must show that the answer comes
 /// from that node and, when this node holds the cluster secret, that it
 /// holds it too; otherwise nothing is sent or applied.
-async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
+pub(super) async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
     let addr = shared.options.map.addr(node)?;
     let options = &shared.options;
     let mut conn = protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
@@ -106,44 +178,70 @@ async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
 // Source side
 // ---------------------------------------------------------------------------
 
-/// Serves one subscription on `conn` until either side goes away.
+/// Who subscribes, and from where in their history.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subscriber {
+    /// The subscribing node.
+    pub from: NodeId,
+    /// Its last entry's position.
+    pub after: Position,
+    /// The highest epoch it has seen.
+    pub epoch: Epoch,
+}
+
+/// Serves one subscription on `conn` until either side goes away or this
+/// replica's term ends.
 pub(crate) async fn serve_subscription(
     shared: &Arc<Shared>,
     mut conn: Conn,
     id: RequestId,
     partition: PartitionId,
-    from: NodeId,
-    after: Position,
+    sub: Subscriber,
 ) {
     let Some(replica) = shared.replicas.get(&partition).cloned() else {
         let msg = format!("node {} does not host partition {partition}", shared.id());
         send(&mut conn, id, &error_reply(ErrorCode::NotHosted, None, msg)).await;
         return;
     };
-    let own = replica.position();
-    let refusal = match plan::on_subscribe(replica.state(), own, after) {
-        SubscribeDecision::Stream => None,
-        SubscribeDecision::Recovering => Some((ErrorCode::Recovering, "source is recovering")),
-        SubscribeDecision::SubscriberAhead => {
-            warn!(
-                partition,
-                from,
-                ?after,
-                ?own,
-                "subscriber is ahead of this replica; refusing to stream (no-wipe rule)"
-            );
-            Some((ErrorCode::WouldRegress, "subscriber is ahead of the source"))
+    let stop = replica.term_token().child_token();
+    let end = match storage_io::end_of_epoch(&replica, sub.after.epoch).await {
+        Ok(end) => end,
+        Err(e) => {
+            let msg = format!("partition {partition} on node {}: {e}", shared.id());
+            send(&mut conn, id, &error_reply(ErrorCode::Storage, None, msg)).await;
+            return;
         }
     };
-    if let Some((code, msg)) = refusal {
-        let msg = format!("partition {partition} on node {}: {msg}", shared.id());
-        send(&mut conn, id, &error_reply(code, None, msg)).await;
+    let answer = replica.machine().on_subscribe(sub.epoch, sub.after, end);
+    let (epoch, end, start) = match answer {
+        SubscribeAnswer::Serve { epoch, end, from } => (epoch, end, from),
+        SubscribeAnswer::Refuse(code, msg) => {
+            debug!(partition, from = sub.from, ?code, %msg, "refusing a subscription");
+            let msg = format!("partition {partition} on node {}: {msg}", shared.id());
+            send(&mut conn, id, &error_reply(code, None, msg)).await;
+            return;
+        }
+    };
+    if end.lsn < sub.after.lsn {
+        info!(partition, from = sub.from, after = ?sub.after, ?end, "subscriber's history diverges: it truncates after the match point");
+    }
+    let matched = Response::LogMatch {
+        partition,
+        epoch,
+        end,
+    };
+    if !send(&mut conn, id, &matched).await {
         return;
     }
-    debug!(partition, from, ?after, "serving replication stream");
-    replica.follower_update(from, true, Some(after));
+    debug!(
+        partition,
+        from = sub.from,
+        start,
+        "serving replication stream"
+    );
+    let from = sub.from;
+    replica.follower_update(from, true, Some(sub.after));
     let (mut sink, stream) = conn.split();
-    let stop = shared.cancel.child_token();
     shared
         .tracker
         .spawn(read_acks(Arc::clone(&replica), from, stream, stop.clone()));
@@ -151,7 +249,7 @@ pub(crate) async fn serve_subscription(
         shared,
         replica: &replica,
         id,
-        sent: after.lsn,
+        stream: SourceStream::new(start),
     };
     source.run(&mut sink, &stop).await;
     stop.cancel();
@@ -189,10 +287,12 @@ struct StreamSource<'a> {
     shared: &'a Shared,
     replica: &'a Arc<Replica>,
     id: RequestId,
-    sent: u64,
+    stream: SourceStream,
 }
 
 impl StreamSource<'_> {
+    /// Streams until the follower goes away or the term ends; what to send
+    /// is [`SourceStream`]'s decision.
     async fn run(&mut self, sink: &mut Sink, stop: &CancellationToken) {
         let mut last_rx = self.replica.subscribe_last();
         let heartbeat = self.shared.options.heartbeat_interval;
@@ -201,16 +301,28 @@ impl StreamSource<'_> {
             return;
         }
         loop {
-            let ok = match self.replica.backlog_after(self.sent, BATCH_BYTES) {
-                Ok(entries) if !entries.is_empty() => self.send_entries(sink, &entries).await,
-                Ok(_) => {
+            let read = self.replica.backlog_after(self.stream.sent(), BATCH_BYTES);
+            let mut step = self.stream.on_backlog(read);
+            if step == Step::ReadHistory {
+                let after = self.stream.sent();
+                match storage_io::history_after(self.replica, after, STORE_BATCH_ENTRIES).await {
+                    Ok(read) => step = self.stream.on_history(read),
+                    Err(e) => {
+                        warn!(partition = self.replica.partition, error = %e, "reading history for a follower failed");
+                        return;
+                    }
+                }
+            }
+            let ok = match step {
+                Step::Send(entries) => self.send_chunks(sink, &entries).await,
+                Step::Snapshot => self.send_snapshot(sink, stop).await,
+                Step::Wait | Step::ReadHistory => {
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         changed = last_rx.changed() => changed.is_ok(),
                         _ = tokio::time::sleep(heartbeat) => self.send_entries(sink, &[]).await,
                     }
                 }
-                Err(BacklogMiss::Evicted) => self.catch_up_from_store(sink, stop).await,
             };
             if !ok || stop.is_cancelled() {
                 return;
@@ -223,7 +335,7 @@ impl StreamSource<'_> {
         let last = self.replica.position();
         protocol::message::encode_entries(&mut out, self.id, self.replica.partition, last, entries);
         if let Some(e) = entries.last() {
-            self.sent = e.position.lsn;
+            self.stream.sent_through(e.position.lsn);
         }
         sink.send(out.freeze()).await.is_ok()
     }
@@ -232,29 +344,6 @@ impl StreamSource<'_> {
         let mut out = BytesMut::new();
         response.encode(self.id, &mut out);
         sink.send(out.freeze()).await.is_ok()
-    }
-
-    /// The backlog no longer holds what the follower needs: read the
-    /// store's history, or send a snapshot when that was compacted away.
-    async fn catch_up_from_store(&mut self, sink: &mut Sink, stop: &CancellationToken) -> bool {
-        let since = storage_io::history_after(self.replica, self.sent, STORE_BATCH_ENTRIES).await;
-        match since {
-            Ok(Since::Entries(entries)) if !entries.is_empty() => {
-                self.send_chunks(sink, &entries).await
-            }
-            Ok(Since::Entries(_)) => {
-                // Nothing newer on disk either; wait for a write.
-                tokio::select! {
-                    _ = stop.cancelled() => false,
-                    _ = tokio::time::sleep(self.shared.options.heartbeat_interval) => true,
-                }
-            }
-            Ok(Since::Snapshot { entries, last }) => self.send_snapshot(sink, entries, last).await,
-            Err(e) => {
-                warn!(partition = self.replica.partition, error = %e, "reading history for a follower failed");
-                false
-            }
-        }
     }
 
     async fn send_chunks(&mut self, sink: &mut Sink, entries: &[Entry]) -> bool {
@@ -266,17 +355,22 @@ impl StreamSource<'_> {
         true
     }
 
-    async fn send_snapshot(
-        &mut self,
-        sink: &mut Sink,
-        entries: Vec<Entry>,
-        last: Position,
-    ) -> bool {
+    /// A full resync in bounded chunks, as of the store's position when it
+    /// starts (kv-storage's `SnapshotReader`); the follower stages it and
+    /// switches it in at `SnapshotEnd`, then streams what came after.
+    async fn send_snapshot(&mut self, sink: &mut Sink, stop: &CancellationToken) -> bool {
         let partition = self.replica.partition;
+        let mut reader = match storage_io::snapshot_reader(self.replica, BATCH_BYTES).await {
+            Ok(reader) => reader,
+            Err(e) => {
+                warn!(partition, error = %e, "starting a snapshot failed");
+                return false;
+            }
+        };
+        let last = reader.as_of();
         let reason = format!(
-            "history after LSN {} was compacted away; sending {} live records",
-            self.sent,
-            entries.len()
+            "history after LSN {} was compacted away; sending every live record as of {last:?}",
+            self.stream.sent()
         );
         info!(partition, %reason, "full resync");
         self.replica.count_full_resync();
@@ -285,10 +379,31 @@ impl StreamSource<'_> {
             last,
             reason,
         };
-        if !self.send_response(sink, start).await || !self.send_chunks(sink, &entries).await {
+        if !self.send_response(sink, start).await {
             return false;
         }
-        self.sent = last.lsn;
+        loop {
+            if stop.is_cancelled() {
+                return false;
+            }
+            let (back, chunk) = match storage_io::next_snapshot_chunk(reader).await {
+                Ok(next) => next,
+                Err(e) => {
+                    warn!(partition, error = %e, "reading a snapshot chunk failed");
+                    return false;
+                }
+            };
+            reader = back;
+            let Some(entries) = chunk else { break };
+            for part in byte_chunks(&entries, BATCH_BYTES) {
+                let mut out = BytesMut::new();
+                protocol::message::encode_entries(&mut out, self.id, partition, last, part);
+                if sink.send(out.freeze()).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        self.stream.snapshot_sent(last);
         self.send_response(sink, Response::SnapshotEnd { partition, last })
             .await
     }
@@ -312,206 +427,6 @@ fn byte_chunks(entries: &[Entry], max_bytes: usize) -> Vec<&[Entry]> {
         chunks.push(&entries[start..]);
     }
     chunks
-}
-
-// ---------------------------------------------------------------------------
-// Follower side
-// ---------------------------------------------------------------------------
-
-/// Follows `leader` for one partition until the node shuts down.
-async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: NodeId) {
-    let mut machine = FollowerMachine::new(Instant::now());
-    loop {
-        if let Some(at) = machine.next_tick() {
-            tokio::select! {
-                _ = shared.cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(at.into()) => {}
-            }
-        }
-        if machine.tick(Instant::now()) != Some(Action::Connect) {
-            continue;
-        }
-        if let Some(conn) = connect(&shared, leader).await {
-            let end = session(&shared, &replica, conn, &mut machine, None).await;
-            debug!(
-                partition = replica.partition,
-                leader,
-                ?end,
-                "replication stream ended"
-            );
-        }
-        replica.set_leader_view(false, None);
-        machine.disconnected(Instant::now());
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum SessionEnd {
-    Cancelled,
-    Disconnected(String),
-    TargetReached,
-}
-
-/// One subscription to a source, applying what it streams, until it ends
-/// or the replica reaches `target`.
-async fn session(
-    shared: &Shared,
-    replica: &Arc<Replica>,
-    mut conn: Conn,
-    machine: &mut FollowerMachine,
-    target: Option<Position>,
-) -> SessionEnd {
-    let Action::Subscribe { after } = machine.connected(replica.position()) else {
-        return SessionEnd::Disconnected("machine refused to subscribe".into());
-    };
-    let subscribe = Request::Subscribe {
-        partition: replica.partition,
-        from: shared.id(),
-        after,
-    };
-    if !send_request(&mut conn, 1, &subscribe).await {
-        return SessionEnd::Disconnected("sending subscribe failed".into());
-    }
-    loop {
-        let frame = tokio::select! {
-            _ = shared.cancel.cancelled() => return SessionEnd::Cancelled,
-            f = conn.next() => f,
-        };
-        let message = match frame.map(|f| f.map(|b| Response::decode(b.freeze()))) {
-            Some(Ok(Ok((_, message)))) => message,
-            Some(Ok(Err(e))) => return SessionEnd::Disconnected(format!("bad message: {e}")),
-            Some(Err(e)) => return SessionEnd::Disconnected(format!("read failed: {e}")),
-            None => return SessionEnd::Disconnected("source closed the stream".into()),
-        };
-        let max_frame = shared.options.max_frame_bytes;
-        if let Err(reason) = check_message(replica.partition, &message, max_frame) {
-            warn!(partition = replica.partition, %reason, "refusing a replication message");
-            return SessionEnd::Disconnected(reason);
-        }
-        for action in machine.on_message(message, replica.position()) {
-            if let Err(reason) = execute(replica, &mut conn, action).await {
-                return SessionEnd::Disconnected(reason);
-            }
-        }
-        replica.set_leader_view(true, Some(machine.source_last));
-        note_resynced(replica, machine);
-        if target.is_some_and(|t| replica.position() >= t) {
-            return SessionEnd::TargetReached;
-        }
-    }
-}
-
-/// A follower resyncing after its damaged store was moved aside serves
-/// again once it has caught up with its leader.
-fn note_resynced(replica: &Replica, machine: &FollowerMachine) {
-    let resyncing =
-        replica.role == Role::Follower && replica.state() == protocol::ReplicaState::Recovering;
-    if resyncing && !machine.in_snapshot() && replica.position() >= machine.source_last {
-        replica.set_recovering(false);
-        replica.set_problem(String::new());
-        info!(partition = replica.partition, position = ?replica.position(), "follower resynced from its leader; serving again");
-    }
-}
-
-async fn execute(replica: &Arc<Replica>, conn: &mut Conn, action: Action) -> Result<(), String> {
-    let blocking = match action {
-        Action::Apply(entries) => storage_io::apply(replica, entries).await,
-        Action::BeginSnapshot => storage_io::begin_snapshot(replica).await,
-        Action::EndSnapshot { last } => storage_io::end_snapshot(replica, last).await,
-        Action::Ack => {
-            let ack = Request::Ack {
-                partition: replica.partition,
-                applied: replica.position(),
-            };
-            return if send_request(conn, 1, &ack).await {
-                Ok(())
-            } else {
-                Err("sending ack failed".into())
-            };
-        }
-        Action::Disconnect { reason } => return Err(reason),
-        Action::Connect | Action::Subscribe { .. } => return Ok(()),
-    };
-    blocking.map_err(|e| {
-        warn!(partition = replica.partition, error = %e, "applying replicated data failed");
-        format!("storage: {e}")
-    })
-}
-
-// ---------------------------------------------------------------------------
-// Leader recovery
-// ---------------------------------------------------------------------------
-
-/// Holds a led partition's writes back until it has caught up with its most
-/// advanced reachable follower (see [`plan::recovery_step`]).
-async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
-    let p = replica.partition;
-    let followers: Vec<NodeId> = shared.options.map.followers(p).unwrap_or(&[]).to_vec();
-    loop {
-        let replies = ask_positions(&shared, p, &followers).await;
-        let positions: Vec<Position> = replies.iter().map(|(_, pos)| *pos).collect();
-        match plan::recovery_step(replica.position(), &positions, !followers.is_empty()) {
-            RecoveryStep::Ready => {
-                replica.set_recovering(false);
-                info!(partition = p, position = ?replica.position(), "leader ready for writes");
-                return;
-            }
-            RecoveryStep::Wait => {
-                debug!(
-                    partition = p,
-                    "empty leader: waiting to hear from a follower"
-                );
-            }
-            RecoveryStep::PullFrom(i) => {
-                let (node, target) = replies[i];
-                info!(partition = p, from = node, ?target, own = ?replica.position(), "leader is behind a follower; catching up before taking writes");
-                if let Some(conn) = connect(&shared, node).await {
-                    let mut machine = FollowerMachine::recovering(Instant::now());
-                    let _ = machine.tick(Instant::now());
-                    let end = session(&shared, &replica, conn, &mut machine, Some(target)).await;
-                    match end {
-                        SessionEnd::Cancelled => return,
-                        SessionEnd::TargetReached => continue,
-                        SessionEnd::Disconnected(reason) => {
-                            warn!(partition = p, from = node, %reason, "catch-up from follower interrupted");
-                        }
-                    }
-                }
-            }
-        }
-        tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            _ = tokio::time::sleep(RECOVERY_RETRY) => {}
-        }
-    }
-}
-
-/// Asks each node for its position in partition `p`; silent nodes are left
-/// out.
-async fn ask_positions(
-    shared: &Shared,
-    p: PartitionId,
-    nodes: &[NodeId],
-) -> Vec<(NodeId, Position)> {
-    let asks = nodes.iter().map(|&node| async move {
-        let mut conn = connect(shared, node).await?;
-        if !send_request(&mut conn, 1, &Request::Position { partition: p }).await {
-            return None;
-        }
-        let frame = tokio::time::timeout(shared.options.peer_timeout, conn.next())
-            .await
-            .ok()??
-            .ok()?;
-        match Response::decode(frame.freeze()) {
-            Ok((_, Response::Position { position, .. })) => Some((node, position)),
-            _ => None,
-        }
-    });
-    futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
 }
 
 #[cfg(test)]

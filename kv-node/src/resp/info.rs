@@ -144,7 +144,7 @@ fn server_lines(front: &Front, me: &NodeInfo) -> Vec<(String, String)> {
         kv("uptime_in_seconds", up),
         kv("uptime_in_days", up / 86_400),
         kv("kv_node_id", me.node),
-        kv("kv_map_epoch", me.map_epoch),
+        kv("kv_map_version", me.map_version),
         kv("kv_partitions", front.shared.options.map.partition_count()),
     ]
 }

@@ -8,13 +8,12 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use kv_codec::Value;
-use kv_router::Role;
 
 use super::connection::Front;
 use super::reply::Reply;
 use crate::atomic::{NOT_AN_INTEGER, OVERFLOW};
 use crate::error::{Error, ErrorCode};
-use crate::protocol::{Conditional, ReplicaState, Response};
+use crate::protocol::{Conditional, Response};
 use crate::server;
 
 /// True when this node leads `key`'s partition and is ready to serve it.
@@ -24,7 +23,7 @@ fn leads(front: &Front, key: &[u8]) -> bool {
         .shared
         .replicas
         .get(&p)
-        .is_some_and(|r| r.role == Role::Leader && r.state() == ReplicaState::Ready)
+        .is_some_and(|r| r.machine().writable().is_ok())
 }
 
 /// An error reply from the local leader code as the error a remote node's

@@ -311,7 +311,6 @@ impl KeyDir {
     }
 
     /// Points `key` at `loc` unless it points at an equal or newer LSN.
-    #[cfg(test)]
     pub(crate) fn insert_newer(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Upsert, Error> {
         self.upsert(hash, key, loc, |old| loc.lsn() > old.lsn())
     }

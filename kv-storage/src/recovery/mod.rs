@@ -5,6 +5,9 @@
 //! The store only ever changes the directory in these durable steps, so a
 //! crash leaves one of a few recognisable states:
 //!
+//! 0. `staging/` — a snapshot install: finished if its `COMMIT` record is
+//!    there, else removed (`install.rs`). Then `truncate-<n>.marker` — a
+//!    truncation passed its commit point: it is finished (`truncate.rs`).
 //! 1. `*.tmp` files — an unfinished new segment, hint, compaction output,
 //!    marker or epoch file. Never referenced: deleted.
 //! 2. `compaction-<n>.marker` — a compaction whose outputs are all durable was
@@ -60,7 +63,8 @@
 //!   has a hint, which the newest log segment never has. Deleting the
 //!   *oldest* log segment leaves no trace and is not detected (that would
 //!   need a manifest of segments).
-//! - epoch: the larger of the `EPOCH` file and any epoch seen on disk.
+//! - epoch history: the `EPOCHS` file (legacy: `EPOCH`), reconciled with
+//!   the log's last position and highest epoch (`epochs.rs`).
 //!
 //! # Speed
 //!
@@ -81,6 +85,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::epochs::EpochHistory;
 use crate::error::Error;
 use crate::keydir::KeyDir;
 use crate::meta;
@@ -98,7 +103,7 @@ pub(crate) struct Recovered {
     /// Length of the active file (≥ `active_len`; zeros in between).
     pub active_file_len: u64,
     pub last: Position,
-    pub epoch: Epoch,
+    pub epochs: EpochHistory,
     pub floor: Lsn,
     pub live_bytes: u64,
     pub truncated_tail_bytes: u64,
@@ -309,6 +314,8 @@ fn missing_history(s: &Summary, end: Lsn) -> Error {
 
 /// Recovers the store in `dir` into `keydir` (which must be empty).
 pub(crate) fn recover(dir: &Path, keydir: &KeyDir) -> Result<Recovered, Error> {
+    crate::install::finish_interrupted(dir)?;
+    crate::truncate::finish_interrupted(dir)?;
     let mut listing = Listing::read(dir)?;
     let files = tidy(dir, &mut listing)?;
     let newest_log = files
@@ -376,7 +383,7 @@ pub(crate) fn recover(dir: &Path, keydir: &KeyDir) -> Result<Recovered, Error> {
         active,
         active_file,
         last: h.last,
-        epoch: meta::read_epoch(dir)?.max(h.max_epoch),
+        epochs: EpochHistory::load(dir, h.last, h.max_epoch)?,
         floor: h.floor,
         live_bytes: summaries.iter().map(|s| s.live).sum::<i64>().max(0) as u64,
         truncated_tail_bytes: summaries.iter().map(|s| s.truncated).sum(),

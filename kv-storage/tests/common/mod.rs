@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use kv_storage::{CompactionPolicy, HotCache, Options, Store, SyncPolicy};
+use kv_storage::{
+    CompactionPolicy, Entry, Error, FaultPoint, HotCache, Options, Position, Store, SyncPolicy,
+};
 
 /// Options for tests: tiny segments, manual compaction, no fsync, a private
 /// cache of `cache` bytes.
@@ -60,4 +62,36 @@ pub fn live_pairs(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect();
     all.sort();
     all
+}
+
+/// Installs `entries` as a snapshot as of `as_of` with a staged install.
+pub fn install(store: &Store, entries: &[Entry], as_of: Position) {
+    let mut install = store.begin_install(as_of).expect("begin install");
+    install.add(entries).expect("stage");
+    install.commit().expect("commit");
+}
+
+/// Copies `source`'s live entries to `dest` with a chunked snapshot of
+/// `chunk_bytes` chunks; returns the snapshot's position.
+pub fn copy_snapshot(source: &Store, dest: &Store, chunk_bytes: usize) -> Position {
+    let reader = source.snapshot_reader(chunk_bytes).expect("reader");
+    let as_of = reader.as_of();
+    let mut install = dest.begin_install(as_of).expect("begin install");
+    for chunk in reader {
+        install.add(&chunk.expect("chunk")).expect("stage");
+    }
+    install.commit().expect("commit");
+    as_of
+}
+
+/// Checks that `result` stopped at `point` and that the store then refuses
+/// writes (as after a crash), and drops the store.
+pub fn crashed_at<T: std::fmt::Debug>(store: Store, result: Result<T, Error>, point: FaultPoint) {
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, Error::FaultInjected(p) if p == point),
+        "{err}"
+    );
+    assert!(matches!(store.put(b"x", b"y"), Err(Error::Closed)));
+    drop(store);
 }

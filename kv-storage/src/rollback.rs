@@ -1,0 +1,351 @@
+//! Rollback files: what a truncation removed, kept so nothing disappears
+//! silently.
+//!
+//! # Why
+//!
+//! When log matching finds that a replica holds entries the leader never
+//! had (a divergent tail), [`Store::truncate_after`] removes them. Those
+//! entries may be acknowledged writes of a deposed leader; as MongoDB does,
+//! they are first written to a *rollback file* under `<store>/rollback/`,
+//! fsynced before anything is removed, so an operator can inspect them
+//! ([`read`], `kv inspect`) and re-apply what matters.
+//!
+//! # Format (`rollback/rollback-<n>.kvrb`, `n` counting up from 1)
+//!
+//! All integers little-endian. Header, 32 bytes:
+//!
+//! | offset | size | field                                             |
+//! |--------|------|---------------------------------------------------|
+//! | 0      | 4    | magic `KVRB`                                      |
+//! | 4      | 1    | version, 1                                        |
+//! | 5      | 3    | zero                                              |
+//! | 8      | 4    | epoch of the position truncated after (kept)      |
+//! | 12     | 8    | LSN of that position                              |
+//! | 20     | 8    | number of entries `n`                             |
+//! | 28     | 4    | CRC-32 of bytes 0..28                             |
+//!
+//! Then `n` entries, in LSN order:
+//!
+//! | size | field                                                  |
+//! |------|--------------------------------------------------------|
+//! | 4    | CRC-32 of the rest of the entry (from `body length`)   |
+//! | 4    | body length `b` (bytes after this field)               |
+//! | 4    | epoch                                                  |
+//! | 8    | LSN                                                    |
+//! | 1    | kind: 0 value, 1 tombstone (deletion)                  |
+//! | 4    | key length `k`                                         |
+//! | k    | key                                                    |
+//! | b−21−k | value (empty for a tombstone)                        |
+//!
+//! The file is written as `.tmp`, fsynced, renamed and the directory
+//! fsynced: a rollback file that exists is complete.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::meta;
+use crate::segment::sync_dir;
+use crate::{Entry, Position, Store};
+
+/// Subdirectory of a store directory holding rollback files.
+pub const ROLLBACK_DIR: &str = "rollback";
+const MAGIC: &[u8; 4] = b"KVRB";
+const VERSION: u8 = 1;
+const HEADER_BYTES: usize = 32;
+/// Entry bytes before the key: CRC, body length, epoch, LSN, kind, key length.
+const ENTRY_FIXED_BYTES: usize = 4 + 4 + 4 + 8 + 1 + 4;
+
+/// A rollback file's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollbackFile {
+    /// The position the store was truncated after (it kept this entry).
+    pub truncated_after: Position,
+    /// The removed entries, in LSN order.
+    pub entries: Vec<Entry>,
+}
+
+/// The rollback files of the store in `store_dir`, oldest first (none if the
+/// store never truncated).
+pub fn list(store_dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let dir = store_dir.join(ROLLBACK_DIR);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str());
+        if let Some(n) = name.and_then(parse_name) {
+            files.push((n, path));
+        }
+    }
+    files.sort();
+    Ok(files.into_iter().map(|(_, path)| path).collect())
+}
+
+/// Reads and checks a rollback file; any damage is [`Error::Corrupted`].
+pub fn read(path: &Path) -> Result<RollbackFile, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (truncated_after, n) = decode_header(&bytes).ok_or_else(|| bad(path, 0))?;
+    let mut entries = Vec::new();
+    let mut at = HEADER_BYTES;
+    for _ in 0..n {
+        let (entry, len) = decode_entry(&bytes, at).ok_or_else(|| bad(path, at))?;
+        entries.push(entry);
+        at += len;
+    }
+    if at != bytes.len() {
+        return Err(bad(path, at));
+    }
+    Ok(RollbackFile {
+        truncated_after,
+        entries,
+    })
+}
+
+fn bad(path: &Path, at: usize) -> Error {
+    Error::corrupted(path, at as u64, "bad rollback file")
+}
+
+fn name(n: u64) -> String {
+    format!("rollback-{n:010}.kvrb")
+}
+
+fn parse_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("rollback-")?.strip_suffix(".kvrb")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn encode_header(after: Position, n: u64) -> [u8; HEADER_BYTES] {
+    let mut h = [0u8; HEADER_BYTES];
+    let mut body = MAGIC.to_vec();
+    body.extend_from_slice(&[VERSION, 0, 0, 0]);
+    body.extend_from_slice(&after.epoch.to_le_bytes());
+    body.extend_from_slice(&after.lsn.to_le_bytes());
+    body.extend_from_slice(&n.to_le_bytes());
+    let with_crc = meta::with_crc(body);
+    for (dst, src) in h.iter_mut().zip(with_crc) {
+        *dst = src;
+    }
+    h
+}
+
+fn decode_header(bytes: &[u8]) -> Option<(Position, u64)> {
+    let body = meta::check_crc(bytes.get(..HEADER_BYTES)?)?;
+    if body.get(0..4)? != MAGIC || body.get(4..8)? != [VERSION, 0, 0, 0] {
+        return None;
+    }
+    let after = Position {
+        epoch: meta::le32(body, 8)?,
+        lsn: meta::le64(body, 12)?,
+    };
+    Some((after, meta::le64(body, 20)?))
+}
+
+fn encode_entry(buf: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>, position: Position) {
+    let value_bytes = value.unwrap_or_default();
+    let body_len = ENTRY_FIXED_BYTES - 8 + key.len() + value_bytes.len();
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&(body_len as u32).to_le_bytes());
+    buf.extend_from_slice(&position.epoch.to_le_bytes());
+    buf.extend_from_slice(&position.lsn.to_le_bytes());
+    buf.push(u8::from(value.is_none()));
+    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(value_bytes);
+    let crc = crc32fast::hash(buf.get(start + 4..).unwrap_or_default());
+    if let Some(head) = buf.get_mut(start..start + 4) {
+        head.copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Decodes the entry at `at`; returns it and its encoded length.
+fn decode_entry(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
+    let crc = meta::le32(bytes, at)?;
+    let body_len = meta::le32(bytes, at + 4)? as usize;
+    let end = at.checked_add(8)?.checked_add(body_len)?;
+    let checked = bytes.get(at + 4..end)?;
+    if crc32fast::hash(checked) != crc || body_len < ENTRY_FIXED_BYTES - 8 {
+        return None;
+    }
+    let body = bytes.get(at + 8..end)?;
+    let position = Position {
+        epoch: meta::le32(body, 0)?,
+        lsn: meta::le64(body, 4)?,
+    };
+    let tombstone = match body.get(12)? {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let key_len = meta::le32(body, 13)? as usize;
+    let key = body.get(17..17usize.checked_add(key_len)?)?;
+    let value = body.get(17 + key_len..)?;
+    if tombstone && !value.is_empty() {
+        return None;
+    }
+    let entry = Entry {
+        position,
+        key: Bytes::copy_from_slice(key),
+        value: (!tombstone).then(|| Bytes::copy_from_slice(value)),
+    };
+    Some((entry, end - at))
+}
+
+/// Writes one rollback file, entry by entry, then makes it durable.
+pub(crate) struct Writer {
+    dir: PathBuf,
+    tmp: PathBuf,
+    path: PathBuf,
+    out: BufWriter<File>,
+    after: Position,
+    count: u64,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Starts the next rollback file of the store in `store_dir`.
+    pub(crate) fn create(store_dir: &Path) -> Result<Writer, Error> {
+        let dir = store_dir.join(ROLLBACK_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let last = list(store_dir)?.last().cloned();
+        let n = last
+            .as_deref()
+            .and_then(|p| p.file_name()?.to_str().and_then(parse_name))
+            .unwrap_or(0);
+        let path = dir.join(name(n + 1));
+        let tmp = dir.join(format!("{}.tmp", name(n + 1)));
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut out = BufWriter::new(file);
+        out.write_all(&[0; HEADER_BYTES])
+            .map_err(|e| Error::io(&tmp, e))?;
+        Ok(Writer {
+            dir,
+            tmp,
+            path,
+            out,
+            after: Position::default(),
+            count: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sets the position the store is truncated after (the header field).
+    pub(crate) fn set_after(&mut self, after: Position) {
+        self.after = after;
+    }
+
+    /// Appends one removed record.
+    pub(crate) fn add(
+        &mut self,
+        position: Position,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        self.buf.clear();
+        encode_entry(&mut self.buf, key, value, position);
+        self.count += 1;
+        self.out
+            .write_all(&self.buf)
+            .map_err(|e| Error::io(&self.tmp, e))
+    }
+
+    /// Writes the header, fsyncs, renames into place and fsyncs the
+    /// directory; returns the final path and the entry count.
+    pub(crate) fn finish(self) -> Result<(PathBuf, u64), Error> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        let header = encode_header(self.after, self.count);
+        file.write_all_at(&header, 0)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        sync_dir(&self.dir)?;
+        if let Some(parent) = self.dir.parent() {
+            sync_dir(parent)?;
+        }
+        Ok((self.path, self.count))
+    }
+}
+
+impl Store {
+    /// The rollback files of this store, oldest first; read one with
+    /// [`read`](crate::rollback::read).
+    pub fn rollbacks(&self) -> Result<Vec<PathBuf>, Error> {
+        list(&self.inner().dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(epoch: u32, lsn: u64) -> Position {
+        Position { epoch, lsn }
+    }
+
+    #[test]
+    fn roundtrip_and_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(list(dir.path()).unwrap().is_empty());
+        for round in 0..2u64 {
+            let mut w = Writer::create(dir.path()).unwrap();
+            w.set_after(pos(2, 10 + round));
+            w.add(pos(3, 11), b"k1", Some(b"v1")).unwrap();
+            w.add(pos(3, 12), b"k2", None).unwrap();
+            let (path, n) = w.finish().unwrap();
+            assert_eq!(n, 2);
+            assert!(path.ends_with(name(round + 1)));
+        }
+        let files = list(dir.path()).unwrap();
+        assert_eq!(files.len(), 2);
+        let file = read(&files[1]).unwrap();
+        assert_eq!(file.truncated_after, pos(2, 11));
+        assert_eq!(file.entries.len(), 2);
+        assert_eq!(file.entries[0].value.as_deref(), Some(&b"v1"[..]));
+        assert_eq!(
+            (file.entries[1].key.as_ref(), file.entries[1].value.as_ref()),
+            (&b"k2"[..], None)
+        );
+        assert_eq!(file.entries[1].position, pos(3, 12));
+    }
+
+    #[test]
+    fn every_damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::create(dir.path()).unwrap();
+        w.set_after(pos(1, 4));
+        w.add(pos(1, 5), b"key", Some(b"value")).unwrap();
+        let (path, _) = w.finish().unwrap();
+        let good = std::fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bytes = good.clone();
+            bytes[i] ^= 0x40;
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(
+                matches!(read(&path), Err(Error::Corrupted { .. })),
+                "byte {i}"
+            );
+        }
+        for cut in 0..good.len() {
+            std::fs::write(&path, &good[..cut]).unwrap();
+            assert!(
+                matches!(read(&path), Err(Error::Corrupted { .. })),
+                "cut {cut}"
+            );
+        }
+    }
+}
