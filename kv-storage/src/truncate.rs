@@ -320,7 +320,7 @@ fn switch(
     }
     (w.active, w.file, w.last) = (head, file, plan.kept);
     (w.offset, w.allocated) = (plan.cut, plan.cut);
-    let epochs = w.epochs.truncated(plan.after);
+    let epochs = w.epochs.truncated(plan.kept.lsn);
     epochs.save(&inner.dir)?;
     w.epochs = epochs;
     Ok(())
