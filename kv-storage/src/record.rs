@@ -293,8 +293,12 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
 /// recovery keeps the records before the cut.
 pub(crate) fn end_batch(rec: &mut [u8]) -> Result<(), DecodeError> {
     let len = decode(rec)?.len;
-    let h = decode_header(rec)?;
-    let flags_at = h.header_len - 1;
+    // The flags byte follows the two length varints.
+    let mut flags_at = FIXED_HEADER_BYTES;
+    for _ in 0..2 {
+        let length = get_varint(rec, &mut flags_at, 5).ok_or(DecodeError::Incomplete)?;
+        length.map_err(|()| DecodeError::Checksum)?;
+    }
     let flags = rec.get_mut(flags_at).ok_or(DecodeError::Incomplete)?;
     *flags &= !FLAG_BATCH_CONTINUES;
     let crc = crc32fast::hash(rec.get(4..len).ok_or(DecodeError::Incomplete)?);

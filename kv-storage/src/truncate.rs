@@ -81,8 +81,11 @@ impl Store {
     /// Removes every entry with LSN above `position.lsn` (the epoch is not
     /// consulted), saving them first to a rollback file under
     /// `<dir>/rollback/` (see [`rollback`](crate::rollback)) and logging
-    /// their count at WARN. Afterwards `last_lsn() == position.lsn`, each
-    /// affected key shows its version as of that LSN (or is absent), and
+    /// their count at WARN. Afterwards `last_position()` is the returned
+    /// [`Truncation::kept`]: the entry at `position.lsn`, or, if that LSN
+    /// falls in a gap of this store's history (LSNs it never received,
+    /// e.g. before a snapshot position), the last entry before it. Each
+    /// affected key shows its version as of that point (or is absent), and
     /// the epoch history ends there. Nothing to remove is a no-op.
     ///
     /// [`Error::HistoryGone`] if `position.lsn` is below the history floor
@@ -311,10 +314,13 @@ fn switch(
             layout.segments.remove(&seg.id);
         }
         layout.active = head.id;
+        // A cut inside a gap keeps less than the floor promised: nothing
+        // above `kept` is left, so the floor (never above the end) is it.
+        layout.floor = layout.floor.min(plan.kept.lsn);
     }
     (w.active, w.file, w.last) = (head, file, plan.kept);
     (w.offset, w.allocated) = (plan.cut, plan.cut);
-    let epochs = w.epochs.truncated(plan.after);
+    let epochs = w.epochs.truncated(plan.kept.lsn);
     epochs.save(&inner.dir)?;
     w.epochs = epochs;
     Ok(())

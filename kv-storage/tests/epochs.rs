@@ -206,3 +206,36 @@ fn two_quick_leader_changes_leave_no_phantom_epoch() {
     assert_eq!(reconcile(&follower, &leader), 0);
     assert_same_history(&leader, &follower);
 }
+
+/// The epoch file is replaced atomically (`.tmp`, fsync, rename): a crash
+/// before the rename leaves the old file and a `.tmp` that open deletes; a
+/// crash after it, the new one. A damaged file refuses to open.
+#[test]
+fn a_crash_while_writing_the_epoch_file_keeps_the_old_or_the_new_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(300, 0);
+    let store = open(dir.path(), &opts);
+    store.begin_epoch(2).unwrap();
+    write(&store, 3);
+    drop(store);
+    let epochs = dir.path().join("EPOCHS");
+    let old = std::fs::read(&epochs).unwrap();
+    // Before the rename: a half-written new file under `.tmp`.
+    std::fs::write(dir.path().join("EPOCHS.tmp"), &old[..old.len() / 2]).unwrap();
+    let store = open(dir.path(), &opts);
+    assert_eq!(store.epoch_history(), vec![(2, 1)]);
+    assert!(!dir.path().join("EPOCHS.tmp").exists());
+    // After the rename: the new history is there.
+    store.begin_epoch(3).unwrap();
+    drop(store);
+    let store = open(dir.path(), &opts);
+    assert_eq!(store.epoch_history(), vec![(2, 1)]);
+    assert_eq!(store.epoch(), 3, "an unused epoch is remembered");
+    drop(store);
+    // Damage is an error, never a silently different history.
+    let mut bytes = std::fs::read(&epochs).unwrap();
+    bytes[6] ^= 0x10;
+    std::fs::write(&epochs, bytes).unwrap();
+    let err = kv_storage::Store::open(dir.path(), opts).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+}

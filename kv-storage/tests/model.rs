@@ -46,6 +46,10 @@ enum Op {
     ScanAcrossReopen {
         count: u8,
     },
+    /// A new leader epoch, one above the highest seen.
+    BeginEpoch,
+    /// `truncate_after(last_lsn - back)`.
+    Truncate(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -67,6 +71,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u8..6).prop_map(|count| Op::ScanAcrossReopen { count }),
         2 => proptest::collection::vec((key.clone(), proptest::option::of(value.clone())), 0..6)
             .prop_map(Op::Batch),
+        1 => Just(Op::BeginEpoch),
+        2 => (0u8..8).prop_map(Op::Truncate),
     ]
 }
 
@@ -89,6 +95,10 @@ struct Harness {
     store: Option<Store>,
     model: HashMap<Vec<u8>, Vec<u8>>,
     last_lsn: u64,
+    /// Every write since the last `clear`: (lsn, key, value or deletion).
+    log: Vec<(u64, Vec<u8>, Option<Vec<u8>>)>,
+    /// The epoch writes get (the highest begun or applied).
+    epoch: u32,
 }
 
 impl Harness {
@@ -100,6 +110,8 @@ impl Harness {
             store: Some(store),
             model: HashMap::new(),
             last_lsn: 0,
+            log: Vec::new(),
+            epoch: 0,
         }
     }
 
@@ -123,14 +135,17 @@ impl Harness {
             Op::Put(k, v) => {
                 let pos = self.store().put(&key_bytes(*k), v).unwrap();
                 self.last_lsn += 1;
-                assert_eq!(pos.lsn, self.last_lsn);
-                self.model.insert(key_bytes(*k), v.clone());
+                assert_eq!((pos.epoch, pos.lsn), (self.epoch, self.last_lsn));
+                self.write(*k, Some(v.clone()));
             }
             Op::Delete(k) => {
-                let existed = self.model.remove(&key_bytes(*k)).is_some();
+                let existed = self.model.contains_key(&key_bytes(*k));
                 let pos = self.store().delete(&key_bytes(*k)).unwrap();
                 assert_eq!(pos.is_some(), existed);
-                self.last_lsn += u64::from(existed);
+                if existed {
+                    self.last_lsn += 1;
+                    self.write(*k, None);
+                }
             }
             Op::Get(k) => {
                 let got = self.store().get(&key_bytes(*k)).unwrap();
@@ -149,6 +164,7 @@ impl Harness {
             Op::Clear => {
                 self.store().clear().unwrap();
                 self.model.clear();
+                self.log.clear();
                 self.last_lsn = 0;
             }
             Op::Apply { gap, key, value } => self.apply(*gap, *key, value.clone()),
@@ -156,8 +172,66 @@ impl Harness {
             Op::Batch(ops) => self.batch(ops),
             Op::Scan { count, prefix } => self.check_scan(*count, prefix.then_some(&b"k1"[..])),
             Op::ScanAcrossReopen { count } => self.scan_across_reopen(*count),
+            Op::BeginEpoch => {
+                self.epoch += 1;
+                let first = self.store().begin_epoch(self.epoch).unwrap();
+                assert_eq!(first, self.last_lsn + 1);
+            }
+            Op::Truncate(back) => self.truncate(u64::from(*back)),
         }
         assert_eq!(self.store().last_lsn(), self.last_lsn);
+        assert_eq!(self.store().epoch(), self.epoch);
+        let rows = self.store().epoch_history();
+        assert!(
+            rows.iter().all(|&(_, first)| first <= self.last_lsn + 1),
+            "{rows:?}"
+        );
+        assert!(
+            rows.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{rows:?}"
+        );
+    }
+
+    /// Records a write (already applied to the store) in the model and log.
+    fn write(&mut self, k: u8, value: Option<Vec<u8>>) {
+        match &value {
+            Some(v) => self.model.insert(key_bytes(k), v.clone()),
+            None => self.model.remove(&key_bytes(k)),
+        };
+        self.log.push((self.last_lsn, key_bytes(k), value));
+    }
+
+    /// Truncates `back` entries; below the history floor it must refuse.
+    fn truncate(&mut self, back: u64) {
+        let after = self.last_lsn.saturating_sub(back);
+        let floor = self.store().stats().history_floor;
+        let at = Position {
+            epoch: self.epoch,
+            lsn: after,
+        };
+        match self.store().truncate_after(at) {
+            Err(Error::HistoryGone { .. }) => assert!(after < floor && after < self.last_lsn),
+            Err(e) => panic!("{e}"),
+            Ok(t) => {
+                assert!(after >= floor || after >= self.last_lsn, "floor {floor}");
+                // Cutting inside a gap (LSNs this store never received)
+                // keeps up to the last entry before it.
+                let removed = self.log.iter().filter(|e| e.0 > after).count();
+                assert_eq!(t.removed, removed as u64);
+                assert!(t.kept.lsn <= after);
+                assert!(!self.log.iter().any(|e| e.0 > t.kept.lsn && e.0 <= after));
+                self.log.retain(|(lsn, _, _)| *lsn <= after);
+                self.model.clear();
+                for (_, key, value) in &self.log {
+                    match value {
+                        Some(v) => self.model.insert(key.clone(), v.clone()),
+                        None => self.model.remove(key),
+                    };
+                }
+                self.last_lsn = t.kept.lsn;
+                self.check_all();
+            }
+        }
     }
 
     fn crash_compaction(&mut self, point: FaultPoint) {
@@ -176,7 +250,10 @@ impl Harness {
     fn apply(&mut self, gap: u8, k: u8, value: Option<Vec<u8>>) {
         let lsn = (self.last_lsn + u64::from(gap)).max(1);
         let entry = Entry {
-            position: Position { epoch: 0, lsn },
+            position: Position {
+                epoch: self.epoch,
+                lsn,
+            },
             key: Bytes::from(key_bytes(k)),
             value: value.clone().map(Bytes::from),
         };
@@ -184,10 +261,7 @@ impl Harness {
         assert_eq!(self.store().apply(&entry).unwrap(), fresh);
         if fresh {
             self.last_lsn = lsn;
-            match value {
-                Some(v) => self.model.insert(key_bytes(k), v),
-                None => self.model.remove(&key_bytes(k)),
-            };
+            self.write(k, value);
         }
     }
 
@@ -211,15 +285,12 @@ impl Harness {
         for (k, v) in ops {
             let key = key_bytes(*k);
             match v {
-                Some(v) => {
-                    batch.put(&key, v);
-                    self.model.insert(key, v.clone());
-                    self.last_lsn += 1;
-                }
-                None => {
-                    batch.delete(&key);
-                    self.last_lsn += u64::from(self.model.remove(&key).is_some());
-                }
+                Some(v) => batch.put(&key, v),
+                None => batch.delete(&key),
+            };
+            if v.is_some() || self.model.contains_key(&key) {
+                self.last_lsn += 1;
+                self.write(*k, v.clone());
             }
         }
         let last = self.store().write_batch(&batch).unwrap();
