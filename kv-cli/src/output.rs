@@ -491,6 +491,7 @@ mod tests {
             node: 1,
             connected: false,
             acked: Position { epoch: 1, lsn: 7 },
+            in_sync: true,
         }];
         let node0 = NodeInfo {
             node: 0,

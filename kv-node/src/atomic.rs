@@ -15,6 +15,7 @@ use kv_router::PartitionId;
 use crate::error::ErrorCode;
 use crate::protocol::{Conditional, Response, SetWhen};
 use crate::replica::{Replica, Update};
+use crate::replication::insync;
 use crate::server::{Shared, error_reply, io_error, writable};
 use crate::storage_io;
 
@@ -29,8 +30,16 @@ pub(crate) async fn execute(shared: &Shared, op: Conditional) -> Response {
         Ok(found) => found,
         Err(reply) => return reply,
     };
+    // Hook (acks): conditional writes follow the cluster's ack mode.
+    let policy = match insync::admit(shared, replica, p, None) {
+        Ok(policy) => policy,
+        Err(reply) => return reply,
+    };
     match storage_io::conditional(replica, p, op).await {
-        Ok(response) => response,
+        Ok(response) => {
+            let position = replica.position();
+            insync::replicated(shared, replica, position, policy, response).await
+        }
         Err(e) => io_error(Some(p), e),
     }
 }

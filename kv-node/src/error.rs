@@ -72,6 +72,13 @@ pub enum ErrorCode {
     Busy,
     /// The dialer speaks another protocol version.
     UnsupportedVersion,
+    /// A write with `acks = "all"` was refused before it was applied: the
+    /// partition's in-sync set is smaller than `min_insync_replicas`.
+    NotEnoughReplicas,
+    /// A write with `acks = "all"` was applied on the leader, but not
+    /// every in-sync replica acknowledged it (the set shrank below the
+    /// minimum, or the wait timed out): it may or may not survive.
+    OutcomeUnknown,
     /// Anything else.
     Internal,
 }
@@ -91,6 +98,8 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 10,
             ErrorCode::Busy => 11,
             ErrorCode::UnsupportedVersion => 12,
+            ErrorCode::NotEnoughReplicas => 0x60,
+            ErrorCode::OutcomeUnknown => 0x61,
             ErrorCode::Internal => 255,
         }
     }
@@ -109,6 +118,8 @@ impl ErrorCode {
             10 => ErrorCode::Unauthorized,
             11 => ErrorCode::Busy,
             12 => ErrorCode::UnsupportedVersion,
+            0x60 => ErrorCode::NotEnoughReplicas,
+            0x61 => ErrorCode::OutcomeUnknown,
             _ => ErrorCode::Internal,
         }
     }

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::protocol::{FollowerInfo, Health, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
+use crate::replication::insync::InSync;
 
 /// The key of the marker entry a follower writes at the end of a snapshot
 /// so that its position becomes the snapshot's position even when the
@@ -62,6 +63,8 @@ pub(crate) struct Replica {
     position: Mutex<Position>,
     /// What is wrong with this replica, empty when nothing.
     problem: Mutex<String>,
+    /// Hook (acks): on a leader, its followers' acks and the in-sync set.
+    pub insync: InSync,
 }
 
 impl Replica {
@@ -81,6 +84,7 @@ impl Replica {
             leader_view: Mutex::new((false, Position::default())),
             position: Mutex::new(position),
             problem: Mutex::new(String::new()),
+            insync: InSync::default(),
         }
     }
 
@@ -310,5 +314,6 @@ fn unseen(node: NodeId) -> FollowerInfo {
         node,
         connected: false,
         acked: Position::default(),
+        in_sync: false,
     }
 }

@@ -41,5 +41,6 @@
 
 pub mod backlog;
 pub mod follower;
+pub mod insync;
 pub mod plan;
 pub(crate) mod transport;
