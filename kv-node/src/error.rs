@@ -139,6 +139,20 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A write was sent, but whether it took effect is not known: no reply
+    /// within the timeout, the connection broke after sending, or the
+    /// leader applied it but could not confirm its in-sync replicas have
+    /// it (`acks = "all"`). It may or may not have been applied; read the
+    /// key to find out, and retry only if the write is idempotent.
+    #[error(
+        "write to node {node}: outcome unknown, it may or may not have been applied ({reason})"
+    )]
+    OutcomeUnknown {
+        /// The node written to.
+        node: NodeId,
+        /// What happened.
+        reason: String,
+    },
     /// No reply within the request timeout.
     #[error("node {node} at {addr} did not answer within {after:?}")]
     Timeout {

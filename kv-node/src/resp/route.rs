@@ -122,6 +122,11 @@ pub(crate) fn error_reply(e: &Error) -> Reply {
         }
         | Error::LeaderUnavailable { .. }
         | Error::PartitionUnavailable { .. } => Reply::Error(format!("TRYAGAIN {e}")),
+        // Redis's own reply when `min-replicas-to-write` is not met.
+        Error::Remote {
+            code: ErrorCode::NotEnoughReplicas,
+            ..
+        } => Reply::Error(format!("NOREPLICAS {e}")),
         e if e.is_unreachable() => Reply::Error(format!("TRYAGAIN {e}")),
         e => Reply::err(e),
     }
