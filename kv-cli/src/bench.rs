@@ -148,14 +148,15 @@ pub async fn run(
         }
     };
     header(format!(
-        "kv bench: {} client{}, {} ops, {:.0}% reads, {}-byte values, {} keys, acks={}",
+        "kv bench: {} client{}, {} ops, {:.0}% reads, {}-byte values, {} keys{}",
         args.clients,
         if args.clients == 1 { "" } else { "s" },
         args.ops,
         args.read_ratio * 100.0,
         args.value_size,
         args.keys,
-        args.acks.map_or("default", AckMode::as_str)
+        args.acks
+            .map_or_else(String::new, |a| format!(", acks={}", a.as_str()))
     ));
     header(format!("target: {target}"));
     let cleanup = args.cleanup && !throwaway;

@@ -33,8 +33,11 @@
 //!   may lack what they hold), so clients read a follower. An empty leader
 //!   whose followers are all unreachable keeps refusing (it cannot tell a
 //!   new partition from a lost disk).
-//! - Not yet: failover (a follower is never promoted), per-write
-//!   acknowledgement modes, divergent-tail truncation.
+//! - Writes may ask to wait for followers (`acks = "all"`): the in-sync
+//!   set and the waiting live in [`insync`], fed by the acks the stream
+//!   reads; the stream itself never waits for a write.
+//! - Not yet: failover (a follower is never promoted), divergent-tail
+//!   truncation.
 //!
 //! The decisions live in sans-IO code ([`follower`], [`plan`]); the tokio
 //! tasks in `transport` only move bytes and call the store.
