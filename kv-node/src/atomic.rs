@@ -31,17 +31,13 @@ pub(crate) async fn execute(shared: &Shared, op: Conditional) -> Response {
         Err(reply) => return reply,
     };
     // Hook (acks): conditional writes follow the cluster's ack mode.
-    let policy = match insync::admit(shared, replica, p, None) {
-        Ok(policy) => policy,
-        Err(reply) => return reply,
-    };
-    match storage_io::conditional(replica, p, op).await {
-        Ok(response) => {
-            let position = replica.position();
-            insync::replicated(shared, replica, position, policy, response).await
+    insync::acked(shared, replica, p, None, || async {
+        match storage_io::conditional(replica, p, op).await {
+            Ok(response) => Ok((response, replica.position())),
+            Err(e) => Err(io_error(Some(p), e)),
         }
-        Err(e) => io_error(Some(p), e),
-    }
+    })
+    .await
 }
 
 /// Reads, decides and writes `op` under the key's lock (blocking: called

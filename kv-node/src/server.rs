@@ -577,20 +577,19 @@ pub(crate) async fn put(
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    let policy = match insync::admit(shared, replica, p, acks) {
-        Ok(policy) => policy,
-        Err(reply) => return reply,
-    };
-    match storage_io::put(replica, key, value).await {
-        Ok(position) => {
-            let reply = Response::Written {
-                partition: p,
+    insync::acked(shared, replica, p, acks, || async {
+        match storage_io::put(replica, key, value).await {
+            Ok(position) => Ok((
+                Response::Written {
+                    partition: p,
+                    position,
+                },
                 position,
-            };
-            insync::replicated(shared, replica, position, policy, reply).await
+            )),
+            Err(e) => Err(io_error(Some(p), e)),
         }
-        Err(e) => io_error(Some(p), e),
-    }
+    })
+    .await
 }
 
 /// A delete at the leader, answered under `acks` (as [`put`]).
@@ -599,27 +598,25 @@ pub(crate) async fn delete(shared: &Shared, key: Bytes, acks: Option<AckMode>) -
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    let policy = match insync::admit(shared, replica, p, acks) {
-        Ok(policy) => policy,
-        Err(reply) => return reply,
-    };
-    match storage_io::delete(replica, key).await {
-        Ok(existed) => {
-            let reply = Response::Deleted {
-                partition: p,
-                existed,
-            };
-            // At least the delete's own position (nothing is waited for
-            // when the key did not exist and nothing was written).
-            let position = if existed {
-                replica.position()
-            } else {
-                kv_storage::Position::default()
-            };
-            insync::replicated(shared, replica, position, policy, reply).await
+    insync::acked(shared, replica, p, acks, || async {
+        match storage_io::delete(replica, key).await {
+            // At least the delete's own position (nothing to wait for when
+            // nothing was written).
+            Ok(existed) => Ok((
+                Response::Deleted {
+                    partition: p,
+                    existed,
+                },
+                if existed {
+                    replica.position()
+                } else {
+                    kv_storage::Position::default()
+                },
+            )),
+            Err(e) => Err(io_error(Some(p), e)),
         }
-        Err(e) => io_error(Some(p), e),
-    }
+    })
+    .await
 }
 
 /// The error reply for a store call that failed.
@@ -659,12 +656,7 @@ pub(crate) async fn current_info(shared: &Shared) -> Result<NodeInfo, IoError> {
 
 /// The node's `Info`: the opened replicas' figures plus the failed ones.
 fn node_info(shared: &Shared, mut partitions: Vec<PartitionInfo>) -> NodeInfo {
-    let lag_max = insync::AckPolicy::from(&shared.options.replication).lag_max;
-    for info in &mut partitions {
-        if let Some(replica) = shared.replicas.get(&info.partition) {
-            insync::mark_in_sync(info, replica, lag_max);
-        }
-    }
+    insync::mark_in_sync(shared, &mut partitions);
     for (&p, failed) in &shared.failed {
         partitions.push(PartitionInfo::failed(
             p,

@@ -296,10 +296,34 @@ impl InSync {
 // The write path's hooks (called by `server` and `atomic`)
 // ---------------------------------------------------------------------------
 
-/// Decides a leader write's ack mode (`acks`, or the cluster default) and,
-/// for `all`, refuses it before it is applied when the in-sync set is too
-/// small. `Ok(Some(policy))`: wait with [`replicated`] after writing.
-pub(crate) fn admit(
+/// Runs one leader write under its ack mode (`acks`, or the cluster's
+/// default): for `all`, refuses it before `write` runs when the in-sync
+/// set is too small, and after it waits until the set has the position
+/// `write` returns. `write` answers with its reply and that position (or
+/// its error reply).
+pub(crate) async fn acked<Fut>(
+    shared: &Shared,
+    replica: &Replica,
+    partition: PartitionId,
+    acks: Option<AckMode>,
+    write: impl FnOnce() -> Fut,
+) -> Response
+where
+    Fut: Future<Output = Result<(Response, Position), Response>>,
+{
+    let policy = match admit(shared, replica, partition, acks) {
+        Ok(policy) => policy,
+        Err(reply) => return reply,
+    };
+    match write().await {
+        Ok((reply, position)) => replicated(shared, replica, position, policy, reply).await,
+        Err(reply) => reply,
+    }
+}
+
+/// Decides a leader write's ack mode and, for `all`, refuses it when the
+/// in-sync set is too small. `Ok(Some(policy))`: wait after writing.
+fn admit(
     shared: &Shared,
     replica: &Replica,
     partition: PartitionId,
@@ -325,7 +349,7 @@ pub(crate) fn admit(
 /// `reply` once the write at `position` is on every in-sync replica (at
 /// once when `policy` is `None`: `acks = "leader"`), or the "outcome
 /// unknown" error reply.
-pub(crate) async fn replicated(
+async fn replicated(
     shared: &Shared,
     replica: &Replica,
     position: Position,
@@ -344,10 +368,17 @@ pub(crate) async fn replicated(
     }
 }
 
-/// Marks the followers of a led partition's `info` that are in sync now.
-pub(crate) fn mark_in_sync(info: &mut PartitionInfo, replica: &Replica, lag_max: Duration) {
-    for f in &mut info.followers {
-        f.in_sync = replica.insync.is_in_sync(f.node, lag_max);
+/// Marks the followers in `partitions` (this node's `info`) that are in
+/// sync now.
+pub(crate) fn mark_in_sync(shared: &Shared, partitions: &mut [PartitionInfo]) {
+    let lag_max = AckPolicy::from(&shared.options.replication).lag_max;
+    for info in partitions {
+        let Some(replica) = shared.replicas.get(&info.partition) else {
+            continue;
+        };
+        for f in &mut info.followers {
+            f.in_sync = replica.insync.is_in_sync(f.node, lag_max);
+        }
     }
 }
 
