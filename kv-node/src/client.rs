@@ -221,7 +221,7 @@ impl NodeClient {
     /// left, a timeout or a lost connection (or a leader that could not
     /// confirm replication) is [`Error::OutcomeUnknown`], never an error
     /// that reads as "not applied".
-    async fn write(&self, request: &Request) -> Result<Response> {
+    pub(crate) async fn write(&self, request: &Request) -> Result<Response> {
         let (conn, id, reply_rx) = self.send(request).await?;
         self.reply(&conn, id, reply_rx).await.map_err(|e| match e {
             Error::Timeout { .. }
