@@ -239,6 +239,29 @@ async fn an_unconfirmed_write_is_outcome_unknown_never_not_applied() {
     // "Unknown" was the truth: the leader did apply it.
     let read = cluster.client().get(second.as_bytes()).await.unwrap();
     assert_eq!(read.value, Some(value("2")));
+
+    // The connection is lost while the write waits (the leader stops).
+    let third = key_in(&cluster.map, P, "unknown-lost");
+    let client = cluster.client();
+    let put = {
+        let third = third.clone();
+        tokio::spawn(async move {
+            let v = value("3");
+            client
+                .put_with(third.as_bytes(), &v, Some(AckMode::All))
+                .await
+        })
+    };
+    // Once the leader streams it, the write is applied and waiting.
+    let third = Bytes::from(third);
+    while !fake.next_entries().await.iter().any(|e| e.key == third) {}
+    let mut cluster = cluster;
+    cluster.stop(LEADER).await;
+    let r = put.await.unwrap();
+    assert!(
+        matches!(r, Err(Error::OutcomeUnknown { node: LEADER, .. })),
+        "{r:?}"
+    );
     drop(fake);
     cluster.shutdown().await;
 }
