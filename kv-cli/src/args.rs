@@ -260,6 +260,10 @@ pub struct BenchArgs {
     /// Print the results as one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Ack mode of the timed writes: `leader` or `all` (default: the
+    /// cluster's `[replication] acks`).
+    #[arg(long, value_name = "MODE")]
+    pub acks: Option<kv_router::AckMode>,
 }
 
 fn parse_ratio(s: &str) -> Result<f64, String> {

@@ -33,6 +33,7 @@ use serde_json::json;
 use crate::args::BenchArgs;
 use crate::error::CliError;
 use crate::output::Out;
+use kv_router::AckMode;
 
 /// Latencies are recorded in nanoseconds up to this bound (60 s).
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
@@ -147,13 +148,15 @@ pub async fn run(
         }
     };
     header(format!(
-        "kv bench: {} client{}, {} ops, {:.0}% reads, {}-byte values, {} keys",
+        "kv bench: {} client{}, {} ops, {:.0}% reads, {}-byte values, {} keys{}",
         args.clients,
         if args.clients == 1 { "" } else { "s" },
         args.ops,
         args.read_ratio * 100.0,
         args.value_size,
-        args.keys
+        args.keys,
+        args.acks
+            .map_or_else(String::new, |a| format!(", acks={}", a.as_str()))
     ));
     header(format!("target: {target}"));
     let cleanup = args.cleanup && !throwaway;
@@ -328,6 +331,7 @@ async fn timed_run(
                 keys: keys.clone(),
                 read_ratio: args.read_ratio,
                 value_size: args.value_size,
+                acks: args.acks,
                 seed: 1000 + c,
             };
             tokio::spawn(run_client(client, plan, control.clone()))
@@ -356,6 +360,7 @@ struct ClientPlan {
     keys: Keys,
     read_ratio: f64,
     value_size: u32,
+    acks: Option<AckMode>,
     seed: u64,
 }
 
@@ -373,7 +378,11 @@ async fn run_client(client: ClusterClient, plan: ClientPlan, control: Control) -
         let outcome = if read {
             client.get(key.as_bytes()).await.map(|_| ())
         } else {
-            client.put(key.as_bytes(), &value).await.map(|_| ())
+            let acks = plan.acks;
+            client
+                .put_with(key.as_bytes(), &value, acks)
+                .await
+                .map(|_| ())
         };
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         match outcome {
@@ -515,6 +524,7 @@ impl Report<'_> {
             "interrupted": self.ending == Ending::Interrupted,
             "read_ratio": self.args.read_ratio,
             "value_size": self.args.value_size,
+            "acks": self.args.acks.map(AckMode::as_str),
             "keys": self.args.keys,
             "prefix": &*self.keys.prefix,
             "preload_puts": self.preload.map(|(n, _)| n),

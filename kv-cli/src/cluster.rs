@@ -207,6 +207,7 @@ pub fn node_options(
 ) -> NodeOptions {
     let mut options = NodeOptions::new(id, map.clone(), node_data_dir(config, id, data_dir));
     options.storage = config.storage.clone();
+    options.replication = config.replication.clone();
     security.apply(&mut options);
     options.resp_addr = resp.map(str::to_string).or_else(|| {
         let node = config.nodes.iter().find(|n| n.id == id);

@@ -15,7 +15,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use kv_codec::Value;
 use kv_node::protocol::{NodeInfo, PartitionKeys};
 use kv_node::{ClusterClient, Read};
-use kv_router::NodeId;
+use kv_router::{AckMode, NodeId, PartitionId};
 use kv_storage::Location;
 
 use crate::error::CliError;
@@ -38,6 +38,11 @@ pub enum Command {
         /// opaque bytes.
         #[arg(skip)]
         raw: Option<Vec<u8>>,
+        /// When the write is acknowledged: `leader` (after the leader's
+        /// write) or `all` (after every in-sync replica has it); default:
+        /// the cluster's `[replication] acks`.
+        #[arg(long, value_name = "MODE")]
+        acks: Option<AckMode>,
     },
     /// Print a key's value.
     Get {
@@ -51,6 +56,9 @@ pub enum Command {
         /// The key.
         #[arg(value_parser = parse_key)]
         key: String,
+        /// When the delete is acknowledged (as for `put`).
+        #[arg(long, value_name = "MODE")]
+        acks: Option<AckMode>,
     },
     /// Where a key's value lives (HOT_STORAGE, COLD_STORAGE or NOT_FOUND),
     /// its partition, leader and replicas.
@@ -115,7 +123,7 @@ impl Command {
         match self {
             Command::Put { key, .. }
             | Command::Get { key }
-            | Command::Del { key }
+            | Command::Del { key, .. }
             | Command::Status { key } => Some(key),
             Command::Inspect { .. } | Command::Cluster => None,
         }
@@ -282,6 +290,9 @@ pub fn argument_usage(name: &str) -> Option<String> {
     let usage = sub.render_usage().to_string();
     let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage);
     let args = usage.split_once(' ').map_or("", |(_, rest)| rest);
+    // Options (`put --acks all`) are for `put --help`; the hint shows
+    // the positional arguments.
+    let args = args.trim().trim_start_matches("[OPTIONS]");
     Some(args.trim().to_string())
 }
 
@@ -298,7 +309,10 @@ pub enum Stdin {
 /// (`@@x` is the literal `@x`); other commands are returned unchanged.
 /// Bytes read that are not UTF-8 are stored as V4 opaque bytes.
 pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError> {
-    let Command::Put { key, value, .. } = command else {
+    let Command::Put {
+        key, value, acks, ..
+    } = command
+    else {
         return Ok(command);
     };
     let value = if value == "-" {
@@ -315,6 +329,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
             key,
             value,
             raw: Some(bytes),
+            acks,
         });
     } else if let Some(literal) = value.strip_prefix("@@") {
         format!("@{literal}")
@@ -328,6 +343,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
             key,
             value,
             raw: Some(bytes),
+            acks,
         });
     } else {
         value
@@ -336,6 +352,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
         key,
         value,
         raw: None,
+        acks,
     })
 }
 
@@ -376,6 +393,8 @@ pub enum Reply {
         read: Read<Location>,
         /// The partition's replicas, leader first.
         replicas: Vec<NodeId>,
+        /// The in-sync set, leader first (`None`: the leader did not say).
+        in_sync: Option<Vec<NodeId>>,
     },
     /// A node's partitions and hot keys.
     Inspect {
@@ -388,19 +407,43 @@ pub enum Reply {
     Cluster(Vec<(NodeId, Result<NodeInfo, String>)>),
 }
 
+/// Partition `p`'s in-sync set as its leader reports it (leader first),
+/// or `None` when the leader does not answer.
+async fn in_sync_set(
+    client: &ClusterClient,
+    p: PartitionId,
+    replicas: &[NodeId],
+) -> Option<Vec<NodeId>> {
+    let &leader = replicas.first()?;
+    let info = client.node_info(leader).await.ok()?;
+    let part = info.partitions.iter().find(|i| i.partition == p)?;
+    Some(
+        std::iter::once(leader)
+            .chain(part.in_sync_followers())
+            .collect(),
+    )
+}
+
 /// Runs a data command.
 pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply, CliError> {
     let reply = match command {
-        Command::Put { key, value, raw } => {
+        Command::Put {
+            key,
+            value,
+            raw,
+            acks,
+        } => {
             let value = match raw {
                 Some(bytes) => Value::from_bytes(bytes),
                 None => Value::from_user_input(value),
             };
-            client.put(key.as_bytes(), &value).await?;
+            client.put_with(key.as_bytes(), &value, *acks).await?;
             Reply::Stored
         }
         Command::Get { key } => Reply::Value(client.get(key.as_bytes()).await?),
-        Command::Del { key } => Reply::Deleted(client.delete(key.as_bytes()).await?),
+        Command::Del { key, acks } => {
+            Reply::Deleted(client.delete_with(key.as_bytes(), *acks).await?)
+        }
         Command::Status { key } => {
             let read = client.status(key.as_bytes()).await?;
             let replicas = client
@@ -408,7 +451,12 @@ pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply,
                 .replicas(read.partition)
                 .unwrap_or(&[])
                 .to_vec();
-            Reply::Status { read, replicas }
+            let in_sync = in_sync_set(client, read.partition, &replicas).await;
+            Reply::Status {
+                read,
+                replicas,
+                in_sync,
+            }
         }
         Command::Inspect { node } => {
             if client.map().node(*node).is_none() {
@@ -460,12 +508,34 @@ mod tests {
     }
 
     #[test]
+    fn acks_option_on_put_and_del() {
+        assert_eq!(
+            command("put --acks all k v"),
+            ShellCommand::Data(Command::Put {
+                key: "k".into(),
+                value: "v".into(),
+                raw: None,
+                acks: Some(AckMode::All),
+            })
+        );
+        assert_eq!(
+            command("del --acks leader k"),
+            ShellCommand::Data(Command::Del {
+                key: "k".into(),
+                acks: Some(AckMode::Leader),
+            })
+        );
+        assert!(usage("put --acks quorum k v").contains("quorum"));
+    }
+
+    #[test]
     fn seed_lines_parse_with_posix_quoting_and_comments() {
         let put = |k: &str, v: &str| {
             ShellCommand::Data(Command::Put {
                 key: k.into(),
                 value: v.into(),
                 raw: None,
+                acks: None,
             })
         };
         assert_eq!(
@@ -488,7 +558,10 @@ mod tests {
         assert_eq!(command("exit"), ShellCommand::Exit);
         assert_eq!(
             command("delete k"),
-            ShellCommand::Data(Command::Del { key: "k".into() })
+            ShellCommand::Data(Command::Del {
+                key: "k".into(),
+                acks: None
+            })
         );
         assert_eq!(command("put color #ff0000"), put("color", "#ff0000"));
         assert_eq!(command("put c a#b"), put("c", "a#b"));

@@ -8,10 +8,12 @@
 //!   `{"data": .., "timestamp": ..}`; a missing key has `"found": false,
 //!   "value": null`
 //! - `del` → `{"key": .., "deleted": bool}`
-//! - `status` → `{"key": .., "location": "HOT_STORAGE", "partition": .., "leader": .., "replicas": [..]}`
+//! - `status` → `{"key": .., "location": "HOT_STORAGE", "partition": .., "leader": .., "replicas": [..],
+//!   "in_sync": [..] or null}` (the in-sync set, leader first; null when the leader did not answer)
 //! - `inspect` → `{"node": .., "partitions": [{"partition": .., "role": .., "hot_keys": [..]}]}`
 //! - `cluster` → `{"nodes": [{"id", "addr", "up", "error"?, "partitions"?, "keys"?}],
-//!   "partitions": [{"partition", "replicas": [{"node", "role", "up", "lsn"?, "lag"?}]}]}`
+//!   "partitions": [{"partition", "replicas": [{"node", "role", "up", "lsn"?, "lag"?}], "in_sync"?}]}`
+//!   (`in_sync`: the set as the leader reports it, leader first)
 //! - a failed command → `{"error": ..}`
 
 use kv_codec::Value;
@@ -36,12 +38,17 @@ pub fn answer(command: &Command, reply: &Reply, map: &ClusterMap) -> Json {
             "stale": read.stale,
         }),
         Reply::Deleted(existed) => json!({"key": key, "deleted": existed}),
-        Reply::Status { read, replicas } => json!({
+        Reply::Status {
+            read,
+            replicas,
+            in_sync,
+        } => json!({
             "key": key,
             "location": location_word(read.value),
             "partition": read.partition,
             "leader": replicas.first(),
             "replicas": replicas,
+            "in_sync": in_sync,
             "stale": read.stale,
         }),
         Reply::Inspect { node, partitions } => {
@@ -129,7 +136,14 @@ fn partition(p: PartitionId, map: &ClusterMap, infos: &Infos) -> Json {
             }
         })
         .collect();
-    json!({"partition": p, "replicas": list})
+    let leader = replicas.first().copied();
+    match leader.and_then(|l| replica_info(infos, l, p).map(|r| (l, r))) {
+        Some((l, r)) => {
+            let in_sync: Vec<NodeId> = std::iter::once(l).chain(r.in_sync_followers()).collect();
+            json!({"partition": p, "replicas": list, "in_sync": in_sync})
+        }
+        None => json!({"partition": p, "replicas": list}),
+    }
 }
 
 #[cfg(test)]

@@ -88,7 +88,7 @@ pub fn render(reply: &Reply, map: &ClusterMap, raw: bool) -> Rendered {
         .with_stale_note(read, map),
         Reply::Deleted(true) => Rendered::answer(vec!["OK".to_string()]),
         Reply::Deleted(false) => Rendered::nil(),
-        Reply::Status { read, replicas } => Rendered {
+        Reply::Status { read, replicas, .. } => Rendered {
             lines: vec![status_line(read, replicas)],
             notes: Vec::new(),
             outcome: match read.value {
@@ -196,7 +196,9 @@ pub fn location_word(location: Location) -> &'static str {
     }
 }
 
-/// `HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]`
+/// `HOT_STORAGE partition=1 leader=node1 replicas=[1, 2]` (the in-sync
+/// set is in `kv cluster` and in `status -o json`; this line is a
+/// contract, DESIGN §7).
 fn status_line(read: &Read<Location>, replicas: &[NodeId]) -> String {
     let word = location_word(read.value);
     let leader = replicas
@@ -277,7 +279,7 @@ pub fn replica_info(infos: &Infos, node: NodeId, p: PartitionId) -> Option<&Part
     }
 }
 
-/// `partition 0: leader node 0 epoch=2 lsn=3 ready; follower node 1 epoch=2 lsn=3 lag=0 streaming`
+/// `partition 0: leader node 0 epoch=2 lsn=3 ready; follower node 1 epoch=2 lsn=3 lag=0 streaming; isr=0,1`
 fn partition_line(p: PartitionId, map: &ClusterMap, infos: &Infos) -> String {
     let replicas = map.replicas(p).unwrap_or(&[]);
     let Some((&leader, followers)) = replicas.split_first() else {
@@ -297,7 +299,19 @@ fn partition_line(p: PartitionId, map: &ClusterMap, infos: &Infos) -> String {
     for &f in followers {
         parts.push(follower_part(f, lead, replica_info(infos, f, p)));
     }
+    if let Some(r) = lead.filter(|r| r.state != ReplicaState::Failed) {
+        parts.push(in_sync_part(leader, r));
+    }
     format!("partition {p}: {}", parts.join("; "))
+}
+
+/// The in-sync set as the leader reports it, leader first: `isr=0,1`.
+fn in_sync_part(leader: NodeId, lead: &PartitionInfo) -> String {
+    let ids: Vec<String> = std::iter::once(leader)
+        .chain(lead.in_sync_followers())
+        .map(|n| n.to_string())
+        .collect();
+    format!("isr={}", ids.join(","))
 }
 
 fn state_word(state: ReplicaState) -> &'static str {
@@ -442,6 +456,7 @@ mod tests {
         let status = |location| Reply::Status {
             read: read(location, 1, 1, false),
             replicas: vec![1, 2],
+            in_sync: Some(vec![1]),
         };
         let hot = render(&status(Location::Hot), &map(), false);
         assert_eq!(
@@ -511,6 +526,7 @@ mod tests {
             node: 1,
             connected: false,
             acked: Position { epoch: 1, lsn: 7 },
+            in_sync: true,
         }];
         let node0 = NodeInfo {
             node: 0,
@@ -535,10 +551,12 @@ mod tests {
         assert_eq!(
             lines[3..],
             [
-                "partition 0: leader node 0 epoch=2 lsn=10 ready; follower node 1 DOWN acked_lsn=7 lag=3",
+                "partition 0: leader node 0 epoch=2 lsn=10 ready; follower node 1 DOWN acked_lsn=7 \
+                 lag=3; isr=0,1",
                 "partition 1: leader node 1 DOWN; follower node 2 epoch=2 lsn=3 lag=? streaming",
-                "partition 2: leader node 2 epoch=2 lsn=5 ready; follower node 0 epoch=2 lsn=4 lag=1 streaming",
-                "partition 3: leader node 0 epoch=2 lsn=0 ready; follower node 1 DOWN lag=?",
+                "partition 2: leader node 2 epoch=2 lsn=5 ready; follower node 0 epoch=2 lsn=4 lag=1 \
+                 streaming; isr=2",
+                "partition 3: leader node 0 epoch=2 lsn=0 ready; follower node 1 DOWN lag=?; isr=0",
             ]
         );
     }

@@ -15,6 +15,7 @@ use kv_router::PartitionId;
 use crate::error::ErrorCode;
 use crate::protocol::{Conditional, Response, SetWhen};
 use crate::replica::{Replica, Update};
+use crate::replication::insync;
 use crate::server::{Shared, error_reply, io_error, writable};
 use crate::storage_io;
 
@@ -29,10 +30,14 @@ pub(crate) async fn execute(shared: &Shared, op: Conditional) -> Response {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    match storage_io::conditional(replica, p, op).await {
-        Ok(response) => response,
-        Err(e) => io_error(Some(p), e),
-    }
+    // Hook (acks): conditional writes follow the cluster's ack mode.
+    insync::acked(shared, replica, p, None, || async {
+        match storage_io::conditional(replica, p, op).await {
+            Ok(response) => Ok((response, replica.position())),
+            Err(e) => Err(io_error(Some(p), e)),
+        }
+    })
+    .await
 }
 
 /// Reads, decides and writes `op` under the key's lock (blocking: called

@@ -6,7 +6,8 @@
 //! syscalls), and its reply is matched by id by a reader task. A request
 //! that gets no reply within the timeout fails with [`Error::Timeout`]; a
 //! broken connection fails every request in flight with
-//! [`Error::ConnectionClosed`], and the next request dials again, so a
+//! [`Error::ConnectionClosed`] (for a write that may have left:
+//! [`Error::OutcomeUnknown`]), and the next request dials again, so a
 //! client recovers by itself when the node comes back. Each connection
 //! opens with the handshake (presenting the password, if any); when the
 //! last clone of a client is dropped its connection's tasks end and the
@@ -19,12 +20,12 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use kv_router::{ClusterMap, NodeId, PartitionId};
+use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
 use kv_storage::{Location, Position};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::handshake::{self, Credentials, DialError};
 use crate::protocol::{
     self, Conditional, Conn, NodeInfo, PartitionKeys, PeerKind, Request, RequestId, Response,
@@ -212,6 +213,35 @@ impl NodeClient {
     /// Sends one request and waits for its reply. An error reply becomes
     /// [`Error::Remote`].
     pub async fn request(&self, request: &Request) -> Result<Response> {
+        let (conn, id, reply_rx) = self.send(request).await?;
+        self.reply(&conn, id, reply_rx).await
+    }
+
+    /// Sends a write and waits for its reply. Once the write may have
+    /// left, a timeout or a lost connection (or a leader that could not
+    /// confirm replication) is [`Error::OutcomeUnknown`], never an error
+    /// that reads as "not applied".
+    pub(crate) async fn write(&self, request: &Request) -> Result<Response> {
+        let (conn, id, reply_rx) = self.send(request).await?;
+        self.reply(&conn, id, reply_rx).await.map_err(|e| match e {
+            Error::Timeout { .. }
+            | Error::ConnectionClosed { .. }
+            | Error::Remote {
+                code: ErrorCode::OutcomeUnknown,
+                ..
+            } => Error::OutcomeUnknown {
+                node: self.inner.node,
+                reason: e.to_string(),
+            },
+            e => e,
+        })
+    }
+
+    /// Queues `request` on the connection; errors here mean it was not sent.
+    async fn send(
+        &self,
+        request: &Request,
+    ) -> Result<(Arc<Connection>, RequestId, oneshot::Receiver<Response>)> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut out = BytesMut::new();
         request.encode(id, &mut out);
@@ -236,6 +266,16 @@ impl NodeClient {
             conn.pending.lock().remove(&id);
             return Err(self.closed());
         }
+        Ok((conn, id, reply_rx))
+    }
+
+    /// The reply to request `id`, sent on `conn`.
+    async fn reply(
+        &self,
+        conn: &Connection,
+        id: RequestId,
+        reply_rx: oneshot::Receiver<Response>,
+    ) -> Result<Response> {
         let after = self.inner.options.request_timeout;
         match tokio::time::timeout(after, reply_rx).await {
             Ok(Ok(Response::Error {
@@ -283,7 +323,21 @@ impl NodeClient {
     /// Writes a key (the node must lead its partition).
     pub async fn put(&self, key: &[u8], value: Bytes) -> Result<Position> {
         let key = Bytes::copy_from_slice(key);
-        match self.request(&Request::Put { key, value }).await? {
+        self.written(&Request::Put { key, value }).await
+    }
+
+    /// Writes `value` (kv-codec encoded) under `key`, answered under
+    /// `acks` instead of the cluster's default ack mode. With
+    /// [`AckMode::All`], a refusal before the write is
+    /// [`ErrorCode::NotEnoughReplicas`]; a write the leader could not
+    /// confirm is [`Error::OutcomeUnknown`].
+    pub async fn put_acks(&self, key: &[u8], value: Bytes, acks: AckMode) -> Result<Position> {
+        let key = Bytes::copy_from_slice(key);
+        self.written(&Request::PutAcks { key, value, acks }).await
+    }
+
+    async fn written(&self, request: &Request) -> Result<Position> {
+        match self.write(request).await? {
             Response::Written { position, .. } => Ok(position),
             other => Err(self.unexpected(other)),
         }
@@ -292,7 +346,7 @@ impl NodeClient {
     /// Runs a write the leader decides atomically (the node must lead the
     /// key's partition); the reply is `Applied` or `Counter`.
     pub async fn conditional(&self, op: Conditional) -> Result<Response> {
-        match self.request(&Request::Conditional(op)).await? {
+        match self.write(&Request::Conditional(op)).await? {
             reply @ (Response::Applied { .. } | Response::Counter { .. }) => Ok(reply),
             other => Err(self.unexpected(other)),
         }
@@ -301,7 +355,17 @@ impl NodeClient {
     /// Deletes a key; true when it existed.
     pub async fn delete(&self, key: &[u8]) -> Result<bool> {
         let key = Bytes::copy_from_slice(key);
-        match self.request(&Request::Delete { key }).await? {
+        self.deleted(&Request::Delete { key }).await
+    }
+
+    /// Deletes `key`, answered under `acks` (see [`NodeClient::put_acks`]).
+    pub async fn delete_acks(&self, key: &[u8], acks: AckMode) -> Result<bool> {
+        let key = Bytes::copy_from_slice(key);
+        self.deleted(&Request::DeleteAcks { key, acks }).await
+    }
+
+    async fn deleted(&self, request: &Request) -> Result<bool> {
+        match self.write(request).await? {
             Response::Deleted { existed, .. } => Ok(existed),
             other => Err(self.unexpected(other)),
         }

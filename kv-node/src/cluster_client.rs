@@ -2,7 +2,9 @@
 //!
 //! Writes go to the key's partition leader; if the leader cannot be
 //! reached the write fails with [`Error::LeaderUnavailable`], naming the
-//! partition and node (replication is asynchronous, so no follower may
+//! partition and node; a write that was sent but got no answer (timeout,
+//! connection lost) is [`Error::OutcomeUnknown`], never "not applied"
+//! (the leader may have applied it) (replication is asynchronous, so no follower may
 //! take writes without a failover). Reads go to the leader and, when it is
 //! unreachable (or still recovering after a restart, or its store is
 //! failed or damaged), fall back to the
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_codec::Value;
-use kv_router::{ClusterMap, NodeId, PartitionId};
+use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
 use kv_storage::{Location, Position};
 
 use crate::client::{ClientOptions, NodeClient};
@@ -186,9 +188,28 @@ impl ClusterClient {
 
     /// Encodes and writes a value through the partition leader.
     pub async fn put(&self, key: &[u8], value: &Value) -> Result<Written> {
+        self.put_with(key, value, None).await
+    }
+
+    /// [`ClusterClient::put`] answered under `acks` (`None`: the
+    /// cluster's default ack mode). With [`AckMode::All`] the reply comes
+    /// once every in-sync replica has the write durable; see
+    /// [`NodeClient::put_acks`] for the errors.
+    pub async fn put_with(
+        &self,
+        key: &[u8],
+        value: &Value,
+        acks: Option<AckMode>,
+    ) -> Result<Written> {
         let (partition, node, client) = self.leader_of(key).await?;
         let bytes = Bytes::from(value.encode());
-        match retry_recovering(|| client.put(key, bytes.clone())).await {
+        let put = || async {
+            match acks {
+                Some(acks) => client.put_acks(key, bytes.clone(), acks).await,
+                None => client.put(key, bytes.clone()).await,
+            }
+        };
+        match retry_recovering(put).await {
             Ok(position) => Ok(Written {
                 partition,
                 node,
@@ -209,8 +230,20 @@ impl ClusterClient {
 
     /// Deletes a key through the partition leader; true when it existed.
     pub async fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.delete_with(key, None).await
+    }
+
+    /// [`ClusterClient::delete`] answered under `acks` (as
+    /// [`ClusterClient::put_with`]).
+    pub async fn delete_with(&self, key: &[u8], acks: Option<AckMode>) -> Result<bool> {
         let (partition, node, client) = self.leader_of(key).await?;
-        retry_recovering(|| client.delete(key))
+        let delete = || async {
+            match acks {
+                Some(acks) => client.delete_acks(key, acks).await,
+                None => client.delete(key).await,
+            }
+        };
+        retry_recovering(delete)
             .await
             .map_err(|e| Self::leader_error(partition, node, e))
     }

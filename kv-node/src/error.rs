@@ -75,6 +75,13 @@ pub enum ErrorCode {
     /// A replication source's epoch is older than one the subscriber has
     /// seen: a newer leader superseded it.
     StaleEpoch,
+    /// A write with `acks = "all"` was refused before it was applied: the
+    /// partition's in-sync set is smaller than `min_insync_replicas`.
+    NotEnoughReplicas,
+    /// A write with `acks = "all"` was applied on the leader, but not
+    /// every in-sync replica acknowledged it (the set shrank below the
+    /// minimum, or the wait timed out): it may or may not survive.
+    OutcomeUnknown,
     /// Anything else.
     Internal,
 }
@@ -95,6 +102,8 @@ impl ErrorCode {
             ErrorCode::Busy => 11,
             ErrorCode::UnsupportedVersion => 12,
             ErrorCode::StaleEpoch => 0x40,
+            ErrorCode::NotEnoughReplicas => 0x60,
+            ErrorCode::OutcomeUnknown => 0x61,
             ErrorCode::Internal => 255,
         }
     }
@@ -114,6 +123,8 @@ impl ErrorCode {
             11 => ErrorCode::Busy,
             12 => ErrorCode::UnsupportedVersion,
             0x40 => ErrorCode::StaleEpoch,
+            0x60 => ErrorCode::NotEnoughReplicas,
+            0x61 => ErrorCode::OutcomeUnknown,
             _ => ErrorCode::Internal,
         }
     }
@@ -132,6 +143,20 @@ pub enum Error {
         addr: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// A write was sent, but whether it took effect is not known: no reply
+    /// within the timeout, the connection broke after sending, or the
+    /// leader applied it but could not confirm its in-sync replicas have
+    /// it (`acks = "all"`). It may or may not have been applied; read the
+    /// key to find out, and retry only if the write is idempotent.
+    #[error(
+        "write to node {node}: outcome unknown, it may or may not have been applied ({reason})"
+    )]
+    OutcomeUnknown {
+        /// The node written to.
+        node: NodeId,
+        /// What happened.
+        reason: String,
     },
     /// No reply within the request timeout.
     #[error("node {node} at {addr} did not answer within {after:?}")]

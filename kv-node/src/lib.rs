@@ -25,7 +25,8 @@
 //!   goes through it, off the async workers.
 //! - [`replication`]: asynchronous leader→follower streaming from a bounded
 //!   backlog, store history or snapshot; sans-IO decision code with thin
-//!   tokio transport; leader recovery from followers (no-wipe rule).
+//!   tokio transport; leader recovery from followers (no-wipe rule); the
+//!   in-sync set and `acks = "all"` writes (`replication::insync`).
 //! - [`NodeClient`] and [`ClusterClient`]: a pipelining client for one node,
 //!   and a router that sends each key to its leader and falls back to
 //!   followers for reads.
@@ -36,8 +37,12 @@
 //!
 //! # Invariants
 //!
-//! - The leader acknowledges a write after its own store took it; it never
-//!   waits on a follower, and a slow follower costs bounded memory.
+//! - With `acks = "leader"` (the default) the leader acknowledges a write
+//!   after its own store took it; with `acks = "all"` only once every
+//!   in-sync follower acknowledged it. The replication stream never waits
+//!   for a write, and a slow follower costs bounded memory.
+//! - A write that was sent but not answered is reported as
+//!   [`Error::OutcomeUnknown`], never as "not applied".
 //! - A replica never replaces its data with a history behind its own.
 //! - Bad input on a socket closes that connection only; the node stays up.
 //!

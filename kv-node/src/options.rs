@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kv_router::{ClusterMap, NodeId, StorageConfig, SyncMode};
+use kv_router::{ClusterMap, NodeId, ReplicationConfig, StorageConfig, SyncMode};
 use kv_storage::{HotCache, SyncPolicy};
 
 use crate::auth::ClusterSecret;
@@ -22,6 +22,11 @@ pub struct NodeOptions {
     pub data_dir: PathBuf,
     /// Storage settings from the cluster config.
     pub storage: StorageConfig,
+    /// Ack mode and in-sync settings from the cluster config.
+    pub replication: ReplicationConfig,
+    /// Longest a write with `acks = "all"` waits for its in-sync
+    /// followers; past it the writer is told "outcome unknown".
+    pub ack_timeout: Duration,
     /// Largest frame accepted or sent.
     pub max_frame_bytes: usize,
     /// Client connections served at once; the next one is refused with
@@ -71,6 +76,8 @@ impl NodeOptions {
             map,
             data_dir: data_dir.into(),
             storage: StorageConfig::default(),
+            replication: ReplicationConfig::default(),
+            ack_timeout: Duration::from_secs(30),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             max_connections: 1024,
             max_peer_connections: 256,

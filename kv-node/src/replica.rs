@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{FollowerInfo, Health, HistoryInfo, PartitionInfo, ReplicaState};
 use crate::replication::backlog::{Backlog, BacklogMiss};
+use crate::replication::insync::InSync;
 use crate::replication::machine::ReplicaMachine;
 
 /// Number of per-key lock stripes of a replica.
@@ -64,6 +65,8 @@ pub(crate) struct Replica {
     position: Mutex<Position>,
     /// What is wrong with this replica, empty when nothing.
     problem: Mutex<String>,
+    /// Hook (acks): on a leader, its followers' acks and the in-sync set.
+    pub insync: InSync,
 }
 
 impl Replica {
@@ -87,6 +90,7 @@ impl Replica {
             leader_view: Mutex::new((false, Position::default())),
             position: Mutex::new(position),
             problem: Mutex::new(String::new()),
+            insync: InSync::default(),
         }
     }
 
@@ -129,6 +133,7 @@ impl Replica {
         let token = parent.child_token();
         let old = std::mem::replace(&mut *self.term_cancel.lock(), token.clone());
         old.cancel();
+        self.insync.reset();
         token
     }
 
@@ -412,5 +417,6 @@ fn unseen(node: NodeId) -> FollowerInfo {
         node,
         connected: false,
         acked: Position::default(),
+        in_sync: false,
     }
 }

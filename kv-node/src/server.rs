@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
-use kv_router::{NodeId, PartitionId, Role};
+use kv_router::{AckMode, NodeId, PartitionId, Role};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,7 @@ use crate::protocol::{
 };
 use crate::replica::Replica;
 use crate::replication::machine::NotWritable;
-use crate::replication::transport;
+use crate::replication::{insync, transport};
 use crate::storage_io::{self, IoError};
 
 /// State shared by every task of one node.
@@ -459,8 +459,10 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
         },
         Request::Get { key } => get(shared, key).await,
         Request::Status { key } => status(shared, key).await,
-        Request::Put { key, value } => put(shared, key, value).await,
-        Request::Delete { key } => delete(shared, key).await,
+        Request::Put { key, value } => put(shared, key, value, None).await,
+        Request::Delete { key } => delete(shared, key, None).await,
+        Request::PutAcks { key, value, acks } => put(shared, key, value, Some(acks)).await,
+        Request::DeleteAcks { key, acks } => delete(shared, key, Some(acks)).await,
         Request::Inspect => match storage_io::inspect(shared.all_replicas()).await {
             Ok(keys) => Response::Inspect(keys),
             Err(e) => io_error(None, e),
@@ -597,32 +599,58 @@ pub(crate) fn writable<'a>(
     }
 }
 
-pub(crate) async fn put(shared: &Shared, key: Bytes, value: Bytes) -> Response {
+/// A put at the leader, answered under `acks` (`None`: the cluster's
+/// default ack mode).
+pub(crate) async fn put(
+    shared: &Shared,
+    key: Bytes,
+    value: Bytes,
+    acks: Option<AckMode>,
+) -> Response {
     let (replica, p) = match writable(shared, &key) {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    match storage_io::put(replica, key, value).await {
-        Ok(position) => Response::Written {
-            partition: p,
-            position,
-        },
-        Err(e) => io_error(Some(p), e),
-    }
+    insync::acked(shared, replica, p, acks, || async {
+        match storage_io::put(replica, key, value).await {
+            Ok(position) => Ok((
+                Response::Written {
+                    partition: p,
+                    position,
+                },
+                position,
+            )),
+            Err(e) => Err(io_error(Some(p), e)),
+        }
+    })
+    .await
 }
 
-pub(crate) async fn delete(shared: &Shared, key: Bytes) -> Response {
+/// A delete at the leader, answered under `acks` (as [`put`]).
+pub(crate) async fn delete(shared: &Shared, key: Bytes, acks: Option<AckMode>) -> Response {
     let (replica, p) = match writable(shared, &key) {
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    match storage_io::delete(replica, key).await {
-        Ok(existed) => Response::Deleted {
-            partition: p,
-            existed,
-        },
-        Err(e) => io_error(Some(p), e),
-    }
+    insync::acked(shared, replica, p, acks, || async {
+        match storage_io::delete(replica, key).await {
+            // At least the delete's own position (nothing to wait for when
+            // nothing was written).
+            Ok(existed) => Ok((
+                Response::Deleted {
+                    partition: p,
+                    existed,
+                },
+                if existed {
+                    replica.position()
+                } else {
+                    kv_storage::Position::default()
+                },
+            )),
+            Err(e) => Err(io_error(Some(p), e)),
+        }
+    })
+    .await
 }
 
 /// The error reply for a store call that failed.
@@ -657,6 +685,7 @@ pub(crate) async fn current_info(shared: &Shared) -> Result<NodeInfo, IoError> {
 
 /// The node's `Info`: the opened replicas' figures plus the failed ones.
 fn node_info(shared: &Shared, mut partitions: Vec<PartitionInfo>) -> NodeInfo {
+    insync::mark_in_sync(shared, &mut partitions);
     for (&p, failed) in &shared.failed {
         partitions.push(PartitionInfo::failed(
             p,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigError, NodeId, PartitionId};
+use crate::{ConfigError, NodeId, PartitionId, ReplicationConfig};
 
 /// The largest accepted partition count. Placement keeps
 /// `partitions × replication_factor` node ids in memory and every node makes a
@@ -176,6 +176,8 @@ pub struct ClusterConfig {
     pub placement: Vec<PlacementOverride>,
     /// The `[security]` table.
     pub security: SecurityConfig,
+    /// The `[replication]` table (ack mode, in-sync replicas).
+    pub replication: ReplicationConfig,
 }
 
 impl ClusterConfig {
@@ -198,6 +200,7 @@ impl ClusterConfig {
             nodes,
             placement: Vec::new(),
             security: SecurityConfig::default(),
+            replication: ReplicationConfig::default(),
         }
     }
 
@@ -212,6 +215,7 @@ impl ClusterConfig {
             });
         }
         self.storage.validate()?;
+        self.replication.validate(self.replication_factor)?;
         self.check_placement()
     }
 

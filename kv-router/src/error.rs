@@ -122,4 +122,21 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+
+    /// `[replication]` `min_insync_replicas` is 0 or more than the
+    /// replication factor (a write with `acks = "all"` could never meet it).
+    #[error(
+        "replication.min_insync_replicas = {min} must be between 1 and replication_factor \
+         ({replication_factor})"
+    )]
+    MinInsyncReplicas {
+        /// The configured minimum.
+        min: u32,
+        /// The configured replication factor.
+        replication_factor: u32,
+    },
+
+    /// `[replication]` `replica_lag_max_ms = 0`.
+    #[error("replication.replica_lag_max_ms must be greater than 0")]
+    ZeroReplicaLagMax,
 }

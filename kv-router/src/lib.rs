@@ -83,6 +83,7 @@ mod config;
 mod error;
 mod hash;
 mod map;
+mod replication;
 mod size;
 mod toml_format;
 
@@ -94,6 +95,9 @@ pub use config::{
 pub use error::ConfigError;
 pub use hash::{key_hash, partition_for};
 pub use map::{ClusterMap, Role};
+pub use replication::{
+    AckMode, DEFAULT_MIN_INSYNC_REPLICAS, DEFAULT_REPLICA_LAG_MAX_MS, ReplicationConfig,
+};
 
 /// A node's id, unique in the cluster (ids need not be contiguous).
 pub type NodeId = u32;

@@ -8,15 +8,15 @@
 //! Writing is done by hand, not through serde, so it cannot fail and its
 //! layout is fixed: top-level keys, `[storage]`, then one `[[nodes]]` and one
 //! `[[placement]]` table per entry, then `[security]` when anything in it
-//! is set.
+//! is set, then `[replication]` when anything in it is not the default.
 
 use serde::Deserialize;
 
 use crate::config::check_size;
 use crate::size::RawSize;
 use crate::{
-    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride, SecurityConfig,
-    StorageConfig, SyncMode,
+    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride,
+    ReplicationConfig, SecurityConfig, StorageConfig, SyncMode,
 };
 
 #[derive(Deserialize)]
@@ -32,6 +32,31 @@ struct RawConfig {
     placement: Vec<RawPlacement>,
     #[serde(default)]
     security: RawSecurity,
+    #[serde(default)]
+    replication: RawReplication,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReplication {
+    acks: Option<crate::AckMode>,
+    min_insync_replicas: Option<u32>,
+    replica_lag_max_ms: Option<u64>,
+}
+
+impl RawReplication {
+    fn into_replication(self) -> ReplicationConfig {
+        let defaults = ReplicationConfig::default();
+        ReplicationConfig {
+            acks: self.acks.unwrap_or(defaults.acks),
+            min_insync_replicas: self
+                .min_insync_replicas
+                .unwrap_or(defaults.min_insync_replicas),
+            replica_lag_max_ms: self
+                .replica_lag_max_ms
+                .unwrap_or(defaults.replica_lag_max_ms),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +117,7 @@ impl ClusterConfig {
                 secret_file: raw.security.secret_file.map(Into::into),
                 client_password: raw.security.client_password,
             },
+            replication: raw.replication.into_replication(),
         };
         config.validate()?;
         Ok(config)
@@ -131,6 +157,7 @@ impl ClusterConfig {
             out.push(format!("replicas = [{}]", ids.join(", ")));
         }
         out.extend(security_lines(&self.security));
+        out.extend(self.replication.toml_lines());
         out.push(String::new());
         out.join("\n")
     }

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use kv_router::{
-    ClusterConfig, ClusterMap, ConfigError, NodeConfig, PlacementOverride, SecurityConfig,
-    StorageConfig, SyncMode,
+    AckMode, ClusterConfig, ClusterMap, ConfigError, NodeConfig, PlacementOverride,
+    ReplicationConfig, SecurityConfig, StorageConfig, SyncMode,
 };
 
 const DESIGN_EXAMPLE: &str = include_str!("fixtures/design.toml");
@@ -626,4 +626,47 @@ fn resp_addr_is_checked_like_addr() {
 fn unknown_security_key_is_an_error() {
     let typo = RESP_AND_SECURITY.replace("client_password", "client_pasword");
     assert!(matches!(parse(&typo), Err(ConfigError::Toml { .. })));
+}
+
+#[test]
+fn replication_table_defaults_when_absent() {
+    let c = parse(&with("")).unwrap();
+    assert_eq!(c.replication, ReplicationConfig::default());
+    assert_eq!(c.replication.acks, AckMode::Leader);
+    assert_eq!(c.replication.min_insync_replicas, 1);
+    assert_eq!(c.replication.replica_lag_max_ms, 5000);
+}
+
+#[test]
+fn replication_table_is_read_and_round_trips() {
+    let text =
+        with("[replication]\nacks = \"all\"\nmin_insync_replicas = 2\nreplica_lag_max_ms = 250");
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.replication,
+        ReplicationConfig {
+            acks: AckMode::All,
+            min_insync_replicas: 2,
+            replica_lag_max_ms: 250,
+        }
+    );
+    assert_eq!(parse(&c.to_toml_string()).unwrap(), c);
+}
+
+#[test]
+fn replication_table_errors() {
+    let bad_mode = with("[replication]\nacks = \"quorum\"");
+    assert!(matches!(err(&bad_mode), ConfigError::Toml { .. }));
+    let typo = with("[replication]\nack = \"all\"");
+    assert!(matches!(err(&typo), ConfigError::Toml { .. }));
+    let too_many = with("[replication]\nmin_insync_replicas = 3");
+    assert_eq!(
+        err(&too_many),
+        ConfigError::MinInsyncReplicas {
+            min: 3,
+            replication_factor: 2
+        }
+    );
+    let zero_lag = with("[replication]\nreplica_lag_max_ms = 0");
+    assert_eq!(err(&zero_lag), ConfigError::ZeroReplicaLagMax);
 }

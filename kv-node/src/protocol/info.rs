@@ -70,6 +70,9 @@ pub struct FollowerInfo {
     pub connected: bool,
     /// The last position it acknowledged.
     pub acked: Position,
+    /// Whether it is in the partition's in-sync set now (caught up with
+    /// the leader within `replica_lag_max_ms`).
+    pub in_sync: bool,
 }
 
 /// One hosted partition in `Info`.
@@ -104,6 +107,16 @@ pub struct PartitionInfo {
 }
 
 impl PartitionInfo {
+    /// The followers in the in-sync set now, by id (reported by the
+    /// partition's leader; the leader itself is always in the set).
+    pub fn in_sync_followers(&self) -> Vec<NodeId> {
+        self.followers
+            .iter()
+            .filter(|f| f.in_sync)
+            .map(|f| f.node)
+            .collect()
+    }
+
     /// A partition whose store could not be opened: only the role and the
     /// reason are known.
     pub fn failed(partition: PartitionId, role: Role, problem: String) -> PartitionInfo {
@@ -194,6 +207,7 @@ pub(super) fn encode_info(out: &mut BytesMut, info: &NodeInfo) {
             out.put_u32(f.node);
             out.put_u8(u8::from(f.connected));
             put_position(out, f.acked);
+            out.put_u8(u8::from(f.in_sync));
         }
         encode_health(out, &p.health);
         encode_history(out, &p.history);
@@ -276,13 +290,14 @@ fn decode_partition_info(r: &mut WireReader) -> Result<PartitionInfo, ProtocolEr
     let (keys, disk_bytes, hot_keys, full_resyncs) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
     let leader_connected = r.bool()?;
     let leader_position = get_position(r)?;
-    let n = r.count(17)?;
+    let n = r.count(18)?;
     let mut followers = Vec::with_capacity(n);
     for _ in 0..n {
         followers.push(FollowerInfo {
             node: r.u32()?,
             connected: r.bool()?,
             acked: get_position(r)?,
+            in_sync: r.bool()?,
         });
     }
     Ok(PartitionInfo {
@@ -335,6 +350,7 @@ mod tests {
                         node: 0,
                         connected: true,
                         acked: p(1, 38),
+                        in_sync: true,
                     }],
                     health: Health {
                         truncated_tail_bytes: 30,

@@ -75,6 +75,7 @@ pub(super) fn decode_map(r: &mut WireReader) -> Result<ClusterMap, ProtocolError
         nodes,
         placement,
         security: SecurityConfig::default(),
+        replication: kv_router::ReplicationConfig::default(),
     };
     ClusterMap::new(&config)
         .map(|m| m.with_version(version))

@@ -20,6 +20,8 @@
 //! | 0x0A | Ack          | partition: u32, applied: position |
 //! | 0x20 | ClusterMap   | — |
 //! | 0x30 | Conditional  | see [`Conditional`] |
+//! | 0x60 | PutAcks      | acks: u8 (0 leader, 1 all), key: bytes, value: bytes |
+//! | 0x61 | DeleteAcks   | acks: u8 (0 leader, 1 all), key: bytes |
 //!
 //! | type | reply         | fields |
 //! |------|---------------|--------|
@@ -40,6 +42,10 @@
 //! | 0xB1 | Counter       | partition: u32, value: i64 |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
+//! `PutAcks` and `DeleteAcks` are `Put` and `Delete` with an explicit ack
+//! mode (the plain messages use the cluster's `[replication] acks`); they
+//! are answered with `Written` and `Deleted`.
+//!
 //! Types 0x10-0x1F and 0x90-0x9F belong to the [`super::handshake`] that
 //! opens every connection.
 //!
@@ -48,7 +54,7 @@
 //! follower.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kv_router::{ClusterMap, NodeId, PartitionId, Role};
+use kv_router::{AckMode, ClusterMap, NodeId, PartitionId, Role};
 use kv_storage::{Entry, Epoch, Location, Position};
 
 pub use super::conditional::{Conditional, SetWhen};
@@ -123,6 +129,22 @@ pub enum Request {
     ClusterMap,
     /// A write the leader decides atomically (leader only).
     Conditional(Conditional),
+    /// `Put` with an explicit ack mode instead of the cluster's default.
+    PutAcks {
+        /// The key.
+        key: Bytes,
+        /// The kv-codec encoded value.
+        value: Bytes,
+        /// When the leader may answer.
+        acks: AckMode,
+    },
+    /// `Delete` with an explicit ack mode instead of the cluster's default.
+    DeleteAcks {
+        /// The key.
+        key: Bytes,
+        /// When the leader may answer.
+        acks: AckMode,
+    },
 }
 
 /// What a node answers.
@@ -260,6 +282,8 @@ mod ty {
     pub const ACK: u8 = 0x0A;
     pub const CLUSTER_MAP: u8 = 0x20;
     pub const CONDITIONAL: u8 = 0x30;
+    pub const PUT_ACKS: u8 = 0x60;
+    pub const DELETE_ACKS: u8 = 0x61;
     pub const APPLIED: u8 = 0xB0;
     pub const COUNTER: u8 = 0xB1;
     pub const PONG: u8 = 0x81;
@@ -310,6 +334,21 @@ pub(super) fn get_role(r: &mut WireReader) -> Result<Role, ProtocolError> {
         0 => Ok(Role::Leader),
         1 => Ok(Role::Follower),
         b => Err(ProtocolError::Invalid(format!("bad role byte {b}"))),
+    }
+}
+
+fn ack_byte(acks: AckMode) -> u8 {
+    match acks {
+        AckMode::Leader => 0,
+        AckMode::All => 1,
+    }
+}
+
+fn get_acks(r: &mut WireReader) -> Result<AckMode, ProtocolError> {
+    match r.u8()? {
+        0 => Ok(AckMode::Leader),
+        1 => Ok(AckMode::All),
+        b => Err(ProtocolError::Invalid(format!("bad acks byte {b}"))),
     }
 }
 
@@ -384,6 +423,17 @@ impl Request {
                 header(out, ty::CONDITIONAL, id);
                 op.encode(out);
             }
+            Request::PutAcks { key, value, acks } => {
+                header(out, ty::PUT_ACKS, id);
+                out.put_u8(ack_byte(*acks));
+                out.put_bytes_field(key);
+                out.put_bytes_field(value);
+            }
+            Request::DeleteAcks { key, acks } => {
+                header(out, ty::DELETE_ACKS, id);
+                out.put_u8(ack_byte(*acks));
+                out.put_bytes_field(key);
+            }
         }
     }
 
@@ -418,6 +468,15 @@ impl Request {
                 applied: get_position(&mut r)?,
             },
             ty::CONDITIONAL => Request::Conditional(Conditional::decode(&mut r)?),
+            ty::PUT_ACKS => Request::PutAcks {
+                acks: get_acks(&mut r)?,
+                key: r.bytes()?,
+                value: r.bytes()?,
+            },
+            ty::DELETE_ACKS => Request::DeleteAcks {
+                acks: get_acks(&mut r)?,
+                key: r.bytes()?,
+            },
             other => return Err(ProtocolError::UnknownMessage(other)),
         };
         r.finish()?;
@@ -661,4 +720,59 @@ fn decode_error(r: &mut WireReader) -> Result<Response, ProtocolError> {
         leader,
         message: r.string()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(request: &Request) -> String {
+        let mut out = BytesMut::new();
+        request.encode(7, &mut out);
+        out.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn ack_mode_messages_byte_exact() {
+        let cases = [
+            (
+                "put acks=all",
+                Request::PutAcks {
+                    key: Bytes::from_static(b"k"),
+                    value: Bytes::from_static(b"v"),
+                    acks: AckMode::All,
+                },
+                "60000000000000000701000000016b0000000176",
+            ),
+            (
+                "delete acks=leader",
+                Request::DeleteAcks {
+                    key: Bytes::from_static(b"k"),
+                    acks: AckMode::Leader,
+                },
+                "61000000000000000700000000016b",
+            ),
+        ];
+        for (name, request, expected) in cases {
+            assert_eq!(hex(&request), expected, "{name}");
+            let mut out = BytesMut::new();
+            request.encode(7, &mut out);
+            assert_eq!(Request::decode(out.freeze()), Ok((7, request)), "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_ack_byte_is_invalid() {
+        let mut out = BytesMut::new();
+        Request::DeleteAcks {
+            key: Bytes::from_static(b"k"),
+            acks: AckMode::All,
+        }
+        .encode(1, &mut out);
+        out[9] = 2;
+        assert!(matches!(
+            Request::decode(out.freeze()),
+            Err(ProtocolError::Invalid(_))
+        ));
+    }
 }

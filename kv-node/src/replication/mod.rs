@@ -39,8 +39,10 @@
 //! - Nothing is truncated silently: rollback files, counted in `info`.
 //! - Roles change at run time (`NodeHandle::set_role`): a role change ends
 //!   the replica's *term* (every task of it) and starts the new one.
-//! - Not yet: failover (nothing elects a leader), acknowledgement modes,
-//!   a chunked staged snapshot install.
+//! - Writes may ask to wait for followers (`acks = "all"`): the in-sync
+//!   set and the waiting live in [`insync`], fed by the acks the stream
+//!   reads; the stream itself never waits for a write.
+//! - Not yet: failover (nothing elects a leader).
 //!
 //! The decisions live in sans-IO code ([`machine`], [`source`],
 //! [`follower`], [`epochs`], [`plan`]); the tokio tasks in `transport`
@@ -49,6 +51,7 @@
 pub mod backlog;
 pub mod epochs;
 pub mod follower;
+pub mod insync;
 pub mod machine;
 pub mod plan;
 mod pull;

@@ -271,6 +271,8 @@ async fn read_acks(
         match Request::decode(frame.freeze()) {
             Ok((_, Request::Ack { applied, .. })) => {
                 replica.follower_update(from, true, Some(applied));
+                // Hook (acks): the in-sync set and `acks = "all"` waiters.
+                replica.insync.on_ack(from, applied, replica.position());
             }
             other => {
                 warn!(from, ?other, "unexpected message on a replication stream");

@@ -150,7 +150,8 @@ fn server_lines(front: &Front, me: &NodeInfo) -> Vec<(String, String)> {
 }
 
 /// One partition of this node: role, state, position, keys, and for a
-/// leader each follower's connection and lag in entries.
+/// leader each follower's connection, lag in entries and whether it is in
+/// the in-sync set.
 fn partition_line(p: &PartitionInfo) -> String {
     let role = match p.role {
         Role::Leader => "leader",
@@ -165,9 +166,10 @@ fn partition_line(p: &PartitionInfo) -> String {
         let lag = p.position.lsn.saturating_sub(f.acked.lsn);
         let _ = write!(
             s,
-            ",follower{}={},lag={lag}",
+            ",follower{}={},lag={lag},in_sync={}",
             f.node,
-            if f.connected { "up" } else { "down" }
+            if f.connected { "up" } else { "down" },
+            u8::from(f.in_sync)
         );
     }
     s

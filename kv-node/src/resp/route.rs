@@ -77,7 +77,7 @@ pub(crate) async fn set(front: &Front, key: Bytes, raw: &[u8]) -> Result<(), Err
     let value = Value::from_bytes(raw);
     if leads(front, &key) {
         let encoded = Bytes::from(value.encode());
-        local(server::put(&front.shared, key, encoded).await).map(|_| ())
+        local(server::put(&front.shared, key, encoded, None).await).map(|_| ())
     } else {
         forwarded(front);
         front.cluster.put(&key, &value).await.map(|_| ())
@@ -87,7 +87,7 @@ pub(crate) async fn set(front: &Front, key: Bytes, raw: &[u8]) -> Result<(), Err
 /// Deletes a key; true when it existed.
 pub(crate) async fn delete(front: &Front, key: Bytes) -> Result<bool, Error> {
     if leads(front, &key) {
-        match local(server::delete(&front.shared, key).await)? {
+        match local(server::delete(&front.shared, key, None).await)? {
             Response::Deleted { existed, .. } => Ok(existed),
             other => Err(unexpected(front, &other)),
         }
@@ -121,6 +121,11 @@ pub(crate) fn error_reply(e: &Error) -> Reply {
         }
         | Error::LeaderUnavailable { .. }
         | Error::PartitionUnavailable { .. } => Reply::Error(format!("TRYAGAIN {e}")),
+        // Redis's own reply when `min-replicas-to-write` is not met.
+        Error::Remote {
+            code: ErrorCode::NotEnoughReplicas,
+            ..
+        } => Reply::Error(format!("NOREPLICAS {e}")),
         e if e.is_unreachable() => Reply::Error(format!("TRYAGAIN {e}")),
         e => Reply::err(e),
     }
