@@ -242,6 +242,18 @@ pub enum Error {
     /// map: kv-router's validation prevents it).
     #[error("partition {0} has no replicas in the cluster map")]
     NoReplicas(PartitionId),
+    /// A cluster scan cursor that no scan of this cluster hands out.
+    #[error(
+        "invalid scan cursor {cursor}: it names partition {partition}, but the cluster has {partitions}"
+    )]
+    InvalidCursor {
+        /// The cursor given.
+        cursor: u64,
+        /// The partition it names.
+        partition: u64,
+        /// The cluster's partition count.
+        partitions: u32,
+    },
     /// The cluster map has no node with this id.
     #[error("node {0} is not in the cluster map")]
     UnknownNode(NodeId),

@@ -76,10 +76,14 @@
 mod atomic;
 mod auth;
 mod client;
+mod client_keyspace;
 mod cluster_client;
+mod cluster_keyspace;
 mod connection;
 mod error;
+mod expiry;
 mod hosting;
+mod keyspace;
 mod layout;
 mod options;
 pub mod protocol;
@@ -91,7 +95,9 @@ mod storage_io;
 
 pub use auth::ClusterSecret;
 pub use client::{ClientOptions, NodeClient};
+pub use client_keyspace::PartitionPage;
 pub use cluster_client::{ClusterClient, Read, Written};
+pub use cluster_keyspace::{ClusterCursor, KeyPage, ScanOptions};
 pub use error::{Error, ErrorCode, ProtocolError, Result};
 pub use layout::Layout;
 pub use options::NodeOptions;

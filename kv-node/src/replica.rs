@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Location, Lsn, Position, Since, Store};
+use kv_storage::{Entry, Location, Lsn, Position, Since, Store, WriteBatch};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
@@ -129,10 +129,17 @@ impl Replica {
         }
     }
 
-    fn key_lock(&self, key: &[u8]) -> &RwLock<()> {
+    fn stripe(&self, key: &[u8]) -> usize {
         // The high half: the low bits already chose the partition.
-        let stripe = (kv_router::key_hash(key) >> 32) % KEY_LOCK_STRIPES as u64;
-        &self.key_locks[stripe as usize]
+        ((kv_router::key_hash(key) >> 32) % KEY_LOCK_STRIPES as u64) as usize
+    }
+
+    fn stripe_lock(&self, stripe: usize) -> &RwLock<()> {
+        &self.key_locks[stripe % KEY_LOCK_STRIPES]
+    }
+
+    fn key_lock(&self, key: &[u8]) -> &RwLock<()> {
+        self.stripe_lock(self.stripe(key))
     }
 
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
@@ -165,6 +172,39 @@ impl Replica {
             Update::Keep(answer) => Ok(answer),
             Update::Put(value, answer) => self.put_locked(key, value).map(|_| answer),
         }
+    }
+
+    /// Writes every pair with one store batch (one `write(2)`, one sync,
+    /// all or none after a crash), holding each key's lock shared.
+    pub fn put_batch(&self, pairs: Vec<(Bytes, Bytes)>) -> Result<Position, kv_storage::Error> {
+        let mut stripes: Vec<usize> = pairs.iter().map(|(k, _)| self.stripe(k)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        // Taken in stripe order, so two batches never wait on each other.
+        let _locks: Vec<_> = stripes
+            .iter()
+            .map(|&s| self.stripe_lock(s).read())
+            .collect();
+        let mut batch = WriteBatch::new();
+        for (key, value) in &pairs {
+            batch.put(key, value);
+        }
+        let written = self.store.write_batch(&batch);
+        self.refresh_position();
+        let Some(last) = written? else {
+            return Ok(self.position());
+        };
+        // A batch of puts writes every record, with consecutive LSNs.
+        let first = last.lsn + 1 - pairs.len() as u64;
+        for (lsn, (key, value)) in (first..).zip(pairs) {
+            let position = Position { lsn, ..last };
+            self.record(Entry {
+                position,
+                key,
+                value: Some(value),
+            });
+        }
+        Ok(last)
     }
 
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {

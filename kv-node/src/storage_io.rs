@@ -53,6 +53,7 @@ use bytes::Bytes;
 use kv_router::{NodeId, PartitionId};
 use kv_storage::{Entry, Location, Lsn, Position, Since};
 
+use crate::keyspace::{ScanReply, ScanRequest};
 use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
 
@@ -134,6 +135,42 @@ pub(crate) async fn put(replica: &Arc<Replica>, key: Bytes, value: Bytes) -> IoR
         Ok(r.put(key, value)?)
     })
     .await
+}
+
+/// Validates every value as kv-codec, then writes all pairs as one store
+/// batch (atomic); the position of the last.
+pub(crate) async fn put_batch(
+    replica: &Arc<Replica>,
+    pairs: Vec<(Bytes, Bytes)>,
+) -> IoResult<Position> {
+    let r = Arc::clone(replica);
+    write(replica, move || {
+        for (_, value) in &pairs {
+            kv_codec::validate(value).map_err(|e| IoError::InvalidValue(e.to_string()))?;
+        }
+        Ok(r.put_batch(pairs)?)
+    })
+    .await
+}
+
+/// The values of `keys`, in order.
+pub(crate) async fn get_many(
+    replica: &Arc<Replica>,
+    keys: Vec<Bytes>,
+) -> IoResult<Vec<Option<Bytes>>> {
+    let r = Arc::clone(replica);
+    blocking(move || {
+        keys.iter()
+            .map(|k| Ok(r.get(k)?))
+            .collect::<IoResult<Vec<_>>>()
+    })
+    .await
+}
+
+/// One page of a scan of `replica`'s live keys ([`crate::keyspace`]).
+pub(crate) async fn scan(replica: &Arc<Replica>, scan: ScanRequest) -> IoResult<ScanReply> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(crate::keyspace::scan_page(&r, &scan)?)).await
 }
 
 /// Deletes `key`; whether it existed.

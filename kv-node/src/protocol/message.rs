@@ -20,6 +20,7 @@
 //! | 0x0A | Ack          | partition: u32, applied: position |
 //! | 0x20 | ClusterMap   | — |
 //! | 0x30 | Conditional  | see [`Conditional`] |
+//! | 0x50-0x55 | Keyspace | see [`Keyspace`]: scan, mget, mset, put with ttl, expire, ttl |
 //!
 //! | type | reply         | fields |
 //! |------|---------------|--------|
@@ -37,6 +38,7 @@
 //! | 0xA0 | ClusterMap    | see `map.rs`: epoch, partitions, rf, nodes, replicas |
 //! | 0xB0 | Applied       | partition: u32, written: bool, old: opt bytes |
 //! | 0xB1 | Counter       | partition: u32, value: i64 |
+//! | 0xD0-0xD3 | Keyspace      | see [`KeyspaceReply`] |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
 //! Types 0x10-0x1F and 0x90-0x9F belong to the [`super::handshake`] that
@@ -53,6 +55,7 @@ use kv_storage::{Entry, Location, Position};
 pub use super::conditional::{Conditional, SetWhen};
 pub use super::info::{FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
+pub use super::keyspace::{KeyTtl, Keyspace, KeyspaceReply, ScanEntry};
 use super::map::{decode_map, encode_map};
 use super::wire::{WireReader, WireWrite};
 use crate::error::{ErrorCode, ProtocolError};
@@ -117,6 +120,8 @@ pub enum Request {
     ClusterMap,
     /// A write the leader decides atomically (leader only).
     Conditional(Conditional),
+    /// Scan, multi-key and expiry requests.
+    Keyspace(Keyspace),
 }
 
 /// What a node answers.
@@ -214,6 +219,8 @@ pub enum Response {
         /// The value after the increment.
         value: i64,
     },
+    /// Reply to a keyspace request.
+    Keyspace(KeyspaceReply),
     /// Any request can fail with this.
     Error {
         /// The kind of failure.
@@ -359,6 +366,10 @@ impl Request {
                 header(out, ty::CONDITIONAL, id);
                 op.encode(out);
             }
+            Request::Keyspace(k) => {
+                header(out, k.type_byte(), id);
+                k.encode(out);
+            }
         }
     }
 
@@ -392,6 +403,7 @@ impl Request {
                 applied: get_position(&mut r)?,
             },
             ty::CONDITIONAL => Request::Conditional(Conditional::decode(&mut r)?),
+            t @ 0x50..=0x5F => Request::Keyspace(Keyspace::decode(t, &mut r)?),
             other => return Err(ProtocolError::UnknownMessage(other)),
         };
         r.finish()?;
@@ -496,6 +508,10 @@ impl Response {
                 out.put_u32(*partition);
                 out.put_i64(*value);
             }
+            Response::Keyspace(k) => {
+                header(out, k.type_byte(), id);
+                k.encode(out);
+            }
             Response::Error {
                 code,
                 leader,
@@ -568,6 +584,7 @@ impl Response {
                 partition: r.u32()?,
                 value: r.u64()?.cast_signed(),
             },
+            t @ 0xD0..=0xDF => Response::Keyspace(KeyspaceReply::decode(t, &mut r)?),
             ty::ERROR => decode_error(&mut r)?,
             other => return Err(ProtocolError::UnknownMessage(other)),
         };

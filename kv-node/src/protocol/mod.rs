@@ -11,6 +11,7 @@ mod conditional;
 pub mod frame;
 pub mod handshake;
 mod info;
+mod keyspace;
 pub mod limits;
 mod map;
 pub mod message;
@@ -25,8 +26,8 @@ pub use frame::{ByteBudget, FrameCodec, FrameError};
 pub use handshake::{PROTOCOL_VERSION, PeerKind};
 
 pub use message::{
-    Conditional, FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState,
-    Request, RequestId, Response, SetWhen,
+    Conditional, FollowerInfo, Health, KeyTtl, Keyspace, KeyspaceReply, NodeInfo, PartitionInfo,
+    PartitionKeys, ReplicaState, Request, RequestId, Response, ScanEntry, SetWhen,
 };
 
 /// Default maximum frame size: 16 MiB.

@@ -1,0 +1,215 @@
+//! The node's side of the keyspace requests ([`Keyspace`]): per-partition
+//! scan pages, multi-key reads and atomic per-partition writes, and key
+//! expiry.
+//!
+//! A scan page is one [`kv_storage::Store::scan_prefix`] step (the store's
+//! guarantee: a key present for the whole scan is returned at least once),
+//! capped at [`MAX_SCAN_COUNT`] keys examined and, with values, at
+//! [`SCAN_REPLY_BUDGET_BYTES`] of reply (a page over the budget is taken
+//! again with half the count, from the same cursor). Reads are served by
+//! any ready replica (a follower's answer may be stale); `MSet`, `PutTtl`
+//! and `Expire` only by the partition's leader.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kv_router::PartitionId;
+use kv_storage::Cursor;
+
+use crate::error::ErrorCode;
+use crate::protocol::{Keyspace, KeyspaceReply, Response, ScanEntry};
+use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
+use crate::server::{Shared, error_reply, io_error, not_hosted, ready_to_read, ready_to_write};
+use crate::storage_io;
+
+/// Most keys one scan page examines, whatever the client asks for.
+pub(crate) const MAX_SCAN_COUNT: u32 = 1000;
+
+/// Most value bytes one scan page carries (a page asked with values that
+/// would carry more is taken again with half the count).
+const SCAN_REPLY_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most keys of one `MGet` or `MSet`.
+pub(crate) const MAX_KEYS_PER_REQUEST: usize = 10_000;
+
+/// A scan page asked of one replica.
+#[derive(Debug)]
+pub(crate) struct ScanRequest {
+    pub cursor: u64,
+    pub count: u32,
+    pub prefix: Bytes,
+    pub values: bool,
+}
+
+/// One page of a replica's keys.
+#[derive(Debug)]
+pub(crate) struct ScanReply {
+    pub next: Option<u64>,
+    pub entries: Vec<ScanEntry>,
+}
+
+/// Runs a keyspace request on this node.
+pub(crate) async fn execute(shared: &Shared, op: Keyspace) -> Response {
+    match op {
+        Keyspace::Scan {
+            partition,
+            cursor,
+            count,
+            prefix,
+            values,
+        } => {
+            let request = ScanRequest {
+                cursor,
+                count: count.clamp(1, MAX_SCAN_COUNT),
+                prefix,
+                values,
+            };
+            scan(shared, partition, request).await
+        }
+        Keyspace::MGet { partition, keys } => get_many(shared, partition, keys).await,
+        Keyspace::MSet { partition, pairs } => put_many(shared, partition, pairs).await,
+        Keyspace::PutTtl { .. } | Keyspace::Expire { .. } | Keyspace::Ttl { .. } => {
+            crate::expiry::execute(shared, op).await
+        }
+    }
+}
+
+/// The replica of `p` on this node that may answer reads.
+fn readable(shared: &Shared, p: PartitionId) -> Result<&Arc<Replica>, Response> {
+    let r = shared
+        .replicas
+        .get(&p)
+        .ok_or_else(|| not_hosted(shared, p))?;
+    ready_to_read(shared, r, p)?;
+    Ok(r)
+}
+
+/// The replica of `p` on this node that may take writes.
+fn writable(shared: &Shared, p: PartitionId) -> Result<&Arc<Replica>, Response> {
+    let r = shared
+        .replicas
+        .get(&p)
+        .ok_or_else(|| not_hosted(shared, p))?;
+    ready_to_write(shared, r, p)?;
+    Ok(r)
+}
+
+fn invalid(message: String) -> Response {
+    error_reply(ErrorCode::InvalidRequest, None, message)
+}
+
+/// Checks that `keys` are non-empty, not too many, and all of `p`.
+fn check_keys<'a>(
+    shared: &Shared,
+    p: PartitionId,
+    mut keys: impl ExactSizeIterator<Item = &'a Bytes>,
+) -> Result<(), Response> {
+    let n = keys.len();
+    if n == 0 || n > MAX_KEYS_PER_REQUEST {
+        return Err(invalid(format!(
+            "a multi-key request carries 1 to {MAX_KEYS_PER_REQUEST} keys, not {n}"
+        )));
+    }
+    let map = &shared.options.map;
+    match keys.find(|k| k.is_empty() || map.partition_of(k) != p) {
+        Some(k) if k.is_empty() => Err(invalid("key must not be empty".into())),
+        Some(k) => Err(invalid(format!(
+            "key {:?} is in partition {}, not {p}",
+            String::from_utf8_lossy(k),
+            map.partition_of(k)
+        ))),
+        None => Ok(()),
+    }
+}
+
+async fn scan(shared: &Shared, p: PartitionId, request: ScanRequest) -> Response {
+    let r = match readable(shared, p) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    match storage_io::scan(r, request).await {
+        Ok(page) => Response::Keyspace(KeyspaceReply::ScanPage {
+            partition: p,
+            next: page.next,
+            entries: page.entries,
+        }),
+        Err(e) => io_error(Some(p), e),
+    }
+}
+
+async fn get_many(shared: &Shared, p: PartitionId, keys: Vec<Bytes>) -> Response {
+    let checked = check_keys(shared, p, keys.iter()).and_then(|()| readable(shared, p));
+    let r = match checked {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    match storage_io::get_many(r, keys).await {
+        Ok(values) => Response::Keyspace(KeyspaceReply::Values {
+            partition: p,
+            values,
+        }),
+        Err(e) => io_error(Some(p), e),
+    }
+}
+
+async fn put_many(shared: &Shared, p: PartitionId, pairs: Vec<(Bytes, Bytes)>) -> Response {
+    let keys = pairs.iter().map(|(k, _)| k);
+    let checked = check_keys(shared, p, keys).and_then(|()| writable(shared, p));
+    let r = match checked {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    match storage_io::put_batch(r, pairs).await {
+        Ok(position) => Response::Written {
+            partition: p,
+            position,
+        },
+        Err(e) => io_error(Some(p), e),
+    }
+}
+
+/// One scan page of `r` (blocking: called through `storage_io::scan`).
+pub(crate) fn scan_page(
+    r: &Replica,
+    request: &ScanRequest,
+) -> Result<ScanReply, kv_storage::Error> {
+    let mut count = request.count.max(1) as usize;
+    loop {
+        let cursor = Cursor::from_u64(request.cursor);
+        let page = r.store.scan_prefix(cursor, count, &request.prefix)?;
+        let keys = page.keys.into_iter();
+        let keys = keys.filter(|k| k.as_ref() != SNAPSHOT_MARKER_KEY);
+        let entries = if request.values {
+            with_values(r, keys)?
+        } else {
+            keys.map(|key| ScanEntry { key, value: None }).collect()
+        };
+        let bytes: usize = entries
+            .iter()
+            .map(|e| e.value.as_ref().map_or(0, Bytes::len))
+            .sum();
+        if bytes <= SCAN_REPLY_BUDGET_BYTES || count == 1 {
+            let next = page.next.map(Cursor::to_u64);
+            return Ok(ScanReply { next, entries });
+        }
+        count /= 2;
+    }
+}
+
+/// Pairs each key with its value; keys deleted since they were listed are
+/// left out.
+fn with_values(
+    r: &Replica,
+    keys: impl Iterator<Item = Bytes>,
+) -> Result<Vec<ScanEntry>, kv_storage::Error> {
+    let mut entries = Vec::new();
+    for key in keys {
+        if let Some(value) = r.get(&key)? {
+            entries.push(ScanEntry {
+                key,
+                value: Some(value),
+            });
+        }
+    }
+    Ok(entries)
+}
