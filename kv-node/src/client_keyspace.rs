@@ -27,7 +27,8 @@ impl NodeClient {
 
     /// One page of a scan of `partition` on this node, from store cursor
     /// `cursor` (0 = start), keys starting with `prefix`; with `values`,
-    /// each key's encoded value.
+    /// each key's encoded value. The page's `next` has its low `align`
+    /// bits zero (at most 32).
     pub async fn scan_partition(
         &self,
         partition: PartitionId,
@@ -35,6 +36,7 @@ impl NodeClient {
         count: u32,
         prefix: Bytes,
         values: bool,
+        align: u8,
     ) -> Result<PartitionPage> {
         let op = Keyspace::Scan {
             partition,
@@ -42,6 +44,7 @@ impl NodeClient {
             count,
             prefix,
             values,
+            align,
         };
         match self.keyspace(op).await? {
             Response::Keyspace(KeyspaceReply::ScanPage { next, entries, .. }) => {

@@ -9,18 +9,13 @@
 //! [`ClusterCursor`] packs both into one `u64`, as a Redis client expects:
 //! the partition in the top `b` bits (`b` = bits needed for the partition
 //! count; none for one partition) and the store cursor's top `64 - b` bits
-//! below it. Dropping the store cursor's low `b` bits moves a resume point
-//! at most `2^b - 1` hash positions *back*, never forward, so nothing is
-//! skipped; a key whose 64-bit hash lies that close before the resume point
-//! is returned twice (so rare that a quiet cluster's scan returns every key
-//! exactly once in practice). A page's cursor always lies after the one it
-//! was asked with (the scan keeps going until it does), so a scan always
-//! ends; 0 is both the start and, handed back, "done", as in Redis.
-//!
-//! A page is read from each partition's leader, or a follower when the
-//! leader is unreachable (then the page is marked stale). Store cursors
-//! are the same on every replica (hash order with a fixed seed), so a scan
-//! may move between replicas.
+//! below it. No position is lost: the client asks each node for pages
+//! whose store cursor has its low `b` bits zero (the node scans a few keys
+//! further until it has), so a quiet cluster's scan returns every key
+//! exactly once. A page's cursor always lies after the one it was asked
+//! with, so a scan always ends; 0 is both the start and, handed back,
+//! "done", as in Redis. A cursor that was not handed out resumes at a
+//! position at or before the one it names, so it skips nothing.
 //!
 //! # Multi-key writes
 //!
@@ -168,10 +163,12 @@ impl ClusterClient {
         count: u32,
         options: &ScanOptions,
     ) -> Result<Read<PartitionPage>> {
+        let partitions = self.map().partition_count();
+        let align = u8::try_from(ClusterCursor::partition_bits(partitions)).unwrap_or(32);
         self.read_partition(p, |c| {
             let prefix = options.prefix.clone();
             async move {
-                c.scan_partition(p, store, count, prefix, options.values)
+                c.scan_partition(p, store, count, prefix, options.values, align)
                     .await
             }
         })
@@ -327,8 +324,11 @@ mod tests {
             c.to_u64(),
             0xC000_0000_0000_0000 | (0xABCD_0000_0000_0007 >> 2)
         );
-        // Resuming loses the low bits: a point at or before, never after.
+        // An unaligned store cursor loses its low bits: a point at or
+        // before, never after; an aligned one round-trips.
         assert_eq!(c.unpack(4).unwrap(), (3, 0xABCD_0000_0000_0004));
+        let aligned = ClusterCursor::pack(2, 0x1234_5678_9ABC_DEF0, 4);
+        assert_eq!(aligned.unpack(4).unwrap(), (2, 0x1234_5678_9ABC_DEF0));
         assert_eq!(ClusterCursor::pack(0, 0, 4), ClusterCursor::START);
         assert_eq!(ClusterCursor::START.unpack(4).unwrap(), (0, 0));
         assert_eq!(ClusterCursor::pack(0, 77, 1).unpack(1).unwrap(), (0, 77));

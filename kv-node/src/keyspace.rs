@@ -39,6 +39,7 @@ pub(crate) struct ScanRequest {
     pub count: u32,
     pub prefix: Bytes,
     pub values: bool,
+    pub align: u8,
 }
 
 /// One page of a replica's keys.
@@ -57,12 +58,14 @@ pub(crate) async fn execute(shared: &Shared, op: Keyspace) -> Response {
             count,
             prefix,
             values,
+            align,
         } => {
             let request = ScanRequest {
                 cursor,
                 count: count.clamp(1, MAX_SCAN_COUNT),
                 prefix,
                 values,
+                align,
             };
             scan(shared, partition, request).await
         }
@@ -175,10 +178,10 @@ pub(crate) fn scan_page(
 ) -> Result<ScanReply, kv_storage::Error> {
     let mut count = request.count.max(1) as usize;
     loop {
-        let cursor = Cursor::from_u64(request.cursor);
-        let page = r.store.scan_prefix(cursor, count, &request.prefix)?;
-        let keys = page.keys.into_iter();
-        let keys = keys.filter(|k| k.as_ref() != SNAPSHOT_MARKER_KEY);
+        let (keys, next) = aligned_keys(r, request, count)?;
+        let keys = keys
+            .into_iter()
+            .filter(|k| k.as_ref() != SNAPSHOT_MARKER_KEY);
         let entries = if request.values {
             with_values(r, keys)?
         } else {
@@ -189,11 +192,33 @@ pub(crate) fn scan_page(
             .map(|e| e.value.as_ref().map_or(0, Bytes::len))
             .sum();
         if bytes <= SCAN_REPLY_BUDGET_BYTES || count == 1 {
-            let next = page.next.map(Cursor::to_u64);
             return Ok(ScanReply { next, entries });
         }
         count /= 2;
     }
+}
+
+/// About `count` keys from the request's cursor, and a `next` whose low
+/// `align` bits are zero: after the first page, the scan goes on (1, 2,
+/// 4, ... keys a step) until its cursor lands on such a position, which
+/// the end of every key-directory sub-table is.
+fn aligned_keys(
+    r: &Replica,
+    request: &ScanRequest,
+    count: usize,
+) -> Result<(Vec<Bytes>, Option<u64>), kv_storage::Error> {
+    let mask = (1u64 << request.align.min(32)) - 1;
+    let first = r
+        .store
+        .scan_prefix(Cursor::from_u64(request.cursor), count, &request.prefix)?;
+    let (mut keys, mut next, mut step) = (first.keys, first.next, 1);
+    while let Some(at) = next.filter(|c| c.to_u64() & mask != 0) {
+        let more = r.store.scan_prefix(at, step, &request.prefix)?;
+        keys.extend(more.keys);
+        next = more.next;
+        step = (step * 2).min(MAX_SCAN_COUNT as usize);
+    }
+    Ok((keys, next.map(Cursor::to_u64)))
 }
 
 /// Pairs each key with its value; keys deleted since they were listed are

@@ -14,7 +14,7 @@
 //!
 //! | type | message       | fields |
 //! |------|---------------|--------|
-//! | 0x50 | Scan          | partition: u32, cursor: u64 (0 = start), count: u32, prefix: bytes, values: bool |
+//! | 0x50 | Scan          | partition: u32, cursor: u64 (0 = start), count: u32, prefix: bytes, values: bool, align: u8 (0-32) |
 //! | 0x51 | MGet          | partition: u32, n: u32, n × key: bytes |
 //! | 0x52 | MSet          | partition: u32, n: u32, n × (key: bytes, value: bytes) |
 //! | 0x53 | PutTtl        | key: bytes, value: bytes, ttl ms: u64 |
@@ -67,6 +67,10 @@ pub enum Keyspace {
         prefix: Bytes,
         /// Whether the reply carries each key's encoded value.
         values: bool,
+        /// The page's `next` must have this many low bits zero (the node
+        /// scans on until it has), so a client may pack the cursor with
+        /// fewer bits without losing a position; at most 32.
+        align: u8,
     },
     /// The values of several keys of one partition.
     MGet {
@@ -187,12 +191,14 @@ impl Keyspace {
                 count,
                 prefix,
                 values,
+                align,
             } => {
                 out.put_u32(*partition);
                 out.put_u64(*cursor);
                 out.put_u32(*count);
                 out.put_bytes_field(prefix);
                 out.put_u8(u8::from(*values));
+                out.put_u8(*align);
             }
             Keyspace::MGet { partition, keys } => {
                 out.put_u32(*partition);
@@ -229,6 +235,10 @@ impl Keyspace {
                 count: r.u32()?,
                 prefix: r.bytes()?,
                 values: r.bool()?,
+                align: match r.u8()? {
+                    a @ 0..=32 => a,
+                    a => return Err(ProtocolError::Invalid(format!("bad scan alignment {a}"))),
+                },
             },
             ty::MGET => {
                 let partition = r.u32()?;
@@ -407,8 +417,9 @@ mod tests {
                     count: 10,
                     prefix: b(b"u:"),
                     values: true,
+                    align: 2,
                 },
-                "50 00 00 00 00 00 00 00 07 00 00 00 02 00 00 00 00 00 00 01 02 00 00 00 0a 00 00 00 02 75 3a 01",
+                "50 00 00 00 00 00 00 00 07 00 00 00 02 00 00 00 00 00 00 01 02 00 00 00 0a 00 00 00 02 75 3a 01 02",
             ),
             (
                 Keyspace::MGet {
@@ -539,9 +550,15 @@ mod tests {
             Response::decode(bad_ttl),
             Err(ProtocolError::Invalid(_))
         ));
-        let bad_bool = b(b"\x50\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\x02");
+        let bad_bool = b(b"\x50\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\x02\0");
         assert!(matches!(
             Request::decode(bad_bool),
+            Err(ProtocolError::Invalid(_))
+        ));
+        let bad_align =
+            b(b"\x50\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\0\x00\x21");
+        assert!(matches!(
+            Request::decode(bad_align),
             Err(ProtocolError::Invalid(_))
         ));
         let unknown = b(b"\x5f\0\0\0\0\0\0\0\x01");
