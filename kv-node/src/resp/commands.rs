@@ -42,6 +42,8 @@ pub(crate) async fn execute(front: &Front, session: &mut Session, args: Command)
         "mget" => mget(front, rest).await,
         "mset" => mset(front, rest).await,
         "strlen" => strlen(front, rest).await,
+        "scan" => super::scan::scan(front, rest).await,
+        "keys" => super::scan::keys(front, rest).await,
         "incr" => incr_by(front, rest, 1).await,
         "decr" => incr_by(front, rest, -1).await,
         "incrby" => incr_by_arg(front, rest, false).await,

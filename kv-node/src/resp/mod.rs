@@ -62,6 +62,7 @@ mod frame;
 mod info;
 mod reply;
 mod route;
+mod scan;
 mod table;
 
 pub use frame::{FrameError, Limits};

@@ -201,6 +201,15 @@ static COMMANDS: &[Spec] = &[
         ["?*section:string"]
     ),
     spec!(
+        "keys",
+        2,
+        &["readonly"],
+        NO_KEYS,
+        "generic",
+        "Returns all key names that match a pattern (a full cluster scan).",
+        ["pattern:pattern"]
+    ),
+    spec!(
         "mget",
         -2,
         R,
@@ -244,6 +253,23 @@ static COMMANDS: &[Spec] = &[
         "connection",
         "Resets the connection.",
         []
+    ),
+    spec!(
+        "scan",
+        -2,
+        &["readonly"],
+        NO_KEYS,
+        "generic",
+        "Iterates over the key names in the cluster.",
+        [
+            "cursor:integer",
+            "?MATCH",
+            "?pattern:pattern",
+            "?COUNT",
+            "?count:integer",
+            "?TYPE",
+            "?type:string"
+        ]
     ),
     spec!(
         "select",
