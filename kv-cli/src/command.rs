@@ -11,20 +11,24 @@
 //! [`execute`] runs a command against a [`ClusterClient`] and returns a
 //! [`Reply`]; how a reply is printed is [`crate::output`]'s business.
 
+use std::time::Duration;
+
 use clap::{CommandFactory, Parser, Subcommand};
 use kv_codec::Value;
-use kv_node::protocol::{NodeInfo, PartitionKeys};
+use kv_node::protocol::{KeyTtl, NodeInfo, PartitionKeys};
 use kv_node::{ClusterClient, Read};
 use kv_router::NodeId;
 use kv_storage::Location;
 
 use crate::error::CliError;
+use crate::keyspace::{self, KeyList, parse_duration};
 
 /// A command that talks to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Store a value: plain text, an event {"data": ..., "timestamp": ...}
     /// or any JSON object or array (quote it: put k '{"a": 1}').
+    #[command(override_usage = "put <KEY> <VALUE> [--ttl <DURATION>]")]
     Put {
         /// The key.
         #[arg(value_parser = parse_key)]
@@ -38,6 +42,9 @@ pub enum Command {
         /// opaque bytes.
         #[arg(skip)]
         raw: Option<Vec<u8>>,
+        /// Expire the key after this long (500ms, 10s, 5m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        ttl: Option<Duration>,
     },
     /// Print a key's value.
     Get {
@@ -67,6 +74,57 @@ pub enum Command {
     /// Nodes and their health; per partition the leader, followers, LSNs
     /// and replication lag.
     Cluster,
+    /// List keys through every partition, in scan order (a key present for
+    /// the whole scan is listed at least once).
+    #[command(override_usage = "scan [PREFIX] [--limit <N>]")]
+    Scan {
+        /// Only keys starting with this.
+        prefix: Option<String>,
+        /// Stop after N keys.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// List the keys starting with PREFIX, sorted (small sets: at most
+    /// 1000; use scan for more).
+    Keys {
+        /// The prefix ('' for every key).
+        prefix: String,
+    },
+    /// Print several keys' values, one line each ((nil) when missing).
+    Mget {
+        /// The keys.
+        #[arg(required = true, value_parser = parse_key)]
+        keys: Vec<String>,
+    },
+    /// Store several values: mset K1 V1 K2 V2 ... (atomic within a
+    /// partition, not across partitions).
+    Mset {
+        /// Keys and values, alternating.
+        #[arg(required = true, num_args = 2.., allow_hyphen_values = true, value_name = "KEY VALUE")]
+        pairs: Vec<String>,
+    },
+    /// A key's remaining time to live (`persistent` when it has none).
+    Ttl {
+        /// The key.
+        #[arg(value_parser = parse_key)]
+        key: String,
+    },
+    /// Make a key expire after DURATION (500ms, 10s, 5m, 2h, 1d; 0s
+    /// deletes it now).
+    Expire {
+        /// The key.
+        #[arg(value_parser = parse_key)]
+        key: String,
+        /// How long from now.
+        #[arg(value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Remove a key's expiry.
+    Persist {
+        /// The key.
+        #[arg(value_parser = parse_key)]
+        key: String,
+    },
 }
 
 fn parse_key(s: &str) -> Result<String, String> {
@@ -116,8 +174,16 @@ impl Command {
             Command::Put { key, .. }
             | Command::Get { key }
             | Command::Del { key }
-            | Command::Status { key } => Some(key),
-            Command::Inspect { .. } | Command::Cluster => None,
+            | Command::Status { key }
+            | Command::Ttl { key }
+            | Command::Expire { key, .. }
+            | Command::Persist { key } => Some(key),
+            Command::Inspect { .. }
+            | Command::Cluster
+            | Command::Scan { .. }
+            | Command::Keys { .. }
+            | Command::Mget { .. }
+            | Command::Mset { .. } => None,
         }
     }
 }
@@ -298,7 +364,10 @@ pub enum Stdin {
 /// (`@@x` is the literal `@x`); other commands are returned unchanged.
 /// Bytes read that are not UTF-8 are stored as V4 opaque bytes.
 pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError> {
-    let Command::Put { key, value, .. } = command else {
+    let Command::Put {
+        key, value, ttl, ..
+    } = command
+    else {
         return Ok(command);
     };
     let value = if value == "-" {
@@ -315,6 +384,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
             key,
             value,
             raw: Some(bytes),
+            ttl,
         });
     } else if let Some(literal) = value.strip_prefix("@@") {
         format!("@{literal}")
@@ -328,6 +398,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
             key,
             value,
             raw: Some(bytes),
+            ttl,
         });
     } else {
         value
@@ -336,6 +407,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
         key,
         value,
         raw: None,
+        ttl,
     })
 }
 
@@ -386,19 +458,50 @@ pub enum Reply {
     },
     /// Every node's info (or the error reaching it).
     Cluster(Vec<(NodeId, Result<NodeInfo, String>)>),
+    /// Keys listed by `scan` or `keys`.
+    Keys(KeyList),
+    /// `mget`: one read per key, in order.
+    Values(Vec<Read<Option<Value>>>),
+    /// A key's time to live.
+    Ttl(Read<KeyTtl>),
+    /// `expire`/`persist`: false when the key does not exist.
+    ExpiryChanged(bool),
 }
 
 /// Runs a data command.
 pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply, CliError> {
     let reply = match command {
-        Command::Put { key, value, raw } => {
+        Command::Put {
+            key,
+            value,
+            raw,
+            ttl,
+        } => {
             let value = match raw {
                 Some(bytes) => Value::from_bytes(bytes),
                 None => Value::from_user_input(value),
             };
-            client.put(key.as_bytes(), &value).await?;
+            match ttl {
+                Some(ttl) => client.put_ttl(key.as_bytes(), &value, *ttl).await?,
+                None => client.put(key.as_bytes(), &value).await?,
+            };
             Reply::Stored
         }
+        Command::Scan { prefix, limit } => {
+            let prefix = prefix.as_deref().unwrap_or_default();
+            Reply::Keys(keyspace::scan(client, prefix, *limit).await?)
+        }
+        Command::Keys { prefix } => Reply::Keys(keyspace::keys(client, prefix).await?),
+        Command::Mget { keys } => Reply::Values(keyspace::mget(client, keys).await?),
+        Command::Mset { pairs } => {
+            keyspace::mset(client, pairs).await?;
+            Reply::Stored
+        }
+        Command::Ttl { key } => Reply::Ttl(client.ttl(key.as_bytes()).await?),
+        Command::Expire { key, ttl } => {
+            Reply::ExpiryChanged(client.expire(key.as_bytes(), *ttl).await?)
+        }
+        Command::Persist { key } => Reply::ExpiryChanged(client.persist(key.as_bytes()).await?),
         Command::Get { key } => Reply::Value(client.get(key.as_bytes()).await?),
         Command::Del { key } => Reply::Deleted(client.delete(key.as_bytes()).await?),
         Command::Status { key } => {
@@ -466,6 +569,7 @@ mod tests {
                 key: k.into(),
                 value: v.into(),
                 raw: None,
+                ttl: None,
             })
         };
         assert_eq!(
