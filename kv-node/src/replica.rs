@@ -149,6 +149,7 @@ impl Replica {
             position,
             key,
             value: Some(value),
+            expiry: None,
         });
         Ok(position)
     }
@@ -177,6 +178,7 @@ impl Replica {
                     position,
                     key,
                     value: None,
+                    expiry: None,
                 });
                 Ok(true)
             }
@@ -225,6 +227,7 @@ impl Replica {
                 position: last,
                 key: Bytes::from_static(SNAPSHOT_MARKER_KEY),
                 value: None,
+                expiry: None,
             };
             self.store.apply(&marker)?;
         }

@@ -179,6 +179,7 @@ impl Harness {
             position: Position { epoch: 0, lsn },
             key: Bytes::from(key_bytes(k)),
             value: value.clone().map(Bytes::from),
+            expiry: None,
         };
         let fresh = lsn > self.last_lsn;
         assert_eq!(self.store().apply(&entry).unwrap(), fresh);
