@@ -156,6 +156,7 @@ impl Replica {
             position,
             key,
             value: Some(value),
+            expiry: None,
         });
         Ok(position)
     }
@@ -217,6 +218,7 @@ impl Replica {
                     position,
                     key,
                     value: None,
+                    expiry: None,
                 });
                 Ok(true)
             }
@@ -265,6 +267,7 @@ impl Replica {
                 position: last,
                 key: Bytes::from_static(SNAPSHOT_MARKER_KEY),
                 value: None,
+                expiry: None,
             };
             self.store.apply(&marker)?;
         }

@@ -1,6 +1,8 @@
-//! Store configuration: sync policy, segment size, limits, cache, compaction.
+//! Store configuration: sync policy, segment size, limits, cache,
+//! compaction, and the clock expiry is judged by.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cache::HotCache;
 use crate::error::Error;
@@ -62,6 +64,59 @@ impl Default for CompactionPolicy {
     }
 }
 
+/// Where a store reads the time (unix milliseconds) to decide whether a key
+/// has expired. [`Clock::system`] by default; tests pass a clock they move
+/// by hand ([`Clock::from_fn`]) instead of sleeping.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use kv_storage::Clock;
+///
+/// let now = Arc::new(AtomicU64::new(1_000));
+/// let seen = now.clone();
+/// let clock = Clock::from_fn(move || seen.load(Ordering::Relaxed));
+/// assert_eq!(clock.now_ms(), 1_000);
+/// now.store(5_000, Ordering::Relaxed);
+/// assert_eq!(clock.now_ms(), 5_000);
+/// ```
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    /// The system's wall clock (a clock before 1970 reads as 0).
+    pub fn system() -> Clock {
+        Clock::from_fn(system_now_ms)
+    }
+
+    /// A clock that reads `now` (unix milliseconds).
+    pub fn from_fn(now: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    /// The current time, in unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Clock").field(&self.now_ms()).finish()
+    }
+}
+
+fn system_now_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Configuration of one [`Store`](crate::Store).
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -80,6 +135,8 @@ pub struct Options {
     pub hot_cache: Option<HotCache>,
     /// When to merge sealed segments.
     pub compaction: CompactionPolicy,
+    /// The time expiry is judged by. Default: the system clock.
+    pub clock: Clock,
 }
 
 impl Default for Options {
@@ -91,6 +148,7 @@ impl Default for Options {
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             hot_cache: None,
             compaction: CompactionPolicy::default(),
+            clock: Clock::system(),
         }
     }
 }

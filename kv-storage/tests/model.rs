@@ -1,5 +1,6 @@
 //! Differential test: random operation sequences against a `HashMap` model,
-//! with tiny segments so rolling, hints, compaction and reopen all happen.
+//! with tiny segments so rolling, hints, compaction and reopen all happen,
+//! and a fake clock the operations move, so keys expire between them.
 //!
 //! Case count: `PROPTEST_CASES` (default 64, chosen to keep CI time low).
 //! Shrunk failures are kept below as named regression tests.
@@ -7,18 +8,38 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::files_with_ext;
 use kv_storage::{
-    CompactionPolicy, Cursor, Entry, Error, FaultPoint, HotCache, Options, Position, Since, Store,
-    SyncPolicy, WriteBatch,
+    Clock, CompactionPolicy, Cursor, Entry, Error, Expiry, FaultPoint, HotCache, Options, Position,
+    Since, Store, SyncPolicy, Ttl, WriteBatch,
 };
 use proptest::prelude::*;
+
+/// The fake clock's reading when a case starts (unix ms).
+const T0: u64 = 1_000_000;
+
+/// One operation of [`Op::Batch`]: a key, and a value with an optional
+/// ttl for a put (`None` for a delete).
+type BatchOp = (u8, Option<(Vec<u8>, Option<u8>)>);
 
 #[derive(Clone, Debug)]
 enum Op {
     Put(u8, Vec<u8>),
+    /// A put expiring `ttl` ms from now (0: already expired).
+    PutExpiring(u8, Vec<u8>, u8),
+    /// Moves the clock forward by this many ms.
+    Advance(u8),
+    /// Sets (`Some(ttl)`) or clears the expiry of a key.
+    Expire(u8, Option<u8>),
+    /// Asks for a key's expiry.
+    Ttl(u8),
+    /// Active expiry of at most this many keys.
+    ExpireDue(u8),
     Delete(u8),
     Get(u8),
     Reopen,
@@ -33,9 +54,17 @@ enum Op {
         key: u8,
         value: Option<Vec<u8>>,
     },
+    /// [`Op::Apply`] of a value expiring `ttl` ms from now.
+    ApplyExpiring {
+        gap: u8,
+        key: u8,
+        value: Vec<u8>,
+        ttl: u8,
+    },
     Sync,
-    /// A write batch: puts (`Some`) and deletes (`None`), in order.
-    Batch(Vec<(u8, Option<Vec<u8>>)>),
+    /// A write batch: puts (`Some`, with an optional ttl) and deletes
+    /// (`None`), in order.
+    Batch(Vec<BatchOp>),
     /// A full scan, `count` keys per page, optionally with a prefix
     /// (`k1` matches k1 and k10, k11).
     Scan {
@@ -53,6 +82,11 @@ fn op() -> impl Strategy<Value = Op> {
     let value = proptest::collection::vec(any::<u8>(), 0..60);
     prop_oneof![
         8 => (key.clone(), value.clone()).prop_map(|(k, v)| Op::Put(k, v)),
+        4 => (key.clone(), value.clone(), 0u8..30).prop_map(|(k, v, t)| Op::PutExpiring(k, v, t)),
+        3 => (0u8..20).prop_map(Op::Advance),
+        2 => (key.clone(), proptest::option::of(0u8..30)).prop_map(|(k, t)| Op::Expire(k, t)),
+        2 => key.clone().prop_map(Op::Ttl),
+        2 => (1u8..5).prop_map(Op::ExpireDue),
         3 => key.clone().prop_map(Op::Delete),
         4 => key.clone().prop_map(Op::Get),
         1 => Just(Op::Reopen),
@@ -62,20 +96,27 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Clear),
         2 => (0u8..3, key.clone(), proptest::option::of(value.clone()))
             .prop_map(|(gap, key, value)| Op::Apply { gap, key, value }),
+        1 => (0u8..3, key.clone(), value.clone(), 0u8..30)
+            .prop_map(|(gap, key, value, ttl)| Op::ApplyExpiring { gap, key, value, ttl }),
         1 => Just(Op::Sync),
         2 => (1u8..6, any::<bool>()).prop_map(|(count, prefix)| Op::Scan { count, prefix }),
         1 => (1u8..6).prop_map(|count| Op::ScanAcrossReopen { count }),
-        2 => proptest::collection::vec((key.clone(), proptest::option::of(value.clone())), 0..6)
-            .prop_map(Op::Batch),
+        2 => proptest::collection::vec(
+            (key.clone(), proptest::option::of((value.clone(), proptest::option::of(0u8..30)))),
+            0..6
+        )
+        .prop_map(Op::Batch),
     ]
 }
 
-fn options() -> Options {
+fn options(now: &Arc<AtomicU64>) -> Options {
+    let now = now.clone();
     Options {
         sync: SyncPolicy::Never,
         segment_bytes: 256,
         hot_cache: Some(HotCache::new(16 * 1024)),
         compaction: CompactionPolicy::Manual,
+        clock: Clock::from_fn(move || now.load(Ordering::Relaxed)),
         ..Options::default()
     }
 }
@@ -84,22 +125,68 @@ fn key_bytes(k: u8) -> Vec<u8> {
     format!("k{k}").into_bytes()
 }
 
+/// What the model holds for a key the store's directory may still hold.
+#[derive(Clone, Debug)]
+struct Held {
+    value: Vec<u8>,
+    expiry: Option<u64>,
+    /// Expired when a compaction ran: that compaction may have dropped it
+    /// from the store already (if its record was in a sealed segment).
+    maybe_dropped: bool,
+}
+
 struct Harness {
     dir: tempfile::TempDir,
     store: Option<Store>,
-    model: HashMap<Vec<u8>, Vec<u8>>,
+    /// Every key the store may still hold, expired ones included.
+    model: HashMap<Vec<u8>, Held>,
     last_lsn: u64,
+    now: Arc<AtomicU64>,
 }
 
 impl Harness {
     fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), options()).unwrap();
+        let now = Arc::new(AtomicU64::new(T0));
+        let store = Store::open(dir.path(), options(&now)).unwrap();
         Harness {
             dir,
             store: Some(store),
             model: HashMap::new(),
             last_lsn: 0,
+            now,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
+    }
+
+    /// The model's value of `key` if it is live (present, not expired).
+    fn live(&self, key: &[u8]) -> Option<&Held> {
+        let now = self.now();
+        let held = self.model.get(key)?;
+        held.expiry.is_none_or(|at| at > now).then_some(held)
+    }
+
+    fn live_value(&self, key: &[u8]) -> Option<&[u8]> {
+        self.live(key).map(|h| h.value.as_slice())
+    }
+
+    fn set(&mut self, key: Vec<u8>, value: Vec<u8>, expiry: Option<u64>) {
+        let held = Held {
+            value,
+            expiry,
+            maybe_dropped: false,
+        };
+        self.model.insert(key, held);
+    }
+
+    /// After a compaction (or a crash in one): expired keys may be gone.
+    fn note_compaction(&mut self) {
+        let now = self.now();
+        for held in self.model.values_mut() {
+            held.maybe_dropped |= held.expiry.is_some_and(|at| at <= now);
         }
     }
 
@@ -114,35 +201,39 @@ impl Harness {
                 std::fs::remove_file(hint).unwrap();
             }
         }
-        self.store = Some(Store::open(self.dir.path(), options()).unwrap());
+        self.store = Some(Store::open(self.dir.path(), options(&self.now)).unwrap());
         self.check_all();
     }
 
     fn run(&mut self, op: &Op) {
         match op {
-            Op::Put(k, v) => {
-                let pos = self.store().put(&key_bytes(*k), v).unwrap();
-                self.last_lsn += 1;
-                assert_eq!(pos.lsn, self.last_lsn);
-                self.model.insert(key_bytes(*k), v.clone());
+            Op::Put(k, v) => self.put(*k, v, None),
+            Op::PutExpiring(k, v, ttl) => self.put(*k, v, Some(*ttl)),
+            Op::Advance(ms) => {
+                self.now.fetch_add(u64::from(*ms), Ordering::Relaxed);
             }
+            Op::Expire(k, ttl) => self.expire(*k, *ttl),
+            Op::Ttl(k) => self.check_ttl(*k),
+            Op::ExpireDue(max) => self.expire_due(usize::from(*max)),
             Op::Delete(k) => {
-                let existed = self.model.remove(&key_bytes(*k)).is_some();
-                let pos = self.store().delete(&key_bytes(*k)).unwrap();
+                let key = key_bytes(*k);
+                let existed = self.live(&key).is_some();
+                if existed {
+                    self.model.remove(&key);
+                }
+                let pos = self.store().delete(&key).unwrap();
                 assert_eq!(pos.is_some(), existed);
                 self.last_lsn += u64::from(existed);
             }
             Op::Get(k) => {
                 let got = self.store().get(&key_bytes(*k)).unwrap();
-                assert_eq!(
-                    got.as_deref(),
-                    self.model.get(&key_bytes(*k)).map(Vec::as_slice)
-                );
+                assert_eq!(got.as_deref(), self.live_value(&key_bytes(*k)));
             }
             Op::Reopen => self.reopen(false),
             Op::ReopenWithoutHints => self.reopen(true),
             Op::Compact => {
                 self.store().compact().unwrap();
+                self.note_compaction();
                 self.check_all();
             }
             Op::CompactCrash(n) => self.crash_compaction(FaultPoint::ALL[*n]),
@@ -151,7 +242,13 @@ impl Harness {
                 self.model.clear();
                 self.last_lsn = 0;
             }
-            Op::Apply { gap, key, value } => self.apply(*gap, *key, value.clone()),
+            Op::Apply { gap, key, value } => self.apply(*gap, *key, value.clone(), None),
+            Op::ApplyExpiring {
+                gap,
+                key,
+                value,
+                ttl,
+            } => self.apply(*gap, *key, Some(value.clone()), Some(*ttl)),
             Op::Sync => self.store().sync().unwrap(),
             Op::Batch(ops) => self.batch(ops),
             Op::Scan { count, prefix } => self.check_scan(*count, prefix.then_some(&b"k1"[..])),
@@ -169,24 +266,111 @@ impl Harness {
             Err(e) => panic!("{e}"),
         }
         drop(self.store.take());
-        self.store = Some(Store::open(self.dir.path(), options()).unwrap());
+        self.store = Some(Store::open(self.dir.path(), options(&self.now)).unwrap());
+        self.note_compaction();
         self.check_all();
     }
 
-    fn apply(&mut self, gap: u8, k: u8, value: Option<Vec<u8>>) {
+    fn put(&mut self, k: u8, v: &[u8], ttl: Option<u8>) {
+        let key = key_bytes(k);
+        let pos = match ttl {
+            None => self.store().put(&key, v),
+            Some(ttl) => {
+                let at = Expiry::At(self.now() + u64::from(ttl));
+                self.store().put_with_expiry(&key, v, at)
+            }
+        };
+        self.last_lsn += 1;
+        assert_eq!(pos.unwrap().lsn, self.last_lsn);
+        let expiry = ttl.map(|t| self.now() + u64::from(t));
+        self.set(key, v.to_vec(), expiry);
+    }
+
+    fn expire(&mut self, k: u8, ttl: Option<u8>) {
+        let key = key_bytes(k);
+        let expiry = ttl.map(|t| Expiry::After(Duration::from_millis(u64::from(t))));
+        let written = self.store().expire(&key, expiry).unwrap();
+        let now = self.now();
+        let Some(held) = self.live(&key).cloned() else {
+            assert_eq!(written, None, "absent or expired key");
+            return;
+        };
+        let at = ttl.map(|t| now + u64::from(t));
+        if at.is_none() && held.expiry.is_none() {
+            assert_eq!(written, None, "nothing to clear");
+            return;
+        }
+        self.last_lsn += 1;
+        let entry = written.expect("a record was written");
+        assert_eq!(entry.position.lsn, self.last_lsn);
+        match at {
+            Some(at) if at <= now => {
+                assert_eq!((entry.value, entry.expiry), (None, None));
+                self.model.remove(&key);
+            }
+            _ => {
+                assert_eq!(entry.value.as_deref(), Some(&held.value[..]));
+                assert_eq!(entry.expiry, at);
+                self.set(key, held.value, at);
+            }
+        }
+    }
+
+    fn check_ttl(&self, k: u8) {
+        let key = key_bytes(k);
+        let want = match self.live(&key) {
+            None => Ttl::Missing,
+            Some(Held { expiry: None, .. }) => Ttl::Persistent,
+            Some(Held {
+                expiry: Some(at), ..
+            }) => Ttl::ExpiresAt(*at),
+        };
+        assert_eq!(self.store().expiry(&key).unwrap(), want, "key {k}");
+    }
+
+    /// Tombstones for due keys only, each once; fewer than `max` only when
+    /// the rest are gone (dropped by a compaction).
+    fn expire_due(&mut self, max: usize) {
+        let now = self.now();
+        let deleted = self.store().expire_due(max).unwrap();
+        assert!(deleted.len() <= max);
+        for (i, entry) in deleted.iter().enumerate() {
+            assert_eq!(entry.position.lsn, self.last_lsn + 1 + i as u64);
+            assert_eq!((&entry.value, entry.expiry), (&None, None));
+            let held = self.model.remove(&entry.key[..]).expect("a held key");
+            assert!(held.expiry.is_some_and(|at| at <= now), "{entry:?} not due");
+        }
+        self.last_lsn += deleted.len() as u64;
+        if deleted.len() < max {
+            let due: Vec<Vec<u8>> = self
+                .model
+                .iter()
+                .filter(|(_, h)| h.expiry.is_some_and(|at| at <= now))
+                .map(|(k, h)| {
+                    assert!(h.maybe_dropped, "due key {k:?} left behind");
+                    k.clone()
+                })
+                .collect();
+            due.iter().for_each(|k| drop(self.model.remove(k)));
+        }
+    }
+
+    fn apply(&mut self, gap: u8, k: u8, value: Option<Vec<u8>>, ttl: Option<u8>) {
         let lsn = (self.last_lsn + u64::from(gap)).max(1);
+        let expiry = ttl.map(|t| self.now() + u64::from(t));
         let entry = Entry {
             position: Position { epoch: 0, lsn },
             key: Bytes::from(key_bytes(k)),
             value: value.clone().map(Bytes::from),
+            expiry,
         };
         let fresh = lsn > self.last_lsn;
         assert_eq!(self.store().apply(&entry).unwrap(), fresh);
         if fresh {
             self.last_lsn = lsn;
             match value {
-                Some(v) => self.model.insert(key_bytes(k), v),
-                None => self.model.remove(&key_bytes(k)),
+                Some(v) => self.set(key_bytes(k), v, expiry),
+                None => drop(self.model.remove(&key_bytes(k))),
             };
         }
     }
@@ -195,30 +379,40 @@ impl Harness {
         let store = self.store();
         for k in 0..12 {
             let got = store.get(&key_bytes(k)).unwrap();
-            assert_eq!(
-                got.as_deref(),
-                self.model.get(&key_bytes(k)).map(Vec::as_slice),
-                "key {k}"
-            );
+            assert_eq!(got.as_deref(), self.live_value(&key_bytes(k)), "key {k}");
+            self.check_ttl(k);
         }
-        assert_eq!(store.len(), self.model.len());
+        let maybe_gone = self.model.values().filter(|h| h.maybe_dropped).count();
+        let held = self.model.len();
+        assert!((held - maybe_gone..=held).contains(&store.len()));
         assert_eq!(store.last_lsn(), self.last_lsn);
     }
 
-    fn batch(&mut self, ops: &[(u8, Option<Vec<u8>>)]) {
+    fn batch(&mut self, ops: &[BatchOp]) {
         let mut batch = WriteBatch::new();
         let before = self.last_lsn;
-        for (k, v) in ops {
+        let now = self.now();
+        for (k, op) in ops {
             let key = key_bytes(*k);
-            match v {
-                Some(v) => {
+            match op {
+                Some((v, None)) => {
                     batch.put(&key, v);
-                    self.model.insert(key, v.clone());
+                    self.set(key, v.clone(), None);
+                    self.last_lsn += 1;
+                }
+                Some((v, Some(ttl))) => {
+                    let at = now + u64::from(*ttl);
+                    batch.put_with_expiry(&key, v, Expiry::At(at));
+                    self.set(key, v.clone(), Some(at));
                     self.last_lsn += 1;
                 }
                 None => {
                     batch.delete(&key);
-                    self.last_lsn += u64::from(self.model.remove(&key).is_some());
+                    let existed = self.live(&key).is_some();
+                    if existed {
+                        self.model.remove(&key);
+                    }
+                    self.last_lsn += u64::from(existed);
                 }
             }
         }
@@ -251,7 +445,7 @@ impl Harness {
         let mut want: Vec<Vec<u8>> = self
             .model
             .keys()
-            .filter(|k| k.starts_with(prefix))
+            .filter(|k| k.starts_with(prefix) && self.live(k).is_some())
             .cloned()
             .collect();
         want.sort();
@@ -280,18 +474,21 @@ impl Harness {
             keys.extend(page.keys.iter().map(|k| k.to_vec()));
             cursor = page.next;
         }
-        assert_eq!(keys, self.model.keys().cloned().collect::<HashSet<_>>());
+        let live = self.model.keys().filter(|k| self.live(k).is_some());
+        assert_eq!(keys, live.cloned().collect::<HashSet<_>>());
     }
 
     /// A fresh follower fed through `entries_since` ends in the same state.
     fn check_replica(&self) {
         let dir = tempfile::tempdir().unwrap();
-        let follower = Store::open(dir.path(), options()).unwrap();
+        let follower = Store::open(dir.path(), options(&self.now)).unwrap();
         replicate(self.store(), &follower);
         for k in 0..12 {
+            let key = key_bytes(k);
+            assert_eq!(follower.get(&key).unwrap(), self.store().get(&key).unwrap());
             assert_eq!(
-                follower.get(&key_bytes(k)).unwrap(),
-                self.store().get(&key_bytes(k)).unwrap()
+                follower.expiry(&key).unwrap(),
+                self.store().expiry(&key).unwrap()
             );
         }
         assert_eq!(follower.last_lsn(), self.last_lsn);

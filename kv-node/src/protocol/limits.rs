@@ -55,6 +55,7 @@ mod tests {
             position: Position { epoch: 1, lsn: 1 },
             key: Bytes::from(vec![b'k'; max_key_bytes()]),
             value: Some(Bytes::from(vec![0u8; max_value_bytes(frame)])),
+            expiry: None,
         };
         let mut out = BytesMut::new();
         encode_entries(&mut out, 1, 0, entry.position, std::slice::from_ref(&entry));

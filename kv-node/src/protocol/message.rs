@@ -325,6 +325,7 @@ fn get_entry(r: &mut WireReader) -> Result<Entry, ProtocolError> {
         position: get_position(r)?,
         key: r.bytes()?,
         value: r.opt_bytes()?,
+        expiry: None,
     })
 }
 

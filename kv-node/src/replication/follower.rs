@@ -334,6 +334,7 @@ mod tests {
                 position: pos(lsn),
                 key: Bytes::from(format!("k{lsn}")),
                 value: Some(Bytes::from_static(b"v")),
+                expiry: None,
             })
             .collect()
     }
@@ -553,6 +554,7 @@ mod tests {
                 position: pos(1),
                 key: Bytes::from_static(key),
                 value: value.map(Bytes::from_static),
+                expiry: None,
             }],
         };
         let valid = kv_codec::Value::from_user_input("42").encode();
