@@ -20,14 +20,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Location, Lsn, Position, Since, Store, WriteBatch};
+use kv_storage::{Entry, Expiry, Location, Lsn, Position, Since, Store, Ttl, WriteBatch};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
-use crate::protocol::{FollowerInfo, Health, PartitionInfo, ReplicaState};
+use crate::protocol::{FollowerInfo, Health, KeyTtl, PartitionInfo, ReplicaState, SetTtl};
 use crate::replication::backlog::{Backlog, BacklogMiss};
 
 /// The key of the marker entry a follower writes at the end of a snapshot
@@ -144,11 +145,36 @@ impl Replica {
 
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
         let _key = self.key_lock(&key).read();
-        self.put_locked(key, value)
+        self.put_locked(key, value, None)
     }
 
-    fn put_locked(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
-        let written = self.store.put(&key, &value);
+    /// Writes a key that expires `ttl` from now by this replica's clock.
+    pub fn put_expiring(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<Position, kv_storage::Error> {
+        let _key = self.key_lock(&key).read();
+        let at = self.expiry_at(ttl);
+        self.put_locked(key, value, Some(at))
+    }
+
+    /// The unix time (ms) `ttl` from now by the store's clock.
+    fn expiry_at(&self, ttl: Duration) -> u64 {
+        Expiry::After(ttl).at(self.store.now_ms())
+    }
+
+    fn put_locked(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        expiry: Option<u64>,
+    ) -> Result<Position, kv_storage::Error> {
+        let written = match expiry {
+            Some(at) => self.store.put_with_expiry(&key, &value, Expiry::At(at)),
+            None => self.store.put(&key, &value),
+        };
         // Even a failed put may have written (a failed fsync after it).
         self.refresh_position();
         let position = written?;
@@ -156,23 +182,79 @@ impl Replica {
             position,
             key,
             value: Some(value),
-            expiry: None,
+            expiry,
         });
         Ok(position)
     }
 
-    /// Reads `key`, lets `decide` choose, and writes what it chose, with
-    /// no other client write of `key` in between.
+    /// Reads `key`, lets `decide` choose, and writes what it chose (with
+    /// the expiry `ttl` says), with no other client write of `key` in
+    /// between.
     pub fn update<T>(
         &self,
         key: Bytes,
+        ttl: SetTtl,
         decide: impl FnOnce(Option<Bytes>) -> Update<T>,
     ) -> Result<T, kv_storage::Error> {
         let _key = self.key_lock(&key).write();
         match decide(self.store.get(&key)?) {
             Update::Keep(answer) => Ok(answer),
-            Update::Put(value, answer) => self.put_locked(key, value).map(|_| answer),
+            Update::Put(value, answer) => {
+                let expiry = self.resolve_ttl(&key, ttl)?;
+                self.put_locked(key, value, expiry).map(|_| answer)
+            }
         }
+    }
+
+    /// The expiry a write of `key` gets under `ttl` (the key's lock held).
+    fn resolve_ttl(&self, key: &[u8], ttl: SetTtl) -> Result<Option<u64>, kv_storage::Error> {
+        Ok(match ttl {
+            SetTtl::Clear => None,
+            SetTtl::After(d) => Some(self.expiry_at(d)),
+            SetTtl::Keep => match self.store.expiry(key)? {
+                Ttl::ExpiresAt(at) => Some(at),
+                Ttl::Missing | Ttl::Persistent => None,
+            },
+        })
+    }
+
+    /// Sets (`Some`: `ttl` from now, deleting the key when zero) or clears
+    /// (`None`) an existing key's expiry; false when nothing was written
+    /// (no such key, or clearing an expiry it does not have).
+    pub fn expire(&self, key: Bytes, ttl: Option<Duration>) -> Result<bool, kv_storage::Error> {
+        let _key = self.key_lock(&key).read();
+        let expiry = ttl.map(|d| Expiry::At(self.expiry_at(d)));
+        let written = self.store.expire(&key, expiry);
+        self.refresh_position();
+        match written? {
+            Some(entry) => {
+                self.record(entry);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A key's time to live by this replica's clock (memory only).
+    pub fn ttl(&self, key: &[u8]) -> Result<KeyTtl, kv_storage::Error> {
+        let now = self.store.now_ms();
+        Ok(match self.store.expiry(key)? {
+            Ttl::Missing => KeyTtl::Missing,
+            Ttl::Persistent => KeyTtl::Persistent,
+            Ttl::ExpiresAt(at) => KeyTtl::Expires(Duration::from_millis(at.saturating_sub(now))),
+        })
+    }
+
+    /// Active expiry (leader only): deletes up to `max_keys` keys whose
+    /// time has come, with tombstones that replicate like any delete.
+    /// Returns how many.
+    pub fn expire_due(&self, max_keys: usize) -> Result<usize, kv_storage::Error> {
+        let deleted = self.store.expire_due(max_keys);
+        self.refresh_position();
+        let deleted = deleted?;
+        let n = deleted.len();
+        deleted.into_iter().for_each(|e| self.record(e));
+        Ok(n)
     }
 
     /// Writes every pair with one store batch (one `write(2)`, one sync,
@@ -203,6 +285,7 @@ impl Replica {
                 position,
                 key,
                 value: Some(value),
+                expiry: None,
             });
         }
         Ok(last)

@@ -139,6 +139,7 @@ impl NodeServer {
             tracker: TaskTracker::new(),
         });
         transport::start_replication(&shared);
+        crate::expiry::start(&shared);
         shared
             .tracker
             .spawn(connection::accept_loop(Arc::clone(&shared), listener));

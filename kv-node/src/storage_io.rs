@@ -48,13 +48,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId};
 use kv_storage::{Entry, Location, Lsn, Position, Since};
 
 use crate::keyspace::{ScanReply, ScanRequest};
-use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
+use crate::protocol::{Conditional, KeyTtl, PartitionInfo, PartitionKeys, Response};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
 
 /// Why a store call through the boundary did not succeed.
@@ -171,6 +172,45 @@ pub(crate) async fn get_many(
 pub(crate) async fn scan(replica: &Arc<Replica>, scan: ScanRequest) -> IoResult<ScanReply> {
     let r = Arc::clone(replica);
     blocking(move || Ok(crate::keyspace::scan_page(&r, &scan)?)).await
+}
+
+/// Validates `value` as kv-codec, then writes it expiring `ttl` from now
+/// by the leader's clock.
+pub(crate) async fn put_expiring(
+    replica: &Arc<Replica>,
+    key: Bytes,
+    value: Bytes,
+    ttl: Duration,
+) -> IoResult<Position> {
+    let r = Arc::clone(replica);
+    write(replica, move || {
+        kv_codec::validate(&value).map_err(|e| IoError::InvalidValue(e.to_string()))?;
+        Ok(r.put_expiring(key, value, ttl)?)
+    })
+    .await
+}
+
+/// Sets or clears `key`'s expiry; whether anything was written.
+pub(crate) async fn expire(
+    replica: &Arc<Replica>,
+    key: Bytes,
+    ttl: Option<Duration>,
+) -> IoResult<bool> {
+    let r = Arc::clone(replica);
+    write(replica, move || Ok(r.expire(key, ttl)?)).await
+}
+
+/// `key`'s time to live: memory only (key directory lookups under short
+/// locks), so answered inline.
+pub(crate) fn ttl(replica: &Replica, key: &[u8]) -> IoResult<KeyTtl> {
+    Ok(replica.ttl(key)?)
+}
+
+/// Active expiry of one led partition: deletes up to `max_keys` expired
+/// keys; how many.
+pub(crate) async fn expire_due(replica: &Arc<Replica>, max_keys: usize) -> IoResult<usize> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.expire_due(max_keys)?)).await
 }
 
 /// Deletes `key`; whether it existed.

@@ -52,7 +52,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{ClusterMap, NodeId, PartitionId, Role};
 use kv_storage::{Entry, Location, Position};
 
-pub use super::conditional::{Conditional, SetWhen};
+pub use super::conditional::{Conditional, SetTtl, SetWhen};
 pub use super::info::{FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
 pub use super::keyspace::{KeyTtl, Keyspace, KeyspaceReply, ScanEntry};
@@ -262,8 +262,9 @@ mod ty {
     pub const ERROR: u8 = 0xFF;
 }
 
-/// Smallest encoded entry: position (12) + key length (4) + option byte.
-const MIN_ENTRY_BYTES: usize = 17;
+/// Smallest encoded entry: position (12) + key length (4) + two option
+/// bytes (value, expiry).
+const MIN_ENTRY_BYTES: usize = 18;
 
 fn header(out: &mut BytesMut, ty: u8, id: RequestId) {
     out.put_u8(ty);
@@ -318,6 +319,13 @@ fn put_entry(out: &mut BytesMut, e: &Entry) {
     put_position(out, e.position);
     out.put_bytes_field(&e.key);
     out.put_opt_bytes(e.value.as_deref());
+    match e.expiry {
+        Some(at) => {
+            out.put_u8(1);
+            out.put_u64(at);
+        }
+        None => out.put_u8(0),
+    }
 }
 
 fn get_entry(r: &mut WireReader) -> Result<Entry, ProtocolError> {
@@ -325,7 +333,7 @@ fn get_entry(r: &mut WireReader) -> Result<Entry, ProtocolError> {
         position: get_position(r)?,
         key: r.bytes()?,
         value: r.opt_bytes()?,
-        expiry: None,
+        expiry: if r.bool()? { Some(r.u64()?) } else { None },
     })
 }
 
@@ -635,4 +643,68 @@ fn decode_error(r: &mut WireReader) -> Result<Response, ProtocolError> {
         leader,
         message: r.string()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn entry(lsn: u64, value: Option<&'static [u8]>, expiry: Option<u64>) -> Entry {
+        Entry {
+            position: Position { epoch: 2, lsn },
+            key: Bytes::from_static(b"k"),
+            value: value.map(Bytes::from_static),
+            expiry,
+        }
+    }
+
+    #[test]
+    fn entries_carry_the_leaders_expiry_byte_exact() {
+        let cases = [
+            (
+                entry(1, Some(b"\x01"), Some(0x0102_0304_0506_0708)),
+                "00 00 00 02 00 00 00 00 00 00 00 01 00 00 00 01 6b 01 00 00 00 01 01 01 01 02 03 04 05 06 07 08",
+            ),
+            (
+                entry(2, Some(b"\x01"), None),
+                "00 00 00 02 00 00 00 00 00 00 00 02 00 00 00 01 6b 01 00 00 00 01 01 00",
+            ),
+            (
+                entry(3, None, None),
+                "00 00 00 02 00 00 00 00 00 00 00 03 00 00 00 01 6b 00 00",
+            ),
+        ];
+        for (e, expected) in cases {
+            let mut one = BytesMut::new();
+            put_entry(&mut one, &e);
+            assert_eq!(hex(&one), expected);
+            let reply = Response::Entries {
+                partition: 1,
+                source_last: e.position,
+                entries: vec![e],
+            };
+            let mut out = BytesMut::new();
+            reply.encode(4, &mut out);
+            assert_eq!(Response::decode(out.freeze()).unwrap(), (4, reply));
+        }
+    }
+
+    #[test]
+    fn a_bad_expiry_byte_is_a_typed_error() {
+        let mut out = BytesMut::new();
+        encode_entries(&mut out, 4, 1, Position::default(), &[entry(1, None, None)]);
+        let last = out.len() - 1;
+        out[last] = 7;
+        assert!(matches!(
+            Response::decode(out.freeze()),
+            Err(ProtocolError::Invalid(_))
+        ));
+    }
 }
