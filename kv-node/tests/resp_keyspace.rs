@@ -155,3 +155,70 @@ async fn scan_pages_and_bad_arguments_answer_as_redis_does() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_ttl_persist_and_set_options_answer_as_redis_does() {
+    let c = cluster().await;
+    let mut con = connect(&c, 0).await;
+    // One key per partition: node 0 leads some (run locally) and forwards
+    // the others.
+    for p in 0..4 {
+        let k = common::key_in(&c.map, p, "ttl");
+        let k = k.as_str();
+        let ttl = |v: i64| (1..=100).contains(&v);
+        assert_eq!(q::<i64>(&mut con, &["TTL", k]).await.unwrap(), -2);
+        assert_eq!(q::<i64>(&mut con, &["EXPIRE", k, "100"]).await.unwrap(), 0);
+        let () = q(&mut con, &["SET", k, "v", "EX", "100"]).await.unwrap();
+        assert!(ttl(q(&mut con, &["TTL", k]).await.unwrap()), "{k}");
+        let ms: i64 = q(&mut con, &["PTTL", k]).await.unwrap();
+        assert!((1..=100_000).contains(&ms), "{ms}");
+
+        // KEEPTTL and INCR keep the expiry; a plain SET clears it.
+        let () = q(&mut con, &["SET", k, "7", "KEEPTTL"]).await.unwrap();
+        assert!(ttl(q(&mut con, &["TTL", k]).await.unwrap()));
+        assert_eq!(q::<i64>(&mut con, &["INCR", k]).await.unwrap(), 8);
+        assert!(ttl(q(&mut con, &["TTL", k]).await.unwrap()));
+        let () = q(&mut con, &["SET", k, "v"]).await.unwrap();
+        assert_eq!(q::<i64>(&mut con, &["TTL", k]).await.unwrap(), -1);
+
+        assert_eq!(
+            q::<i64>(&mut con, &["PEXPIRE", k, "100000"]).await.unwrap(),
+            1
+        );
+        assert!(ttl(q(&mut con, &["TTL", k]).await.unwrap()));
+        assert_eq!(q::<i64>(&mut con, &["PERSIST", k]).await.unwrap(), 1);
+        assert_eq!(q::<i64>(&mut con, &["PERSIST", k]).await.unwrap(), 0);
+        assert_eq!(q::<i64>(&mut con, &["TTL", k]).await.unwrap(), -1);
+
+        // SET NX with an expiry: the classic lock.
+        let lock = format!("{k}:lock");
+        let got: Option<String> = q(&mut con, &["SET", &lock, "me", "NX", "PX", "60000"])
+            .await
+            .unwrap();
+        assert_eq!(got.as_deref(), Some("OK"));
+        let again: Option<String> = q(&mut con, &["SET", &lock, "you", "NX", "PX", "60000"])
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        assert!(q::<i64>(&mut con, &["PTTL", &lock]).await.unwrap() > 0);
+
+        // A time of zero or less deletes the key.
+        assert_eq!(q::<i64>(&mut con, &["EXPIRE", k, "-1"]).await.unwrap(), 1);
+        let gone: Option<String> = q(&mut con, &["GET", k]).await.unwrap();
+        assert_eq!(gone, None);
+        assert_eq!(q::<i64>(&mut con, &["EXISTS", k]).await.unwrap(), 0);
+    }
+    for (args, message) in [
+        (&["SET", "k", "v", "EX", "0"][..], "invalid expire time"),
+        (&["SET", "k", "v", "EX", "x"][..], "not an integer"),
+        (&["SET", "k", "v", "EX", "1", "PX", "1"][..], "syntax error"),
+        (&["SET", "k", "v", "EX"][..], "syntax error"),
+        (&["EXPIRE", "k", "x"][..], "not an integer"),
+        (&["EXPIRE", "k", "10", "NX"][..], "does not support"),
+        (&["TTL"][..], "wrong number of arguments"),
+    ] {
+        let e = q::<redis::Value>(&mut con, args).await.unwrap_err();
+        assert!(e.to_string().contains(message), "{args:?}: {e}");
+    }
+    c.shutdown().await;
+}

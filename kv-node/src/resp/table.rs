@@ -143,7 +143,7 @@ static COMMANDS: &[Spec] = &[
     ),
     spec!(
         "expire",
-        3,
+        -3,
         &["write", "fast"],
         ONE_KEY,
         "generic",
@@ -247,7 +247,7 @@ static COMMANDS: &[Spec] = &[
     ),
     spec!(
         "pexpire",
-        3,
+        -3,
         &["write", "fast"],
         ONE_KEY,
         "generic",
