@@ -21,7 +21,7 @@ use kv_router::NodeId;
 use kv_storage::Location;
 
 use crate::error::CliError;
-use crate::keyspace::{self, KeyList, parse_duration};
+use crate::keyspace::{self, KeyList, parse_duration, parse_ttl};
 
 /// A command that talks to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -43,7 +43,7 @@ pub enum Command {
         #[arg(skip)]
         raw: Option<Vec<u8>>,
         /// Expire the key after this long (500ms, 10s, 5m, 2h, 1d).
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<Duration>,
     },
     /// Print a key's value.

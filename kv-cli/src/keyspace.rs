@@ -65,6 +65,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{text}' is too long a duration"))
 }
 
+/// [`parse_duration`], refusing zero (a key cannot be written already
+/// expired).
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("'{text}': a time to live must be positive")),
+        d => Ok(d),
+    }
+}
+
 /// Lists keys starting with `prefix` through the whole cluster, stopping
 /// after `limit` keys (then `cut_at` is set if more remained).
 pub async fn scan(
@@ -271,6 +280,7 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(ttl_text(Duration::from_millis(9_870)), "9.870s");
+        assert!(parse_ttl("0s").is_err() && parse_ttl("1ms").is_ok());
     }
 
     #[test]

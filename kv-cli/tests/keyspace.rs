@@ -107,3 +107,78 @@ fn the_shell_runs_the_keyspace_commands() {
         );
     }
 }
+
+#[test]
+fn put_ttl_expire_persist_one_shot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    init(d);
+    let out = kv_in(d, &["put", "session", "abc", "--ttl", "1h"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "OK\n"),
+        "{out:?}"
+    );
+    let seconds = |out: &common::Output| -> f64 {
+        let text = out
+            .stdout
+            .trim()
+            .strip_suffix('s')
+            .expect("a time in seconds");
+        text.parse().unwrap()
+    };
+    let out = kv_in(d, &["ttl", "session"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let left = seconds(&out);
+    assert!(left > 0.0 && left <= 3600.0, "{out:?}");
+
+    let out = kv_in(d, &["persist", "session"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "OK\n"),
+        "{out:?}"
+    );
+    let out = kv_in(d, &["ttl", "session"]);
+    assert_eq!((out.code, out.stdout.as_str()), (Some(0), "persistent\n"));
+    let out = kv_in(d, &["expire", "session", "90s"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "OK\n"),
+        "{out:?}"
+    );
+    let out = kv_in(d, &["-o", "json", "ttl", "session"]);
+    let answer: Json = serde_json::from_str(out.stdout.trim()).unwrap();
+    let ms = answer["ttl_ms"].as_u64().expect("ttl_ms");
+    assert!(ms > 0 && ms <= 90_000, "{answer}");
+    assert_eq!(answer["persistent"], Json::Bool(false));
+
+    // Missing keys: (nil) and exit 1, as get does.
+    for args in [
+        &["ttl", "nobody"][..],
+        &["expire", "nobody", "5s"],
+        &["persist", "nobody"],
+    ] {
+        let out = kv_in(d, args);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(1), ""),
+            "{args:?}: {out:?}"
+        );
+        assert_eq!(out.stderr.trim(), "(nil)", "{args:?}");
+    }
+    // expire 0s deletes the key.
+    let out = kv_in(d, &["expire", "session", "0s"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let out = kv_in(d, &["get", "session"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+
+    // Bad durations are usage errors.
+    for args in [
+        &["put", "k", "v", "--ttl", "soon"][..],
+        &["put", "k", "v", "--ttl", "0s"],
+        &["expire", "k", "10x"],
+    ] {
+        let out = kv_in(d, args);
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+    }
+}
