@@ -126,7 +126,7 @@ pub async fn mget(
 
 /// `mset k1 v1 k2 v2 …`: values typed as `put` types them.
 pub async fn mset(client: &ClusterClient, pairs: &[String]) -> Result<(), CliError> {
-    if pairs.len() % 2 != 0 || pairs.is_empty() {
+    if !pairs.len().is_multiple_of(2) || pairs.is_empty() {
         return Err(CliError::Usage(
             "mset takes pairs: mset KEY VALUE [KEY VALUE ...]".into(),
         ));

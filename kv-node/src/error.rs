@@ -311,6 +311,15 @@ impl Error {
         )
     }
 
+    /// The code of the node's error reply, when the failure is one
+    /// ([`Error::Remote`]).
+    pub fn remote_code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),

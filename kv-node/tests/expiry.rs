@@ -16,7 +16,7 @@ use bytes::Bytes;
 use common::{TestCluster, key_in, no_tweak};
 use kv_codec::Value;
 use kv_node::protocol::KeyTtl;
-use kv_node::{Error, ErrorCode, NodeOptions};
+use kv_node::{ErrorCode, NodeOptions};
 use kv_router::ClusterConfig;
 use kv_storage::Clock;
 
@@ -77,16 +77,7 @@ async fn ttl_expire_and_persist_through_the_cluster_client() {
         .put_ttl(key, &value, Duration::ZERO)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Remote {
-                code: ErrorCode::InvalidRequest,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(err.remote_code(), Some(ErrorCode::InvalidRequest), "{err}");
 
     // A time to live of zero deletes the key, on the follower too.
     assert!(client.expire(key, Duration::ZERO).await.unwrap());

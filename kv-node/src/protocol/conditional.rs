@@ -153,15 +153,9 @@ fn get_ttl(r: &mut WireReader) -> Result<SetTtl, ProtocolError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::hex;
     use super::super::{Request, Response};
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 
     #[test]
     fn conditional_messages_round_trip_byte_exact() {

@@ -393,15 +393,9 @@ fn get_opt_u64(r: &mut WireReader) -> Result<Option<u64>, ProtocolError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::hex;
     use super::super::{Request, Response};
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 
     fn b(s: &'static [u8]) -> Bytes {
         Bytes::from_static(s)

@@ -647,14 +647,8 @@ fn decode_error(r: &mut WireReader) -> Result<Response, ProtocolError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::hex;
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 
     fn entry(lsn: u64, value: Option<&'static [u8]>, expiry: Option<u64>) -> Entry {
         Entry {
