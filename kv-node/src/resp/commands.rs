@@ -241,19 +241,27 @@ async fn mget(front: &Front, keys: &[Bytes]) -> Reply {
     Reply::Array(values)
 }
 
+/// `MSET`: one atomic batch per partition, written at each leader (not
+/// atomic across partitions).
 async fn mset(front: &Front, pairs: &[Bytes]) -> Reply {
     if !pairs.len().is_multiple_of(2) {
         return Reply::err("wrong number of arguments for 'mset' command");
     }
-    let writes = pairs
+    let values: Vec<(&[u8], kv_codec::Value)> = pairs
         .chunks_exact(2)
-        .map(|kv| route::set(front, arg(kv, 0), kv.get(1).map_or(&[][..], |v| v.as_ref())));
-    for result in join_all(writes).await {
-        if let Err(e) = result {
-            return error_reply(&e);
-        }
+        .filter_map(|kv| match kv {
+            [k, v] => Some((k.as_ref(), kv_codec::Value::from_bytes(v))),
+            _ => None,
+        })
+        .collect();
+    if values.iter().any(|(k, _)| k.is_empty()) {
+        return Reply::err("key must not be empty");
     }
-    OK
+    let refs: Vec<(&[u8], &kv_codec::Value)> = values.iter().map(|(k, v)| (*k, v)).collect();
+    match front.cluster.mset(&refs).await {
+        Ok(_) => OK,
+        Err(e) => error_reply(&e),
+    }
 }
 
 async fn strlen(front: &Front, args: &[Bytes]) -> Reply {
