@@ -85,10 +85,15 @@ impl ClusterCursor {
     }
 }
 
+/// Most keys one cluster scan page examines, whatever `count` asks for
+/// (so a page's memory stays bounded).
+pub(crate) const MAX_PAGE_KEYS: u32 = 10_000;
+
 /// What a scan page asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanOptions {
-    /// About how many keys to examine for the page (nodes cap it at 1000).
+    /// About how many keys to examine for the page (at most
+    /// 10 000; each node examines at most 1000 per request).
     pub count: u32,
     /// Only keys starting with this (empty: every key).
     pub prefix: Bytes,
@@ -126,6 +131,7 @@ impl ClusterClient {
     /// may hold fewer keys than `count` (even none) before the end.
     pub async fn scan(&self, cursor: ClusterCursor, options: &ScanOptions) -> Result<KeyPage> {
         let partitions = self.map().partition_count();
+        let count = options.count.clamp(1, MAX_PAGE_KEYS);
         let (mut p, mut store) = cursor.unpack(partitions)?;
         let mut page = KeyPage {
             entries: Vec::new(),
@@ -133,7 +139,7 @@ impl ClusterClient {
             stale: false,
         };
         loop {
-            let want = options.count.saturating_sub(len_u32(&page.entries)).max(1);
+            let want = count.saturating_sub(len_u32(&page.entries)).max(1);
             let read = self.scan_partition(p, store, want, options).await?;
             page.stale |= read.stale;
             page.entries.extend(read.value.entries);
@@ -148,7 +154,7 @@ impl ClusterClient {
             };
             // Hand out only a cursor after the one asked with, so a scan
             // always ends; a full page may stop here.
-            let full = len_u32(&page.entries) >= options.count;
+            let full = len_u32(&page.entries) >= count;
             if next.0 > cursor.0 && (full || read.value.next.is_some()) {
                 page.next = Some(next);
                 return Ok(page);
