@@ -375,3 +375,28 @@ fn records_with_expiry_survive_a_crash_whole_or_not_at_all() {
         }
     }
 }
+
+#[test]
+fn active_expiry_writes_its_tombstones_with_one_write_and_one_fsync() {
+    let time = FakeTime::new();
+    let dir = tempfile::tempdir().unwrap();
+    let always = Options {
+        sync: kv_storage::SyncPolicy::Always,
+        ..opts(&time, 1 << 20)
+    };
+    let store = open(dir.path(), &always);
+    for i in 0..20 {
+        store.put_with_expiry(&key(i), b"v", secs(1)).unwrap();
+    }
+    time.set(T0 + 1_000);
+    let before = store.stats();
+    assert_eq!(store.expire_due(100).unwrap().len(), 20);
+    let after = store.stats();
+    assert_eq!(after.syncs - before.syncs, 1);
+    assert_eq!(after.writes - before.writes, 20);
+    drop(store);
+    // And they are durable: nothing comes back with the clock turned back.
+    time.set(T0);
+    let store = open(dir.path(), &always);
+    assert!(store.is_empty());
+}
