@@ -41,7 +41,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::record::{self, FLAG_EXPIRY, Kind, RecordRef, get_varint, put_varint};
+use crate::record::{self, FLAG_EXPIRY, Fields, Kind, get_varint, put_varint};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentId};
 use crate::{Lsn, Position};
 
@@ -85,9 +85,10 @@ impl HintBuilder {
         }
     }
 
-    /// Adds the next record; `false` if its LSN does not increase.
-    pub(crate) fn push(&mut self, rec: &RecordRef<'_>) -> bool {
-        let (position, kind, key) = (rec.position, rec.kind, rec.key);
+    /// Adds the next record (its value's length; expiry only for value
+    /// records); `false` if its LSN does not increase.
+    pub(crate) fn push(&mut self, position: Position, rec: &Fields<'_>) -> bool {
+        let (kind, key) = (rec.kind, rec.key);
         if position.lsn <= self.prev_lsn {
             return false;
         }
@@ -128,7 +129,7 @@ pub(crate) fn build(seg: &Segment) -> Result<Vec<u8>, Error> {
     seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
         let expiry = rec.expiry.is_some();
         let canonical = rec.len == record::encoded_len(rec.key.len(), rec.value.len(), expiry);
-        if canonical && builder.push(rec) {
+        if canonical && builder.push(rec.position, &rec.fields()) {
             return ControlFlow::Continue(());
         }
         failure = Some(Error::corrupted(&seg.path, offset, "segment not indexable"));

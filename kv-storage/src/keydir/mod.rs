@@ -346,10 +346,17 @@ impl KeyDir {
             })
     }
 
-    /// Points `key` at `loc` unless it points at an equal or newer LSN.
+    /// Points `key` at `loc` (expiring at `expiry`) unless it points at an
+    /// equal or newer LSN.
     #[cfg(test)]
-    pub(crate) fn insert_newer(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Upsert, Error> {
-        self.upsert(hash, key, (loc, None), |old| loc.lsn() > old.lsn())
+    pub(crate) fn insert_newer(
+        &self,
+        hash: u64,
+        key: &[u8],
+        loc: Loc,
+        expiry: Option<u64>,
+    ) -> Result<Upsert, Error> {
+        self.upsert(hash, key, (loc, expiry), |old| loc.lsn() > old.lsn())
     }
     /// [`KeyDir::insert_newer`] for a batch of keys of one shard under one
     /// lock; `out[i]` receives the result for entry `i`. The inserts are done
@@ -714,11 +721,20 @@ mod tests {
     fn insert_newer_keeps_highest_lsn() {
         let kd = KeyDir::new();
         let h = kd.hash(b"k");
-        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Inserted);
-        assert_eq!(kd.insert_newer(h, b"k", loc(3)).unwrap(), Upsert::Stale);
-        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Stale);
         assert_eq!(
-            kd.insert_newer(h, b"k", loc(9)).unwrap(),
+            kd.insert_newer(h, b"k", loc(5), None).unwrap(),
+            Upsert::Inserted
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(3), None).unwrap(),
+            Upsert::Stale
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(5), None).unwrap(),
+            Upsert::Stale
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(9), None).unwrap(),
             Upsert::Replaced(loc(5))
         );
     }
