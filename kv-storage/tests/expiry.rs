@@ -400,3 +400,50 @@ fn active_expiry_writes_its_tombstones_with_one_write_and_one_fsync() {
     let store = open(dir.path(), &always);
     assert!(store.is_empty());
 }
+
+/// A scan while keys expire between its pages: every key still live at
+/// the end (so live throughout) is returned, and no page holds a key that
+/// had expired when the page was read.
+#[test]
+fn a_scan_while_keys_expire_returns_the_survivors_and_no_expired_key() {
+    let time = FakeTime::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &opts(&time, 1 << 20));
+    for i in 0..2000 {
+        match i % 3 {
+            0 => store.put(&key(i), b"v").map(drop),
+            _ => store
+                .put_with_expiry(&key(i), b"v", Expiry::At(T0 + 1 + i))
+                .map(drop),
+        }
+        .unwrap();
+    }
+    let expires = |k: &[u8]| {
+        let i: u64 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+        (i % 3 != 0).then_some(T0 + 1 + i)
+    };
+    let (mut seen, mut cursor, mut now) = (std::collections::HashSet::new(), Cursor::START, T0);
+    loop {
+        let page = store.scan(cursor, 50).unwrap();
+        for k in &page.keys {
+            assert!(
+                expires(k).is_none_or(|at| at > now),
+                "{k:?} expired at {now}"
+            );
+            seen.insert(k.to_vec());
+        }
+        now += 25;
+        time.set(now);
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    let survivors: Vec<_> = (0..2000)
+        .map(key)
+        .filter(|k| expires(k).is_none_or(|at| at > now))
+        .collect();
+    assert!(survivors.len() > 700, "some expiring keys outlive the scan");
+    assert!(survivors.iter().all(|k| seen.contains(k)));
+    assert!(seen.len() < 2000, "keys that expired early were left out");
+}
