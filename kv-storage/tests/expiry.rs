@@ -420,7 +420,7 @@ fn a_scan_while_keys_expire_returns_the_survivors_and_no_expired_key() {
     }
     let expires = |k: &[u8]| {
         let i: u64 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
-        (i % 3 != 0).then_some(T0 + 1 + i)
+        (!i.is_multiple_of(3)).then_some(T0 + 1 + i)
     };
     let (mut seen, mut cursor, mut now) = (std::collections::HashSet::new(), Cursor::START, T0);
     loop {
