@@ -312,7 +312,7 @@ fn copy_record(inner: &Inner, plan: &Plan, from: &Loc, out: &mut Output) -> Resu
     out.file
         .write_all(bytes)
         .map_err(|e| Error::io(path(), e))?;
-    out.hint.push(&rec);
+    out.hint.push(rec.position, &rec.fields());
     let to = Loc::new(out.id, out.len as u32, from.len(), from.lsn());
     out.moves.push(Move {
         from: *from,

@@ -331,3 +331,20 @@ fn entry_of(op: &RecordOp<'_>) -> Entry {
         expiry: op.expiry.filter(|_| op.kind == Kind::Value),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_expiries_resolve_against_the_clock_and_saturate() {
+        assert_eq!(Expiry::After(Duration::from_millis(1500)).at(10), 1510);
+        assert_eq!(Expiry::After(Duration::from_micros(999)).at(10), 10);
+        assert_eq!(Expiry::After(Duration::MAX).at(10), u64::MAX);
+        assert_eq!(Expiry::At(7).at(10), 7);
+        assert!(is_expired(10, 10) && !is_expired(11, 10));
+        assert_eq!(Ttl::ExpiresAt(15).remaining_ms(10), Some(5));
+        assert_eq!(Ttl::ExpiresAt(15).remaining_ms(20), Some(0));
+        assert_eq!(Ttl::Persistent.remaining_ms(10), None);
+    }
+}

@@ -41,7 +41,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::record::{self, FLAG_EXPIRY, Kind, RecordRef, get_varint, put_varint};
+use crate::record::{self, FLAG_EXPIRY, Fields, Kind, get_varint, put_varint};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentId};
 use crate::{Lsn, Position};
 
@@ -85,9 +85,10 @@ impl HintBuilder {
         }
     }
 
-    /// Adds the next record; `false` if its LSN does not increase.
-    pub(crate) fn push(&mut self, rec: &RecordRef<'_>) -> bool {
-        let (position, kind, key) = (rec.position, rec.kind, rec.key);
+    /// Adds the next record (its value's length; expiry only for value
+    /// records); `false` if its LSN does not increase.
+    pub(crate) fn push(&mut self, position: Position, rec: &Fields<'_>) -> bool {
+        let (kind, key) = (rec.kind, rec.key);
         if position.lsn <= self.prev_lsn {
             return false;
         }
@@ -128,7 +129,7 @@ pub(crate) fn build(seg: &Segment) -> Result<Vec<u8>, Error> {
     seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
         let expiry = rec.expiry.is_some();
         let canonical = rec.len == record::encoded_len(rec.key.len(), rec.value.len(), expiry);
-        if canonical && builder.push(rec) {
+        if canonical && builder.push(rec.position, &rec.fields()) {
             return ControlFlow::Continue(());
         }
         failure = Some(Error::corrupted(&seg.path, offset, "segment not indexable"));
@@ -366,5 +367,78 @@ mod tests {
             build(&sealed(&dir, &img)),
             Err(Error::Corrupted { .. })
         ));
+    }
+
+    /// A segment of one value record with an expiry and one without.
+    fn expiring_image() -> Vec<u8> {
+        let mut img = vec![0u8; SEGMENT_HEADER_BYTES as usize];
+        let fields = record::Fields {
+            kind: Kind::Value,
+            key: b"ttl",
+            value: b"soon",
+            expiry: Some(0x0102_0304_0506_0708),
+        };
+        record::encode_in_batch(&mut img, Position { epoch: 1, lsn: 1 }, &fields, false);
+        record::encode(
+            &mut img,
+            Position { epoch: 1, lsn: 2 },
+            Kind::Value,
+            b"p",
+            b"v",
+        );
+        img
+    }
+
+    /// `hint` with its version byte set to `version` and the CRC redone.
+    fn as_version(hint: &[u8], version: u8) -> Vec<u8> {
+        let mut out = hint[..hint.len() - 4].to_vec();
+        out[4] = version;
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn expiry_times_roundtrip_through_a_version_2_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = expiring_image();
+        let hint = build(&sealed(&dir, &img)).unwrap();
+        assert_eq!(hint[4], 2);
+        let mut all = entries(&hint, 3, img.len() as u64).unwrap();
+        let got: Vec<_> = all
+            .by_ref()
+            .map(|e| (e.key.to_vec(), e.expiry, e.len))
+            .collect();
+        assert!(all.is_complete());
+        let first_len = record::encoded_len(3, 4, true) as u64;
+        assert_eq!(
+            got,
+            [
+                (b"ttl".to_vec(), Some(0x0102_0304_0506_0708), first_len),
+                (b"p".to_vec(), None, record::encoded_len(1, 1, false) as u64),
+            ]
+        );
+    }
+
+    #[test]
+    fn version_1_hints_still_read_but_may_not_carry_an_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        // Without expiries, version 1 and 2 entries are the same bytes.
+        let img = segment_image(&[
+            (1, Kind::Value, b"a", b"one"),
+            (2, Kind::Tombstone, b"a", b""),
+        ]);
+        let v1 = as_version(&build(&sealed(&dir, &img)).unwrap(), 1);
+        let mut all = entries(&v1, 3, img.len() as u64).unwrap();
+        assert_eq!(all.by_ref().count(), 2);
+        assert!(all.is_complete());
+        // A version-1 hint with the expiry flag is not to be trusted.
+        let img = expiring_image();
+        let bad = as_version(&build(&sealed(&dir, &img)).unwrap(), 1);
+        let mut all = entries(&bad, 3, img.len() as u64).unwrap();
+        assert_eq!(all.by_ref().count(), 0);
+        assert!(!all.is_complete());
+        // Nor is an unknown version.
+        assert!(entries(&as_version(&bad, 3), 3, img.len() as u64).is_none());
     }
 }

@@ -111,6 +111,18 @@ pub(crate) struct RecordRef<'a> {
     pub expiry: Option<u64>,
 }
 
+impl<'a> RecordRef<'a> {
+    /// The fields to encode the same record again.
+    pub(crate) fn fields(&self) -> Fields<'a> {
+        Fields {
+            kind: self.kind,
+            key: self.key,
+            value: self.value,
+            expiry: self.expiry,
+        }
+    }
+}
+
 /// Why bytes did not decode as a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DecodeError {
@@ -258,7 +270,8 @@ struct Header {
     value_len: usize,
     flags: u8,
     expiry: Option<u64>,
-    header_len: usize,
+    /// Offset of the key: the header's length, expiry field included.
+    key_start: usize,
 }
 
 fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
@@ -293,7 +306,7 @@ fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
         value_len,
         flags,
         expiry,
-        header_len: pos,
+        key_start: pos,
     })
 }
 
@@ -304,7 +317,7 @@ fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
 pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
     let h = decode_header(buf)?;
     let len = h
-        .header_len
+        .key_start
         .checked_add(h.key_len)
         .and_then(|n| n.checked_add(h.value_len))
         .ok_or(DecodeError::Incomplete)?;
@@ -315,7 +328,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
     let kind = Kind::from_flags(h.flags & !(FLAG_BATCH_CONTINUES | FLAG_EXPIRY))
         .ok_or(DecodeError::Malformed("unknown record flags"))?;
     validate(kind, &h)?;
-    let key_start = h.header_len;
+    let key_start = h.key_start;
     let value_start = key_start + h.key_len;
     Ok(RecordRef {
         position: Position {

@@ -71,7 +71,8 @@ pub struct ScanPage {
 
 impl Store {
     /// One page of a scan over the live keys, starting at `cursor`: examines
-    /// about `count` keys (at least 1). Start with [`Cursor::START`] and call
+    /// about `count` keys (at least 1). Keys that have expired by the
+    /// store's clock are skipped (and not counted). Start with [`Cursor::START`] and call
     /// again with `next` until it is `None`. See the module docs for the
     /// guarantee (every key present throughout is returned at least once).
     pub fn scan(&self, cursor: Cursor, count: usize) -> Result<ScanPage, Error> {

@@ -310,3 +310,140 @@ fn snapshots_carry_expiries_and_leave_expired_keys_out() {
         vec![(b"b".to_vec(), Some(T0 + 100_000)), (b"c".to_vec(), None)]
     );
 }
+
+/// Every key the crash test writes, with its value and expiry, sorted.
+fn state(store: &Store) -> Vec<(Vec<u8>, Option<Bytes>, Ttl)> {
+    [&b"a"[..], b"b", b"c", b"d"]
+        .iter()
+        .map(|k| (k.to_vec(), store.get(k).unwrap(), store.expiry(k).unwrap()))
+        .collect()
+}
+
+/// Writes of the crash test, one per reopen.
+const CRASH_STEPS: usize = 5;
+
+fn crash_test_write(store: &Store, step: usize) {
+    let mut batch = WriteBatch::new();
+    match step {
+        0 => drop(store.put(b"a", b"before").unwrap()),
+        1 => drop(
+            store
+                .put_with_expiry(b"b", b"ttl", Expiry::At(T0 + 5))
+                .unwrap(),
+        ),
+        2 => drop(store.expire(b"a", Some(Expiry::At(T0 + 7))).unwrap()),
+        3 => {
+            batch
+                .put_with_expiry(b"c", b"batched", Expiry::At(T0 + 9))
+                .put(b"b", b"persistent")
+                .put_with_expiry(b"d", "x".repeat(30), Expiry::At(u64::MAX));
+            store.write_batch(&batch).unwrap();
+        }
+        _ => drop(store.expire(b"d", None).unwrap()),
+    }
+}
+
+/// Cuts the newest segment at every byte of records with an expiry (a put,
+/// an expire, a batch), padded with zeros or not: reopening finds exactly
+/// the state after the last whole write before the cut.
+#[test]
+fn records_with_expiry_survive_a_crash_whole_or_not_at_all() {
+    let time = FakeTime::new();
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(&time, 1 << 20);
+    let seg_len = || {
+        std::fs::metadata(common::newest_segment(dir.path()))
+            .unwrap()
+            .len()
+    };
+    // (segment length, state) after each write.
+    let mut states = Vec::new();
+    for step in 0..CRASH_STEPS {
+        let store = open(dir.path(), &o);
+        crash_test_write(&store, step);
+        let now = state(&store);
+        store.close().unwrap();
+        states.push((seg_len(), now));
+    }
+    let (first, end) = (states[0].0, seg_len());
+    for cut in first..=end {
+        for pad in [false, true] {
+            let copy = common::cut_copy(dir.path(), cut, pad.then_some(end + 4096));
+            let store = open(copy.path(), &o);
+            let want = states.iter().rev().find(|(len, _)| *len <= cut).unwrap();
+            assert_eq!(state(&store), want.1, "cut at {cut}, padded {pad}");
+        }
+    }
+}
+
+#[test]
+fn active_expiry_writes_its_tombstones_with_one_write_and_one_fsync() {
+    let time = FakeTime::new();
+    let dir = tempfile::tempdir().unwrap();
+    let always = Options {
+        sync: kv_storage::SyncPolicy::Always,
+        ..opts(&time, 1 << 20)
+    };
+    let store = open(dir.path(), &always);
+    for i in 0..20 {
+        store.put_with_expiry(&key(i), b"v", secs(1)).unwrap();
+    }
+    time.set(T0 + 1_000);
+    let before = store.stats();
+    assert_eq!(store.expire_due(100).unwrap().len(), 20);
+    let after = store.stats();
+    assert_eq!(after.syncs - before.syncs, 1);
+    assert_eq!(after.writes - before.writes, 20);
+    drop(store);
+    // And they are durable: nothing comes back with the clock turned back.
+    time.set(T0);
+    let store = open(dir.path(), &always);
+    assert!(store.is_empty());
+}
+
+/// A scan while keys expire between its pages: every key still live at
+/// the end (so live throughout) is returned, and no page holds a key that
+/// had expired when the page was read.
+#[test]
+fn a_scan_while_keys_expire_returns_the_survivors_and_no_expired_key() {
+    let time = FakeTime::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &opts(&time, 1 << 20));
+    for i in 0..2000 {
+        match i % 3 {
+            0 => store.put(&key(i), b"v").map(drop),
+            _ => store
+                .put_with_expiry(&key(i), b"v", Expiry::At(T0 + 1 + i))
+                .map(drop),
+        }
+        .unwrap();
+    }
+    let expires = |k: &[u8]| {
+        let i: u64 = std::str::from_utf8(&k[4..]).unwrap().parse().unwrap();
+        (!i.is_multiple_of(3)).then_some(T0 + 1 + i)
+    };
+    let (mut seen, mut cursor, mut now) = (std::collections::HashSet::new(), Cursor::START, T0);
+    loop {
+        let page = store.scan(cursor, 50).unwrap();
+        for k in &page.keys {
+            assert!(
+                expires(k).is_none_or(|at| at > now),
+                "{k:?} expired at {now}"
+            );
+            seen.insert(k.to_vec());
+        }
+        now += 25;
+        time.set(now);
+        match page.next {
+            Some(next) => cursor = next,
+            None => break,
+        }
+    }
+    let survivors: Vec<_> = (0..2000)
+        .map(key)
+        .filter(|k| expires(k).is_none_or(|at| at > now))
+        .collect();
+    assert!(survivors.len() > 700, "some expiring keys outlive the scan");
+    assert!(survivors.iter().all(|k| seen.contains(k)));
+    assert!(seen.len() < 2000, "keys that expired early were left out");
+}

@@ -346,10 +346,17 @@ impl KeyDir {
             })
     }
 
-    /// Points `key` at `loc` unless it points at an equal or newer LSN.
+    /// Points `key` at `loc` (expiring at `expiry`) unless it points at an
+    /// equal or newer LSN.
     #[cfg(test)]
-    pub(crate) fn insert_newer(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Upsert, Error> {
-        self.upsert(hash, key, (loc, None), |old| loc.lsn() > old.lsn())
+    pub(crate) fn insert_newer(
+        &self,
+        hash: u64,
+        key: &[u8],
+        loc: Loc,
+        expiry: Option<u64>,
+    ) -> Result<Upsert, Error> {
+        self.upsert(hash, key, (loc, expiry), |old| loc.lsn() > old.lsn())
     }
     /// [`KeyDir::insert_newer`] for a batch of keys of one shard under one
     /// lock; `out[i]` receives the result for entry `i`. The inserts are done
@@ -714,11 +721,20 @@ mod tests {
     fn insert_newer_keeps_highest_lsn() {
         let kd = KeyDir::new();
         let h = kd.hash(b"k");
-        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Inserted);
-        assert_eq!(kd.insert_newer(h, b"k", loc(3)).unwrap(), Upsert::Stale);
-        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Stale);
         assert_eq!(
-            kd.insert_newer(h, b"k", loc(9)).unwrap(),
+            kd.insert_newer(h, b"k", loc(5), None).unwrap(),
+            Upsert::Inserted
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(3), None).unwrap(),
+            Upsert::Stale
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(5), None).unwrap(),
+            Upsert::Stale
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(9), None).unwrap(),
             Upsert::Replaced(loc(5))
         );
     }
@@ -841,5 +857,57 @@ mod tests {
         );
         let seen: std::collections::HashSet<_> = got.into_iter().map(|(_, k)| k).collect();
         assert!((0..300).all(|i| seen.contains(&key(i))));
+    }
+
+    #[test]
+    fn expiries_follow_their_keys_through_replace_remove_retain_and_arena_rebuilds() {
+        let kd = KeyDir::new();
+        let key = |i: u64| format!("expiring-key-{i}-{}", "y".repeat(400)).into_bytes();
+        let put = |i: u64, at: Option<u64>| kd.insert(kd.hash(&key(i)), &key(i), loc(i + 1), at);
+        for i in 0..4000 {
+            put(i, Some(10_000 + i)).unwrap();
+        }
+        let expiry = |i: u64| kd.get_entry(kd.hash(&key(i)), &key(i)).map(|(_, at)| at);
+        // Replacing a key replaces (or clears) its expiry.
+        put(1, None).unwrap();
+        put(2, Some(5)).unwrap();
+        assert_eq!(
+            (expiry(1), expiry(2), expiry(3)),
+            (Some(None), Some(Some(5)), Some(Some(10_003)))
+        );
+        // Removing most keys rebuilds the arenas (new key references).
+        for i in (0..4000).filter(|i| i % 10 != 0) {
+            kd.remove(kd.hash(&key(i)), &key(i)).unwrap();
+        }
+        for i in (0..4000).step_by(10) {
+            assert_eq!(expiry(i), Some(Some(10_000 + i)), "key {i}");
+        }
+        assert_eq!(expiry(2), None);
+        // Due keys, earliest first, only those present.
+        let due = |now| {
+            let mut out = Vec::new();
+            for shard in 0..SHARDS {
+                kd.due(shard, now, usize::MAX, |_, k| out.push(k.to_vec()));
+            }
+            out.sort();
+            out
+        };
+        let mut want: Vec<_> = [0, 10, 20, 30].into_iter().map(key).collect();
+        want.sort();
+        assert_eq!(due(10_030), want);
+        assert!(kd.any_due(10_000) && !kd.any_due(9_999));
+        // A removal by location only happens at that location.
+        let (k, h) = (key(10), kd.hash(&key(10)));
+        assert_eq!(kd.remove_if(h, &k, &Loc::new(9, 9, 9, 9)), None);
+        assert_eq!(kd.remove_if(h, &k, &loc(11)), Some(loc(11)));
+        kd.retain(|l| l.lsn() != 21);
+        assert_eq!(due(10_030), vec![key(0), key(30)]);
+        // Scans skip keys expired at the time they are given.
+        let mut seen = 0;
+        let mut from = Some(0);
+        while let Some(f) = from {
+            from = kd.scan_step(f, 100, 10_030, |_, _| seen += 1);
+        }
+        assert_eq!(seen, kd.len() - 2);
     }
 }
