@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kv_codec::Value;
+use kv_node::protocol::ScanSpec;
 use kv_node::{ClientOptions, NodeClient, NodeHandle, NodeOptions, NodeServer};
 use kv_router::{ClusterConfig, ClusterMap, SyncMode};
 use tokio::runtime::Runtime;
@@ -138,7 +139,14 @@ fn keyspace(c: &mut Criterion, rt: &Runtime, client: &NodeClient) {
             for p in 0..4 {
                 let mut cursor = 0;
                 loop {
-                    let page = client.scan_partition(p, cursor, 1000, Bytes::new(), false, 0);
+                    let page = client.scan_partition(ScanSpec {
+                        partition: p,
+                        cursor,
+                        count: 1000,
+                        prefix: Bytes::new(),
+                        values: false,
+                        align: 0,
+                    });
                     let page = rt.block_on(page).unwrap();
                     seen += page.entries.len();
                     match page.next {

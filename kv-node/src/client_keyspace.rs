@@ -9,7 +9,7 @@ use kv_storage::Position;
 
 use crate::client::NodeClient;
 use crate::error::Result;
-use crate::protocol::{KeyTtl, Keyspace, KeyspaceReply, Request, Response, ScanEntry};
+use crate::protocol::{KeyTtl, Keyspace, KeyspaceReply, Request, Response, ScanEntry, ScanSpec};
 
 /// One page of one partition's scan, as a node answered it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,27 +25,11 @@ impl NodeClient {
         self.request(&Request::Keyspace(op)).await
     }
 
-    /// One page of a scan of `partition` on this node, from store cursor
-    /// `cursor` (0 = start), keys starting with `prefix`; with `values`,
-    /// each key's encoded value. The page's `next` has its low `align`
-    /// bits zero (at most 32).
-    pub async fn scan_partition(
-        &self,
-        partition: PartitionId,
-        cursor: u64,
-        count: u32,
-        prefix: Bytes,
-        values: bool,
-        align: u8,
-    ) -> Result<PartitionPage> {
-        let op = Keyspace::Scan {
-            partition,
-            cursor,
-            count,
-            prefix,
-            values,
-            align,
-        };
+    /// One page of a scan of a partition on this node (see [`ScanSpec`]:
+    /// from a store cursor, keys with a prefix, values on request, the
+    /// next cursor aligned as asked).
+    pub async fn scan_partition(&self, spec: ScanSpec) -> Result<PartitionPage> {
+        let op = Keyspace::Scan(spec);
         match self.keyspace(op).await? {
             Response::Keyspace(KeyspaceReply::ScanPage { next, entries, .. }) => {
                 Ok(PartitionPage { entries, next })

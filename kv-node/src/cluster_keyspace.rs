@@ -34,7 +34,7 @@ use kv_router::{NodeId, PartitionId};
 use crate::client_keyspace::PartitionPage;
 use crate::cluster_client::{ClusterClient, Read, Written, retry_recovering};
 use crate::error::{Error, Result};
-use crate::protocol::{KeyTtl, ScanEntry};
+use crate::protocol::{KeyTtl, ScanEntry, ScanSpec};
 
 /// Where a cluster-wide scan resumes: opaque, round-trips through a `u64`
 /// (see the module docs). [`ClusterCursor::START`] is 0.
@@ -171,12 +171,17 @@ impl ClusterClient {
     ) -> Result<Read<PartitionPage>> {
         let partitions = self.map().partition_count();
         let align = u8::try_from(ClusterCursor::partition_bits(partitions)).unwrap_or(32);
+        let spec = ScanSpec {
+            partition: p,
+            cursor: store,
+            count,
+            prefix: options.prefix.clone(),
+            values: options.values,
+            align,
+        };
         self.read_partition(p, |c| {
-            let prefix = options.prefix.clone();
-            async move {
-                c.scan_partition(p, store, count, prefix, options.values, align)
-                    .await
-            }
+            let spec = spec.clone();
+            async move { c.scan_partition(spec).await }
         })
         .await
     }

@@ -17,7 +17,7 @@ use kv_router::PartitionId;
 use kv_storage::Cursor;
 
 use crate::error::ErrorCode;
-use crate::protocol::{Keyspace, KeyspaceReply, Response, ScanEntry};
+use crate::protocol::{Keyspace, KeyspaceReply, Response, ScanEntry, ScanSpec};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
 use crate::server::{Shared, error_reply, io_error, not_hosted, ready_to_read, ready_to_write};
 use crate::storage_io;
@@ -32,16 +32,6 @@ const SCAN_REPLY_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 /// Most keys of one `MGet` or `MSet`.
 pub(crate) const MAX_KEYS_PER_REQUEST: usize = 10_000;
 
-/// A scan page asked of one replica.
-#[derive(Debug)]
-pub(crate) struct ScanRequest {
-    pub cursor: u64,
-    pub count: u32,
-    pub prefix: Bytes,
-    pub values: bool,
-    pub align: u8,
-}
-
 /// One page of a replica's keys.
 #[derive(Debug)]
 pub(crate) struct ScanReply {
@@ -52,22 +42,9 @@ pub(crate) struct ScanReply {
 /// Runs a keyspace request on this node.
 pub(crate) async fn execute(shared: &Shared, op: Keyspace) -> Response {
     match op {
-        Keyspace::Scan {
-            partition,
-            cursor,
-            count,
-            prefix,
-            values,
-            align,
-        } => {
-            let request = ScanRequest {
-                cursor,
-                count: count.clamp(1, MAX_SCAN_COUNT),
-                prefix,
-                values,
-                align,
-            };
-            scan(shared, partition, request).await
+        Keyspace::Scan(mut spec) => {
+            spec.count = spec.count.clamp(1, MAX_SCAN_COUNT);
+            scan(shared, spec).await
         }
         Keyspace::MGet { partition, keys } => get_many(shared, partition, keys).await,
         Keyspace::MSet { partition, pairs } => put_many(shared, partition, pairs).await,
@@ -125,12 +102,13 @@ fn check_keys<'a>(
     }
 }
 
-async fn scan(shared: &Shared, p: PartitionId, request: ScanRequest) -> Response {
+async fn scan(shared: &Shared, spec: ScanSpec) -> Response {
+    let p = spec.partition;
     let r = match readable(shared, p) {
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    match storage_io::scan(r, request).await {
+    match storage_io::scan(r, spec).await {
         Ok(page) => Response::Keyspace(KeyspaceReply::ScanPage {
             partition: p,
             next: page.next,
@@ -172,10 +150,7 @@ async fn put_many(shared: &Shared, p: PartitionId, pairs: Vec<(Bytes, Bytes)>) -
 }
 
 /// One scan page of `r` (blocking: called through `storage_io::scan`).
-pub(crate) fn scan_page(
-    r: &Replica,
-    request: &ScanRequest,
-) -> Result<ScanReply, kv_storage::Error> {
+pub(crate) fn scan_page(r: &Replica, request: &ScanSpec) -> Result<ScanReply, kv_storage::Error> {
     let mut count = request.count.max(1) as usize;
     loop {
         let (keys, next) = aligned_keys(r, request, count)?;
@@ -204,7 +179,7 @@ pub(crate) fn scan_page(
 /// the end of every key-directory sub-table is.
 fn aligned_keys(
     r: &Replica,
-    request: &ScanRequest,
+    request: &ScanSpec,
     count: usize,
 ) -> Result<(Vec<Bytes>, Option<u64>), kv_storage::Error> {
     let mask = (1u64 << request.align.min(32)) - 1;

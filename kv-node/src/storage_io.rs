@@ -54,8 +54,8 @@ use bytes::Bytes;
 use kv_router::{NodeId, PartitionId};
 use kv_storage::{Entry, Location, Lsn, Position, Since};
 
-use crate::keyspace::{ScanReply, ScanRequest};
-use crate::protocol::{Conditional, KeyTtl, PartitionInfo, PartitionKeys, Response};
+use crate::keyspace::ScanReply;
+use crate::protocol::{Conditional, KeyTtl, PartitionInfo, PartitionKeys, Response, ScanSpec};
 use crate::replica::{Replica, SNAPSHOT_MARKER_KEY};
 
 /// Why a store call through the boundary did not succeed.
@@ -169,7 +169,7 @@ pub(crate) async fn get_many(
 }
 
 /// One page of a scan of `replica`'s live keys ([`crate::keyspace`]).
-pub(crate) async fn scan(replica: &Arc<Replica>, scan: ScanRequest) -> IoResult<ScanReply> {
+pub(crate) async fn scan(replica: &Arc<Replica>, scan: ScanSpec) -> IoResult<ScanReply> {
     let r = Arc::clone(replica);
     blocking(move || Ok(crate::keyspace::scan_page(&r, &scan)?)).await
 }

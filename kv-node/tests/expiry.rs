@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use common::{TestCluster, key_in, no_tweak};
 use kv_codec::Value;
-use kv_node::protocol::KeyTtl;
+use kv_node::protocol::{KeyTtl, ScanSpec};
 use kv_node::{ErrorCode, NodeOptions};
 use kv_router::ClusterConfig;
 use kv_storage::Clock;
@@ -135,7 +135,14 @@ async fn the_leader_decides_expiry_followers_only_hide_and_a_restart_keeps_it() 
     assert_eq!(follower.get(&key).await.unwrap(), None);
     assert_eq!(follower.ttl(&key).await.unwrap(), KeyTtl::Missing);
     let page = follower
-        .scan_partition(p, 0, 100, Bytes::new(), false, 0)
+        .scan_partition(ScanSpec {
+            partition: p,
+            cursor: 0,
+            count: 100,
+            prefix: Bytes::new(),
+            values: false,
+            align: 0,
+        })
         .await
         .unwrap();
     assert!(page.entries.is_empty(), "{page:?}");

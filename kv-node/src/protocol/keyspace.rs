@@ -56,22 +56,7 @@ const MIN_FIELD_BYTES: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Keyspace {
     /// One page of a scan of one partition's live keys.
-    Scan {
-        /// The partition.
-        partition: PartitionId,
-        /// The store cursor to resume at (0 = start).
-        cursor: u64,
-        /// About how many keys to examine (the node caps it).
-        count: u32,
-        /// Only keys starting with this (empty: all).
-        prefix: Bytes,
-        /// Whether the reply carries each key's encoded value.
-        values: bool,
-        /// The page's `next` must have this many low bits zero (the node
-        /// scans on until it has), so a client may pack the cursor with
-        /// fewer bits without losing a position; at most 32.
-        align: u8,
-    },
+    Scan(ScanSpec),
     /// The values of several keys of one partition.
     MGet {
         /// The partition every key belongs to.
@@ -107,6 +92,25 @@ pub enum Keyspace {
         /// The key.
         key: Bytes,
     },
+}
+
+/// One page of one partition's scan, as asked of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanSpec {
+    /// The partition.
+    pub partition: PartitionId,
+    /// The store cursor to resume at (0 = start).
+    pub cursor: u64,
+    /// About how many keys to examine (the node caps it).
+    pub count: u32,
+    /// Only keys starting with this (empty: all).
+    pub prefix: Bytes,
+    /// Whether the reply carries each key's encoded value.
+    pub values: bool,
+    /// The page's `next` must have this many low bits zero (the node
+    /// scans on until it has), so a client may pack the cursor with
+    /// fewer bits without losing a position; at most 32.
+    pub align: u8,
 }
 
 /// One key of a scan page.
@@ -173,7 +177,7 @@ impl Keyspace {
     /// The message's type byte.
     pub(super) fn type_byte(&self) -> u8 {
         match self {
-            Keyspace::Scan { .. } => ty::SCAN,
+            Keyspace::Scan(_) => ty::SCAN,
             Keyspace::MGet { .. } => ty::MGET,
             Keyspace::MSet { .. } => ty::MSET,
             Keyspace::PutTtl { .. } => ty::PUT_TTL,
@@ -185,20 +189,13 @@ impl Keyspace {
     /// Appends the fields after the header.
     pub(super) fn encode(&self, out: &mut BytesMut) {
         match self {
-            Keyspace::Scan {
-                partition,
-                cursor,
-                count,
-                prefix,
-                values,
-                align,
-            } => {
-                out.put_u32(*partition);
-                out.put_u64(*cursor);
-                out.put_u32(*count);
-                out.put_bytes_field(prefix);
-                out.put_u8(u8::from(*values));
-                out.put_u8(*align);
+            Keyspace::Scan(spec) => {
+                out.put_u32(spec.partition);
+                out.put_u64(spec.cursor);
+                out.put_u32(spec.count);
+                out.put_bytes_field(&spec.prefix);
+                out.put_u8(u8::from(spec.values));
+                out.put_u8(spec.align);
             }
             Keyspace::MGet { partition, keys } => {
                 out.put_u32(*partition);
@@ -229,7 +226,7 @@ impl Keyspace {
     /// Decodes the fields of a message of type `ty` (one of this module's).
     pub(super) fn decode(ty: u8, r: &mut WireReader) -> Result<Keyspace, ProtocolError> {
         Ok(match ty {
-            ty::SCAN => Keyspace::Scan {
+            ty::SCAN => Keyspace::Scan(ScanSpec {
                 partition: r.u32()?,
                 cursor: r.u64()?,
                 count: r.u32()?,
@@ -239,7 +236,7 @@ impl Keyspace {
                     a @ 0..=32 => a,
                     a => return Err(ProtocolError::Invalid(format!("bad scan alignment {a}"))),
                 },
-            },
+            }),
             ty::MGET => {
                 let partition = r.u32()?;
                 let n = r.count(MIN_FIELD_BYTES)?;
@@ -405,14 +402,14 @@ mod tests {
     fn keyspace_requests_round_trip_byte_exact() {
         let cases = [
             (
-                Keyspace::Scan {
+                Keyspace::Scan(ScanSpec {
                     partition: 2,
                     cursor: 0x0102,
                     count: 10,
                     prefix: b(b"u:"),
                     values: true,
                     align: 2,
-                },
+                }),
                 "50 00 00 00 00 00 00 00 07 00 00 00 02 00 00 00 00 00 00 01 02 00 00 00 0a 00 00 00 02 75 3a 01 02",
             ),
             (

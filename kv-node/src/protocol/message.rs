@@ -55,7 +55,7 @@ use kv_storage::{Entry, Location, Position};
 pub use super::conditional::{Conditional, SetTtl, SetWhen};
 pub use super::info::{FollowerInfo, Health, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
-pub use super::keyspace::{KeyTtl, Keyspace, KeyspaceReply, ScanEntry};
+pub use super::keyspace::{KeyTtl, Keyspace, KeyspaceReply, ScanEntry, ScanSpec};
 use super::map::{decode_map, encode_map};
 use super::wire::{WireReader, WireWrite};
 use crate::error::{ErrorCode, ProtocolError};

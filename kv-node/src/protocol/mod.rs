@@ -27,7 +27,8 @@ pub use handshake::{PROTOCOL_VERSION, PeerKind};
 
 pub use message::{
     Conditional, FollowerInfo, Health, KeyTtl, Keyspace, KeyspaceReply, NodeInfo, PartitionInfo,
-    PartitionKeys, ReplicaState, Request, RequestId, Response, ScanEntry, SetTtl, SetWhen,
+    PartitionKeys, ReplicaState, Request, RequestId, Response, ScanEntry, ScanSpec, SetTtl,
+    SetWhen,
 };
 
 /// Default maximum frame size: 16 MiB.
