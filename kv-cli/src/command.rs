@@ -11,20 +11,24 @@
 //! [`execute`] runs a command against a [`ClusterClient`] and returns a
 //! [`Reply`]; how a reply is printed is [`crate::output`]'s business.
 
+use std::time::Duration;
+
 use clap::{CommandFactory, Parser, Subcommand};
 use kv_codec::Value;
-use kv_node::protocol::{NodeInfo, PartitionKeys};
+use kv_node::protocol::{KeyTtl, NodeInfo, PartitionKeys};
 use kv_node::{ClusterClient, Read};
 use kv_router::{AckMode, NodeId, PartitionId};
 use kv_storage::Location;
 
 use crate::error::CliError;
+use crate::keyspace::{self, KeyList, parse_duration, parse_ttl};
 
 /// A command that talks to the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Store a value: plain text, an event {"data": ..., "timestamp": ...}
     /// or any JSON object or array (quote it: put k '{"a": 1}').
+    #[command(override_usage = "put <KEY> <VALUE> [--ttl <DURATION>]")]
     Put {
         /// The key.
         #[arg(value_parser = parse_key)]
@@ -41,8 +45,11 @@ pub enum Command {
         /// When the write is acknowledged: `leader` (after the leader's
         /// write) or `all` (after every in-sync replica has it); default:
         /// the cluster's `[replication] acks`.
-        #[arg(long, value_name = "MODE")]
+        #[arg(long, value_name = "MODE", conflicts_with = "ttl")]
         acks: Option<AckMode>,
+        /// Expire the key after this long (500ms, 10s, 5m, 2h, 1d).
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: Option<Duration>,
     },
     /// Print a key's value.
     Get {
@@ -75,6 +82,57 @@ pub enum Command {
     /// Nodes and their health; per partition the leader, followers, LSNs
     /// and replication lag.
     Cluster,
+    /// List keys through every partition, in scan order (a key present for
+    /// the whole scan is listed at least once).
+    #[command(override_usage = "scan [PREFIX] [--limit <N>]")]
+    Scan {
+        /// Only keys starting with this.
+        prefix: Option<String>,
+        /// Stop after N keys.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// List the keys starting with PREFIX, sorted (small sets: at most
+    /// 1000; use scan for more).
+    Keys {
+        /// The prefix ('' for every key).
+        prefix: String,
+    },
+    /// Print several keys' values, one line each ((nil) when missing).
+    Mget {
+        /// The keys.
+        #[arg(required = true, value_parser = parse_key)]
+        keys: Vec<String>,
+    },
+    /// Store several values: mset K1 V1 K2 V2 ... (atomic within a
+    /// partition, not across partitions).
+    Mset {
+        /// Keys and values, alternating.
+        #[arg(required = true, num_args = 2.., allow_hyphen_values = true, value_name = "KEY VALUE")]
+        pairs: Vec<String>,
+    },
+    /// A key's remaining time to live (`persistent` when it has none).
+    Ttl {
+        /// The key.
+        #[arg(value_parser = parse_key)]
+        key: String,
+    },
+    /// Make a key expire after DURATION (500ms, 10s, 5m, 2h, 1d; 0s
+    /// deletes it now).
+    Expire {
+        /// The key.
+        #[arg(value_parser = parse_key)]
+        key: String,
+        /// How long from now.
+        #[arg(value_parser = parse_duration)]
+        ttl: Duration,
+    },
+    /// Remove a key's expiry.
+    Persist {
+        /// The key.
+        #[arg(value_parser = parse_key)]
+        key: String,
+    },
 }
 
 fn parse_key(s: &str) -> Result<String, String> {
@@ -124,8 +182,16 @@ impl Command {
             Command::Put { key, .. }
             | Command::Get { key }
             | Command::Del { key, .. }
-            | Command::Status { key } => Some(key),
-            Command::Inspect { .. } | Command::Cluster => None,
+            | Command::Status { key }
+            | Command::Ttl { key }
+            | Command::Expire { key, .. }
+            | Command::Persist { key } => Some(key),
+            Command::Inspect { .. }
+            | Command::Cluster
+            | Command::Scan { .. }
+            | Command::Keys { .. }
+            | Command::Mget { .. }
+            | Command::Mset { .. } => None,
         }
     }
 }
@@ -310,7 +376,11 @@ pub enum Stdin {
 /// Bytes read that are not UTF-8 are stored as V4 opaque bytes.
 pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError> {
     let Command::Put {
-        key, value, acks, ..
+        key,
+        value,
+        acks,
+        ttl,
+        ..
     } = command
     else {
         return Ok(command);
@@ -330,6 +400,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
             value,
             raw: Some(bytes),
             acks,
+            ttl,
         });
     } else if let Some(literal) = value.strip_prefix("@@") {
         format!("@{literal}")
@@ -344,6 +415,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
             value,
             raw: Some(bytes),
             acks,
+            ttl,
         });
     } else {
         value
@@ -353,6 +425,7 @@ pub fn resolve_value(command: Command, stdin: Stdin) -> Result<Command, CliError
         value,
         raw: None,
         acks,
+        ttl,
     })
 }
 
@@ -405,6 +478,14 @@ pub enum Reply {
     },
     /// Every node's info (or the error reaching it).
     Cluster(Vec<(NodeId, Result<NodeInfo, String>)>),
+    /// Keys listed by `scan` or `keys`.
+    Keys(KeyList),
+    /// `mget`: one read per key, in order.
+    Values(Vec<Read<Option<Value>>>),
+    /// A key's time to live.
+    Ttl(Read<KeyTtl>),
+    /// `expire`/`persist`: false when the key does not exist.
+    ExpiryChanged(bool),
 }
 
 /// Partition `p`'s in-sync set as its leader reports it (leader first),
@@ -432,14 +513,34 @@ pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply,
             value,
             raw,
             acks,
+            ttl,
         } => {
             let value = match raw {
                 Some(bytes) => Value::from_bytes(bytes),
                 None => Value::from_user_input(value),
             };
-            client.put_with(key.as_bytes(), &value, *acks).await?;
+            // `--acks` and `--ttl` are exclusive (the command line refuses both).
+            match ttl {
+                Some(ttl) => client.put_ttl(key.as_bytes(), &value, *ttl).await?,
+                None => client.put_with(key.as_bytes(), &value, *acks).await?,
+            };
             Reply::Stored
         }
+        Command::Scan { prefix, limit } => {
+            let prefix = prefix.as_deref().unwrap_or_default();
+            Reply::Keys(keyspace::scan(client, prefix, *limit).await?)
+        }
+        Command::Keys { prefix } => Reply::Keys(keyspace::keys(client, prefix).await?),
+        Command::Mget { keys } => Reply::Values(keyspace::mget(client, keys).await?),
+        Command::Mset { pairs } => {
+            keyspace::mset(client, pairs).await?;
+            Reply::Stored
+        }
+        Command::Ttl { key } => Reply::Ttl(client.ttl(key.as_bytes()).await?),
+        Command::Expire { key, ttl } => {
+            Reply::ExpiryChanged(client.expire(key.as_bytes(), *ttl).await?)
+        }
+        Command::Persist { key } => Reply::ExpiryChanged(client.persist(key.as_bytes()).await?),
         Command::Get { key } => Reply::Value(client.get(key.as_bytes()).await?),
         Command::Del { key, acks } => {
             Reply::Deleted(client.delete_with(key.as_bytes(), *acks).await?)
@@ -516,6 +617,7 @@ mod tests {
                 value: "v".into(),
                 raw: None,
                 acks: Some(AckMode::All),
+                ttl: None,
             })
         );
         assert_eq!(
@@ -526,6 +628,7 @@ mod tests {
             })
         );
         assert!(usage("put --acks quorum k v").contains("quorum"));
+        assert!(usage("put --acks all --ttl 10s k v").contains("cannot be used with"));
     }
 
     #[test]
@@ -536,6 +639,7 @@ mod tests {
                 value: v.into(),
                 raw: None,
                 acks: None,
+                ttl: None,
             })
         };
         assert_eq!(

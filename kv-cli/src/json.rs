@@ -14,6 +14,10 @@
 //! - `cluster` → `{"nodes": [{"id", "addr", "up", "error"?, "partitions"?, "keys"?}],
 //!   "partitions": [{"partition", "replicas": [{"node", "role", "up", "lsn"?, "lag"?}], "in_sync"?}]}`
 //!   (`in_sync`: the set as the leader reports it, leader first)
+//! - `scan`, `keys` → `{"keys": [..], "count": .., "truncated": bool, "stale": bool}`
+//! - `mget` → `{"values": [{"key": .., "found": bool, "value": .., "stale": bool}]}`
+//! - `ttl` → `{"key": .., "found": bool, "ttl_ms": n|null, "persistent": bool}`
+//! - `expire`, `persist` → `{"key": .., "changed": bool}`; `mset` as `put`
 //! - a failed command → `{"error": ..}`
 
 use kv_codec::Value;
@@ -66,6 +70,13 @@ pub fn answer(command: &Command, reply: &Reply, map: &ClusterMap) -> Json {
             json!({"node": node, "partitions": parts})
         }
         Reply::Cluster(infos) => cluster(infos, map),
+        other => {
+            let keys = match command {
+                Command::Mget { keys } => keys.as_slice(),
+                _ => &[],
+            };
+            crate::keyspace::json_answer(key, keys, other).unwrap_or(Json::Null)
+        }
     }
 }
 

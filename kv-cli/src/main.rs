@@ -31,6 +31,7 @@ mod cluster;
 mod command;
 mod error;
 mod json;
+mod keyspace;
 mod output;
 mod security;
 mod serve;

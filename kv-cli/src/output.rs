@@ -22,6 +22,7 @@ use kv_router::{ClusterMap, NodeId, PartitionId};
 use kv_storage::Location;
 
 use crate::command::Reply;
+use crate::keyspace;
 
 /// What an answer says about the command, for the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,11 @@ pub fn render(reply: &Reply, map: &ClusterMap, raw: bool) -> Rendered {
         }
         .with_stale_note(read, map),
         Reply::Inspect { partitions, .. } => Rendered::answer(inspect_lines(partitions)),
+        Reply::Keys(list) => keyspace::render_keys(list, "use --limit N to list more"),
+        Reply::Values(reads) => keyspace::render_values(reads, raw),
+        Reply::Ttl(read) => keyspace::render_ttl(read).with_stale_note(read, map),
+        Reply::ExpiryChanged(true) => Rendered::answer(vec!["OK".to_string()]),
+        Reply::ExpiryChanged(false) => Rendered::nil(),
         Reply::Cluster(infos) => Rendered {
             outcome: if infos.iter().any(|(_, i)| i.is_err()) {
                 Outcome::Degraded

@@ -350,7 +350,7 @@ mod tests {
         let (start, found) = complete_command(&names, "  st");
         assert_eq!((start, found), (2, vec!["status ".to_string()]));
         let (_, found) = complete_command(&names, "e");
-        assert_eq!(found, vec!["exit ".to_string()]);
+        assert_eq!(found, vec!["exit ".to_string(), "expire ".to_string()]);
         let (_, found) = complete_command(&names, "get sta");
         assert!(found.is_empty());
         let (_, all) = complete_command(&names, "");
@@ -359,10 +359,22 @@ mod tests {
 
     #[test]
     fn hints_show_the_arguments_still_to_type() {
-        assert_eq!(argument_hint("put ").as_deref(), Some("<KEY> <VALUE>"));
-        assert_eq!(argument_hint("PUT k").as_deref(), Some(" <VALUE>"));
-        assert_eq!(argument_hint("put k ").as_deref(), Some("<VALUE>"));
-        assert_eq!(argument_hint("put k v"), None);
+        let put = "<KEY> <VALUE> [--ttl <DURATION>]";
+        assert_eq!(argument_hint("put ").as_deref(), Some(put));
+        assert_eq!(
+            argument_hint("PUT k").as_deref(),
+            Some(" <VALUE> [--ttl <DURATION>]")
+        );
+        assert_eq!(
+            argument_hint("put k ").as_deref(),
+            Some("<VALUE> [--ttl <DURATION>]")
+        );
+        assert_eq!(argument_hint("put k v --ttl 5s"), None);
+        assert_eq!(argument_hint("get k"), None);
+        assert_eq!(
+            argument_hint("scan ").as_deref(),
+            Some("[PREFIX] [--limit <N>]")
+        );
         assert_eq!(argument_hint("inspect ").as_deref(), Some("<NODE>"));
         assert_eq!(argument_hint("put"), None);
         assert_eq!(argument_hint("nosuch "), None);

@@ -1,8 +1,12 @@
 //! One node on loopback: single-client round-trip latency and pipelined
-//! throughput for get and put with 100-byte values.
+//! throughput for get and put with 100-byte values; and the keyspace
+//! requests: put with a TTL against a plain put, 256 keys in one `MSet`
+//! (one store batch) against 256 pipelined puts, and scan pages of 1000
+//! keys against pipelined gets.
 //!
 //! `cargo bench -p kv-node`. Figures are relative: compare get against
-//! ping (the protocol floor) and pipelined against one-at-a-time.
+//! ping (the protocol floor), pipelined against one-at-a-time, and each
+//! keyspace request against the plain requests measured in the same run.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
 
@@ -11,6 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kv_codec::Value;
+use kv_node::protocol::ScanSpec;
 use kv_node::{ClientOptions, NodeClient, NodeHandle, NodeOptions, NodeServer};
 use kv_router::{ClusterConfig, ClusterMap, SyncMode};
 use tokio::runtime::Runtime;
@@ -109,7 +114,70 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+    keyspace(c, &rt, &client);
     rt.block_on(node.shutdown()).unwrap();
+}
+
+/// `PIPELINE_DEPTH` keys of partition 0 (of 4), starting at `base`.
+fn partition_keys(base: usize) -> Vec<Bytes> {
+    (base..)
+        .map(|i| format!("batch:{i}"))
+        .filter(|k| kv_router::partition_for(k.as_bytes(), 4) == 0)
+        .take(PIPELINE_DEPTH)
+        .map(Bytes::from)
+        .collect()
+}
+
+fn keyspace(c: &mut Criterion, rt: &Runtime, client: &NodeClient) {
+    let mut g = c.benchmark_group("node_keyspace");
+    g.measurement_time(Duration::from_secs(3));
+    // First, while the store holds exactly the KEYS keys.
+    g.throughput(Throughput::Elements(KEYS as u64));
+    g.bench_function("scan_all_keys_pages_of_1000", |b| {
+        b.iter(|| {
+            let mut seen = 0;
+            for p in 0..4 {
+                let mut cursor = 0;
+                loop {
+                    let page = client.scan_partition(ScanSpec {
+                        partition: p,
+                        cursor,
+                        count: 1000,
+                        prefix: Bytes::new(),
+                        values: false,
+                        align: 0,
+                    });
+                    let page = rt.block_on(page).unwrap();
+                    seen += page.entries.len();
+                    match page.next {
+                        Some(next) => cursor = next,
+                        None => break,
+                    }
+                }
+            }
+            seen
+        })
+    });
+    let mut i = 0usize;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("put_ttl_100B", |b| {
+        b.iter(|| {
+            i += 1;
+            let ttl = Duration::from_secs(3600);
+            rt.block_on(client.put_ttl(&key(i), value(), ttl)).unwrap()
+        })
+    });
+    g.throughput(Throughput::Elements(PIPELINE_DEPTH as u64));
+    g.bench_function("mset_100B_x256", |b| {
+        b.iter(|| {
+            i += PIPELINE_DEPTH * 4;
+            let pairs = partition_keys(i % (KEYS * 4))
+                .into_iter()
+                .map(|k| (k, value()));
+            rt.block_on(client.mset(0, pairs.collect())).unwrap()
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, bench);

@@ -13,7 +13,7 @@ use kv_codec::Value;
 use kv_router::PartitionId;
 
 use crate::error::ErrorCode;
-use crate::protocol::{Conditional, Response, SetWhen};
+use crate::protocol::{Conditional, Response, SetTtl, SetWhen};
 use crate::replica::{Replica, Update};
 use crate::replication::insync;
 use crate::server::{Shared, error_reply, io_error, writable};
@@ -53,8 +53,12 @@ pub(crate) fn apply(
             value,
             when,
             get_old,
-        } => r.update(key, |old| decide_set(p, old, value, when, get_old)),
-        Conditional::IncrBy { key, delta } => r.update(key, |old| decide_incr(p, old, delta)),
+            ttl,
+        } => r.update(key, ttl, |old| decide_set(p, old, value, when, get_old)),
+        // Redis's INCR keeps the key's expiry.
+        Conditional::IncrBy { key, delta } => {
+            r.update(key, SetTtl::Keep, |old| decide_incr(p, old, delta))
+        }
     }
 }
 

@@ -296,7 +296,7 @@ impl NodeClient {
         }
     }
 
-    fn unexpected(&self, response: Response) -> Error {
+    pub(crate) fn unexpected(&self, response: Response) -> Error {
         Error::UnexpectedReply {
             node: self.inner.node,
             what: format!("{response:?}"),

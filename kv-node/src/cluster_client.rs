@@ -33,7 +33,7 @@ const RECOVERING_PATIENCE: Duration = Duration::from_secs(3);
 const RECOVERING_RETRY: Duration = Duration::from_millis(50);
 
 /// Runs a write, retrying while the leader answers `Recovering`.
-async fn retry_recovering<T, F, Fut>(mut write: F) -> Result<T>
+pub(crate) async fn retry_recovering<T, F, Fut>(mut write: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -102,18 +102,27 @@ impl ClusterClient {
         self.nodes.get(&id).ok_or(Error::UnknownNode(id))
     }
 
-    fn replicas(&self, key: &[u8]) -> (PartitionId, Vec<NodeId>) {
-        let p = self.map.partition_of(key);
-        (p, self.map.replicas(p).unwrap_or(&[]).to_vec())
-    }
-
     /// Asks the leader, then the followers while nodes are unreachable.
     async fn read<T, F, Fut>(&self, key: &[u8], ask: F) -> Result<Read<T>>
     where
         F: Fn(NodeClient) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let (partition, replicas) = self.replicas(key);
+        self.read_partition(self.map.partition_of(key), ask).await
+    }
+
+    /// Asks `partition`'s leader, then its followers while nodes are
+    /// unreachable (or recovering, or their store failed).
+    pub(crate) async fn read_partition<T, F, Fut>(
+        &self,
+        partition: PartitionId,
+        ask: F,
+    ) -> Result<Read<T>>
+    where
+        F: Fn(NodeClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let replicas = self.map.replicas(partition).unwrap_or(&[]).to_vec();
         let mut last_err = None;
         for (i, node) in replicas.iter().enumerate() {
             match ask(self.node(*node)?.clone()).await {
@@ -168,13 +177,20 @@ impl ClusterClient {
         .await
     }
 
-    async fn leader_of(&self, key: &[u8]) -> Result<(PartitionId, NodeId, &NodeClient)> {
-        let (partition, replicas) = self.replicas(key);
-        let leader = *replicas.first().ok_or(Error::NoReplicas(partition))?;
-        Ok((partition, leader, self.node(leader)?))
+    pub(crate) async fn leader_of(&self, key: &[u8]) -> Result<(PartitionId, NodeId, &NodeClient)> {
+        let partition = self.map.partition_of(key);
+        let (leader, client) = self.leader(partition)?;
+        Ok((partition, leader, client))
     }
 
-    fn leader_error(partition: PartitionId, node: NodeId, e: Error) -> Error {
+    /// `partition`'s leader and its client.
+    pub(crate) fn leader(&self, partition: PartitionId) -> Result<(NodeId, &NodeClient)> {
+        let replicas = self.map.replicas(partition).unwrap_or(&[]);
+        let leader = *replicas.first().ok_or(Error::NoReplicas(partition))?;
+        Ok((leader, self.node(leader)?))
+    }
+
+    pub(crate) fn leader_error(partition: PartitionId, node: NodeId, e: Error) -> Error {
         if e.is_unreachable() {
             Error::LeaderUnavailable {
                 partition,

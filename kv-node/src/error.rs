@@ -272,6 +272,18 @@ pub enum Error {
     /// map: kv-router's validation prevents it).
     #[error("partition {0} has no replicas in the cluster map")]
     NoReplicas(PartitionId),
+    /// A cluster scan cursor that no scan of this cluster hands out.
+    #[error(
+        "invalid scan cursor {cursor}: it names partition {partition}, but the cluster has {partitions}"
+    )]
+    InvalidCursor {
+        /// The cursor given.
+        cursor: u64,
+        /// The partition it names.
+        partition: u64,
+        /// The cluster's partition count.
+        partitions: u32,
+    },
     /// The cluster map has no node with this id.
     #[error("node {0} is not in the cluster map")]
     UnknownNode(NodeId),
@@ -335,6 +347,15 @@ impl Error {
                 ..
             }
         )
+    }
+
+    /// The code of the node's error reply, when the failure is one
+    /// ([`Error::Remote`]).
+    pub fn remote_code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Remote { code, .. } => Some(*code),
+            _ => None,
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {

@@ -18,6 +18,11 @@
 //! - [`NodeServer`] (`server`): one task per connection, dispatch of
 //!   ping/get/put/delete/status/inspect/info; writes only on the leader,
 //!   values validated with kv-codec.
+//! - `keyspace` and `expiry`: per-partition scan pages, `MGet`, `MSet`
+//!   (one store batch per partition), and key expiry: decided by the
+//!   leader (relative TTL in, absolute time stored and replicated with the
+//!   entry), hidden by every replica's clock on reads, deleted by the
+//!   leader's bounded active-expiry task with replicated tombstones.
 //! - `hosting`: opening the hosted partitions one by one; a store that
 //!   fails to open fails its partition only (reported by `info`), and a
 //!   corrupted follower store is moved aside and resynced.
@@ -29,7 +34,9 @@
 //!   in-sync set and `acks = "all"` writes (`replication::insync`).
 //! - [`NodeClient`] and [`ClusterClient`]: a pipelining client for one node,
 //!   and a router that sends each key to its leader and falls back to
-//!   followers for reads.
+//!   followers for reads; `ClusterClient::scan` walks every partition with
+//!   one opaque [`ClusterCursor`] (a key present for the whole scan is
+//!   returned at least once), `mget`/`mset` group keys by partition.
 //! - [`resp`]: the optional RESP2 listener (`NodeOptions::resp_addr`), so
 //!   redis-cli and Redis client libraries talk to any node; commands run
 //!   at the key's leader, in process or forwarded (`atomic` holds the
@@ -81,10 +88,14 @@
 mod atomic;
 mod auth;
 mod client;
+mod client_keyspace;
 mod cluster_client;
+mod cluster_keyspace;
 mod connection;
 mod error;
+mod expiry;
 mod hosting;
+mod keyspace;
 mod layout;
 mod options;
 pub mod protocol;
@@ -96,7 +107,9 @@ mod storage_io;
 
 pub use auth::ClusterSecret;
 pub use client::{ClientOptions, NodeClient};
+pub use client_keyspace::PartitionPage;
 pub use cluster_client::{ClusterClient, Read, Written};
+pub use cluster_keyspace::{ClusterCursor, KeyPage, ScanOptions};
 pub use error::{Error, ErrorCode, ProtocolError, Result};
 pub use layout::Layout;
 pub use options::NodeOptions;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kv_router::{ClusterMap, NodeId, ReplicationConfig, StorageConfig, SyncMode};
-use kv_storage::{HotCache, SyncPolicy};
+use kv_storage::{Clock, HotCache, SyncPolicy};
 
 use crate::auth::ClusterSecret;
 use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
@@ -66,6 +66,9 @@ pub struct NodeOptions {
     pub resp_addr: Option<String>,
     /// A RESP client that sends nothing for this long is disconnected.
     pub resp_idle_timeout: Duration,
+    /// The time key expiry is judged by on this node (unix ms): the system
+    /// clock, unless a test moves one by hand.
+    pub clock: Clock,
 }
 
 impl NodeOptions {
@@ -93,6 +96,7 @@ impl NodeOptions {
             heartbeat_interval: Duration::from_millis(500),
             resp_addr: None,
             resp_idle_timeout: Duration::from_secs(600),
+            clock: Clock::system(),
         }
     }
 
@@ -112,6 +116,7 @@ impl NodeOptions {
             max_key_bytes: limits::max_key_bytes(),
             max_value_bytes: limits::max_value_bytes(self.max_frame_bytes),
             hot_cache: Some(cache.clone()),
+            clock: self.clock.clone(),
             ..kv_storage::Options::default()
         }
     }

@@ -20,15 +20,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Epoch, Install, Location, Lsn, Position, Since, Store, Truncation};
+use kv_storage::{
+    Entry, Epoch, Expiry, Install, Location, Lsn, Position, Since, Store, Truncation, Ttl,
+    WriteBatch,
+};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{FollowerInfo, Health, HistoryInfo, PartitionInfo, ReplicaState};
+use crate::protocol::{
+    FollowerInfo, Health, HistoryInfo, KeyTtl, PartitionInfo, ReplicaState, SetTtl,
+};
 use crate::replication::backlog::{Backlog, BacklogMiss};
 use crate::replication::insync::InSync;
 use crate::replication::machine::ReplicaMachine;
@@ -185,19 +191,51 @@ impl Replica {
         }
     }
 
-    fn key_lock(&self, key: &[u8]) -> &RwLock<()> {
+    fn stripe(&self, key: &[u8]) -> usize {
         // The high half: the low bits already chose the partition.
-        let stripe = (kv_router::key_hash(key) >> 32) % KEY_LOCK_STRIPES as u64;
-        &self.key_locks[stripe as usize]
+        ((kv_router::key_hash(key) >> 32) % KEY_LOCK_STRIPES as u64) as usize
+    }
+
+    fn stripe_lock(&self, stripe: usize) -> &RwLock<()> {
+        &self.key_locks[stripe % KEY_LOCK_STRIPES]
+    }
+
+    fn key_lock(&self, key: &[u8]) -> &RwLock<()> {
+        self.stripe_lock(self.stripe(key))
     }
 
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
         let _key = self.key_lock(&key).read();
-        self.put_locked(key, value)
+        self.put_locked(key, value, None)
     }
 
-    fn put_locked(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {
-        let written = self.store.put(&key, &value);
+    /// Writes a key that expires `ttl` from now by this replica's clock.
+    pub fn put_expiring(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<Position, kv_storage::Error> {
+        let _key = self.key_lock(&key).read();
+        let at = self.expiry_at(ttl);
+        self.put_locked(key, value, Some(at))
+    }
+
+    /// The unix time (ms) `ttl` from now by the store's clock.
+    fn expiry_at(&self, ttl: Duration) -> u64 {
+        Expiry::After(ttl).at(self.store.now_ms())
+    }
+
+    fn put_locked(
+        &self,
+        key: Bytes,
+        value: Bytes,
+        expiry: Option<u64>,
+    ) -> Result<Position, kv_storage::Error> {
+        let written = match expiry {
+            Some(at) => self.store.put_with_expiry(&key, &value, Expiry::At(at)),
+            None => self.store.put(&key, &value),
+        };
         // Even a failed put may have written (a failed fsync after it).
         self.refresh_position();
         let position = written?;
@@ -205,22 +243,113 @@ impl Replica {
             position,
             key,
             value: Some(value),
+            expiry,
         });
         Ok(position)
     }
 
-    /// Reads `key`, lets `decide` choose, and writes what it chose, with
-    /// no other client write of `key` in between.
+    /// Reads `key`, lets `decide` choose, and writes what it chose (with
+    /// the expiry `ttl` says), with no other client write of `key` in
+    /// between.
     pub fn update<T>(
         &self,
         key: Bytes,
+        ttl: SetTtl,
         decide: impl FnOnce(Option<Bytes>) -> Update<T>,
     ) -> Result<T, kv_storage::Error> {
         let _key = self.key_lock(&key).write();
         match decide(self.store.get(&key)?) {
             Update::Keep(answer) => Ok(answer),
-            Update::Put(value, answer) => self.put_locked(key, value).map(|_| answer),
+            Update::Put(value, answer) => {
+                let expiry = self.resolve_ttl(&key, ttl)?;
+                self.put_locked(key, value, expiry).map(|_| answer)
+            }
         }
+    }
+
+    /// The expiry a write of `key` gets under `ttl` (the key's lock held).
+    fn resolve_ttl(&self, key: &[u8], ttl: SetTtl) -> Result<Option<u64>, kv_storage::Error> {
+        Ok(match ttl {
+            SetTtl::Clear => None,
+            SetTtl::After(d) => Some(self.expiry_at(d)),
+            SetTtl::Keep => match self.store.expiry(key)? {
+                Ttl::ExpiresAt(at) => Some(at),
+                Ttl::Missing | Ttl::Persistent => None,
+            },
+        })
+    }
+
+    /// Sets (`Some`: `ttl` from now, deleting the key when zero) or clears
+    /// (`None`) an existing key's expiry; false when nothing was written
+    /// (no such key, or clearing an expiry it does not have).
+    pub fn expire(&self, key: Bytes, ttl: Option<Duration>) -> Result<bool, kv_storage::Error> {
+        let _key = self.key_lock(&key).read();
+        let expiry = ttl.map(|d| Expiry::At(self.expiry_at(d)));
+        let written = self.store.expire(&key, expiry);
+        self.refresh_position();
+        match written? {
+            Some(entry) => {
+                self.record(entry);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// A key's time to live by this replica's clock (memory only).
+    pub fn ttl(&self, key: &[u8]) -> Result<KeyTtl, kv_storage::Error> {
+        let now = self.store.now_ms();
+        Ok(match self.store.expiry(key)? {
+            Ttl::Missing => KeyTtl::Missing,
+            Ttl::Persistent => KeyTtl::Persistent,
+            Ttl::ExpiresAt(at) => KeyTtl::Expires(Duration::from_millis(at.saturating_sub(now))),
+        })
+    }
+
+    /// Active expiry (leader only): deletes up to `max_keys` keys whose
+    /// time has come, with tombstones that replicate like any delete.
+    /// Returns how many.
+    pub fn expire_due(&self, max_keys: usize) -> Result<usize, kv_storage::Error> {
+        let deleted = self.store.expire_due(max_keys);
+        self.refresh_position();
+        let deleted = deleted?;
+        let n = deleted.len();
+        deleted.into_iter().for_each(|e| self.record(e));
+        Ok(n)
+    }
+
+    /// Writes every pair with one store batch (one `write(2)`, one sync,
+    /// all or none after a crash), holding each key's lock shared.
+    pub fn put_batch(&self, pairs: Vec<(Bytes, Bytes)>) -> Result<Position, kv_storage::Error> {
+        let mut stripes: Vec<usize> = pairs.iter().map(|(k, _)| self.stripe(k)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        // Taken in stripe order, so two batches never wait on each other.
+        let _locks: Vec<_> = stripes
+            .iter()
+            .map(|&s| self.stripe_lock(s).read())
+            .collect();
+        let mut batch = WriteBatch::new();
+        for (key, value) in &pairs {
+            batch.put(key, value);
+        }
+        let written = self.store.write_batch(&batch);
+        self.refresh_position();
+        let Some(last) = written? else {
+            return Ok(self.position());
+        };
+        // A batch of puts writes every record, with consecutive LSNs.
+        let first = last.lsn + 1 - pairs.len() as u64;
+        for (lsn, (key, value)) in (first..).zip(pairs) {
+            let position = Position { lsn, ..last };
+            self.record(Entry {
+                position,
+                key,
+                value: Some(value),
+                expiry: None,
+            });
+        }
+        Ok(last)
     }
 
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
@@ -233,6 +362,7 @@ impl Replica {
                     position,
                     key,
                     value: None,
+                    expiry: None,
                 });
                 Ok(true)
             }

@@ -140,6 +140,7 @@ impl NodeServer {
             tracker: TaskTracker::new(),
         });
         transport::start_replication(&shared).await;
+        crate::expiry::start(&shared);
         shared
             .tracker
             .spawn(connection::accept_loop(Arc::clone(&shared), listener));
@@ -479,6 +480,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
             None => not_hosted(shared, partition),
         },
         Request::Conditional(op) => crate::atomic::execute(shared, op).await,
+        Request::Keyspace(op) => crate::keyspace::execute(shared, op).await,
         Request::Ack { .. } | Request::Subscribe { .. } => error_reply(
             ErrorCode::InvalidRequest,
             None,
@@ -487,7 +489,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
     }
 }
 
-fn not_hosted(shared: &Shared, partition: PartitionId) -> Response {
+pub(crate) fn not_hosted(shared: &Shared, partition: PartitionId) -> Response {
     if let Some(failed) = shared.failed.get(&partition) {
         let message = format!(
             "partition {partition} is failed on node {}: {}",
@@ -527,11 +529,17 @@ pub(crate) fn replica_for<'a>(
 }
 
 /// The replica a read may go to: hosted here and not recovering.
-fn readable<'a>(
+pub(crate) fn readable<'a>(
     shared: &'a Shared,
     key: &[u8],
 ) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
     let (r, p) = replica_for(shared, key)?;
+    ready_to_read(shared, r, p)?;
+    Ok((r, p))
+}
+
+/// Whether replica `r` of `p` may answer reads, or the error reply.
+pub(crate) fn ready_to_read(shared: &Shared, r: &Replica, p: PartitionId) -> Result<(), Response> {
     // A recovering leader may be missing what its followers hold (it
     // restarted empty or behind), and a resyncing follower holds only part
     // of the history: neither answers reads, so the client falls back to
@@ -539,7 +547,7 @@ fn readable<'a>(
     if r.state() == protocol::ReplicaState::Recovering {
         return Err(recovering(shared, p));
     }
-    Ok((r, p))
+    Ok(())
 }
 
 pub(crate) async fn get(shared: &Shared, key: Bytes) -> Response {
@@ -584,9 +592,16 @@ pub(crate) fn writable<'a>(
     key: &[u8],
 ) -> Result<(&'a Arc<Replica>, PartitionId), Response> {
     let (r, p) = replica_for(shared, key)?;
+    ready_to_write(shared, r, p)?;
+    Ok((r, p))
+}
+
+/// Whether replica `r` of `p` may take writes (it leads and is ready),
+/// or the error reply.
+pub(crate) fn ready_to_write(shared: &Shared, r: &Replica, p: PartitionId) -> Result<(), Response> {
     let writable = r.machine().writable();
     match writable {
-        Ok(()) => Ok((r, p)),
+        Ok(()) => Ok(()),
         Err(NotWritable::Recovering) => Err(recovering(shared, p)),
         Err(NotWritable::NotLeader(leader)) => {
             let message = format!(

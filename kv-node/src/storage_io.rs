@@ -47,12 +47,14 @@
 //! may be read anywhere.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::PartitionId;
 use kv_storage::{Entry, Epoch, Location, Lsn, Position, SnapshotReader, Truncation};
 
-use crate::protocol::{Conditional, PartitionInfo, PartitionKeys, Response};
+use crate::keyspace::ScanReply;
+use crate::protocol::{Conditional, KeyTtl, PartitionInfo, PartitionKeys, Response, ScanSpec};
 use crate::replica::Replica;
 
 /// Why a store call through the boundary did not succeed.
@@ -133,6 +135,81 @@ pub(crate) async fn put(replica: &Arc<Replica>, key: Bytes, value: Bytes) -> IoR
         Ok(r.put(key, value)?)
     })
     .await
+}
+
+/// Validates every value as kv-codec, then writes all pairs as one store
+/// batch (atomic); the position of the last.
+pub(crate) async fn put_batch(
+    replica: &Arc<Replica>,
+    pairs: Vec<(Bytes, Bytes)>,
+) -> IoResult<Position> {
+    let r = Arc::clone(replica);
+    write(replica, move || {
+        for (_, value) in &pairs {
+            kv_codec::validate(value).map_err(|e| IoError::InvalidValue(e.to_string()))?;
+        }
+        Ok(r.put_batch(pairs)?)
+    })
+    .await
+}
+
+/// The values of `keys`, in order.
+pub(crate) async fn get_many(
+    replica: &Arc<Replica>,
+    keys: Vec<Bytes>,
+) -> IoResult<Vec<Option<Bytes>>> {
+    let r = Arc::clone(replica);
+    blocking(move || {
+        keys.iter()
+            .map(|k| Ok(r.get(k)?))
+            .collect::<IoResult<Vec<_>>>()
+    })
+    .await
+}
+
+/// One page of a scan of `replica`'s live keys ([`crate::keyspace`]).
+pub(crate) async fn scan(replica: &Arc<Replica>, scan: ScanSpec) -> IoResult<ScanReply> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(crate::keyspace::scan_page(&r, &scan)?)).await
+}
+
+/// Validates `value` as kv-codec, then writes it expiring `ttl` from now
+/// by the leader's clock.
+pub(crate) async fn put_expiring(
+    replica: &Arc<Replica>,
+    key: Bytes,
+    value: Bytes,
+    ttl: Duration,
+) -> IoResult<Position> {
+    let r = Arc::clone(replica);
+    write(replica, move || {
+        kv_codec::validate(&value).map_err(|e| IoError::InvalidValue(e.to_string()))?;
+        Ok(r.put_expiring(key, value, ttl)?)
+    })
+    .await
+}
+
+/// Sets or clears `key`'s expiry; whether anything was written.
+pub(crate) async fn expire(
+    replica: &Arc<Replica>,
+    key: Bytes,
+    ttl: Option<Duration>,
+) -> IoResult<bool> {
+    let r = Arc::clone(replica);
+    write(replica, move || Ok(r.expire(key, ttl)?)).await
+}
+
+/// `key`'s time to live: memory only (key directory lookups under short
+/// locks), so answered inline.
+pub(crate) fn ttl(replica: &Replica, key: &[u8]) -> IoResult<KeyTtl> {
+    Ok(replica.ttl(key)?)
+}
+
+/// Active expiry of one led partition: deletes up to `max_keys` expired
+/// keys; how many.
+pub(crate) async fn expire_due(replica: &Arc<Replica>, max_keys: usize) -> IoResult<usize> {
+    let r = Arc::clone(replica);
+    blocking(move || Ok(r.expire_due(max_keys)?)).await
 }
 
 /// Deletes `key`; whether it existed.

@@ -103,7 +103,7 @@ async fn unknown_message_type_is_answered_with_its_request_id() {
     let cluster = one_node().await;
     let mut s = connect(&cluster).await;
     let mut body = BytesMut::new();
-    body.put_u8(0x55);
+    body.put_u8(0x7e);
     body.put_u64(4242);
     s.write_all(&frame(&body)).await.unwrap();
     let (id, reply) = read_reply(&mut s).await.unwrap();
@@ -111,7 +111,7 @@ async fn unknown_message_type_is_answered_with_its_request_id() {
     match reply {
         Response::Error { code, message, .. } => {
             assert_eq!(code, ErrorCode::InvalidRequest);
-            assert!(message.contains("unknown message type 0x55"), "{message}");
+            assert!(message.contains("unknown message type 0x7e"), "{message}");
         }
         other => panic!("{other:?}"),
     }

@@ -4,7 +4,9 @@
 //! and without hints, and compaction throughput. Also (issue 15): a full scan
 //! of a large store against the old way to list it (`entries_since(0, ..)`,
 //! the whole history in memory), and write batches against the same puts
-//! made one by one.
+//! made one by one. And (expiry): put and hot get of keys with an expiry
+//! against the same without one, in the same run, and active expiry
+//! (`expire_due`) throughput in keys per second.
 //!
 //! `cargo bench -p kv-storage` runs them all (a few minutes).
 
@@ -13,10 +15,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use kv_storage::{CompactionPolicy, Cursor, HotCache, Options, Store, SyncPolicy, WriteBatch};
+use kv_storage::{
+    Clock, CompactionPolicy, Cursor, Expiry, HotCache, Options, Store, SyncPolicy, WriteBatch,
+};
 use rand::{Rng, SeedableRng};
 
 /// Keys loaded for the open-time and compaction benchmarks.
@@ -277,10 +282,129 @@ fn bench_batch(c: &mut Criterion) {
     group.finish();
 }
 
+/// Median over `rounds` of (time of `block` calls of `f(true)`) / (time of
+/// `block` calls of `f(false)`, the baseline), the two run alternately so
+/// that the machine's load drifts over both alike.
+fn interleaved_ratio(rounds: usize, block: usize, mut f: impl FnMut(bool)) -> f64 {
+    let mut time = |test: bool| {
+        let started = Instant::now();
+        (0..block).for_each(|_| f(test));
+        started.elapsed().as_secs_f64()
+    };
+    // Alternate which goes first, so neither always runs warmer.
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|round| match round % 2 {
+            0 => {
+                let base = time(false);
+                time(true) / base
+            }
+            _ => {
+                let test = time(true);
+                test / time(false)
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[rounds / 2]
+}
+
+/// An expiry far in the future (a day).
+const LATER: Expiry = Expiry::After(Duration::from_secs(86_400));
+
+/// The cost of an expiry on put and hot get: each case next to its
+/// baseline without one, same store, same run; then the same pairs timed
+/// alternately (`interleaved_ratio`), which the machine's noise bothers
+/// least.
+fn bench_ttl(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ttl");
+    group.measurement_time(Duration::from_secs(3));
+    group.throughput(Throughput::Elements(1));
+    let value = incompressible(VALUE_BYTES, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options(SyncPolicy::Never, 64 << 20, 256 << 20)).unwrap();
+    // Half the keys with an expiry, so every shard holds expiring keys and
+    // a key without one still pays for the lookup beside the table.
+    for k in 0..READ_KEYS {
+        match k % 2 {
+            0 => store.put(&key(k), &value).map(drop),
+            _ => store.put_with_expiry(&key(k), &value, LATER).map(drop),
+        }
+        .unwrap();
+    }
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(8);
+    let mut get = |parity: u64| {
+        let k = rng.random_range(0..READ_KEYS / 2) * 2 + parity;
+        store.get(&key(k)).unwrap().unwrap()
+    };
+    for (name, parity) in [("get_hot_baseline_no_ttl", 0), ("get_hot_with_ttl", 1)] {
+        group.bench_function(name, |b| b.iter(|| get(parity)));
+    }
+    let get_ratio = interleaved_ratio(41, 20_000, |ttl| drop(get(u64::from(ttl))));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options(SyncPolicy::Never, 64 << 20, 256 << 20)).unwrap();
+    let mut i = 0u64;
+    let mut put = |ttl: bool| {
+        i += 1;
+        match ttl {
+            false => store.put(&key(i), &value),
+            true => store.put_with_expiry(&key(i), &value, LATER),
+        }
+        .unwrap()
+    };
+    group.bench_function("put_baseline_no_ttl", |b| b.iter(|| put(false)));
+    group.bench_function("put_with_ttl", |b| b.iter(|| put(true)));
+    group.finish();
+    let put_ratio = interleaved_ratio(41, 5_000, |ttl| {
+        put(ttl);
+    });
+    println!("ttl/get_hot interleaved: with ttl / without = {get_ratio:.3} (median of 41 rounds)");
+    println!("ttl/put interleaved: with ttl / without = {put_ratio:.3} (median of 41 rounds)");
+}
+
+/// Active expiry: `expire_due(1000)` deleting 1000 due keys per call, among
+/// 100k keys that are not due yet.
+fn bench_active_expiry(c: &mut Criterion) {
+    const PER_CALL: u64 = 1000;
+    let mut group = c.benchmark_group("active_expiry");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(PER_CALL));
+    let now = Arc::new(AtomicU64::new(1_000_000));
+    let clock_now = now.clone();
+    let opts = Options {
+        clock: Clock::from_fn(move || clock_now.load(Ordering::Relaxed)),
+        ..options(SyncPolicy::Never, 64 << 20, 64 << 20)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts).unwrap();
+    let value = incompressible(VALUE_BYTES, 6);
+    for k in 0..READ_KEYS {
+        store.put_with_expiry(&key(k), &value, LATER).unwrap();
+    }
+    let mut next = READ_KEYS;
+    group.bench_function("expire_due_x1000", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let past = Expiry::At(now.load(Ordering::Relaxed) - 1);
+                for k in next..next + PER_CALL {
+                    store.put_with_expiry(&key(k), &value, past).unwrap();
+                }
+                next += PER_CALL;
+                let started = Instant::now();
+                let deleted = store.expire_due(PER_CALL as usize).unwrap();
+                spent += started.elapsed();
+                assert_eq!(deleted.len() as u64, PER_CALL);
+            }
+            spent
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500));
     targets = bench_put, bench_get, bench_durable, bench_open, bench_compaction, bench_scan,
-        bench_batch
+        bench_batch, bench_ttl, bench_active_expiry
 }
 criterion_main!(benches);

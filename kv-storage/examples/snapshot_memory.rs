@@ -51,6 +51,7 @@ fn main() -> Result<(), kv_storage::Error> {
             },
             key: Bytes::from(format!("key-{i:08}")),
             value: Some(value.clone()),
+            expiry: None,
         });
         if batch.len() == 1000 {
             store.apply_batch(&batch)?;

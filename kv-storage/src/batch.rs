@@ -25,6 +25,7 @@ use std::collections::HashMap;
 
 use crate::Position;
 use crate::error::Error;
+use crate::expiry::{Expiry, is_expired};
 use crate::inner::{Inner, RecordOp, Writer};
 use crate::keydir::Loc;
 use crate::record::{self, Kind};
@@ -33,7 +34,16 @@ use crate::store::Store;
 /// Puts and deletes to write together with [`Store::write_batch`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteBatch {
-    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ops: Vec<Op>,
+}
+
+/// One operation of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Op {
+    key: Vec<u8>,
+    /// `None` for a deletion.
+    value: Option<Vec<u8>>,
+    expiry: Option<Expiry>,
 }
 
 impl WriteBatch {
@@ -44,15 +54,34 @@ impl WriteBatch {
 
     /// Adds `key = value`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut WriteBatch {
-        let (key, value) = (key.as_ref().to_vec(), value.as_ref().to_vec());
-        self.ops.push((key, Some(value)));
-        self
+        self.push(key.as_ref(), Some(value.as_ref()), None)
     }
 
-    /// Adds a deletion of `key` (written only if the key exists when the
-    /// batch is written, counting the batch's own earlier puts).
+    /// Adds `key = value` expiring at `expiry` (see
+    /// [`Store::put_with_expiry`]; an [`Expiry::After`] counts from when
+    /// the batch is written).
+    pub fn put_with_expiry(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expiry: Expiry,
+    ) -> &mut WriteBatch {
+        self.push(key.as_ref(), Some(value.as_ref()), Some(expiry))
+    }
+
+    /// Adds a deletion of `key` (written only if the key exists and has not
+    /// expired when the batch is written, counting the batch's own earlier
+    /// puts).
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut WriteBatch {
-        self.ops.push((key.as_ref().to_vec(), None));
+        self.push(key.as_ref(), None, None)
+    }
+
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>, expiry: Option<Expiry>) -> &mut Self {
+        self.ops.push(Op {
+            key: key.to_vec(),
+            value: value.map(<[u8]>::to_vec),
+            expiry,
+        });
         self
     }
 
@@ -77,13 +106,13 @@ impl Store {
     /// first: a rejected batch writes nothing.
     pub fn write_batch(&self, batch: &WriteBatch) -> Result<Option<Position>, Error> {
         let inner = self.inner();
-        for (key, value) in &batch.ops {
-            inner.check_sizes(key, value.as_ref().map_or(0, Vec::len))?;
+        for op in &batch.ops {
+            inner.check_sizes(&op.key, op.value.as_ref().map_or(0, Vec::len))?;
         }
         let hashes: Vec<u64> = batch
             .ops
             .iter()
-            .map(|(k, _)| inner.keydir.hash(k))
+            .map(|op| inner.keydir.hash(&op.key))
             .collect();
         let (planned, seq) = {
             let mut w = inner.writer.lock();
@@ -108,21 +137,25 @@ fn plan_batch<'a>(
 ) -> Vec<RecordOp<'a>> {
     // Which keys the batch itself has put or deleted so far: needed only
     // to decide whether a later deletion writes anything.
-    let has_deletes = batch.ops.iter().any(|(_, value)| value.is_none());
+    let has_deletes = batch.ops.iter().any(|op| op.value.is_none());
+    let now = inner.now();
     let mut present: HashMap<&[u8], bool> = HashMap::new();
     let mut planned = Vec::with_capacity(batch.ops.len());
-    for ((key, value), &hash) in batch.ops.iter().zip(hashes) {
+    for (op, &hash) in batch.ops.iter().zip(hashes) {
+        let (key, value) = (&op.key, &op.value);
         let exists = |p: &HashMap<&[u8], bool>| match p.get(key.as_slice()) {
             Some(&known) => known,
-            None => inner.keydir.get(hash, key).is_some(),
+            None => inner.live_loc(hash, key).is_some(),
         };
         let kind = match value {
             Some(_) => Kind::Value,
             None if exists(&present) => Kind::Tombstone,
             None => continue,
         };
+        let expiry = op.expiry.map(|e| e.at(now));
         if has_deletes {
-            present.insert(key, kind == Kind::Value);
+            let live = kind == Kind::Value && expiry.is_none_or(|at| !is_expired(at, now));
+            present.insert(key, live);
         }
         let position = Position {
             epoch: w.epoch,
@@ -135,6 +168,7 @@ fn plan_batch<'a>(
             key,
             value,
             hash,
+            expiry,
         });
     }
     planned
@@ -143,7 +177,8 @@ fn plan_batch<'a>(
 impl Inner {
     /// The most one append may write: a segment, or one largest record.
     pub(crate) fn max_append_bytes(&self) -> u64 {
-        let record = record::encoded_len(self.opts.max_key_bytes, self.opts.max_value_bytes);
+        let (key, value) = (self.opts.max_key_bytes, self.opts.max_value_bytes);
+        let record = record::encoded_len(key, value, true);
         self.opts.segment_bytes.max(record as u64)
     }
 
@@ -172,7 +207,7 @@ impl Inner {
         self.append_records(w, planned, |i, loc| {
             let Some(p) = planned.get(i) else { return };
             if indexed.is_ok() {
-                indexed = self.index_record(p.hash, p.key, loc, p.kind);
+                indexed = self.index_record(p, loc);
             }
         })?;
         if let Err(e) = indexed {
@@ -182,17 +217,13 @@ impl Inner {
         Ok(w.seq)
     }
 
-    /// Points the key directory at a record just written.
-    pub(crate) fn index_record(
-        &self,
-        hash: u64,
-        key: &[u8],
-        loc: Loc,
-        kind: Kind,
-    ) -> Result<(), Error> {
-        match kind {
+    /// Points the key directory at the record of `op`, just written at
+    /// `loc`.
+    pub(crate) fn index_record(&self, op: &RecordOp<'_>, loc: Loc) -> Result<(), Error> {
+        let (hash, key) = (op.hash, op.key);
+        match op.kind {
             Kind::Value => {
-                let old = self.keydir.insert(hash, key, loc)?;
+                let old = self.keydir.insert(hash, key, loc, op.expiry)?;
                 self.note_replaced(old, Some(&loc));
             }
             Kind::Tombstone | Kind::Marker => {

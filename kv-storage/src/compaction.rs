@@ -57,6 +57,19 @@
 //! in the same compaction. The marker ensures recovery never sees a state in which
 //! the tombstone's input is gone but an older value's input is not.
 //!
+//! # Expired keys
+//!
+//! A record whose key has expired by the store's clock when the plan is
+//! made is not copied either, and at install the key leaves the key
+//! directory (if it still points at that record), with no tombstone: for
+//! the same reason as above, every older record of the key is an input and
+//! goes too, so nothing can resurrect it. A store full of expired keys thus
+//! gets its disk and key-directory space back from one compaction, even on
+//! a follower, where no tombstones are written for them until the leader's
+//! arrive. Inputs holding expired keys are worth compacting even without
+//! other dead bytes. (On the leader, `Store::expire_due` usually deletes
+//! expired keys first, with tombstones that replicate.)
+//!
 //! # Cost
 //!
 //! A full merge rewrites all live data of its inputs, so write
@@ -76,6 +89,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::error::Error;
+use crate::expiry::is_expired;
 use crate::fault::{self, FaultPoint};
 use crate::hint::HintBuilder;
 use crate::inner::{Inner, Layout};
@@ -98,8 +112,11 @@ pub(crate) fn compact(inner: &Inner, stop: Option<FaultPoint>) -> Result<Compact
     let Some(plan) = Plan::new(inner) else {
         return Ok(CompactionStats::default());
     };
-    let live = plan.records_to_keep(inner)?;
-    let mut outputs = Outputs::default();
+    let (live, expired) = plan.records_to_keep(inner)?;
+    let mut outputs = Outputs {
+        expired,
+        ..Outputs::default()
+    };
     if let Err(e) = outputs.write(inner, &plan, &live) {
         outputs.abandon();
         return Err(e);
@@ -119,10 +136,13 @@ struct Plan {
     inputs: BTreeMap<SegmentId, Arc<Segment>>,
     base: Position,
     bytes_before: u64,
+    /// The clock reading expiry is judged by.
+    now: u64,
 }
 
 impl Plan {
     fn new(inner: &Inner) -> Option<Plan> {
+        let now = inner.now();
         let layout = inner.layout.read();
         let inputs: BTreeMap<_, _> = eligible(&layout, inner.retention())
             .map(|s| (s.id, s.clone()))
@@ -132,7 +152,7 @@ impl Plan {
         let nothing_dead = inputs
             .values()
             .all(|s| s.dead_bytes.load(Ordering::Relaxed) == 0);
-        if inputs.is_empty() || nothing_dead {
+        if inputs.is_empty() || (nothing_dead && !inner.keydir.any_due(now)) {
             return None;
         }
         let base = inputs
@@ -148,20 +168,27 @@ impl Plan {
             inputs,
             base,
             bytes_before,
+            now,
         })
     }
 
     /// The records to copy, in LSN order (see "What is kept"): the current
     /// versions the key directory points at in the inputs, then, for keys
-    /// written again above `base`, their newest value at or below it.
-    fn records_to_keep(&self, inner: &Inner) -> Result<Vec<Keep>, Error> {
-        let mut keep = Vec::new();
-        inner.keydir.for_each(|_, loc| {
-            if self.inputs.contains_key(&loc.segment) {
-                keep.push(Keep {
+    /// written again above `base`, their newest value at or below it; and
+    /// apart, the current versions of keys expired at `self.now` (not
+    /// copied, see "Expired keys").
+    fn records_to_keep(&self, inner: &Inner) -> Result<(Vec<Keep>, Vec<Loc>), Error> {
+        let (mut keep, mut expired) = (Vec::new(), Vec::new());
+        inner.keydir.for_each(|_, loc, expiry| {
+            if !self.inputs.contains_key(&loc.segment) {
+                return;
+            }
+            match expiry.is_some_and(|at| is_expired(at, self.now)) {
+                true => expired.push(loc),
+                false => keep.push(Keep {
                     loc,
                     retained: false,
-                });
+                }),
             }
         });
         let touched = self.keys_written_above_base(inner)?;
@@ -174,7 +201,7 @@ impl Plan {
         // the current one first.
         keep.sort_unstable_by_key(|k| (k.loc.lsn(), k.retained));
         keep.dedup_by_key(|k| k.loc.lsn());
-        Ok(keep)
+        Ok((keep, expired))
     }
 
     /// Keys of every record above `base`: all of them are in log segments
@@ -212,8 +239,8 @@ impl Plan {
         let newest = crate::truncate::newest_records(&inputs, touched, self.base.lsn)?;
         let values = newest
             .into_values()
-            .filter(|(_, kind)| *kind == Kind::Value);
-        keep.extend(values.map(|(loc, _)| Keep {
+            .filter(|(_, kind, _)| *kind == Kind::Value);
+        keep.extend(values.map(|(loc, _, _)| Keep {
             loc,
             retained: true,
         }));
@@ -277,6 +304,8 @@ fn tmp_path(inner: &Inner, name: String) -> PathBuf {
 struct Outputs {
     finished: Vec<Finished>,
     temporaries: Vec<PathBuf>,
+    /// Records of expired keys, not copied: dropped at install.
+    expired: Vec<Loc>,
 }
 
 impl Outputs {
@@ -382,8 +411,7 @@ fn copy_record(inner: &Inner, plan: &Plan, keep: &Keep, out: &mut Output) -> Res
     out.file
         .write_all(bytes)
         .map_err(|e| Error::io(path(), e))?;
-    out.hint
-        .push(rec.position, rec.kind, rec.key, rec.value.len());
+    out.hint.push(rec.position, &rec.fields());
     let to = Loc::new(out.id, out.len as u32, from.len(), from.lsn());
     out.moves.push(Move {
         from: *from,
@@ -416,7 +444,7 @@ fn commit(
     }
     segment::sync_dir(&inner.dir)?;
     fault::check(stop, FaultPoint::AfterRenames)?;
-    install(inner, plan, &outputs.finished)?;
+    install(inner, plan, outputs)?;
     let marker_id = inner.next_segment.fetch_add(1, Ordering::SeqCst);
     let inputs: Vec<SegmentId> = plan.inputs.keys().copied().collect();
     meta::write_marker(&inner.dir, marker_id, &inputs)?;
@@ -428,11 +456,14 @@ fn commit(
     let marker = inner.dir.join(meta::marker_name(marker_id));
     std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
     segment::sync_dir(&inner.dir)?;
-    Ok(finish_stats(inner, plan, &outputs.finished))
+    Ok(finish_stats(inner, plan, outputs))
 }
 
-/// Maps the outputs, adds them to the layout and moves keys to them.
-fn install(inner: &Inner, plan: &Plan, outputs: &[Finished]) -> Result<(), Error> {
+/// Maps the outputs, adds them to the layout and moves keys to them; drops
+/// the keys of expired records that were not copied.
+fn install(inner: &Inner, plan: &Plan, outputs: &Outputs) -> Result<(), Error> {
+    let expired = &outputs.expired;
+    let outputs = &outputs.finished;
     let mut segments = Vec::with_capacity(outputs.len());
     for out in outputs {
         let path = inner.dir.join(segment::log_name(out.id));
@@ -460,7 +491,30 @@ fn install(inner: &Inner, plan: &Plan, outputs: &[Finished]) -> Result<(), Error
             move_key(inner, plan, mv, seg);
         }
     }
+    for loc in expired {
+        drop_expired(inner, plan, loc);
+    }
     Ok(())
+}
+
+/// Removes the key of the expired record at `loc` (not copied) from the
+/// key directory, if it still points there.
+fn drop_expired(inner: &Inner, plan: &Plan, loc: &Loc) {
+    let start = loc.offset as usize;
+    let bytes = plan
+        .input(loc.segment)
+        .and_then(|s| s.mapped())
+        .and_then(|m| m.get(start..start + loc.len() as usize));
+    let Some(rec) = bytes.and_then(|b| record::decode(b).ok()) else {
+        return;
+    };
+    let hash = inner.keydir.hash(rec.key);
+    if let Some(old) = inner.keydir.remove_if(hash, rec.key, loc) {
+        inner
+            .live_bytes
+            .fetch_sub(u64::from(old.len()), Ordering::Relaxed);
+        inner.cache.remove(hash, rec.key);
+    }
 }
 
 fn move_key(inner: &Inner, plan: &Plan, mv: &Move, output: &Segment) {
@@ -504,7 +558,9 @@ fn delete_inputs(
     Ok(())
 }
 
-fn finish_stats(inner: &Inner, plan: &Plan, outputs: &[Finished]) -> CompactionStats {
+fn finish_stats(inner: &Inner, plan: &Plan, outputs: &Outputs) -> CompactionStats {
+    let expired = outputs.expired.len();
+    let outputs = &outputs.finished;
     let bytes_after: u64 = outputs.iter().map(|o| o.len + o.hint_len).sum();
     let records: usize = outputs.iter().map(|o| o.moves.len()).sum();
     let reclaimed = plan.bytes_before.saturating_sub(bytes_after);
@@ -517,6 +573,7 @@ fn finish_stats(inner: &Inner, plan: &Plan, outputs: &[Finished]) -> CompactionS
         bytes_before: plan.bytes_before,
         bytes_after,
         reclaimed_bytes: reclaimed,
+        expired_records: expired as u64,
         duration: Default::default(),
     }
 }

@@ -13,7 +13,7 @@
 //! | offset  | size | field                                              |
 //! |---------|------|----------------------------------------------------|
 //! | 0       | 4    | magic `KVHI`                                       |
-//! | 4       | 1    | format version, 1                                  |
+//! | 4       | 1    | format version, 2 (1 is still read)                |
 //! | 5       | 3    | reserved, 0                                        |
 //! | 8       | 4    | segment id (`u32`)                                 |
 //! | 12      | 8    | length of the segment file it describes (`u64`)    |
@@ -21,9 +21,15 @@
 //! | 24      | ..   | entries, one per record, in file order             |
 //! | end − 4 | 4    | CRC-32 of every byte before it                     |
 //!
-//! Each entry: flags (`u8`, as in the record) · epoch (varint) · LSN minus
-//! the previous entry's LSN (varint, ≥ 1; the first is relative to 0) · key
+//! Each entry: flags (`u8`, as in the record) · expiry (`u64`, unix ms; only
+//! if flag bit 3 "has expiry" is set) · epoch (varint) · LSN minus the
+//! previous entry's LSN (varint, ≥ 1; the first is relative to 0) · key
 //! length (varint) · value length (varint) · key bytes.
+//!
+//! Version 1 (before expiry existed) is the same without the expiry field:
+//! its entries never set bit 3 (a version-1 hint that does is refused and
+//! its segment scanned instead). Version 1 hints are read as they are and
+//! replaced only when compaction rewrites their segments.
 //!
 //! Offsets are implicit: records are contiguous from the end of the segment
 //! header, and each record's length follows from its key and value lengths.
@@ -35,12 +41,15 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::error::Error;
-use crate::record::{self, Kind, get_varint, put_varint};
+use crate::record::{self, FLAG_EXPIRY, Fields, Kind, get_varint, put_varint};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentId};
 use crate::{Lsn, Position};
 
 const MAGIC: &[u8; 4] = b"KVHI";
-const VERSION: u8 = 1;
+/// The version written.
+const VERSION: u8 = 2;
+/// The version before per-key expiry, still read.
+const VERSION_1: u8 = 1;
 const HEADER_BYTES: usize = 24;
 
 /// One record as described by a hint.
@@ -51,6 +60,8 @@ pub(crate) struct HintEntry<'a> {
     pub key: &'a [u8],
     pub offset: u64,
     pub len: u64,
+    /// When the key expires (unix ms), for value records that have one.
+    pub expiry: Option<u64>,
 }
 
 /// Accumulates the hint of a segment, one record at a time, in file order.
@@ -74,18 +85,20 @@ impl HintBuilder {
         }
     }
 
-    /// Adds the next record; `false` if its LSN does not increase.
-    pub(crate) fn push(
-        &mut self,
-        position: Position,
-        kind: Kind,
-        key: &[u8],
-        value_len: usize,
-    ) -> bool {
+    /// Adds the next record (its value's length; expiry only for value
+    /// records); `false` if its LSN does not increase.
+    pub(crate) fn push(&mut self, position: Position, rec: &Fields<'_>) -> bool {
+        let (kind, key) = (rec.kind, rec.key);
         if position.lsn <= self.prev_lsn {
             return false;
         }
-        self.out.push(kind.to_flags());
+        let expiry = rec.expiry.filter(|_| kind == Kind::Value);
+        let has_expiry = if expiry.is_some() { FLAG_EXPIRY } else { 0 };
+        self.out.push(kind.to_flags() | has_expiry);
+        if let Some(at) = expiry {
+            self.out.extend_from_slice(&at.to_le_bytes());
+        }
+        let value_len = rec.value.len();
         put_varint(&mut self.out, u64::from(position.epoch));
         put_varint(&mut self.out, position.lsn - self.prev_lsn);
         put_varint(&mut self.out, key.len() as u64);
@@ -114,8 +127,9 @@ pub(crate) fn build(seg: &Segment) -> Result<Vec<u8>, Error> {
     let mut builder = HintBuilder::new(seg.id);
     let mut failure = None;
     seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
-        let canonical = rec.len == record::encoded_len(rec.key.len(), rec.value.len());
-        if canonical && builder.push(rec.position, rec.kind, rec.key, rec.value.len()) {
+        let expiry = rec.expiry.is_some();
+        let canonical = rec.len == record::encoded_len(rec.key.len(), rec.value.len(), expiry);
+        if canonical && builder.push(rec.position, &rec.fields()) {
             return ControlFlow::Continue(());
         }
         failure = Some(Error::corrupted(&seg.path, offset, "segment not indexable"));
@@ -134,11 +148,13 @@ pub(crate) fn write(dir: &Path, id: SegmentId, bytes: &[u8]) -> Result<u64, Erro
 }
 
 /// Checks the header and CRC of `bytes` against the segment it should
-/// describe; returns the entry count.
-fn check(bytes: &[u8], id: SegmentId, segment_len: u64) -> Option<u32> {
+/// describe; returns the format version and the entry count.
+fn check(bytes: &[u8], id: SegmentId, segment_len: u64) -> Option<(u8, u32)> {
     let body_len = bytes.len().checked_sub(4)?;
     let (body, crc) = bytes.split_at(body_len);
-    if body.len() < HEADER_BYTES || body.get(0..4)? != MAGIC || body.get(4)? != &VERSION {
+    let version = *body.get(4)?;
+    let known = version == VERSION || version == VERSION_1;
+    if body.len() < HEADER_BYTES || body.get(0..4)? != MAGIC || !known {
         return None;
     }
     let le = |r: std::ops::Range<usize>| {
@@ -156,7 +172,7 @@ fn check(bytes: &[u8], id: SegmentId, segment_len: u64) -> Option<u32> {
     if u64::from(crc32fast::hash(body)) != le_bytes(crc)? {
         return None;
     }
-    u32::try_from(le(20..24)?).ok()
+    Some((version, u32::try_from(le(20..24)?).ok()?))
 }
 
 fn le_bytes(b: &[u8]) -> Option<u64> {
@@ -175,9 +191,11 @@ pub(crate) fn entry_count(bytes: &[u8]) -> Option<u32> {
 /// byte, so a hint that passes was written whole by [`HintBuilder`]; after
 /// iterating, [`Entries::is_complete`] confirms the structure matched too.
 pub(crate) fn entries(bytes: &[u8], id: SegmentId, segment_len: u64) -> Option<Entries<'_>> {
-    let count = check(bytes, id, segment_len)?;
+    let (version, count) = check(bytes, id, segment_len)?;
     let body = bytes.get(HEADER_BYTES..bytes.len() - 4)?;
-    Some(Entries::new(body, count, segment_len))
+    let mut entries = Entries::new(body, count, segment_len);
+    entries.expiry_allowed = version >= VERSION;
+    Some(entries)
 }
 
 /// Iterator over hint entries (see [`entries`]).
@@ -189,6 +207,8 @@ pub(crate) struct Entries<'a> {
     lsn: Lsn,
     segment_len: u64,
     failed: bool,
+    /// Whether entries may carry an expiry (version 2 on).
+    expiry_allowed: bool,
 }
 
 impl<'a> Entries<'a> {
@@ -201,6 +221,7 @@ impl<'a> Entries<'a> {
             lsn: 0,
             segment_len,
             failed: false,
+            expiry_allowed: true,
         }
     }
 
@@ -212,8 +233,18 @@ impl<'a> Entries<'a> {
     }
 
     fn parse(&mut self) -> Option<HintEntry<'a>> {
-        let kind = Kind::from_flags(*self.body.get(self.pos)?)?;
+        let flags = *self.body.get(self.pos)?;
+        let kind = Kind::from_flags(flags & !FLAG_EXPIRY)?;
         let mut pos = self.pos + 1;
+        let expiry = match flags & FLAG_EXPIRY {
+            0 => None,
+            _ if !self.expiry_allowed || kind != Kind::Value => return None,
+            _ => {
+                let raw = self.body.get(pos..pos + 8)?;
+                pos += 8;
+                Some(u64::from_le_bytes(raw.try_into().ok()?))
+            }
+        };
         let mut varint = || get_varint(self.body, &mut pos, 10)?.ok();
         let epoch = u32::try_from(varint()?).ok()?;
         let delta = Some(varint()?).filter(|&d| d >= 1)?;
@@ -221,13 +252,14 @@ impl<'a> Entries<'a> {
         let value_len = u32::try_from(varint()?).ok()? as usize;
         let key = self.body.get(pos..pos.checked_add(key_len)?)?;
         let lsn = self.lsn.checked_add(delta)?;
-        let len = record::encoded_len(key_len, value_len) as u64;
+        let len = record::encoded_len(key_len, value_len, expiry.is_some()) as u64;
         let entry = HintEntry {
             position: Position { epoch, lsn },
             kind,
             key,
             offset: self.offset,
             len,
+            expiry,
         };
         self.pos = pos + key_len;
         self.lsn = lsn;
@@ -335,5 +367,78 @@ mod tests {
             build(&sealed(&dir, &img)),
             Err(Error::Corrupted { .. })
         ));
+    }
+
+    /// A segment of one value record with an expiry and one without.
+    fn expiring_image() -> Vec<u8> {
+        let mut img = vec![0u8; SEGMENT_HEADER_BYTES as usize];
+        let fields = record::Fields {
+            kind: Kind::Value,
+            key: b"ttl",
+            value: b"soon",
+            expiry: Some(0x0102_0304_0506_0708),
+        };
+        record::encode_in_batch(&mut img, Position { epoch: 1, lsn: 1 }, &fields, false);
+        record::encode(
+            &mut img,
+            Position { epoch: 1, lsn: 2 },
+            Kind::Value,
+            b"p",
+            b"v",
+        );
+        img
+    }
+
+    /// `hint` with its version byte set to `version` and the CRC redone.
+    fn as_version(hint: &[u8], version: u8) -> Vec<u8> {
+        let mut out = hint[..hint.len() - 4].to_vec();
+        out[4] = version;
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn expiry_times_roundtrip_through_a_version_2_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = expiring_image();
+        let hint = build(&sealed(&dir, &img)).unwrap();
+        assert_eq!(hint[4], 2);
+        let mut all = entries(&hint, 3, img.len() as u64).unwrap();
+        let got: Vec<_> = all
+            .by_ref()
+            .map(|e| (e.key.to_vec(), e.expiry, e.len))
+            .collect();
+        assert!(all.is_complete());
+        let first_len = record::encoded_len(3, 4, true) as u64;
+        assert_eq!(
+            got,
+            [
+                (b"ttl".to_vec(), Some(0x0102_0304_0506_0708), first_len),
+                (b"p".to_vec(), None, record::encoded_len(1, 1, false) as u64),
+            ]
+        );
+    }
+
+    #[test]
+    fn version_1_hints_still_read_but_may_not_carry_an_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        // Without expiries, version 1 and 2 entries are the same bytes.
+        let img = segment_image(&[
+            (1, Kind::Value, b"a", b"one"),
+            (2, Kind::Tombstone, b"a", b""),
+        ]);
+        let v1 = as_version(&build(&sealed(&dir, &img)).unwrap(), 1);
+        let mut all = entries(&v1, 3, img.len() as u64).unwrap();
+        assert_eq!(all.by_ref().count(), 2);
+        assert!(all.is_complete());
+        // A version-1 hint with the expiry flag is not to be trusted.
+        let img = expiring_image();
+        let bad = as_version(&build(&sealed(&dir, &img)).unwrap(), 1);
+        let mut all = entries(&bad, 3, img.len() as u64).unwrap();
+        assert_eq!(all.by_ref().count(), 0);
+        assert!(!all.is_complete());
+        // Nor is an unknown version.
+        assert!(entries(&as_version(&bad, 3), 3, img.len() as u64).is_none());
     }
 }

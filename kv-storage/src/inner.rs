@@ -47,7 +47,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -89,11 +89,23 @@ pub(crate) struct RecordOp<'a> {
     pub value: &'a [u8],
     /// The key's key-directory hash.
     pub hash: u64,
+    /// When the key expires (unix ms); value records only.
+    pub expiry: Option<u64>,
 }
 
 impl RecordOp<'_> {
     pub(crate) fn encoded_len(&self) -> u64 {
-        record::encoded_len(self.key.len(), self.value.len()) as u64
+        let has_expiry = self.kind == Kind::Value && self.expiry.is_some();
+        record::encoded_len(self.key.len(), self.value.len(), has_expiry) as u64
+    }
+
+    fn fields(&self) -> record::Fields<'_> {
+        record::Fields {
+            kind: self.kind,
+            key: self.key,
+            value: self.value,
+            expiry: self.expiry,
+        }
     }
 }
 
@@ -153,6 +165,8 @@ pub(crate) struct Inner {
     /// Retention watermark: compaction keeps all history above it
     /// (`u64::MAX`: none set; see `Store::set_retention`).
     pub retention: AtomicU64,
+    /// The shard where the next `expire_due` starts looking.
+    pub expiry_cursor: AtomicUsize,
     pub signal: Signal,
     /// Test hook: the next data fsync fails (see `Store::fail_next_sync`).
     pub fail_next_sync: AtomicBool,
@@ -221,7 +235,7 @@ impl Inner {
         w.buf.clear();
         for (i, op) in ops.iter().enumerate() {
             let more = i + 1 < ops.len();
-            record::encode_in_batch(&mut w.buf, op.position, op.kind, op.key, op.value, more);
+            record::encode_in_batch(&mut w.buf, op.position, &op.fields(), more);
         }
         let start = w.offset;
         let written = w.file.write_all_at(&w.buf, start);
@@ -397,15 +411,44 @@ impl Inner {
         }
     }
 
+    /// The current time by the store's clock (unix ms).
+    pub(crate) fn now(&self) -> u64 {
+        self.opts.clock.now_ms()
+    }
+
+    /// Where `key` points, unless it is absent or has expired.
+    pub(crate) fn live_loc(&self, hash: u64, key: &[u8]) -> Option<Loc> {
+        self.live_entry(hash, key).map(|(loc, _)| loc)
+    }
+
+    /// Where `key` points and when it expires, unless it is absent or has
+    /// expired. The clock is read only for keys that have an expiry.
+    pub(crate) fn live_entry(&self, hash: u64, key: &[u8]) -> Option<(Loc, Option<u64>)> {
+        let (loc, expiry) = self.keydir.get_entry(hash, key)?;
+        match expiry {
+            Some(at) if crate::expiry::is_expired(at, self.now()) => None,
+            _ => Some((loc, expiry)),
+        }
+    }
+
     /// The value of `key` from the cache or its segment.
     pub(crate) fn read_value(&self, hash: u64, key: &[u8]) -> Result<Option<Bytes>, Error> {
+        Ok(self.read_current(hash, key)?.map(|(value, _)| value))
+    }
+
+    /// The value of `key` and the LSN of the record it came from.
+    pub(crate) fn read_current(
+        &self,
+        hash: u64,
+        key: &[u8],
+    ) -> Result<Option<(Bytes, Lsn)>, Error> {
         for _ in 0..MAX_READ_RETRIES {
-            let Some(loc) = self.keydir.get(hash, key) else {
+            let Some(loc) = self.live_loc(hash, key) else {
                 return Ok(None);
             };
             if let Some(value) = self.cache.get(hash, key, loc.lsn()) {
                 bump(&self.counters.cache_hits, 1);
-                return Ok(Some(value));
+                return Ok(Some((value, loc.lsn())));
             }
             let segment = self.layout.read().get(loc.segment).cloned();
             let Some(segment) = segment else {
@@ -413,7 +456,8 @@ impl Inner {
                 continue;
             };
             bump(&self.counters.cache_misses, 1);
-            return self.read_cold(&segment, hash, key, &loc).map(Some);
+            let value = self.read_cold(&segment, hash, key, &loc)?;
+            return Ok(Some((value, loc.lsn())));
         }
         Err(Error::corrupted(
             &self.dir,
@@ -424,7 +468,7 @@ impl Inner {
 
     /// The value of `key` if memory can answer: see `Store::get_in_memory`.
     pub(crate) fn read_in_memory(&self, hash: u64, key: &[u8]) -> Option<Option<Bytes>> {
-        let Some(loc) = self.keydir.get(hash, key) else {
+        let Some(loc) = self.live_loc(hash, key) else {
             return Some(None);
         };
         let value = self.cache.get(hash, key, loc.lsn())?;

@@ -64,7 +64,7 @@ use crate::hint::HintBuilder;
 use crate::inner::{Inner, Writer};
 use crate::keydir::{Loc, Upsert};
 use crate::meta;
-use crate::record::{self, Kind};
+use crate::record::{self, Fields, Kind};
 use crate::segment::{self, SEGMENT_HEADER_BYTES, Segment, SegmentHeader, SegmentId, SegmentKind};
 use crate::{Entry, Position, Store};
 
@@ -136,7 +136,7 @@ impl Install {
         }
         for e in entries {
             let value = e.value.as_ref().map_or(0, Bytes::len);
-            self.buf_bytes += record::encoded_len(e.key.len(), value) as u64;
+            self.buf_bytes += record::encoded_len(e.key.len(), value, e.expiry.is_some()) as u64;
             self.buf.push(e.clone());
         }
         if self.buf_bytes >= self.inner.opts.segment_bytes {
@@ -174,8 +174,14 @@ impl Install {
         let mut hint = HintBuilder::new(id);
         for e in &entries {
             let value = e.value.as_deref().unwrap_or_default();
-            record::encode_in_batch(&mut bytes, e.position, Kind::Value, &e.key, value, false);
-            hint.push(e.position, Kind::Value, &e.key, value.len());
+            let fields = Fields {
+                kind: Kind::Value,
+                key: &e.key,
+                value,
+                expiry: e.expiry,
+            };
+            record::encode_in_batch(&mut bytes, e.position, &fields, false);
+            hint.push(e.position, &fields);
         }
         let hint = hint.finish(bytes.len() as u64);
         write_durably(&self.staging.join(segment::log_name(id)), &bytes)?;
@@ -389,7 +395,7 @@ fn index_segment(inner: &Inner, seg: &Segment) -> Result<(), Error> {
         let loc = Loc::new(seg.id, offset as u32, rec.len as u32, rec.position.lsn);
         match inner
             .keydir
-            .insert_newer(inner.keydir.hash(rec.key), rec.key, loc)
+            .insert_newer(inner.keydir.hash(rec.key), rec.key, loc, rec.expiry)
         {
             Ok(Upsert::Inserted) => inner.note_replaced(None, Some(&loc)),
             Ok(Upsert::Replaced(old)) => inner.note_replaced(Some(old), Some(&loc)),

@@ -74,6 +74,10 @@
 //!   active segment pre-sized in chunks) and the read path; lock order.
 //! - `batch` — [`WriteBatch`]: several puts and deletes in one `write(2)`,
 //!   all or none after a crash.
+//! - `expiry` — per-key expiry ([`Store::put_with_expiry`],
+//!   [`Store::expire`], [`Store::expiry`], [`Store::expire_due`]), judged
+//!   by [`Options::clock`]; the model (leader decides, reads hide) is
+//!   documented there.
 //! - `sync` — group commit for `SyncPolicy::Always`.
 //! - `keydir` — key → (segment, offset, length, LSN), sharded, compact,
 //!   laid out in a fixed hash order.
@@ -123,7 +127,7 @@
 //! No transactions (a [`WriteBatch`] is atomic across a crash, but readers
 //! may see it half-indexed for a moment, and it has no conditions), no sorted range scans (the key
 //! directory is a hash map: scans list keys in hash order, and a prefix is a
-//! filter, not a seek), no compression, no TTLs. Values are bounded by
+//! filter, not a seek), no compression. Values are bounded by
 //! `Options::max_value_bytes` and read whole.
 
 mod batch;
@@ -131,6 +135,7 @@ mod cache;
 mod compaction;
 mod epochs;
 mod error;
+mod expiry;
 mod fault;
 mod hint;
 mod inner;
@@ -157,10 +162,11 @@ use bytes::Bytes;
 pub use batch::WriteBatch;
 pub use cache::HotCache;
 pub use error::Error;
+pub use expiry::{Expiry, Ttl};
 #[doc(hidden)]
 pub use fault::FaultPoint;
 pub use install::{Install, STAGING_DIR};
-pub use options::{CompactionPolicy, Options, SyncPolicy};
+pub use options::{Clock, CompactionPolicy, Options, SyncPolicy};
 pub use scan::{Cursor, Iter, ScanPage};
 pub use snapshot::SnapshotReader;
 pub use stats::{CompactionStats, Stats};
@@ -191,6 +197,9 @@ pub struct Entry {
     pub key: Bytes,
     /// The value, or `None` for a deletion (tombstone).
     pub value: Option<Bytes>,
+    /// When the key expires (unix ms), for a value that does; a follower
+    /// stores the same time. Always `None` for deletions.
+    pub expiry: Option<u64>,
 }
 
 /// Answer of [`Store::entries_since`].

@@ -13,11 +13,13 @@
 //! | 16     | 1–5  | key length, unsigned LEB128 varint (fits `u32`)          |
 //! | ..     | 1–5  | value length, unsigned LEB128 varint (fits `u32`)        |
 //! | ..     | 1    | flags: bit 0 tombstone, bit 1 marker, bit 2 batch        |
-//! |        |      | continues, bits 3–7 zero                                 |
+//! |        |      | continues, bit 3 has expiry, bits 4–7 zero               |
+//! | ..     | 0/8  | expiry: unix time in ms (`u64`), only with bit 3         |
 //! | ..     | k    | key bytes                                                |
 //! | ..     | v    | value bytes (none for tombstones and markers)            |
 //!
-//! A 16-byte key with a 100-byte value takes 19 + 16 + 100 = 135 bytes.
+//! A 16-byte key with a 100-byte value takes 19 + 16 + 100 = 135 bytes, or
+//! 143 with an expiry.
 //!
 //! No record starts with 16 zero bytes: its LSN (bytes 8..16) is never 0
 //! (`decode` rejects it), and the shortest record is 19 bytes. Recovery relies
@@ -38,6 +40,12 @@
 //! else the bit means nothing. Segments written before batches existed never
 //! set it, so they read unchanged.
 //!
+//! *Has expiry* (bit 3, format version 2 of the record, December 2026) may
+//! be set on value records only: the key expires (reads stop returning it)
+//! at the 8-byte time that follows the flags. A record without an expiry is
+//! byte for byte what version 1 wrote, so segments written before expiry
+//! existed read unchanged (frozen in `tests/golden/v1-2026-12/`).
+//!
 //! Varint lengths are canonical-agnostic (a longer-than-needed encoding is
 //! accepted if the CRC matches) but limited to 5 bytes and to `u32`.
 
@@ -49,6 +57,10 @@ pub(crate) const FIXED_HEADER_BYTES: usize = 16;
 const FLAG_TOMBSTONE: u8 = 1;
 const FLAG_MARKER: u8 = 2;
 const FLAG_BATCH_CONTINUES: u8 = 4;
+/// Set on value records that carry an expiry time.
+pub(crate) const FLAG_EXPIRY: u8 = 8;
+/// Bytes of the expiry field when present.
+const EXPIRY_BYTES: usize = 8;
 
 /// What a record does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +109,20 @@ pub(crate) struct RecordRef<'a> {
     pub key_start: usize,
     /// More records of the same write batch follow this one.
     pub batch_continues: bool,
+    /// When the key expires (unix ms), for value records that have one.
+    pub expiry: Option<u64>,
+}
+
+impl<'a> RecordRef<'a> {
+    /// The fields to encode the same record again.
+    pub(crate) fn fields(&self) -> Fields<'a> {
+        Fields {
+            kind: self.kind,
+            key: self.key,
+            value: self.value,
+            expiry: self.expiry,
+        }
+    }
 }
 
 /// Why bytes did not decode as a record.
@@ -156,11 +182,23 @@ pub(crate) fn get_varint(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Optio
     Some(Err(()))
 }
 
-/// Encoded length of a record with these key and value lengths.
-pub(crate) fn encoded_len(key_len: usize, value_len: usize) -> usize {
+/// Encoded length of a record with these key and value lengths (and an
+/// expiry field if `has_expiry`).
+pub(crate) fn encoded_len(key_len: usize, value_len: usize, has_expiry: bool) -> usize {
     let k = u32::try_from(key_len).unwrap_or(u32::MAX);
     let v = u32::try_from(value_len).unwrap_or(u32::MAX);
-    FIXED_HEADER_BYTES + varint_len(k) + varint_len(v) + 1 + key_len + value_len
+    let expiry = if has_expiry { EXPIRY_BYTES } else { 0 };
+    FIXED_HEADER_BYTES + varint_len(k) + varint_len(v) + 1 + expiry + key_len + value_len
+}
+
+/// What to encode: the record's fields besides its position.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fields<'a> {
+    pub kind: Kind,
+    pub key: &'a [u8],
+    pub value: &'a [u8],
+    /// Expiry time (unix ms); only value records carry one.
+    pub expiry: Option<u64>,
 }
 
 /// Appends one encoded record to `buf` and returns its length. Callers
@@ -173,32 +211,43 @@ pub(crate) fn encode(
     key: &[u8],
     value: &[u8],
 ) -> usize {
-    encode_in_batch(buf, position, kind, key, value, false)
+    let fields = Fields {
+        kind,
+        key,
+        value,
+        expiry: None,
+    };
+    encode_in_batch(buf, position, &fields, false)
 }
 
 /// [`encode`], marking the record as followed by more of its batch.
+/// An expiry is written only on value records (callers never pass one
+/// otherwise).
 pub(crate) fn encode_in_batch(
     buf: &mut Vec<u8>,
     position: Position,
-    kind: Kind,
-    key: &[u8],
-    value: &[u8],
+    fields: &Fields<'_>,
     batch_continues: bool,
 ) -> usize {
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&position.epoch.to_le_bytes());
     buf.extend_from_slice(&position.lsn.to_le_bytes());
-    put_varint(buf, key.len() as u64);
-    put_varint(buf, value.len() as u64);
+    put_varint(buf, fields.key.len() as u64);
+    put_varint(buf, fields.value.len() as u64);
     let more = if batch_continues {
         FLAG_BATCH_CONTINUES
     } else {
         0
     };
-    buf.push(kind.flags() | more);
-    buf.extend_from_slice(key);
-    buf.extend_from_slice(value);
+    let expiry = fields.expiry.filter(|_| fields.kind == Kind::Value);
+    let has_expiry = if expiry.is_some() { FLAG_EXPIRY } else { 0 };
+    buf.push(fields.kind.flags() | more | has_expiry);
+    if let Some(at) = expiry {
+        buf.extend_from_slice(&at.to_le_bytes());
+    }
+    buf.extend_from_slice(fields.key);
+    buf.extend_from_slice(fields.value);
     let crc = crc32fast::hash(&buf[start + 4..]);
     buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
     buf.len() - start
@@ -222,7 +271,9 @@ struct Header {
     key_len: usize,
     value_len: usize,
     flags: u8,
-    header_len: usize,
+    expiry: Option<u64>,
+    /// Offset of the key: the header's length, expiry field included.
+    key_start: usize,
 }
 
 fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
@@ -240,6 +291,15 @@ fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
     let key_len = length()?;
     let value_len = length()?;
     let flags = *buf.get(pos).ok_or(DecodeError::Incomplete)?;
+    pos += 1;
+    let expiry = match flags & FLAG_EXPIRY {
+        0 => None,
+        _ => {
+            let at = read_u64(buf, pos).ok_or(DecodeError::Incomplete)?;
+            pos += EXPIRY_BYTES;
+            Some(at)
+        }
+    };
     Ok(Header {
         crc,
         epoch,
@@ -247,7 +307,8 @@ fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
         key_len,
         value_len,
         flags,
-        header_len: pos + 1,
+        expiry,
+        key_start: pos,
     })
 }
 
@@ -258,7 +319,7 @@ fn decode_header(buf: &[u8]) -> Result<Header, DecodeError> {
 pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
     let h = decode_header(buf)?;
     let len = h
-        .header_len
+        .key_start
         .checked_add(h.key_len)
         .and_then(|n| n.checked_add(h.value_len))
         .ok_or(DecodeError::Incomplete)?;
@@ -266,10 +327,10 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
     if crc32fast::hash(body) != h.crc {
         return Err(DecodeError::Checksum);
     }
-    let kind = Kind::from_flags(h.flags & !FLAG_BATCH_CONTINUES)
+    let kind = Kind::from_flags(h.flags & !(FLAG_BATCH_CONTINUES | FLAG_EXPIRY))
         .ok_or(DecodeError::Malformed("unknown record flags"))?;
     validate(kind, &h)?;
-    let key_start = h.header_len;
+    let key_start = h.key_start;
     let value_start = key_start + h.key_len;
     Ok(RecordRef {
         position: Position {
@@ -284,6 +345,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<RecordRef<'_>, DecodeError> {
         len,
         key_start,
         batch_continues: h.flags & FLAG_BATCH_CONTINUES != 0,
+        expiry: h.expiry,
     })
 }
 
@@ -316,6 +378,11 @@ fn validate(kind: Kind, h: &Header) -> Result<(), DecodeError> {
             "tombstone or marker carries a value",
         ));
     }
+    if kind != Kind::Value && h.expiry.is_some() {
+        return Err(DecodeError::Malformed(
+            "tombstone or marker carries an expiry",
+        ));
+    }
     if kind == Kind::Marker && h.key_len != 0 {
         return Err(DecodeError::Malformed("marker carries a key"));
     }
@@ -335,7 +402,7 @@ mod tests {
         let mut buf = Vec::new();
         let n = encode(&mut buf, pos(2, 5), Kind::Value, b"ab", b"xyz");
         assert_eq!(n, buf.len());
-        assert_eq!(n, encoded_len(2, 3));
+        assert_eq!(n, encoded_len(2, 3, false));
         let body = [
             2, 0, 0, 0, // epoch
             5, 0, 0, 0, 0, 0, 0, 0, // lsn
@@ -364,26 +431,34 @@ mod tests {
         }
     }
 
+    fn assert_every_cut_is_incomplete(buf: &[u8]) {
+        for cut in 0..buf.len() {
+            assert_eq!(decode(&buf[..cut]).unwrap_err(), DecodeError::Incomplete);
+        }
+    }
+
+    fn assert_every_flip_is_detected(buf: &[u8]) {
+        for byte in 0..buf.len() {
+            for bit in 0..8 {
+                let mut bad = buf.to_vec();
+                bad[byte] ^= 1 << bit;
+                assert!(decode(&bad).is_err(), "flip at {byte}:{bit} not detected");
+            }
+        }
+    }
+
     #[test]
     fn every_truncation_is_incomplete() {
         let mut buf = Vec::new();
         encode(&mut buf, pos(1, 1), Kind::Value, b"key", b"value");
-        for cut in 0..buf.len() {
-            assert_eq!(decode(&buf[..cut]).unwrap_err(), DecodeError::Incomplete);
-        }
+        assert_every_cut_is_incomplete(&buf);
     }
 
     #[test]
     fn every_bit_flip_is_detected() {
         let mut buf = Vec::new();
         encode(&mut buf, pos(3, 77), Kind::Value, b"key", b"value!");
-        for byte in 0..buf.len() {
-            for bit in 0..8 {
-                let mut bad = buf.clone();
-                bad[byte] ^= 1 << bit;
-                assert!(decode(&bad).is_err(), "flip at {byte}:{bit} not detected");
-            }
-        }
+        assert_every_flip_is_detected(&buf);
     }
 
     #[test]
@@ -416,13 +491,23 @@ mod tests {
 
     #[test]
     fn end_batch_clears_only_the_flag() {
-        let mut buf = Vec::new();
-        encode_in_batch(&mut buf, pos(2, 9), Kind::Value, b"k", b"v", true);
-        end_batch(&mut buf).unwrap();
-        let mut plain = Vec::new();
-        encode(&mut plain, pos(2, 9), Kind::Value, b"k", b"v");
-        assert_eq!(buf, plain);
-        assert!(!decode(&buf).unwrap().batch_continues);
+        for expiry in [None, Some(1_700_000_000_000)] {
+            let fields = Fields {
+                kind: Kind::Value,
+                key: b"k",
+                value: b"v",
+                expiry,
+            };
+            let mut buf = Vec::new();
+            encode_in_batch(&mut buf, pos(2, 9), &fields, true);
+            end_batch(&mut buf).unwrap();
+            let mut plain = Vec::new();
+            encode_in_batch(&mut plain, pos(2, 9), &fields, false);
+            assert_eq!(buf, plain);
+            let rec = decode(&buf).unwrap();
+            assert!(!rec.batch_continues);
+            assert_eq!(rec.expiry, expiry);
+        }
     }
 
     #[test]
@@ -430,11 +515,91 @@ mod tests {
         for (kind, value) in [(Kind::Value, &b"v"[..]), (Kind::Tombstone, &b""[..])] {
             for more in [false, true] {
                 let mut buf = Vec::new();
-                encode_in_batch(&mut buf, pos(1, 3), kind, b"k", value, more);
+                let fields = Fields {
+                    kind,
+                    key: b"k",
+                    value,
+                    expiry: None,
+                };
+                encode_in_batch(&mut buf, pos(1, 3), &fields, more);
                 let rec = decode(&buf).unwrap();
                 assert_eq!((rec.kind, rec.batch_continues), (kind, more));
-                assert_eq!(buf.len(), encoded_len(1, value.len()));
+                assert_eq!(buf.len(), encoded_len(1, value.len(), false));
             }
         }
+    }
+
+    fn with_expiry(key: &'static [u8], value: &'static [u8], at: u64) -> Fields<'static> {
+        Fields {
+            kind: Kind::Value,
+            key,
+            value,
+            expiry: Some(at),
+        }
+    }
+
+    #[test]
+    fn byte_exact_value_record_with_expiry() {
+        let mut buf = Vec::new();
+        let fields = with_expiry(b"ab", b"xyz", 0x0102_0304_0506_0708);
+        let n = encode_in_batch(&mut buf, pos(2, 5), &fields, true);
+        assert_eq!(n, encoded_len(2, 3, true));
+        let body = [
+            2, 0, 0, 0, // epoch
+            5, 0, 0, 0, 0, 0, 0, 0, // lsn
+            2, 3, 12, // key len, value len, flags: batch continues | expiry
+            8, 7, 6, 5, 4, 3, 2, 1, // expiry
+            b'a', b'b', b'x', b'y', b'z',
+        ];
+        assert_eq!(&buf[4..], &body);
+        let rec = decode(&buf).unwrap();
+        assert_eq!(rec.expiry, Some(0x0102_0304_0506_0708));
+        assert_eq!((rec.key, rec.value, rec.len), (&b"ab"[..], &b"xyz"[..], n));
+        assert!(rec.batch_continues);
+    }
+
+    #[test]
+    fn a_record_without_expiry_is_byte_identical_to_version_1() {
+        let mut old = Vec::new();
+        encode(&mut old, pos(1, 2), Kind::Value, b"k", b"v");
+        let mut new = Vec::new();
+        let fields = Fields {
+            kind: Kind::Value,
+            key: b"k",
+            value: b"v",
+            expiry: None,
+        };
+        encode_in_batch(&mut new, pos(1, 2), &fields, false);
+        assert_eq!(old, new);
+        assert_eq!(decode(&new).unwrap().expiry, None);
+    }
+
+    #[test]
+    fn expiry_records_detect_every_cut_and_flip() {
+        let mut buf = Vec::new();
+        encode_in_batch(&mut buf, pos(3, 7), &with_expiry(b"key", b"val", 99), false);
+        assert_every_cut_is_incomplete(&buf);
+        assert_every_flip_is_detected(&buf);
+    }
+
+    #[test]
+    fn only_value_records_carry_an_expiry() {
+        let mut buf = Vec::new();
+        let tomb = Fields {
+            kind: Kind::Tombstone,
+            key: b"k",
+            value: b"",
+            expiry: Some(5),
+        };
+        // The encoder leaves it out...
+        encode_in_batch(&mut buf, pos(1, 1), &tomb, false);
+        assert_eq!(buf.len(), encoded_len(1, 0, false));
+        // ...and the decoder refuses a tombstone that has one.
+        buf.truncate(0);
+        encode_in_batch(&mut buf, pos(1, 1), &with_expiry(b"k", b"", 5), false);
+        buf[18] |= FLAG_TOMBSTONE;
+        let crc = crc32fast::hash(&buf[4..]);
+        buf[..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(decode(&buf), Err(DecodeError::Malformed(_))));
     }
 }

@@ -235,7 +235,8 @@ fn chunk_len(entries: &[Entry], max: u64) -> usize {
     let mut total = 0u64;
     let fits = entries.iter().take_while(|e| {
         let value = e.value.as_ref().map_or(0, Bytes::len);
-        total += record::encoded_len(e.key.len(), value) as u64;
+        let has_expiry = e.value.is_some() && e.expiry.is_some();
+        total += record::encoded_len(e.key.len(), value, has_expiry) as u64;
         total <= max
     });
     fits.count().max(1)
@@ -267,6 +268,7 @@ fn plan_applied<'a>(inner: &Inner, w: &Writer, entries: &'a [Entry]) -> Vec<Reco
             key: &entry.key,
             value: entry.value.as_deref().unwrap_or_default(),
             hash: inner.keydir.hash(&entry.key),
+            expiry: entry.expiry.filter(|_| kind == Kind::Value),
         });
     }
     planned
@@ -287,6 +289,7 @@ fn read_entries(
                 position: rec.position,
                 key: Bytes::copy_from_slice(rec.key),
                 value: (rec.kind == Kind::Value).then(|| Bytes::copy_from_slice(rec.value)),
+                expiry: rec.expiry,
             });
         }
         match out.len() >= max {
@@ -296,14 +299,20 @@ fn read_entries(
     })
 }
 
-/// A snapshot of all live records, consistent as of the returned position.
+/// A snapshot of all live records, consistent as of the returned position
+/// (keys already expired by this store's clock are left out).
 fn snapshot(inner: &Inner) -> Result<Since, Error> {
     let (last, mut locs, segments) = {
         let w = inner.writer.lock();
         let _install = inner.install_lock.lock();
         let segments = inner.layout.read().segments.clone();
         let mut locs = Vec::with_capacity(inner.keydir.len());
-        inner.keydir.for_each(|_, loc| locs.push(loc));
+        let now = inner.now();
+        inner.keydir.for_each(|_, loc, expiry| {
+            if expiry.is_none_or(|at| !crate::expiry::is_expired(at, now)) {
+                locs.push(loc);
+            }
+        });
         (w.last, locs, segments)
     };
     locs.sort_unstable_by_key(Loc::lsn);
@@ -317,6 +326,7 @@ fn snapshot(inner: &Inner) -> Result<Since, Error> {
             position: info.position,
             key: bytes.slice(info.key_start..info.key_start + info.key_len),
             value: Some(bytes.slice(info.value_range())),
+            expiry: info.expiry,
         });
     }
     Ok(Since::Snapshot { entries, last })

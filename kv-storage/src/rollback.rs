@@ -32,10 +32,11 @@
 //! | 4    | body length `b` (bytes after this field)               |
 //! | 4    | epoch                                                  |
 //! | 8    | LSN                                                    |
-//! | 1    | kind: 0 value, 1 tombstone (deletion)                  |
+//! | 1    | kind: 0 value, 1 tombstone (deletion), 2 value with an expiry |
+//! | 8    | expiry (unix ms), only for kind 2                      |
 //! | 4    | key length `k`                                         |
 //! | k    | key                                                    |
-//! | b−21−k | value (empty for a tombstone)                        |
+//! | rest | value (empty for a tombstone)                          |
 //!
 //! The file is written as `.tmp`, fsynced, renamed and the directory
 //! fsynced: a rollback file that exists is complete.
@@ -152,15 +153,26 @@ fn decode_header(bytes: &[u8]) -> Option<(Position, u64)> {
     Some((after, meta::le64(body, 20)?))
 }
 
-fn encode_entry(buf: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>, position: Position) {
+/// Kind byte of a value with an expiry (followed by the expiry).
+const KIND_EXPIRING: u8 = 2;
+
+fn encode_entry(buf: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>, removed: Removed) {
     let value_bytes = value.unwrap_or_default();
-    let body_len = ENTRY_FIXED_BYTES - 8 + key.len() + value_bytes.len();
+    let expiry = removed.expiry.filter(|_| value.is_some());
+    let expiry_len = if expiry.is_some() { 8 } else { 0 };
+    let body_len = ENTRY_FIXED_BYTES - 8 + expiry_len + key.len() + value_bytes.len();
     let start = buf.len();
     buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&(body_len as u32).to_le_bytes());
-    buf.extend_from_slice(&position.epoch.to_le_bytes());
-    buf.extend_from_slice(&position.lsn.to_le_bytes());
-    buf.push(u8::from(value.is_none()));
+    buf.extend_from_slice(&removed.position.epoch.to_le_bytes());
+    buf.extend_from_slice(&removed.position.lsn.to_le_bytes());
+    match expiry {
+        Some(at) => {
+            buf.push(KIND_EXPIRING);
+            buf.extend_from_slice(&at.to_le_bytes());
+        }
+        None => buf.push(u8::from(value.is_none())),
+    }
     buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
     buf.extend_from_slice(key);
     buf.extend_from_slice(value_bytes);
@@ -184,14 +196,17 @@ fn decode_entry(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
         epoch: meta::le32(body, 0)?,
         lsn: meta::le64(body, 4)?,
     };
-    let tombstone = match body.get(12)? {
-        0 => false,
-        1 => true,
+    let (tombstone, expiry) = match body.get(12)? {
+        0 => (false, None),
+        1 => (true, None),
+        &KIND_EXPIRING => (false, Some(meta::le64(body, 13)?)),
         _ => return None,
     };
-    let key_len = meta::le32(body, 13)? as usize;
-    let key = body.get(17..17usize.checked_add(key_len)?)?;
-    let value = body.get(17 + key_len..)?;
+    let key_len_at = if expiry.is_some() { 21 } else { 13 };
+    let key_len = meta::le32(body, key_len_at)? as usize;
+    let key_start = key_len_at + 4;
+    let key = body.get(key_start..key_start.checked_add(key_len)?)?;
+    let value = body.get(key_start + key_len..)?;
     if tombstone && !value.is_empty() {
         return None;
     }
@@ -199,8 +214,16 @@ fn decode_entry(bytes: &[u8], at: usize) -> Option<(Entry, usize)> {
         position,
         key: Bytes::copy_from_slice(key),
         value: (!tombstone).then(|| Bytes::copy_from_slice(value)),
+        expiry,
     };
     Some((entry, end - at))
+}
+
+/// Where a removed record was and when its value would have expired.
+#[derive(Clone, Copy)]
+struct Removed {
+    position: Position,
+    expiry: Option<u64>,
 }
 
 /// Writes one rollback file, entry by entry, then makes it durable.
@@ -246,15 +269,17 @@ impl Writer {
         self.after = after;
     }
 
-    /// Appends one removed record.
+    /// Appends one removed record (`value` `None`: a deletion; `expiry`
+    /// is kept for values only).
     pub(crate) fn add(
         &mut self,
         position: Position,
         key: &[u8],
         value: Option<&[u8]>,
+        expiry: Option<u64>,
     ) -> Result<(), Error> {
         self.buf.clear();
-        encode_entry(&mut self.buf, key, value, position);
+        encode_entry(&mut self.buf, key, value, Removed { position, expiry });
         self.count += 1;
         self.out
             .write_all(&self.buf)
@@ -304,17 +329,22 @@ mod tests {
         for round in 0..2u64 {
             let mut w = Writer::create(dir.path()).unwrap();
             w.set_after(pos(2, 10 + round));
-            w.add(pos(3, 11), b"k1", Some(b"v1")).unwrap();
-            w.add(pos(3, 12), b"k2", None).unwrap();
+            w.add(pos(3, 11), b"k1", Some(b"v1"), None).unwrap();
+            w.add(pos(3, 12), b"k2", None, None).unwrap();
+            w.add(pos(3, 13), b"k3", Some(b"v3"), Some(1_700_000_000_000))
+                .unwrap();
             let (path, n) = w.finish().unwrap();
-            assert_eq!(n, 2);
+            assert_eq!(n, 3);
             assert!(path.ends_with(name(round + 1)));
         }
         let files = list(dir.path()).unwrap();
         assert_eq!(files.len(), 2);
         let file = read(&files[1]).unwrap();
         assert_eq!(file.truncated_after, pos(2, 11));
-        assert_eq!(file.entries.len(), 2);
+        assert_eq!(file.entries.len(), 3);
+        assert_eq!(file.entries[0].expiry, None);
+        assert_eq!(file.entries[2].value.as_deref(), Some(&b"v3"[..]));
+        assert_eq!(file.entries[2].expiry, Some(1_700_000_000_000));
         assert_eq!(file.entries[0].value.as_deref(), Some(&b"v1"[..]));
         assert_eq!(
             (file.entries[1].key.as_ref(), file.entries[1].value.as_ref()),
@@ -328,7 +358,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut w = Writer::create(dir.path()).unwrap();
         w.set_after(pos(1, 4));
-        w.add(pos(1, 5), b"key", Some(b"value")).unwrap();
+        w.add(pos(1, 5), b"key", Some(b"value"), None).unwrap();
+        w.add(pos(1, 6), b"k2", Some(b"v2"), Some(42)).unwrap();
         let (path, _) = w.finish().unwrap();
         let good = std::fs::read(&path).unwrap();
         for i in 0..good.len() {

@@ -71,7 +71,8 @@ pub struct ScanPage {
 
 impl Store {
     /// One page of a scan over the live keys, starting at `cursor`: examines
-    /// about `count` keys (at least 1). Start with [`Cursor::START`] and call
+    /// about `count` keys (at least 1). Keys that have expired by the
+    /// store's clock are skipped (and not counted). Start with [`Cursor::START`] and call
     /// again with `next` until it is `None`. See the module docs for the
     /// guarantee (every key present throughout is returned at least once).
     pub fn scan(&self, cursor: Cursor, count: usize) -> Result<ScanPage, Error> {
@@ -91,13 +92,16 @@ impl Store {
         inner.check_open()?;
         let count = count.max(1);
         let (mut examined, mut keys, mut from) = (0, Vec::new(), cursor.0);
+        let now = inner.now();
         while examined < count {
-            let step = inner.keydir.scan_step(from, count - examined, |_, key| {
-                examined += 1;
-                if key.starts_with(prefix) {
-                    keys.push(Bytes::copy_from_slice(key));
-                }
-            });
+            let step = inner
+                .keydir
+                .scan_step(from, count - examined, now, |_, key| {
+                    examined += 1;
+                    if key.starts_with(prefix) {
+                        keys.push(Bytes::copy_from_slice(key));
+                    }
+                });
             match step {
                 Some(next) => from = next,
                 None => return Ok(ScanPage { keys, next: None }),
@@ -125,7 +129,8 @@ impl Store {
     }
 }
 
-/// Iterator over a store's live keys; see [`Store::iter`]. Holds one page of
+/// Iterator over a store's live keys (expired ones are skipped); see
+/// [`Store::iter`]. Holds one page of
 /// keys and no lock. Yields an error (and then ends) if the store is closed.
 #[derive(Debug)]
 pub struct Iter<'a> {

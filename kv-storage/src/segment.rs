@@ -481,6 +481,7 @@ pub(crate) struct RecordInfo {
     pub key_start: usize,
     pub key_len: usize,
     pub value_len: usize,
+    pub expiry: Option<u64>,
 }
 
 impl RecordInfo {
@@ -491,6 +492,7 @@ impl RecordInfo {
             key_start: rec.key_start,
             key_len: rec.key.len(),
             value_len: rec.value.len(),
+            expiry: rec.expiry,
         }
     }
 

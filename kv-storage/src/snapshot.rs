@@ -102,9 +102,13 @@ impl SnapshotReader {
         let (mut chunk, mut bytes) = (Vec::new(), 0usize);
         while bytes < self.max_chunk_bytes {
             let mut keys: Vec<(u64, Bytes)> = Vec::with_capacity(STEP_KEYS);
-            let next = self.inner.keydir.scan_step(from, STEP_KEYS, |hash, key| {
-                keys.push((hash, Bytes::copy_from_slice(key)));
-            });
+            let now = self.inner.now();
+            let next = self
+                .inner
+                .keydir
+                .scan_step(from, STEP_KEYS, now, |hash, key| {
+                    keys.push((hash, Bytes::copy_from_slice(key)));
+                });
             for (hash, key) in keys {
                 if let Some(entry) = self.read_entry(hash, key)? {
                     bytes += entry.key.len() + entry.value.as_ref().map_or(0, Bytes::len);
@@ -132,7 +136,7 @@ impl SnapshotReader {
         let inner = &*self.inner;
         inner.check_open()?;
         for _ in 0..MAX_READ_RETRIES {
-            let Some(loc) = inner.keydir.get(hash, &key) else {
+            let Some((loc, expiry)) = inner.live_entry(hash, &key) else {
                 return Ok(None);
             };
             if loc.lsn() > self.as_of.lsn {
@@ -153,6 +157,7 @@ impl SnapshotReader {
                 position: info.position,
                 key,
                 value: Some(bytes.slice(info.value_range())),
+                expiry,
             }));
         }
         Err(Error::corrupted(

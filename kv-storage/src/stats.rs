@@ -55,6 +55,8 @@ pub struct Stats {
     pub rolled_back_entries: u64,
     /// Whether a failed fsync made the store refuse writes.
     pub poisoned: bool,
+    /// Expired keys deleted by `Store::expire_due` since open.
+    pub expired_keys: u64,
 }
 
 /// What one compaction did.
@@ -73,6 +75,8 @@ pub struct CompactionStats {
     pub bytes_after: u64,
     /// `bytes_before - bytes_after` (0 if the outputs are larger).
     pub reclaimed_bytes: u64,
+    /// Records of expired keys dropped instead of copied.
+    pub expired_records: u64,
     /// Wall time.
     pub duration: Duration,
 }
@@ -90,6 +94,7 @@ pub(crate) struct Counters {
     pub cache_misses: AtomicU64,
     pub background_errors: AtomicU64,
     pub rolled_back_entries: AtomicU64,
+    pub expired_keys: AtomicU64,
 }
 
 /// Increments a counter.

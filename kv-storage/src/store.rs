@@ -90,6 +90,7 @@ impl Store {
             compaction_lock: Mutex::new(()),
             install_lock: Mutex::new(()),
             retention: AtomicU64::new(Lsn::MAX),
+            expiry_cursor: Default::default(),
             signal,
             fail_next_sync: AtomicBool::new(false),
             _lock: lock,
@@ -115,13 +116,24 @@ impl Store {
     /// returns, the record has been handed to the OS (and fsynced under
     /// `SyncPolicy::Always`).
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<Position, Error> {
+        self.put_expiring(key, value, None)
+    }
+
+    /// [`Store::put`], with an optional expiry (see `expiry.rs`).
+    pub(crate) fn put_expiring(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expiry: Option<crate::Expiry>,
+    ) -> Result<Position, Error> {
         let inner = &*self.inner;
         inner.check_sizes(key, value.len())?;
         let hash = inner.keydir.hash(key);
         let (position, seq) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
-            let op = next_op(&w, Kind::Value, key, value, hash);
+            let mut op = next_op(&w, Kind::Value, key, value, hash);
+            op.expiry = expiry.map(|e| e.at(inner.now()));
             (op.position, inner.write_planned(&mut w, &[op])?)
         };
         inner.cache_written(hash, key, value, position.lsn);
@@ -130,7 +142,8 @@ impl Store {
     }
 
     /// Deletes `key`: writes a tombstone and returns its position, or returns
-    /// `None` without writing anything if the key is absent.
+    /// `None` without writing anything if the key is absent (or expired:
+    /// [`Store::expire_due`] deletes those).
     pub fn delete(&self, key: &[u8]) -> Result<Option<Position>, Error> {
         let inner = &*self.inner;
         inner.check_sizes(key, 0)?;
@@ -138,7 +151,7 @@ impl Store {
         let (position, seq) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
-            if inner.keydir.get(hash, key).is_none() {
+            if inner.live_loc(hash, key).is_none() {
                 return Ok(None);
             }
             let op = next_op(&w, Kind::Tombstone, key, &[], hash);
@@ -172,7 +185,7 @@ impl Store {
     pub fn location(&self, key: &[u8]) -> Location {
         let inner = &*self.inner;
         let hash = inner.keydir.hash(key);
-        match inner.keydir.get(hash, key) {
+        match inner.live_loc(hash, key) {
             None => Location::Missing,
             Some(loc) if inner.cache.contains(hash, key, loc.lsn()) => Location::Hot,
             Some(_) => Location::Cold,
@@ -187,7 +200,7 @@ impl Store {
             .entries()
             .into_iter()
             .filter(|(key, lsn)| {
-                let loc = inner.keydir.get(inner.keydir.hash(key), key);
+                let loc = inner.live_loc(inner.keydir.hash(key), key);
                 loc.is_some_and(|l| l.lsn() == *lsn)
             })
             .map(|(key, _)| key)
@@ -196,7 +209,8 @@ impl Store {
         keys
     }
 
-    /// Number of live keys.
+    /// Number of keys in the key directory: keys that expired but were not
+    /// yet removed (by [`Store::expire_due`] or compaction) still count.
     pub fn len(&self) -> usize {
         self.inner.keydir.len()
     }
@@ -309,6 +323,7 @@ impl Store {
             background_errors: read(&c.background_errors),
             rolled_back_entries: read(&c.rolled_back_entries),
             poisoned: inner.group.is_poisoned(),
+            expired_keys: read(&c.expired_keys),
         }
     }
 
@@ -348,8 +363,14 @@ impl Store {
 }
 
 /// The record a `put` or `delete` writes next: the next LSN, the current
-/// epoch.
-fn next_op<'a>(w: &Writer, kind: Kind, key: &'a [u8], value: &'a [u8], hash: u64) -> RecordOp<'a> {
+/// epoch, no expiry.
+pub(crate) fn next_op<'a>(
+    w: &Writer,
+    kind: Kind,
+    key: &'a [u8],
+    value: &'a [u8],
+    hash: u64,
+) -> RecordOp<'a> {
     let position = Position {
         epoch: w.epoch,
         lsn: w.last.lsn + 1,
@@ -360,6 +381,7 @@ fn next_op<'a>(w: &Writer, kind: Kind, key: &'a [u8], value: &'a [u8], hash: u64
         key,
         value,
         hash,
+        expiry: None,
     }
 }
 

@@ -198,7 +198,13 @@ fn plan(inner: &Inner, after: Lsn) -> Result<Plan, Error> {
         .segments
         .values()
         .filter(|s| s.header.kind == SegmentKind::Log);
-    let doomed: Vec<_> = logs.filter(|s| s.max_lsn() > after).cloned().collect();
+    // A segment with no record above `after` is doomed too when its header
+    // says it starts above it (an empty active segment after an earlier
+    // truncation): kept, it would overlap the new head's LSNs.
+    let doomed: Vec<_> = logs
+        .filter(|s| s.max_position().lsn > after)
+        .cloned()
+        .collect();
     let first = doomed.first().ok_or_else(gone)?;
     if first.header.base.lsn > after {
         return Err(gone());
@@ -240,7 +246,7 @@ fn save_tail(inner: &Inner, plan: &mut Plan) -> Result<(PathBuf, u64, Affected),
                 return ControlFlow::Continue(());
             }
             let value = (rec.kind == Kind::Value).then_some(rec.value);
-            failed = out.add(rec.position, rec.key, value);
+            failed = out.add(rec.position, rec.key, value, rec.expiry);
             affected.insert(rec.key.to_vec());
             match failed {
                 Ok(()) => ControlFlow::Continue(()),
@@ -359,8 +365,8 @@ fn restore_affected(inner: &Inner, plan: &Plan, affected: &Affected) -> Result<(
     for key in affected {
         let hash = inner.keydir.hash(key);
         match newest.get(key.as_slice()) {
-            Some(&(loc, Kind::Value)) => {
-                let old = inner.keydir.insert(hash, key, loc)?;
+            Some(&(loc, Kind::Value, expiry)) => {
+                let old = inner.keydir.insert(hash, key, loc, expiry)?;
                 inner.note_replaced(old, Some(&loc));
             }
             _ => {
@@ -373,16 +379,19 @@ fn restore_affected(inner: &Inner, plan: &Plan, affected: &Affected) -> Result<(
     Ok(())
 }
 
+/// A key's newest record: where it is, its kind and its expiry.
+pub(crate) type Newest = (Loc, Kind, Option<u64>);
+
 /// For each key in `keys`, its newest record (value, tombstone or marker
 /// excluded) with LSN at most `max_lsn` in `segments`, and that record's
-/// kind. Reads every record of every segment: for rare or background work
+/// kind and expiry. Reads every record of every segment: for rare or background work
 /// (truncation, compaction's older versions).
 pub(crate) fn newest_records<'k>(
     segments: &[Arc<Segment>],
     keys: &'k HashSet<Vec<u8>>,
     max_lsn: Lsn,
-) -> Result<HashMap<&'k [u8], (Loc, Kind)>, Error> {
-    let mut newest: HashMap<&[u8], (Loc, Kind)> = HashMap::new();
+) -> Result<HashMap<&'k [u8], Newest>, Error> {
+    let mut newest: HashMap<&[u8], Newest> = HashMap::new();
     for seg in segments {
         seg.for_each_record(SEGMENT_HEADER_BYTES, seg.len(), |offset, rec| {
             let lsn = rec.position.lsn;
@@ -392,7 +401,7 @@ pub(crate) fn newest_records<'k>(
             let newer = newest.get(key.as_slice()).is_none_or(|n| n.0.lsn() < lsn);
             if lsn <= max_lsn && rec.kind != Kind::Marker && newer {
                 let loc = Loc::new(seg.id, offset as u32, rec.len as u32, lsn);
-                newest.insert(key.as_slice(), (loc, rec.kind));
+                newest.insert(key.as_slice(), (loc, rec.kind, rec.expiry));
             }
             ControlFlow::Continue(())
         })?;

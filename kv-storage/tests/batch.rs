@@ -3,38 +3,11 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{live_pairs, newest_segment, tiny};
+use common::{cut_copy, live_pairs, newest_segment, tiny};
 use kv_storage::{Error, Store, WriteBatch};
 
 fn opts() -> kv_storage::Options {
     tiny(1 << 20, 1 << 20)
-}
-
-/// A copy of the store in `dir` with its newest segment cut to `len` bytes
-/// (then grown back to `padded` bytes of zeros, if given).
-fn cut_copy(dir: &Path, len: u64, padded: Option<u64>) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(dir, copy.path());
-    let seg = std::fs::OpenOptions::new()
-        .write(true)
-        .open(newest_segment(copy.path()))
-        .unwrap();
-    seg.set_len(len).unwrap();
-    if let Some(padded) = padded {
-        seg.set_len(padded).unwrap();
-    }
-    copy
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            std::fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -104,6 +104,7 @@ fn a_follower_records_the_epochs_it_applies() {
         position: pos(2, 7),
         key: "k".into(),
         value: None,
+        expiry: None,
     };
     let err = follower.apply(&stale).unwrap_err();
     assert!(matches!(err, Error::InvalidEntry { lsn: 7, .. }), "{err}");

@@ -135,6 +135,7 @@ fn a_tombstone_for_a_missing_key_is_recorded() {
         position: Position { epoch: 1, lsn: 1 },
         key: Bytes::from_static(b"never"),
         value: None,
+        expiry: None,
     };
     assert!(store.apply(&tomb).unwrap());
     assert_eq!(store.last_lsn(), 1);
@@ -144,6 +145,7 @@ fn a_tombstone_for_a_missing_key_is_recorded() {
         position: Position::default(),
         key: Bytes::from_static(b"k"),
         value: None,
+        expiry: None,
     };
     assert!(matches!(
         store.apply(&zero),
@@ -239,6 +241,7 @@ fn a_gap_in_applied_lsns_raises_the_floor() {
         position: Position { epoch: 1, lsn },
         key: Bytes::from_static(k),
         value: Some(Bytes::from_static(b"v")),
+        expiry: None,
     };
     assert!(store.apply(&entry(1, b"a")).unwrap());
     assert!(store.apply(&entry(5, b"b")).unwrap());

@@ -149,6 +149,7 @@ fn an_abandoned_install_leaves_the_old_data() {
         position: Position { epoch: 1, lsn },
         key: "k".into(),
         value: Some("v".into()),
+        expiry: None,
     };
     install.add(&[entry(3)]).unwrap();
     assert!(dir.path().join(STAGING_DIR).exists());

@@ -234,6 +234,7 @@ fn a_cut_inside_a_gap_keeps_the_entry_before_it() {
         position: Position { epoch: 0, lsn },
         key: "k".into(),
         value: value.map(Into::into),
+        expiry: None,
     };
     store.apply(&entry(2, Some("a"))).unwrap();
     store.apply(&entry(5, Some("b"))).unwrap();

@@ -8,9 +8,14 @@
 //!
 //! | type | message     | fields |
 //! |------|-------------|--------|
-//! | 0x30 | Conditional | op: u8 (0 set, 1 incr by), key: bytes, then for set: value: bytes, when: u8 (0 always, 1 if absent, 2 if present), get old: bool; for incr by: delta: i64 |
+//! | 0x30 | Conditional | op: u8 (0 set, 1 incr by), key: bytes, then for set: value: bytes, when: u8 (0 always, 1 if absent, 2 if present), get old: bool, ttl: u8 (0 clear, 1 keep, 2 after) and for 2 ttl ms: u64; for incr by: delta: i64 |
+//!
+//! An increment keeps the key's expiry, as Redis's `INCR` does; a set
+//! clears it unless told to keep it (`KEEPTTL`) or to set one (`EX`/`PX`).
 //! | 0xB0 | Applied     | partition: u32, written: bool, old: opt bytes (encoded value, only when asked for) |
 //! | 0xB1 | Counter     | partition: u32, value: i64 (the new value) |
+
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -28,6 +33,17 @@ pub enum SetWhen {
     IfPresent,
 }
 
+/// What a conditional set does to the key's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetTtl {
+    /// The key no longer expires (a plain `SET`).
+    Clear,
+    /// The key keeps its expiry, if any (`KEEPTTL`).
+    Keep,
+    /// The key expires this long after the leader writes it (`EX`/`PX`).
+    After(Duration),
+}
+
 /// An operation the leader reads, decides and writes under one lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conditional {
@@ -42,6 +58,8 @@ pub enum Conditional {
         when: SetWhen,
         /// Whether the reply carries the old value.
         get_old: bool,
+        /// The key's expiry after the write.
+        ttl: SetTtl,
     },
     /// Add `delta` to the integer stored as V1 text at `key` (absent = 0).
     IncrBy {
@@ -67,6 +85,7 @@ impl Conditional {
                 value,
                 when,
                 get_old,
+                ttl,
             } => {
                 out.put_u8(0);
                 out.put_bytes_field(key);
@@ -77,6 +96,7 @@ impl Conditional {
                     SetWhen::IfPresent => 2,
                 });
                 out.put_u8(u8::from(*get_old));
+                put_ttl(out, *ttl);
             }
             Conditional::IncrBy { key, delta } => {
                 out.put_u8(1);
@@ -98,6 +118,7 @@ impl Conditional {
                     b => return Err(ProtocolError::Invalid(format!("bad set condition {b}"))),
                 },
                 get_old: r.bool()?,
+                ttl: get_ttl(r)?,
             }),
             1 => Ok(Conditional::IncrBy {
                 key: r.bytes()?,
@@ -110,17 +131,31 @@ impl Conditional {
     }
 }
 
+fn put_ttl(out: &mut BytesMut, ttl: SetTtl) {
+    match ttl {
+        SetTtl::Clear => out.put_u8(0),
+        SetTtl::Keep => out.put_u8(1),
+        SetTtl::After(d) => {
+            out.put_u8(2);
+            out.put_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+fn get_ttl(r: &mut WireReader) -> Result<SetTtl, ProtocolError> {
+    match r.u8()? {
+        0 => Ok(SetTtl::Clear),
+        1 => Ok(SetTtl::Keep),
+        2 => Ok(SetTtl::After(Duration::from_millis(r.u64()?))),
+        b => Err(ProtocolError::Invalid(format!("bad set ttl {b}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::wire::hex;
     use super::super::{Request, Response};
     use super::*;
-
-    fn hex(b: &[u8]) -> String {
-        b.iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 
     #[test]
     fn conditional_messages_round_trip_byte_exact() {
@@ -129,6 +164,7 @@ mod tests {
             value: Bytes::from_static(b"\x01\x01v"),
             when: SetWhen::IfAbsent,
             get_old: true,
+            ttl: SetTtl::After(Duration::from_millis(258)),
         });
         let incr = Request::Conditional(Conditional::IncrBy {
             key: Bytes::from_static(b"k"),
@@ -137,7 +173,7 @@ mod tests {
         let cases = [
             (
                 set,
-                "30 00 00 00 00 00 00 00 07 00 00 00 00 01 6b 00 00 00 03 01 01 76 01 01",
+                "30 00 00 00 00 00 00 00 07 00 00 00 00 01 6b 00 00 00 03 01 01 76 01 01 02 00 00 00 00 00 00 01 02",
             ),
             (
                 incr,
@@ -175,12 +211,19 @@ mod tests {
 
     #[test]
     fn bad_condition_bytes_are_typed_errors() {
-        let frame = Bytes::from_static(b"\x30\0\0\0\0\0\0\0\x01\x00\0\0\0\x01k\0\0\0\0\x07\x00");
+        let frame =
+            Bytes::from_static(b"\x30\0\0\0\0\0\0\0\x01\x00\0\0\0\x01k\0\0\0\0\x07\x00\x00");
         assert!(matches!(
             Request::decode(frame),
             Err(ProtocolError::Invalid(_))
         ));
         let frame = Bytes::from_static(b"\x30\0\0\0\0\0\0\0\x01\x09");
+        assert!(matches!(
+            Request::decode(frame),
+            Err(ProtocolError::Invalid(_))
+        ));
+        let frame =
+            Bytes::from_static(b"\x30\0\0\0\0\0\0\0\x01\x00\0\0\0\x01k\0\0\0\0\x00\x00\x03");
         assert!(matches!(
             Request::decode(frame),
             Err(ProtocolError::Invalid(_))

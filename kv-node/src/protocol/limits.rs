@@ -13,9 +13,9 @@
 
 /// Bytes an `Entries` message with one entry adds around its key and
 /// value: type 1, request id 8, partition 4, source position 12, count 4,
-/// then the entry's position 12, key length 4, value-present byte 1 and
-/// value length 4.
-pub const ENTRIES_ENVELOPE_BYTES: usize = 1 + 8 + 4 + 12 + 4 + 12 + 4 + 1 + 4;
+/// then the entry's position 12, key length 4, value-present byte 1,
+/// value length 4 and expiry 9 (present byte and unix ms).
+pub const ENTRIES_ENVELOPE_BYTES: usize = 1 + 8 + 4 + 12 + 4 + 12 + 4 + 1 + 4 + 9;
 
 /// Frame bytes left unused by the largest entry, for RESP's envelope.
 pub const RESP_MARGIN_BYTES: usize = 4096;
@@ -30,7 +30,7 @@ pub fn max_key_bytes() -> usize {
 
 /// Longest encoded value under a frame limit of `max_frame_bytes`: what is
 /// left after the longest key, the `Entries` envelope and the RESP margin
-/// (16,707,534 bytes for the default 16 MiB frame).
+/// (16,707,525 bytes for the default 16 MiB frame).
 pub fn max_value_bytes(max_frame_bytes: usize) -> usize {
     max_frame_bytes
         .saturating_sub(max_key_bytes())
@@ -50,11 +50,12 @@ mod tests {
     #[test]
     fn the_largest_entry_fits_its_envelope_with_the_margin_left() {
         let frame = DEFAULT_MAX_FRAME_BYTES;
-        assert_eq!(max_value_bytes(frame), 16_707_534);
+        assert_eq!(max_value_bytes(frame), 16_707_525);
         let entry = Entry {
             position: Position { epoch: 1, lsn: 1 },
             key: Bytes::from(vec![b'k'; max_key_bytes()]),
             value: Some(Bytes::from(vec![0u8; max_value_bytes(frame)])),
+            expiry: Some(u64::MAX),
         };
         let mut out = BytesMut::new();
         encode_entries(&mut out, 1, 0, entry.position, std::slice::from_ref(&entry));

@@ -20,6 +20,7 @@
 //! | 0x0A | Ack          | partition: u32, applied: position |
 //! | 0x20 | ClusterMap   | — |
 //! | 0x30 | Conditional  | see [`Conditional`] |
+//! | 0x50-0x55 | Keyspace | see [`Keyspace`]: scan, mget, mset, put with ttl, expire, ttl |
 //! | 0x60 | PutAcks      | acks: u8 (0 leader, 1 all), key: bytes, value: bytes |
 //! | 0x61 | DeleteAcks   | acks: u8 (0 leader, 1 all), key: bytes |
 //!
@@ -40,6 +41,7 @@
 //! | 0xA0 | ClusterMap    | see `map.rs`: version, partitions, rf, nodes, replicas |
 //! | 0xB0 | Applied       | partition: u32, written: bool, old: opt bytes |
 //! | 0xB1 | Counter       | partition: u32, value: i64 |
+//! | 0xD0-0xD3 | Keyspace      | see [`KeyspaceReply`] |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
 //! `PutAcks` and `DeleteAcks` are `Put` and `Delete` with an explicit ack
@@ -57,11 +59,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId, Role};
 use kv_storage::{Entry, Epoch, Location, Position};
 
-pub use super::conditional::{Conditional, SetWhen};
+pub use super::conditional::{Conditional, SetTtl, SetWhen};
 pub use super::info::{
     FollowerInfo, Health, HistoryInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState,
 };
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
+pub use super::keyspace::{KeyTtl, Keyspace, KeyspaceReply, ScanEntry, ScanSpec};
 use super::map::{decode_map, encode_map};
 use super::wire::{WireReader, WireWrite};
 use crate::error::{ErrorCode, ProtocolError};
@@ -145,6 +148,8 @@ pub enum Request {
         /// When the leader may answer.
         acks: AckMode,
     },
+    /// Scan, multi-key and expiry requests.
+    Keyspace(Keyspace),
 }
 
 /// What a node answers.
@@ -258,6 +263,8 @@ pub enum Response {
         /// The value after the increment.
         value: i64,
     },
+    /// Reply to a keyspace request.
+    Keyspace(KeyspaceReply),
     /// Any request can fail with this.
     Error {
         /// The kind of failure.
@@ -302,8 +309,9 @@ mod ty {
     pub const ERROR: u8 = 0xFF;
 }
 
-/// Smallest encoded entry: position (12) + key length (4) + option byte.
-const MIN_ENTRY_BYTES: usize = 17;
+/// Smallest encoded entry: position (12) + key length (4) + two option
+/// bytes (value, expiry).
+const MIN_ENTRY_BYTES: usize = 18;
 
 fn header(out: &mut BytesMut, ty: u8, id: RequestId) {
     out.put_u8(ty);
@@ -373,6 +381,13 @@ fn put_entry(out: &mut BytesMut, e: &Entry) {
     put_position(out, e.position);
     out.put_bytes_field(&e.key);
     out.put_opt_bytes(e.value.as_deref());
+    match e.expiry {
+        Some(at) => {
+            out.put_u8(1);
+            out.put_u64(at);
+        }
+        None => out.put_u8(0),
+    }
 }
 
 fn get_entry(r: &mut WireReader) -> Result<Entry, ProtocolError> {
@@ -380,6 +395,7 @@ fn get_entry(r: &mut WireReader) -> Result<Entry, ProtocolError> {
         position: get_position(r)?,
         key: r.bytes()?,
         value: r.opt_bytes()?,
+        expiry: if r.bool()? { Some(r.u64()?) } else { None },
     })
 }
 
@@ -434,6 +450,10 @@ impl Request {
                 out.put_u8(ack_byte(*acks));
                 out.put_bytes_field(key);
             }
+            Request::Keyspace(k) => {
+                header(out, k.type_byte(), id);
+                k.encode(out);
+            }
         }
     }
 
@@ -477,6 +497,7 @@ impl Request {
                 acks: get_acks(&mut r)?,
                 key: r.bytes()?,
             },
+            t @ 0x50..=0x5F => Request::Keyspace(Keyspace::decode(t, &mut r)?),
             other => return Err(ProtocolError::UnknownMessage(other)),
         };
         r.finish()?;
@@ -593,6 +614,10 @@ impl Response {
                 out.put_u32(*partition);
                 out.put_i64(*value);
             }
+            Response::Keyspace(k) => {
+                header(out, k.type_byte(), id);
+                k.encode(out);
+            }
             Response::Error {
                 code,
                 leader,
@@ -671,6 +696,7 @@ impl Response {
                 partition: r.u32()?,
                 value: r.u64()?.cast_signed(),
             },
+            t @ 0xD0..=0xDF => Response::Keyspace(KeyspaceReply::decode(t, &mut r)?),
             ty::ERROR => decode_error(&mut r)?,
             other => return Err(ProtocolError::UnknownMessage(other)),
         };
@@ -724,9 +750,10 @@ fn decode_error(r: &mut WireReader) -> Result<Response, ProtocolError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::wire::hex;
     use super::*;
 
-    fn hex(request: &Request) -> String {
+    fn request_hex(request: &Request) -> String {
         let mut out = BytesMut::new();
         request.encode(7, &mut out);
         out.iter().map(|b| format!("{b:02x}")).collect()
@@ -754,10 +781,50 @@ mod tests {
             ),
         ];
         for (name, request, expected) in cases {
-            assert_eq!(hex(&request), expected, "{name}");
+            assert_eq!(request_hex(&request), expected, "{name}");
             let mut out = BytesMut::new();
             request.encode(7, &mut out);
             assert_eq!(Request::decode(out.freeze()), Ok((7, request)), "{name}");
+        }
+    }
+
+    fn entry(lsn: u64, value: Option<&'static [u8]>, expiry: Option<u64>) -> Entry {
+        Entry {
+            position: Position { epoch: 2, lsn },
+            key: Bytes::from_static(b"k"),
+            value: value.map(Bytes::from_static),
+            expiry,
+        }
+    }
+
+    #[test]
+    fn entries_carry_the_leaders_expiry_byte_exact() {
+        let cases = [
+            (
+                entry(1, Some(b"\x01"), Some(0x0102_0304_0506_0708)),
+                "00 00 00 02 00 00 00 00 00 00 00 01 00 00 00 01 6b 01 00 00 00 01 01 01 01 02 03 04 05 06 07 08",
+            ),
+            (
+                entry(2, Some(b"\x01"), None),
+                "00 00 00 02 00 00 00 00 00 00 00 02 00 00 00 01 6b 01 00 00 00 01 01 00",
+            ),
+            (
+                entry(3, None, None),
+                "00 00 00 02 00 00 00 00 00 00 00 03 00 00 00 01 6b 00 00",
+            ),
+        ];
+        for (e, expected) in cases {
+            let mut one = BytesMut::new();
+            put_entry(&mut one, &e);
+            assert_eq!(hex(&one), expected);
+            let reply = Response::Entries {
+                partition: 1,
+                source_last: e.position,
+                entries: vec![e],
+            };
+            let mut out = BytesMut::new();
+            reply.encode(4, &mut out);
+            assert_eq!(Response::decode(out.freeze()).unwrap(), (4, reply));
         }
     }
 
@@ -772,6 +839,18 @@ mod tests {
         out[9] = 2;
         assert!(matches!(
             Request::decode(out.freeze()),
+            Err(ProtocolError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_bad_expiry_byte_is_a_typed_error() {
+        let mut out = BytesMut::new();
+        encode_entries(&mut out, 4, 1, Position::default(), &[entry(1, None, None)]);
+        let last = out.len() - 1;
+        out[last] = 7;
+        assert!(matches!(
+            Response::decode(out.freeze()),
             Err(ProtocolError::Invalid(_))
         ));
     }

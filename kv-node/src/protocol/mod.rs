@@ -11,6 +11,7 @@ mod conditional;
 pub mod frame;
 pub mod handshake;
 mod info;
+mod keyspace;
 pub mod limits;
 mod map;
 pub mod message;
@@ -25,8 +26,9 @@ pub use frame::{ByteBudget, FrameCodec, FrameError};
 pub use handshake::{PROTOCOL_VERSION, PeerKind};
 
 pub use message::{
-    Conditional, FollowerInfo, Health, HistoryInfo, NodeInfo, PartitionInfo, PartitionKeys,
-    ReplicaState, Request, RequestId, Response, SetWhen,
+    Conditional, FollowerInfo, Health, HistoryInfo, KeyTtl, Keyspace, KeyspaceReply, NodeInfo,
+    PartitionInfo, PartitionKeys, ReplicaState, Request, RequestId, Response, ScanEntry, ScanSpec,
+    SetTtl, SetWhen,
 };
 
 /// Default maximum frame size: 16 MiB.

@@ -148,3 +148,12 @@ impl WireReader {
         }
     }
 }
+
+/// Bytes as spaced lowercase hex, for byte-exact encoder tables in tests.
+#[cfg(test)]
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -150,6 +150,7 @@ mod tests {
             position: Position { epoch: 1, lsn },
             key: Bytes::from(format!("k{lsn}")),
             value: Some(Bytes::from(vec![b'v'; len])),
+            expiry: None,
         }
     }
 

@@ -435,6 +435,7 @@ mod tests {
                 position: pos(lsn),
                 key: Bytes::from(format!("k{lsn}")),
                 value: Some(Bytes::from_static(b"v")),
+                expiry: None,
             })
             .collect()
     }
@@ -684,6 +685,7 @@ mod tests {
                 position: Position { epoch: 2, lsn: 6 },
                 key: Bytes::from_static(b"k"),
                 value: None,
+                expiry: None,
             }],
         };
         assert!(matches!(
@@ -731,6 +733,7 @@ mod tests {
                 position: pos(1),
                 key: Bytes::from_static(key),
                 value: value.map(Bytes::from_static),
+                expiry: None,
             }],
         };
         let valid = kv_codec::Value::from_user_input("42").encode();

@@ -90,6 +90,7 @@ mod tests {
             position: Position { epoch: 1, lsn },
             key: Bytes::from_static(b"k"),
             value: None,
+            expiry: None,
         })
         .collect()
     }

@@ -443,6 +443,7 @@ mod tests {
                 position: Position { epoch: 1, lsn },
                 key: Bytes::from_static(b"k"),
                 value: Some(Bytes::from(vec![0u8; 100])),
+                expiry: None,
             })
             .collect();
         let chunks = byte_chunks(&entries, 300);

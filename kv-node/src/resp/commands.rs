@@ -10,12 +10,13 @@ use bytes::Bytes;
 use futures::future::join_all;
 
 use super::connection::{Front, Session};
+use super::expiry::{self, Unit};
 use super::frame::Command;
 use super::reply::{OK, Reply};
 use super::route::{self, error_reply};
 use super::{admin, table};
 use crate::atomic::{NOT_AN_INTEGER, parse_strict_i64};
-use crate::protocol::{Conditional, Response, SetWhen};
+use crate::protocol::{Conditional, Response, SetTtl, SetWhen};
 
 /// Runs one command and returns its reply.
 pub(crate) async fn execute(front: &Front, session: &mut Session, args: Command) -> Reply {
@@ -42,6 +43,13 @@ pub(crate) async fn execute(front: &Front, session: &mut Session, args: Command)
         "mget" => mget(front, rest).await,
         "mset" => mset(front, rest).await,
         "strlen" => strlen(front, rest).await,
+        "scan" => super::scan::scan(front, rest).await,
+        "keys" => super::scan::keys(front, rest).await,
+        "expire" => expiry::expire(front, rest, Unit::Seconds).await,
+        "pexpire" => expiry::expire(front, rest, Unit::Millis).await,
+        "ttl" => expiry::ttl(front, rest, Unit::Seconds).await,
+        "pttl" => expiry::ttl(front, rest, Unit::Millis).await,
+        "persist" => expiry::persist(front, rest).await,
         "incr" => incr_by(front, rest, 1).await,
         "decr" => incr_by(front, rest, -1).await,
         "incrby" => incr_by_arg(front, rest, false).await,
@@ -129,22 +137,24 @@ async fn get(front: &Front, args: &[Bytes]) -> Reply {
 struct SetOptions {
     when: Option<SetWhen>,
     get: bool,
+    ttl: Option<SetTtl>,
 }
 
 fn set_options(options: &[Bytes]) -> Result<SetOptions, Reply> {
     let mut parsed = SetOptions::default();
     let mut i = 0;
     while let Some(option) = options.get(i) {
+        if let Some((ttl, used)) = expiry::set_option(options, i)? {
+            if parsed.ttl.replace(ttl).is_some() {
+                return Err(syntax_error());
+            }
+            i += used;
+            continue;
+        }
         match option.to_ascii_uppercase().as_slice() {
             b"NX" if parsed.when.is_none() => parsed.when = Some(SetWhen::IfAbsent),
             b"XX" if parsed.when.is_none() => parsed.when = Some(SetWhen::IfPresent),
             b"GET" => parsed.get = true,
-            b"KEEPTTL" => {}
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" => {
-                return Err(Reply::err(
-                    "kv has no key expiry yet: SET with EX, PX, EXAT or PXAT is not supported",
-                ));
-            }
             _ => return Err(syntax_error()),
         }
         i += 1;
@@ -158,7 +168,7 @@ async fn set(front: &Front, args: &[Bytes]) -> Reply {
         Ok(o) => o,
         Err(reply) => return reply,
     };
-    if options.when.is_none() && !options.get {
+    if options.when.is_none() && !options.get && options.ttl.is_none() {
         return match route::set(front, key, &value).await {
             Ok(()) => OK,
             Err(e) => error_reply(&e),
@@ -169,6 +179,7 @@ async fn set(front: &Front, args: &[Bytes]) -> Reply {
         value: Bytes::from(kv_codec::Value::from_bytes(&value).encode()),
         when: options.when.unwrap_or(SetWhen::Always),
         get_old: options.get,
+        ttl: options.ttl.unwrap_or(SetTtl::Clear),
     };
     match route::conditional(front, op).await {
         Ok(Response::Applied { old, .. }) if options.get => old_value(old),
@@ -230,19 +241,27 @@ async fn mget(front: &Front, keys: &[Bytes]) -> Reply {
     Reply::Array(values)
 }
 
+/// `MSET`: one atomic batch per partition, written at each leader (not
+/// atomic across partitions).
 async fn mset(front: &Front, pairs: &[Bytes]) -> Reply {
     if !pairs.len().is_multiple_of(2) {
         return Reply::err("wrong number of arguments for 'mset' command");
     }
-    let writes = pairs
+    let values: Vec<(&[u8], kv_codec::Value)> = pairs
         .chunks_exact(2)
-        .map(|kv| route::set(front, arg(kv, 0), kv.get(1).map_or(&[][..], |v| v.as_ref())));
-    for result in join_all(writes).await {
-        if let Err(e) = result {
-            return error_reply(&e);
-        }
+        .filter_map(|kv| match kv {
+            [k, v] => Some((k.as_ref(), kv_codec::Value::from_bytes(v))),
+            _ => None,
+        })
+        .collect();
+    if values.iter().any(|(k, _)| k.is_empty()) {
+        return Reply::err("key must not be empty");
     }
-    OK
+    let refs: Vec<(&[u8], &kv_codec::Value)> = values.iter().map(|(k, v)| (*k, v)).collect();
+    match front.cluster.mset(&refs).await {
+        Ok(_) => OK,
+        Err(e) => error_reply(&e),
+    }
 }
 
 async fn strlen(front: &Front, args: &[Bytes]) -> Reply {

@@ -43,6 +43,8 @@
 //!   (pipelining). A protocol error gets Redis's `-ERR Protocol error: …`
 //!   and closes that connection; a client idle for `resp_idle_timeout` is
 //!   closed; neither affects other clients.
+//! - `scan` (`SCAN`, `KEYS`: the cluster-wide scan, glob `MATCH` filtered
+//!   on the node), `expiry` (`EXPIRE`, `TTL`, `PERSIST`, `SET … EX|PX`).
 //! - `commands` (dispatch and the key commands), `admin` (connection and
 //!   server commands: `HELLO`, `AUTH`, `CLIENT`, `CONFIG GET`, ...),
 //!   `info` (`INFO`, `DBSIZE`), `table` (the command table: names and
@@ -51,17 +53,19 @@
 //!
 //! # Not here
 //!
-//! RESP3, transactions (`MULTI`), pub/sub, scripting, key expiry (`EX`/`PX`
-//! are refused with a clear error until kv has TTLs), databases other than
-//! 0, and `-MOVED` redirection.
+//! RESP3, transactions (`MULTI`), pub/sub, scripting, `EXPIREAT` and the
+//! `EXPIRE` options (`NX`/`XX`/`GT`/`LT`), databases other than 0, and
+//! `-MOVED` redirection.
 
 mod admin;
 mod commands;
 mod connection;
+mod expiry;
 mod frame;
 mod info;
 mod reply;
 mod route;
+mod scan;
 mod table;
 
 pub use frame::{FrameError, Limits};

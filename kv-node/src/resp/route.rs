@@ -5,6 +5,7 @@
 //! errors to Redis error replies.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kv_codec::Value;
@@ -13,7 +14,7 @@ use super::connection::Front;
 use super::reply::Reply;
 use crate::atomic::{NOT_AN_INTEGER, OVERFLOW};
 use crate::error::{Error, ErrorCode};
-use crate::protocol::{Conditional, Response};
+use crate::protocol::{Conditional, KeyTtl, Keyspace, KeyspaceReply, Response};
 use crate::server;
 
 /// True when this node leads `key`'s partition and is ready to serve it.
@@ -104,6 +105,43 @@ pub(crate) async fn conditional(front: &Front, op: Conditional) -> Result<Respon
     } else {
         forwarded(front);
         front.cluster.conditional(op).await
+    }
+}
+
+/// Sets (`Some`) or clears (`None`) a key's expiry at the leader; whether
+/// anything was written.
+pub(crate) async fn expire(
+    front: &Front,
+    key: Bytes,
+    ttl: Option<Duration>,
+) -> Result<bool, Error> {
+    if leads(front, &key) {
+        let op = Keyspace::Expire { key, ttl };
+        match local(crate::expiry::execute(&front.shared, op).await)? {
+            Response::Keyspace(KeyspaceReply::ExpiryChanged { changed, .. }) => Ok(changed),
+            other => Err(unexpected(front, &other)),
+        }
+    } else {
+        forwarded(front);
+        match ttl {
+            Some(ttl) => front.cluster.expire(&key, ttl).await,
+            None => front.cluster.persist(&key).await,
+        }
+    }
+}
+
+/// A key's time to live, from its leader (or a follower when the leader
+/// is unreachable).
+pub(crate) async fn ttl(front: &Front, key: Bytes) -> Result<KeyTtl, Error> {
+    if leads(front, &key) {
+        let op = Keyspace::Ttl { key };
+        match local(crate::expiry::execute(&front.shared, op).await)? {
+            Response::Keyspace(KeyspaceReply::Ttl { ttl, .. }) => Ok(ttl),
+            other => Err(unexpected(front, &other)),
+        }
+    } else {
+        forwarded(front);
+        Ok(front.cluster.ttl(&key).await?.value)
     }
 }
 

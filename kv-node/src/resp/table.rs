@@ -142,6 +142,15 @@ static COMMANDS: &[Spec] = &[
         ["*key:key"]
     ),
     spec!(
+        "expire",
+        -3,
+        &["write", "fast"],
+        ONE_KEY,
+        "generic",
+        "Sets the expiration time of a key in seconds (0 or less deletes it).",
+        ["key:key", "seconds:integer"]
+    ),
+    spec!(
         "get",
         2,
         R,
@@ -201,6 +210,15 @@ static COMMANDS: &[Spec] = &[
         ["?*section:string"]
     ),
     spec!(
+        "keys",
+        2,
+        &["readonly"],
+        NO_KEYS,
+        "generic",
+        "Returns all key names that match a pattern (a full cluster scan).",
+        ["pattern:pattern"]
+    ),
+    spec!(
         "mget",
         -2,
         R,
@@ -219,6 +237,24 @@ static COMMANDS: &[Spec] = &[
         ["*key:key", "value:string"]
     ),
     spec!(
+        "persist",
+        2,
+        &["write", "fast"],
+        ONE_KEY,
+        "generic",
+        "Removes the expiration time of a key.",
+        ["key:key"]
+    ),
+    spec!(
+        "pexpire",
+        -3,
+        &["write", "fast"],
+        ONE_KEY,
+        "generic",
+        "Sets the expiration time of a key in milliseconds.",
+        ["key:key", "milliseconds:integer"]
+    ),
+    spec!(
         "ping",
         -1,
         C,
@@ -226,6 +262,15 @@ static COMMANDS: &[Spec] = &[
         "connection",
         "Returns the server's liveliness response.",
         ["?message:string"]
+    ),
+    spec!(
+        "pttl",
+        2,
+        R,
+        ONE_KEY,
+        "generic",
+        "Returns the expiration time in milliseconds of a key.",
+        ["key:key"]
     ),
     spec!(
         "quit",
@@ -246,6 +291,23 @@ static COMMANDS: &[Spec] = &[
         []
     ),
     spec!(
+        "scan",
+        -2,
+        &["readonly"],
+        NO_KEYS,
+        "generic",
+        "Iterates over the key names in the cluster.",
+        [
+            "cursor:integer",
+            "?MATCH",
+            "?pattern:pattern",
+            "?COUNT",
+            "?count:integer",
+            "?TYPE",
+            "?type:string"
+        ]
+    ),
+    spec!(
         "select",
         2,
         C,
@@ -260,8 +322,15 @@ static COMMANDS: &[Spec] = &[
         W,
         ONE_KEY,
         "string",
-        "Sets the string value of a key (no expiry options yet).",
-        ["key:key", "value:string", "?NX|XX", "?GET"]
+        "Sets the string value of a key, optionally with an expiry.",
+        [
+            "key:key",
+            "value:string",
+            "?NX|XX",
+            "?GET",
+            "?EX|PX|EXAT|PXAT|KEEPTTL",
+            "?time:integer"
+        ]
     ),
     spec!(
         "strlen",
@@ -270,6 +339,15 @@ static COMMANDS: &[Spec] = &[
         ONE_KEY,
         "string",
         "Returns the length of a string value.",
+        ["key:key"]
+    ),
+    spec!(
+        "ttl",
+        2,
+        R,
+        ONE_KEY,
+        "generic",
+        "Returns the expiration time in seconds of a key.",
         ["key:key"]
     ),
 ];

@@ -40,6 +40,13 @@
 //! with [`KeyDir::retain`] before the store opens. Recovery queues its
 //! inserts per shard (`recovery_batch.rs`) and inserts each queue under one
 //! lock; the key arena is `arena.rs`.
+//!
+//! Expiry: a key's expiry time (if any) is kept beside the tables, per
+//! shard and under the same lock (`expiry.rs`), set and cleared together
+//! with the key's location so the two never disagree. The directory itself
+//! never hides an expired key; callers compare with their clock
+//! ([`KeyDir::get_entry`]) or pass it in ([`KeyDir::scan_step`],
+//! [`KeyDir::due`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,9 +59,11 @@ use crate::error::Error;
 use crate::segment::SegmentId;
 
 mod arena;
+mod expiry;
 mod recovery_batch;
 
 use arena::{Arena, CHUNK_BYTES};
+use expiry::Expiries;
 pub(crate) use recovery_batch::Batch;
 use recovery_batch::BatchItem;
 
@@ -166,6 +175,7 @@ struct Shard {
     depth: u32,
     len: usize,
     arena: Arena,
+    expiries: Expiries,
 }
 
 impl Default for Shard {
@@ -175,6 +185,7 @@ impl Default for Shard {
             depth: 0,
             len: 0,
             arena: Arena::default(),
+            expiries: Expiries::default(),
         }
     }
 }
@@ -231,13 +242,21 @@ impl Shard {
             return;
         }
         let mut fresh = Arena::default();
+        let mut moved = Vec::new();
+        let track = self.expiries.len() > 0;
         for slot in self.tables.iter_mut().flat_map(HashTable::iter_mut) {
             // Cannot fail: the fresh arena holds fewer bytes than the old one.
             if let Some(at) = fresh.push(self.arena.key(slot.key)) {
+                if track {
+                    moved.push((slot.key, at));
+                }
                 slot.key = at;
             }
         }
         self.arena = fresh;
+        if track {
+            self.expiries = self.expiries.remapped(moved.into_iter());
+        }
     }
 }
 
@@ -284,8 +303,17 @@ impl KeyDir {
         self.len.load(Ordering::Relaxed)
     }
 
+    /// Where `key` points, whether or not it has expired.
+    #[cfg(test)]
     pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<Loc> {
         self.shard(hash).read().find(hash, key).map(|s| s.loc)
+    }
+
+    /// Where `key` points and when it expires (unix ms), if it does.
+    pub(crate) fn get_entry(&self, hash: u64, key: &[u8]) -> Option<(Loc, Option<u64>)> {
+        let shard = self.shard(hash).read();
+        let slot = shard.find(hash, key)?;
+        Some((slot.loc, shard.expiries.get(slot.key)))
     }
 
     /// Fails if inserting a new key of `key_len` bytes could run out of arena
@@ -302,17 +330,32 @@ impl KeyDir {
         }
     }
 
-    /// Points `key` at `loc`, returning the previous location.
-    pub(crate) fn insert(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Option<Loc>, Error> {
-        self.upsert(hash, key, loc, |_| true).map(|u| match u {
-            Upsert::Replaced(old) => Some(old),
-            Upsert::Inserted | Upsert::Stale => None,
-        })
+    /// Points `key` at `loc` (expiring at `expiry`), returning the previous
+    /// location.
+    pub(crate) fn insert(
+        &self,
+        hash: u64,
+        key: &[u8],
+        loc: Loc,
+        expiry: Option<u64>,
+    ) -> Result<Option<Loc>, Error> {
+        self.upsert(hash, key, (loc, expiry), |_| true)
+            .map(|u| match u {
+                Upsert::Replaced(old) => Some(old),
+                Upsert::Inserted | Upsert::Stale => None,
+            })
     }
 
-    /// Points `key` at `loc` unless it points at an equal or newer LSN.
-    pub(crate) fn insert_newer(&self, hash: u64, key: &[u8], loc: Loc) -> Result<Upsert, Error> {
-        self.upsert(hash, key, loc, |old| loc.lsn() > old.lsn())
+    /// Points `key` at `loc` (expiring at `expiry`) unless it points at an
+    /// equal or newer LSN.
+    pub(crate) fn insert_newer(
+        &self,
+        hash: u64,
+        key: &[u8],
+        loc: Loc,
+        expiry: Option<u64>,
+    ) -> Result<Upsert, Error> {
+        self.upsert(hash, key, (loc, expiry), |old| loc.lsn() > old.lsn())
     }
     /// [`KeyDir::insert_newer`] for a batch of keys of one shard under one
     /// lock; `out[i]` receives the result for entry `i`. The inserts are done
@@ -354,7 +397,8 @@ impl KeyDir {
             };
             let newer = |old: &Loc| it.loc.lsn() > old.lsn();
             let key = batch.key(it);
-            let result = Self::upsert_in(&mut guard, self.hasher, it.hash, key, it.loc, newer);
+            let target = (it.loc, it.expiry);
+            let result = Self::upsert_in(&mut guard, self.hasher, it.hash, key, target, newer);
             *slot = result.map_err(|()| Error::KeyDirectoryFull { keys: self.len() })?;
             inserted += usize::from(*slot == Upsert::Inserted);
         }
@@ -362,13 +406,14 @@ impl KeyDir {
         Ok(())
     }
 
-    /// Insert-or-replace inside a locked shard; `Err` if the arena is full.
+    /// Insert-or-replace inside a locked shard (the expiry goes with the
+    /// location); `Err` if the arena is full.
     fn upsert_in(
         shard: &mut Shard,
         seed: Seed,
         hash: u64,
         key: &[u8],
-        loc: Loc,
+        (loc, expiry): (Loc, Option<u64>),
         replace: impl FnOnce(&Loc) -> bool,
     ) -> Result<Upsert, ()> {
         let Shard {
@@ -376,6 +421,7 @@ impl KeyDir {
             depth,
             arena,
             len,
+            expiries,
         } = &mut *shard;
         let table = tables.get_mut(sub_index(hash, *depth)).ok_or(())?;
         let entry = table.entry(
@@ -389,11 +435,13 @@ impl KeyDir {
                 if !replace(&slot.loc) {
                     return Ok(Upsert::Stale);
                 }
+                expiries.set(slot.key, expiry);
                 Ok(Upsert::Replaced(std::mem::replace(&mut slot.loc, loc)))
             }
             Entry::Vacant(e) => {
                 let at = arena.push(key).ok_or(())?;
                 e.insert(Slot { key: at, loc });
+                expiries.set(at, expiry);
                 *len += 1;
                 shard.maybe_split(seed);
                 Ok(Upsert::Inserted)
@@ -405,11 +453,11 @@ impl KeyDir {
         &self,
         hash: u64,
         key: &[u8],
-        loc: Loc,
+        target: (Loc, Option<u64>),
         replace: impl FnOnce(&Loc) -> bool,
     ) -> Result<Upsert, Error> {
         let mut guard = self.shard(hash).write();
-        let result = Self::upsert_in(&mut guard, self.hasher, hash, key, loc, replace);
+        let result = Self::upsert_in(&mut guard, self.hasher, hash, key, target, replace);
         let upsert = result.map_err(|()| Error::KeyDirectoryFull { keys: self.len() })?;
         if upsert == Upsert::Inserted {
             self.len.fetch_add(1, Ordering::Relaxed);
@@ -419,18 +467,33 @@ impl KeyDir {
 
     /// Removes `key`, returning where it pointed.
     pub(crate) fn remove(&self, hash: u64, key: &[u8]) -> Option<Loc> {
+        self.remove_where(hash, key, |_| true)
+    }
+
+    /// Removes `key` if it still points at the record at `at` (compaction
+    /// dropping an expired record), returning where it pointed.
+    pub(crate) fn remove_if(&self, hash: u64, key: &[u8], at: &Loc) -> Option<Loc> {
+        self.remove_where(hash, key, |loc| loc.same_place(at))
+    }
+
+    fn remove_where(&self, hash: u64, key: &[u8], cond: impl FnOnce(&Loc) -> bool) -> Option<Loc> {
         let mut guard = self.shard(hash).write();
         let Shard {
             tables,
             depth,
             arena,
             len,
+            expiries,
         } = &mut *guard;
         let table = tables.get_mut(sub_index(hash, *depth))?;
         let entry = table
             .find_entry(table_hash(hash), |s| arena.key(s.key) == key)
             .ok()?;
+        if !cond(&entry.get().loc) {
+            return None;
+        }
         let (slot, _) = entry.remove();
+        expiries.set(slot.key, None);
         arena.release(key.len());
         *len -= 1;
         self.len.fetch_sub(1, Ordering::Relaxed);
@@ -460,36 +523,74 @@ impl KeyDir {
         }
     }
 
-    /// Calls `f` for every entry, one shard (read-locked) at a time.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], Loc)) {
+    /// Calls `f` for every entry (key, location, expiry), one shard
+    /// (read-locked) at a time.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], Loc, Option<u64>)) {
         for shard in self.shards.iter() {
             let shard = shard.read();
             for slot in shard.slots() {
-                f(shard.arena.key(slot.key), slot.loc);
+                f(
+                    shard.arena.key(slot.key),
+                    slot.loc,
+                    shard.expiries.get(slot.key),
+                );
             }
         }
+    }
+
+    /// Whether any key is due at `now` (expiry ≤ `now`).
+    pub(crate) fn any_due(&self, now: u64) -> bool {
+        let due = |s: &RwLock<Shard>| s.read().expiries.due(now).next().is_some();
+        self.shards.iter().any(due)
+    }
+
+    /// Up to `max` keys of shard `shard` that are due at `now` (expiry ≤
+    /// `now`), earliest first, passed to `f` with their hashes; returns how
+    /// many were passed. `O(log n)` per key under one read lock.
+    pub(crate) fn due(
+        &self,
+        shard: usize,
+        now: u64,
+        max: usize,
+        mut f: impl FnMut(u64, &[u8]),
+    ) -> usize {
+        let Some(lock) = self.shards.get(shard) else {
+            return 0;
+        };
+        let guard = lock.read();
+        let mut passed = 0;
+        for (_, key_ref) in guard.expiries.due(now).take(max) {
+            let key = guard.arena.key(key_ref);
+            f(self.hash(key), key);
+            passed += 1;
+        }
+        passed
     }
 
     /// One scan step: the keys of the one sub-table that holds position
     /// `from`, with hashes at or after `from`, in hash order, at most
     /// `count` of them (more only when several keys share the last hash)
-    /// passed to `f` with their hashes. Returns the position after the last
-    /// key passed, or after the sub-table's range if all were, or `None`
-    /// when that is past the end of the hash space.
+    /// passed to `f` with their hashes. Keys expired at `now` are skipped.
+    /// Returns the position after the last key passed, or after the
+    /// sub-table's range if all were, or `None` when that is past the end
+    /// of the hash space.
     pub(crate) fn scan_step(
         &self,
         from: u64,
         count: usize,
+        now: u64,
         mut f: impl FnMut(u64, &[u8]),
     ) -> Option<u64> {
         let shard_at = self.shard_index(from);
         let guard = self.shard(from).read();
         let sub = sub_index(from, guard.depth);
+        let live = |s: &&Slot| guard.expiries.get(s.key).is_none_or(|at| at > now);
         let mut found: Vec<(u64, &[u8])> = guard
             .tables
             .get(sub)
             .into_iter()
             .flat_map(HashTable::iter)
+            .filter(live)
             .map(|s| guard.arena.key(s.key))
             .map(|k| (self.hash(k), k))
             .filter(|(h, _)| *h >= from)
@@ -509,13 +610,18 @@ impl KeyDir {
         for shard in self.shards.iter() {
             let mut guard = shard.write();
             let Shard {
-                tables, arena, len, ..
+                tables,
+                arena,
+                len,
+                expiries,
+                ..
             } = &mut *guard;
             let mut removed = 0;
             for table in tables.iter_mut() {
                 table.retain(|slot| {
                     let k = keep(&slot.loc);
                     if !k {
+                        expiries.set(slot.key, None);
                         arena.release(arena.key(slot.key).len());
                         removed += 1;
                     }
@@ -568,7 +674,8 @@ impl KeyDir {
             let s = s.read();
             let tables: usize = s.tables.iter().map(HashTable::allocation_size).sum();
             let table_structs = s.tables.capacity() * std::mem::size_of::<HashTable<Slot>>();
-            tables + table_structs + s.arena.bytes() + s.arena.chunks.capacity() * 24
+            let arena = s.arena.bytes() + s.arena.chunks.capacity() * 24;
+            tables + table_structs + arena + s.expiries.memory_bytes()
         };
         self.shards.iter().map(shard_bytes).sum()
     }
@@ -599,8 +706,8 @@ mod tests {
     fn insert_get_remove() {
         let kd = KeyDir::new();
         let h = kd.hash(b"a");
-        assert_eq!(kd.insert(h, b"a", loc(1)).unwrap(), None);
-        assert_eq!(kd.insert(h, b"a", loc(2)).unwrap(), Some(loc(1)));
+        assert_eq!(kd.insert(h, b"a", loc(1), None).unwrap(), None);
+        assert_eq!(kd.insert(h, b"a", loc(2), None).unwrap(), Some(loc(1)));
         assert_eq!(kd.get(h, b"a"), Some(loc(2)));
         assert_eq!(kd.get(kd.hash(b"b"), b"b"), None);
         assert_eq!(kd.len(), 1);
@@ -613,11 +720,20 @@ mod tests {
     fn insert_newer_keeps_highest_lsn() {
         let kd = KeyDir::new();
         let h = kd.hash(b"k");
-        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Inserted);
-        assert_eq!(kd.insert_newer(h, b"k", loc(3)).unwrap(), Upsert::Stale);
-        assert_eq!(kd.insert_newer(h, b"k", loc(5)).unwrap(), Upsert::Stale);
         assert_eq!(
-            kd.insert_newer(h, b"k", loc(9)).unwrap(),
+            kd.insert_newer(h, b"k", loc(5), None).unwrap(),
+            Upsert::Inserted
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(3), None).unwrap(),
+            Upsert::Stale
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(5), None).unwrap(),
+            Upsert::Stale
+        );
+        assert_eq!(
+            kd.insert_newer(h, b"k", loc(9), None).unwrap(),
             Upsert::Replaced(loc(5))
         );
     }
@@ -628,7 +744,8 @@ mod tests {
         let key = |i: u32| format!("key-{i}-{}", "x".repeat((i % 40) as usize)).into_bytes();
         for i in 0..20_000 {
             let k = key(i);
-            kd.insert(kd.hash(&k), &k, loc(u64::from(i) + 1)).unwrap();
+            kd.insert(kd.hash(&k), &k, loc(u64::from(i) + 1), None)
+                .unwrap();
         }
         for i in (0..20_000).filter(|i| i % 3 != 0) {
             let k = key(i);
@@ -640,7 +757,7 @@ mod tests {
             assert_eq!(kd.get(kd.hash(&k), &k), want, "key {i}");
         }
         let mut seen = 0;
-        kd.for_each(|k, l| {
+        kd.for_each(|k, l, _| {
             assert_eq!(k, &key(l.lsn() as u32 - 1)[..]);
             seen += 1;
         });
@@ -651,8 +768,9 @@ mod tests {
     fn big_keys_get_their_own_chunk() {
         let kd = KeyDir::new();
         let big = vec![7u8; CHUNK_BYTES + 10];
-        kd.insert(kd.hash(&big), &big, loc(1)).unwrap();
-        kd.insert(kd.hash(b"small"), b"small", loc(2)).unwrap();
+        kd.insert(kd.hash(&big), &big, loc(1), None).unwrap();
+        kd.insert(kd.hash(b"small"), b"small", loc(2), None)
+            .unwrap();
         assert_eq!(kd.get(kd.hash(&big), &big), Some(loc(1)));
         assert_eq!(kd.get(kd.hash(b"small"), b"small"), Some(loc(2)));
     }
@@ -667,7 +785,7 @@ mod tests {
             } else {
                 Loc::tombstone(1, 0, 5, i + 1)
             };
-            kd.insert(kd.hash(&k), &k, l).unwrap();
+            kd.insert(kd.hash(&k), &k, l, None).unwrap();
         }
         kd.retain(|l| !l.is_tombstone());
         assert_eq!(kd.len(), 50);
@@ -682,7 +800,7 @@ mod tests {
     fn scan_all(kd: &KeyDir, count: usize, mut between: impl FnMut()) -> Vec<(u64, Vec<u8>)> {
         let (mut out, mut from) = (Vec::new(), Some(0));
         while let Some(f) = from {
-            from = kd.scan_step(f, count, |h, k| out.push((h, k.to_vec())));
+            from = kd.scan_step(f, count, 0, |h, k| out.push((h, k.to_vec())));
             between();
         }
         out
@@ -702,7 +820,7 @@ mod tests {
         let kd = KeyDir::new();
         for i in 0..20_000u64 {
             let k = i.to_be_bytes();
-            kd.insert(kd.hash(&k), &k, loc(i + 1)).unwrap();
+            kd.insert(kd.hash(&k), &k, loc(i + 1), None).unwrap();
         }
         assert!(
             kd.shards.iter().all(|s| s.read().depth >= 1),
@@ -720,13 +838,14 @@ mod tests {
         let kd = KeyDir::new();
         let key = |i: u64| format!("k{i}").into_bytes();
         for i in 0..300 {
-            kd.insert(kd.hash(&key(i)), &key(i), loc(i + 1)).unwrap();
+            kd.insert(kd.hash(&key(i)), &key(i), loc(i + 1), None)
+                .unwrap();
         }
         let mut next = 300;
         let got = scan_all(&kd, 5, || {
             // Bounded, so the scan catches up and ends.
             for _ in 0..200.min(20_000 - next) {
-                kd.insert(kd.hash(&key(next)), &key(next), loc(next + 1))
+                kd.insert(kd.hash(&key(next)), &key(next), loc(next + 1), None)
                     .unwrap();
                 next += 1;
             }
@@ -737,5 +856,57 @@ mod tests {
         );
         let seen: std::collections::HashSet<_> = got.into_iter().map(|(_, k)| k).collect();
         assert!((0..300).all(|i| seen.contains(&key(i))));
+    }
+
+    #[test]
+    fn expiries_follow_their_keys_through_replace_remove_retain_and_arena_rebuilds() {
+        let kd = KeyDir::new();
+        let key = |i: u64| format!("expiring-key-{i}-{}", "y".repeat(400)).into_bytes();
+        let put = |i: u64, at: Option<u64>| kd.insert(kd.hash(&key(i)), &key(i), loc(i + 1), at);
+        for i in 0..4000 {
+            put(i, Some(10_000 + i)).unwrap();
+        }
+        let expiry = |i: u64| kd.get_entry(kd.hash(&key(i)), &key(i)).map(|(_, at)| at);
+        // Replacing a key replaces (or clears) its expiry.
+        put(1, None).unwrap();
+        put(2, Some(5)).unwrap();
+        assert_eq!(
+            (expiry(1), expiry(2), expiry(3)),
+            (Some(None), Some(Some(5)), Some(Some(10_003)))
+        );
+        // Removing most keys rebuilds the arenas (new key references).
+        for i in (0..4000).filter(|i| i % 10 != 0) {
+            kd.remove(kd.hash(&key(i)), &key(i)).unwrap();
+        }
+        for i in (0..4000).step_by(10) {
+            assert_eq!(expiry(i), Some(Some(10_000 + i)), "key {i}");
+        }
+        assert_eq!(expiry(2), None);
+        // Due keys, earliest first, only those present.
+        let due = |now| {
+            let mut out = Vec::new();
+            for shard in 0..SHARDS {
+                kd.due(shard, now, usize::MAX, |_, k| out.push(k.to_vec()));
+            }
+            out.sort();
+            out
+        };
+        let mut want: Vec<_> = [0, 10, 20, 30].into_iter().map(key).collect();
+        want.sort();
+        assert_eq!(due(10_030), want);
+        assert!(kd.any_due(10_000) && !kd.any_due(9_999));
+        // A removal by location only happens at that location.
+        let (k, h) = (key(10), kd.hash(&key(10)));
+        assert_eq!(kd.remove_if(h, &k, &Loc::new(9, 9, 9, 9)), None);
+        assert_eq!(kd.remove_if(h, &k, &loc(11)), Some(loc(11)));
+        kd.retain(|l| l.lsn() != 21);
+        assert_eq!(due(10_030), vec![key(0), key(30)]);
+        // Scans skip keys expired at the time they are given.
+        let mut seen = 0;
+        let mut from = Some(0);
+        while let Some(f) = from {
+            from = kd.scan_step(f, 100, 10_030, |_, _| seen += 1);
+        }
+        assert_eq!(seen, kd.len() - 2);
     }
 }

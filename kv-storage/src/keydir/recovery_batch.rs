@@ -17,6 +17,7 @@ pub(super) struct BatchItem {
     key_at: u32,
     key_len: u32,
     pub(super) loc: Loc,
+    pub(super) expiry: Option<u64>,
 }
 
 impl Batch {
@@ -28,7 +29,7 @@ impl Batch {
         }
     }
 
-    pub(crate) fn push(&mut self, hash: u64, key: &[u8], loc: Loc) {
+    pub(crate) fn push(&mut self, hash: u64, key: &[u8], loc: Loc, expiry: Option<u64>) {
         let key_at = self.keys.len() as u32;
         self.keys.extend_from_slice(key);
         let key_len = key.len() as u32;
@@ -37,6 +38,7 @@ impl Batch {
             key_at,
             key_len,
             loc,
+            expiry,
         });
     }
 

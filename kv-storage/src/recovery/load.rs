@@ -160,7 +160,7 @@ impl<'a> SegmentLoad<'a> {
         let hash = self.keydir.hash(rec.key);
         let shard = self.keydir.shard_index(hash);
         let queue = &mut self.pending[shard];
-        queue.push(hash, rec.key, loc);
+        queue.push(hash, rec.key, loc, rec.expiry);
         if queue.len() >= BATCH || queue.key_bytes() >= BATCH_KEY_BYTES {
             self.flush(shard)?;
         }
@@ -313,6 +313,7 @@ fn summary<'b>(offset: u64, rec: &RecordRef<'b>) -> HintEntry<'b> {
         key: rec.key,
         offset,
         len: rec.len as u64,
+        expiry: rec.expiry,
     }
 }
 
