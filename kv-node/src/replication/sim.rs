@@ -597,6 +597,10 @@ mod tests {
         Up(NodeId),
         Mark(NodeId),
         Crash(NodeId),
+        /// An `acks = "all"` write under `sync = "always"`: the leader's
+        /// last entry counts as acknowledged once every replica holds it,
+        /// durably (all are marked then).
+        AckAll,
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {
@@ -611,6 +615,7 @@ mod tests {
             1 => node.clone().prop_map(Op::Up),
             1 => node.clone().prop_map(Op::Mark),
             1 => node.prop_map(Op::Crash),
+            2 => Just(Op::AckAll),
         ]
     }
 
@@ -633,7 +638,43 @@ mod tests {
     /// Leader changes take their epoch from a counter, as the control
     /// plane will hand them out (node-local epochs are unique only when
     /// the new leader heard of the old one).
-    fn apply(sim: &mut Sim, leader: &mut NodeId, epochs: &mut Epoch, op: &Op) {
+    /// The entry at `position` in `r`'s history, if it holds it.
+    fn entry_at(r: &Replica, position: Position) -> Option<Entry> {
+        let lsn = position.lsn.checked_sub(1)?;
+        match r.history_after(lsn, 1) {
+            Ok(Some(mut entries)) if !entries.is_empty() => {
+                Some(entries.remove(0)).filter(|e| e.position == position)
+            }
+            _ => None,
+        }
+    }
+
+    /// Acknowledges the leader's last entry if every replica holds it
+    /// (see [`Op::AckAll`]).
+    fn ack_all(sim: &mut Sim, leader: NodeId, acked: &mut Vec<Entry>) {
+        let last = sim.nodes[&leader].position();
+        let Some(entry) = entry_at(&sim.nodes[&leader], last) else {
+            return;
+        };
+        if sim
+            .nodes
+            .values()
+            .all(|r| entry_at(r, last).as_ref() == Some(&entry))
+        {
+            for n in 0..3 {
+                sim.mark(n);
+            }
+            acked.push(entry);
+        }
+    }
+
+    fn apply(
+        sim: &mut Sim,
+        leader: &mut NodeId,
+        epochs: &mut Epoch,
+        acked: &mut Vec<Entry>,
+        op: &Op,
+    ) {
         let mut out = Vec::new();
         match *op {
             Op::Put(k, v) => {
@@ -663,6 +704,7 @@ mod tests {
                     sim.follow(n, *leader);
                 }
             }
+            Op::AckAll => ack_all(sim, *leader, acked),
             Op::Sync(_) => {}
         }
     }
@@ -672,17 +714,18 @@ mod tests {
 
         /// After any run of writes, leader changes, partitions and crashes
         /// that lose unsynced tails, once everyone follows the last leader
-        /// every replica holds exactly its history.
+        /// every replica holds exactly its history, and that history still
+        /// holds every write acknowledged with `acks = "all"`.
         #[test]
         fn replicas_converge_on_the_leaders_history(ops in proptest::collection::vec(op(), 1..40)) {
             let mut sim = Sim::new(3);
             let mut out = Vec::new();
-            let (mut leader, mut epochs) = (0, 1);
+            let (mut leader, mut epochs, mut acked) = (0, 1, Vec::new());
             sim.follow(1, 0);
             sim.follow(2, 0);
             sim.lead(0, Some(epochs), &mut out);
             for op in &ops {
-                apply(&mut sim, &mut leader, &mut epochs, op);
+                apply(&mut sim, &mut leader, &mut epochs, &mut acked, op);
             }
             // The last leader may still be waiting for a peer: heal first.
             for n in 0..3 {
@@ -701,6 +744,10 @@ mod tests {
                 proptest::prop_assert_eq!(r.position(), lead.position(), "node {}: {:?}", id, sim.dump());
                 proptest::prop_assert_eq!(contents(r), contents(&lead), "node {}", id);
                 proptest::prop_assert_eq!(history(r), history(&lead), "node {}", id);
+            }
+            for entry in &acked {
+                let held = entry_at(&lead, entry.position);
+                proptest::prop_assert_eq!(held.as_ref(), Some(entry), "{:?}", sim.dump());
             }
         }
     }
