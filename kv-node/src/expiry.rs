@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 use crate::error::ErrorCode;
 use crate::protocol::{Keyspace, KeyspaceReply, Response};
 use crate::replica::Replica;
+use crate::replication::insync;
 use crate::server::{Shared, error_reply, io_error, readable, writable};
 use crate::storage_io;
 
@@ -50,26 +51,42 @@ pub(crate) async fn execute(shared: &Shared, op: Keyspace) -> Response {
                 Ok(found) => found,
                 Err(reply) => return reply,
             };
-            match storage_io::put_expiring(r, key, value, ttl).await {
-                Ok(position) => Response::Written {
-                    partition: p,
-                    position,
-                },
-                Err(e) => io_error(Some(p), e),
-            }
+            // Writes here run under the cluster's ack mode, as a plain
+            // put does.
+            insync::acked(shared, r, p, None, || async {
+                match storage_io::put_expiring(r, key, value, ttl).await {
+                    Ok(position) => Ok((
+                        Response::Written {
+                            partition: p,
+                            position,
+                        },
+                        position,
+                    )),
+                    Err(e) => Err(io_error(Some(p), e)),
+                }
+            })
+            .await
         }
         Keyspace::Expire { key, ttl } => {
             let (r, p) = match writable(shared, &key) {
                 Ok(found) => found,
                 Err(reply) => return reply,
             };
-            match storage_io::expire(r, key, ttl).await {
-                Ok(changed) => Response::Keyspace(KeyspaceReply::ExpiryChanged {
-                    partition: p,
-                    changed,
-                }),
-                Err(e) => io_error(Some(p), e),
-            }
+            insync::acked(shared, r, p, None, || async {
+                match storage_io::expire(r, key, ttl).await {
+                    // The replica's end includes the record written (if
+                    // any): waiting for it covers that record.
+                    Ok(changed) => Ok((
+                        Response::Keyspace(KeyspaceReply::ExpiryChanged {
+                            partition: p,
+                            changed,
+                        }),
+                        r.position(),
+                    )),
+                    Err(e) => Err(io_error(Some(p), e)),
+                }
+            })
+            .await
         }
         Keyspace::Ttl { key } => {
             let (r, p) = match readable(shared, &key) {

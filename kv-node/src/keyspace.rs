@@ -19,6 +19,7 @@ use kv_storage::Cursor;
 use crate::error::ErrorCode;
 use crate::protocol::{Keyspace, KeyspaceReply, Response, ScanEntry, ScanSpec};
 use crate::replica::Replica;
+use crate::replication::insync;
 use crate::server::{Shared, error_reply, io_error, not_hosted, ready_to_read, ready_to_write};
 use crate::storage_io;
 
@@ -140,13 +141,20 @@ async fn put_many(shared: &Shared, p: PartitionId, pairs: Vec<(Bytes, Bytes)>) -
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    match storage_io::put_batch(r, pairs).await {
-        Ok(position) => Response::Written {
-            partition: p,
-            position,
-        },
-        Err(e) => io_error(Some(p), e),
-    }
+    // Under the cluster's ack mode, as a plain put is.
+    insync::acked(shared, r, p, None, || async {
+        match storage_io::put_batch(r, pairs).await {
+            Ok(position) => Ok((
+                Response::Written {
+                    partition: p,
+                    position,
+                },
+                position,
+            )),
+            Err(e) => Err(io_error(Some(p), e)),
+        }
+    })
+    .await
 }
 
 /// One scan page of `r` (blocking: called through `storage_io::scan`).

@@ -167,6 +167,40 @@ async fn acks_all_reply_waits_until_the_in_sync_follower_acknowledges() {
     cluster.shutdown().await;
 }
 
+/// Writes that arrive as keyspace requests (a put with a ttl, an mset)
+/// run under the cluster's ack mode too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_writes_wait_for_acks_under_the_cluster_default() {
+    let (cluster, mut fake) = with_fake_follower(all_by_default_long_lag).await;
+    let client = cluster.client();
+    let ttl_key = key_in(&cluster.map, P, "ttl");
+    let mset_key = key_in(&cluster.map, P, "mset");
+    for (name, key) in [("put --ttl", ttl_key), ("mset", mset_key)] {
+        let write = {
+            let (client, key) = (client.clone(), key.clone());
+            tokio::spawn(async move {
+                let v = value("v");
+                match name {
+                    "mset" => client.mset(&[(key.as_bytes(), &v)]).await.map(|_| ()),
+                    _ => client
+                        .put_ttl(key.as_bytes(), &v, Duration::from_secs(60))
+                        .await
+                        .map(|_| ()),
+                }
+            })
+        };
+        let entries = fake.next_entries().await;
+        let entry = entries.last().unwrap().clone();
+        assert_eq!(entry.key, Bytes::from(key.clone()), "{name}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!write.is_finished(), "{name} answered before the ack");
+        fake.ack(entry.position).await;
+        let answered = write.await.unwrap();
+        assert!(answered.is_ok(), "{name}: {answered:?}");
+    }
+    cluster.shutdown().await;
+}
+
 fn short_lag(o: &mut NodeOptions) {
     o.replication.replica_lag_max_ms = 500;
 }
