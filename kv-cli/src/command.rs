@@ -11,11 +11,12 @@
 //! [`execute`] runs a command against a [`ClusterClient`] and returns a
 //! [`Reply`]; how a reply is printed is [`crate::output`]'s business.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kv_codec::Value;
-use kv_node::protocol::{KeyTtl, NodeInfo, PartitionKeys};
+use kv_node::protocol::{HistoryInfo, KeyTtl, NodeInfo, PartitionKeys};
 use kv_node::{ClusterClient, Read};
 use kv_router::{AckMode, NodeId, PartitionId};
 use kv_storage::Location;
@@ -74,7 +75,8 @@ pub enum Command {
         #[arg(value_parser = parse_key)]
         key: String,
     },
-    /// A node's partitions, its role in each and the keys in hot storage.
+    /// A node's partitions, its role in each, the keys in hot storage and
+    /// the rollback files of its replicas.
     Inspect {
         /// The node id.
         node: NodeId,
@@ -475,6 +477,9 @@ pub enum Reply {
         node: NodeId,
         /// Its partitions.
         partitions: Vec<PartitionKeys>,
+        /// Each partition's replication history on that node (rollback
+        /// files), when its info answered.
+        histories: BTreeMap<PartitionId, HistoryInfo>,
     },
     /// Every node's info (or the error reaching it).
     Cluster(Vec<(NodeId, Result<NodeInfo, String>)>),
@@ -573,9 +578,20 @@ pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply,
                 )));
             }
             let partitions = client.inspect(*node).await?;
+            // Rollback files come with the node's info; inspect still
+            // answers (without them) if that fails.
+            let histories = match client.node_info(*node).await {
+                Ok(info) => info
+                    .partitions
+                    .into_iter()
+                    .map(|p| (p.partition, p.history))
+                    .collect(),
+                Err(_) => BTreeMap::new(),
+            };
             Reply::Inspect {
                 node: *node,
                 partitions,
+                histories,
             }
         }
         Command::Cluster => Reply::Cluster(

@@ -10,7 +10,8 @@
 //! - `del` → `{"key": .., "deleted": bool}`
 //! - `status` → `{"key": .., "location": "HOT_STORAGE", "partition": .., "leader": .., "replicas": [..],
 //!   "in_sync": [..] or null}` (the in-sync set, leader first; null when the leader did not answer)
-//! - `inspect` → `{"node": .., "partitions": [{"partition": .., "role": .., "hot_keys": [..]}]}`
+//! - `inspect` → `{"node": .., "partitions": [{"partition": .., "role": .., "hot_keys": [..],
+//!   "rolled_back": n|null, "rollback_files": [..]|null}]}` (null: the node's info did not answer)
 //! - `cluster` → `{"nodes": [{"id", "addr", "up", "error"?, "partitions"?, "keys"?}],
 //!   "partitions": [{"partition", "replicas": [{"node", "role", "up", "lsn"?, "lag"?}], "in_sync"?}]}`
 //!   (`in_sync`: the set as the leader reports it, leader first)
@@ -55,7 +56,11 @@ pub fn answer(command: &Command, reply: &Reply, map: &ClusterMap) -> Json {
             "in_sync": in_sync,
             "stale": read.stale,
         }),
-        Reply::Inspect { node, partitions } => {
+        Reply::Inspect {
+            node,
+            partitions,
+            histories,
+        } => {
             let parts: Vec<Json> = partitions
                 .iter()
                 .map(|p| {
@@ -64,7 +69,14 @@ pub fn answer(command: &Command, reply: &Reply, map: &ClusterMap) -> Json {
                         .iter()
                         .map(|k| String::from_utf8_lossy(k).into_owned())
                         .collect();
-                    json!({"partition": p.partition, "role": p.role.to_string(), "hot_keys": keys})
+                    let history = histories.get(&p.partition);
+                    json!({
+                        "partition": p.partition,
+                        "role": p.role.to_string(),
+                        "hot_keys": keys,
+                        "rolled_back": history.map(|h| h.rolled_back),
+                        "rollback_files": history.map(|h| &h.rollback_files),
+                    })
                 })
                 .collect();
             json!({"node": node, "partitions": parts})

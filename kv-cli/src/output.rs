@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use kv_codec::Value;
 use kv_node::Read;
-use kv_node::protocol::{NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
+use kv_node::protocol::{HistoryInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use kv_router::{ClusterMap, NodeId, PartitionId};
 use kv_storage::Location;
 
@@ -98,7 +98,11 @@ pub fn render(reply: &Reply, map: &ClusterMap, raw: bool) -> Rendered {
             },
         }
         .with_stale_note(read, map),
-        Reply::Inspect { partitions, .. } => Rendered::answer(inspect_lines(partitions)),
+        Reply::Inspect {
+            partitions,
+            histories,
+            ..
+        } => Rendered::answer(inspect_lines(partitions, histories)),
         Reply::Keys(list) => keyspace::render_keys(list, "use --limit N to list more"),
         Reply::Values(reads) => keyspace::render_values(reads, raw),
         Reply::Ttl(read) => keyspace::render_ttl(read).with_stale_note(read, map),
@@ -218,9 +222,13 @@ fn status_line(read: &Read<Location>, replicas: &[NodeId]) -> String {
     )
 }
 
-/// For each partition: its role, how many hot keys, then one per line
-/// (quoted like a shell word when needed).
-fn inspect_lines(partitions: &[PartitionKeys]) -> Vec<String> {
+/// For each partition: its role, how many hot keys, then its rollback
+/// files if it has any, then the hot keys one per line (quoted like a
+/// shell word when needed).
+fn inspect_lines(
+    partitions: &[PartitionKeys],
+    histories: &BTreeMap<PartitionId, HistoryInfo>,
+) -> Vec<String> {
     let mut lines = Vec::new();
     for p in partitions {
         let n = p.hot_keys.len();
@@ -230,6 +238,9 @@ fn inspect_lines(partitions: &[PartitionKeys]) -> Vec<String> {
             p.role,
             plural(n as u64)
         ));
+        if let Some(h) = histories.get(&p.partition) {
+            lines.extend(rollback_lines(h));
+        }
         for key in &p.hot_keys {
             let key = String::from_utf8_lossy(key);
             lines.push(format!("  {}", shell_words::quote(&key)));
@@ -346,6 +357,21 @@ fn health(r: &PartitionInfo) -> String {
         out += &format!(" ({})", h.problem);
     }
     out + &rollbacks(r)
+}
+
+/// `  rolled back 3 entries since start; rollback files:` and one file per
+/// line, or nothing when the replica never truncated.
+fn rollback_lines(h: &HistoryInfo) -> Vec<String> {
+    if h.rollback_files.is_empty() && h.rolled_back == 0 {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "  rolled back {} entr{} since start; rollback files:",
+        h.rolled_back,
+        if h.rolled_back == 1 { "y" } else { "ies" }
+    )];
+    lines.extend(h.rollback_files.iter().map(|f| format!("    {f}")));
+    lines
 }
 
 /// Log-matching truncations of a replica, empty when none:
@@ -491,11 +517,24 @@ mod tests {
                     hot_keys: vec![Bytes::from("nama"), Bytes::from("two words")],
                 },
             ],
+            histories: BTreeMap::from([
+                (
+                    0,
+                    HistoryInfo {
+                        epoch: 3,
+                        rolled_back: 2,
+                        rollback_files: vec!["/d/rollback/rollback-0000000001.kvrb".into()],
+                    },
+                ),
+                (1, HistoryInfo::default()),
+            ]),
         };
         assert_eq!(
             render(&reply, &map(), false).lines,
             [
                 "partition 0 (follower): 0 hot keys",
+                "  rolled back 2 entries since start; rollback files:",
+                "    /d/rollback/rollback-0000000001.kvrb",
                 "partition 1 (leader): 2 hot keys",
                 "  nama",
                 "  'two words'",
