@@ -79,6 +79,18 @@
 //! # Ok::<(), kv_codec::DecodeError>(())
 //! ```
 
+// Library code never panics on input: no unwrap/expect, no unchecked
+// indexing (exceptions carry `#[expect(..., reason = "...")]`). Tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod classify;
 mod error;
 mod reader;

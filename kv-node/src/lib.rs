@@ -85,6 +85,18 @@
 //! # }
 //! ```
 
+// Library code never panics on input: no unwrap/expect, no unchecked
+// indexing (exceptions carry `#[expect(..., reason = "...")]`). Tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod atomic;
 mod auth;
 mod client;

@@ -196,6 +196,10 @@ impl Replica {
         ((kv_router::key_hash(key) >> 32) % KEY_LOCK_STRIPES as u64) as usize
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the index is reduced modulo the array's length"
+    )]
     fn stripe_lock(&self, stripe: usize) -> &RwLock<()> {
         &self.key_locks[stripe % KEY_LOCK_STRIPES]
     }

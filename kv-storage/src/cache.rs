@@ -138,6 +138,10 @@ impl Shard {
         freed
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "free-list indices always name an existing slot"
+    )]
     fn put(&mut self, slot: Slot) {
         let hash = slot.hash;
         self.used += slot.charge();
@@ -217,6 +221,10 @@ impl StoreCache {
         hash ^ self.store.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the index is reduced modulo the number of shards"
+    )]
     fn shard(&self, mixed: u64) -> &RwLock<Shard> {
         &self.cache.inner.shards[(mixed >> 40) as usize % CACHE_SHARDS]
     }

@@ -111,8 +111,13 @@ impl HintBuilder {
 
     /// The finished hint for a segment file of `segment_len` bytes.
     pub(crate) fn finish(mut self, segment_len: u64) -> Vec<u8> {
-        self.out[12..20].copy_from_slice(&segment_len.to_le_bytes());
-        self.out[20..24].copy_from_slice(&self.count.to_le_bytes());
+        // The header (written by `new`) has room for both fields.
+        if let Some(len) = self.out.get_mut(12..20) {
+            len.copy_from_slice(&segment_len.to_le_bytes());
+        }
+        if let Some(count) = self.out.get_mut(20..24) {
+            count.copy_from_slice(&self.count.to_le_bytes());
+        }
         let crc = crc32fast::hash(&self.out);
         self.out.extend_from_slice(&crc.to_le_bytes());
         self.out

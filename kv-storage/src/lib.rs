@@ -130,6 +130,18 @@
 //! filter, not a seek), no compression. Values are bounded by
 //! `Options::max_value_bytes` and read whole.
 
+// Library code never panics on input: no unwrap/expect, no unchecked
+// indexing (exceptions carry `#[expect(..., reason = "...")]`). Tests may.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod batch;
 mod cache;
 mod compaction;

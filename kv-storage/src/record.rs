@@ -248,8 +248,11 @@ pub(crate) fn encode_in_batch(
     }
     buf.extend_from_slice(fields.key);
     buf.extend_from_slice(fields.value);
-    let crc = crc32fast::hash(&buf[start + 4..]);
-    buf[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+    // The four CRC bytes were pushed at `start` above.
+    let crc = crc32fast::hash(buf.get(start + 4..).unwrap_or_default());
+    if let Some(head) = buf.get_mut(start..start + 4) {
+        head.copy_from_slice(&crc.to_le_bytes());
+    }
     buf.len() - start
 }
 

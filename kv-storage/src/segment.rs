@@ -136,11 +136,11 @@ impl SegmentHeader {
             .get(..32)
             .and_then(|b| b.try_into().ok())
             .ok_or("segment shorter than its header")?;
-        let le32 = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+        let le32 = |at: usize| crate::meta::le32(h, at).ok_or("segment shorter than its header");
         if &h[0..4] != MAGIC {
             return Err("bad segment magic");
         }
-        if crc32fast::hash(&h[0..28]) != le32(28) {
+        if crc32fast::hash(&h[0..28]) != le32(28)? {
             return Err("segment header checksum mismatch");
         }
         if h[4] != VERSION {
@@ -154,11 +154,11 @@ impl SegmentHeader {
         let mut lsn = [0u8; 8];
         lsn.copy_from_slice(&h[16..24]);
         Ok(SegmentHeader {
-            id: le32(8),
+            id: le32(8)?,
             kind,
             reset: h[6] & FLAG_RESET != 0,
             base: Position {
-                epoch: le32(12),
+                epoch: le32(12)?,
                 lsn: u64::from_le_bytes(lsn),
             },
         })

@@ -52,16 +52,16 @@ impl WireReader {
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8], ProtocolError> {
-        let available = self.buf.len() - self.pos;
-        if n > available {
-            return Err(ProtocolError::Truncated {
-                needed: n,
-                available,
-            });
-        }
         let start = self.pos;
+        let bytes = start
+            .checked_add(n)
+            .and_then(|end| self.buf.get(start..end))
+            .ok_or(ProtocolError::Truncated {
+                needed: n,
+                available: self.buf.len().saturating_sub(start),
+            })?;
         self.pos += n;
-        Ok(&self.buf[start..start + n])
+        Ok(bytes)
     }
 
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {

@@ -414,19 +414,23 @@ impl StreamSource<'_> {
 /// Splits entries into runs of about `max_bytes` (at least one entry each).
 fn byte_chunks(entries: &[Entry], max_bytes: usize) -> Vec<&[Entry]> {
     let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut bytes = 0;
-    for (i, e) in entries.iter().enumerate() {
-        let size = e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 32;
-        if i > start && bytes + size > max_bytes {
-            chunks.push(&entries[start..i]);
-            start = i;
-            bytes = 0;
-        }
-        bytes += size;
-    }
-    if start < entries.len() {
-        chunks.push(&entries[start..]);
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let mut bytes = 0;
+        let fits = rest
+            .iter()
+            .take_while(|e| {
+                let size = e.key.len() + e.value.as_ref().map_or(0, |v| v.len()) + 32;
+                let fits = bytes == 0 || bytes + size <= max_bytes;
+                bytes += size;
+                fits
+            })
+            .count();
+        let Some((chunk, tail)) = rest.split_at_checked(fits.max(1)) else {
+            break;
+        };
+        chunks.push(chunk);
+        rest = tail;
     }
     chunks
 }

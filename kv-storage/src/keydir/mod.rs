@@ -295,6 +295,10 @@ impl KeyDir {
         (hash >> (64 - SHARD_BITS)) as usize
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "shard_index keeps the top SHARD_BITS bits: always below SHARDS"
+    )]
     fn shard(&self, hash: u64) -> &RwLock<Shard> {
         &self.shards[self.shard_index(hash)]
     }

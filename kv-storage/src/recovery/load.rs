@@ -159,6 +159,10 @@ impl<'a> SegmentLoad<'a> {
         }
         let hash = self.keydir.hash(rec.key);
         let shard = self.keydir.shard_index(hash);
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "one queue per shard; shard_index is always below SHARDS"
+        )]
         let queue = &mut self.pending[shard];
         queue.push(hash, rec.key, loc, rec.expiry);
         if queue.len() >= BATCH || queue.key_bytes() >= BATCH_KEY_BYTES {
@@ -168,6 +172,10 @@ impl<'a> SegmentLoad<'a> {
     }
 
     /// Inserts one shard's queue and does the live/dead accounting.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "one queue per shard; `shard` comes from shard_index, always below SHARDS"
+    )]
     fn flush(&mut self, shard: usize) -> Result<(), Error> {
         let queue = std::mem::take(&mut self.pending[shard]);
         self.keydir
