@@ -61,12 +61,15 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! ```
 //! use kv_codec::Value;
 //! use kv_node::{ClientOptions, ClusterClient, NodeOptions, NodeServer};
 //! use kv_router::{ClusterConfig, ClusterMap};
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let data = tempfile::tempdir()?;
+//! # let node_dir = data.path().join("node_0");
 //! // A one-node cluster with four partitions on an ephemeral port.
 //! let mut config = ClusterConfig::default_topology();
 //! config.nodes.truncate(1);
@@ -74,7 +77,7 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let mut map = ClusterMap::new(&config)?;
 //! map.set_addr(0, listener.local_addr()?.to_string())?;
-//! let node = NodeServer::start(NodeOptions::new(0, map.clone(), "data/node_0"), listener).await?;
+//! let node = NodeServer::start(NodeOptions::new(0, map.clone(), node_dir), listener).await?;
 //!
 //! let client = ClusterClient::new(map, ClientOptions::default());
 //! client.put(b"nama", &Value::from_user_input("Rafi Widya")).await?;

@@ -142,31 +142,45 @@
     )
 )]
 
+// The modules with `impl Store` blocks come first, in the order rustdoc
+// then shows `Store`'s methods: where a user starts (open, put, get),
+// then listing keys, batches and expiry, then the replication hooks.
+mod store;
+
+mod scan;
+
 mod batch;
+
+mod expiry;
+
+mod replication;
+
+mod epochs;
+
+mod truncate;
+
+pub mod rollback;
+
+mod snapshot;
+
+mod install;
+
+// Internals.
 mod cache;
 mod compaction;
-mod epochs;
 mod error;
-mod expiry;
 mod fault;
 mod hint;
 mod inner;
-mod install;
 mod keydir;
 mod lock;
 mod meta;
 pub mod options;
 mod record;
 mod recovery;
-mod replication;
-pub mod rollback;
-mod scan;
 mod segment;
-mod snapshot;
 mod stats;
-mod store;
 mod sync;
-mod truncate;
 mod worker;
 
 use bytes::Bytes;
