@@ -14,16 +14,9 @@ use kv_storage::{Entry, Options, Position, Since, Store, SyncPolicy};
 const VALUE_BYTES: usize = 100;
 const CHUNK_BYTES: usize = 1 << 20;
 
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"));
-    let kib = line.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
-    kib.unwrap_or(0) * 1024
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::{mib, rss_bytes};
 
 fn main() -> Result<(), kv_storage::Error> {
     let keys: u64 = std::env::args()
