@@ -11,50 +11,15 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
-use kv_storage::{Entry, Options, Position, Since, Store, SyncPolicy};
+use kv_storage::Since;
 
-#[path = "support/rss.rs"]
-mod rss;
-use rss::{mib, rss_bytes};
-
-const VALUE_BYTES: usize = 100;
+#[path = "support/mod.rs"]
+mod support;
+use support::{VALUE_BYTES, filled_store, keys_arg, mib, rss_bytes};
 
 fn main() -> Result<(), kv_storage::Error> {
-    let keys: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().map_err(|e| kv_storage::Error::Io {
-        path: "tmp".into(),
-        source: e,
-    })?;
-    let opts = Options {
-        sync: SyncPolicy::Never,
-        ..Options::default()
-    };
-    let store = Store::open(dir.path(), opts)?;
-    let value = Bytes::from(vec![b'v'; VALUE_BYTES]);
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..keys {
-        // From LSN 2 on, so `entries_since(0)` answers with every live
-        // entry in memory (LSN 1 is below the history floor).
-        batch.push(Entry {
-            position: Position {
-                epoch: 1,
-                lsn: i + 2,
-            },
-            key: Bytes::from(format!("key-{i:08}")),
-            value: Some(value.clone()),
-            expiry: None,
-        });
-        if batch.len() == 1000 {
-            store.apply_batch(&batch)?;
-            batch.clear();
-        }
-    }
-    store.apply_batch(&batch)?;
-    drop(batch);
+    let keys = keys_arg();
+    let (_dir, store) = filled_store(keys)?;
 
     let started = Instant::now();
     let mut key_count = 0u64;

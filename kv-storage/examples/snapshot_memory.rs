@@ -8,51 +8,17 @@
 //! chunk and after the `Vec` is built, and reported as growth over the
 //! resident size before each run, together with the entries held at once.
 
-use bytes::Bytes;
-use kv_storage::{Entry, Options, Position, Since, Store, SyncPolicy};
+use kv_storage::Since;
 
-const VALUE_BYTES: usize = 100;
 const CHUNK_BYTES: usize = 1 << 20;
 
-#[path = "support/rss.rs"]
-mod rss;
-use rss::{mib, rss_bytes};
+#[path = "support/mod.rs"]
+mod support;
+use support::{VALUE_BYTES, filled_store, keys_arg, mib, rss_bytes};
 
 fn main() -> Result<(), kv_storage::Error> {
-    let keys: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let dir = tempfile::tempdir().map_err(|e| kv_storage::Error::Io {
-        path: "tmp".into(),
-        source: e,
-    })?;
-    let opts = Options {
-        sync: SyncPolicy::Never,
-        ..Options::default()
-    };
-    let store = Store::open(dir.path(), opts)?;
-    // Applied from LSN 2 on, so LSN 1 is below the history floor and
-    // `entries_since(0)` must answer with the in-memory snapshot.
-    let value = Bytes::from(vec![b'v'; VALUE_BYTES]);
-    let mut batch = Vec::with_capacity(1000);
-    for i in 0..keys {
-        batch.push(Entry {
-            position: Position {
-                epoch: 1,
-                lsn: i + 2,
-            },
-            key: Bytes::from(format!("key-{i:08}")),
-            value: Some(value.clone()),
-            expiry: None,
-        });
-        if batch.len() == 1000 {
-            store.apply_batch(&batch)?;
-            batch.clear();
-        }
-    }
-    store.apply_batch(&batch)?;
-    drop(batch);
+    let keys = keys_arg();
+    let (_dir, store) = filled_store(keys)?;
 
     let before = rss_bytes();
     let mut reader = store.snapshot_reader(CHUNK_BYTES)?;
