@@ -2,7 +2,8 @@
 //! live, expire/persist/ttl through `ClusterClient`, the expiry time
 //! travelling to followers, followers hiding expired keys by their own
 //! clock without deleting them, and the leader deleting them (also after
-//! a restart) with tombstones that replicate.
+//! a restart, and on the new leader after a leader change) with tombstones
+//! that replicate.
 //!
 //! Clocks are moved by hand (`NodeOptions::clock`), so no test depends on
 //! how fast the machine is; waits poll with generous deadlines.
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use common::{TestCluster, key_in, no_tweak};
 use kv_codec::Value;
-use kv_node::protocol::{KeyTtl, ScanSpec};
+use kv_node::protocol::{KeyTtl, ReplicaState, ScanSpec};
 use kv_node::{ErrorCode, NodeOptions};
-use kv_router::ClusterConfig;
+use kv_router::{ClusterConfig, Role};
 use kv_storage::Clock;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -178,5 +179,80 @@ async fn the_leader_decides_expiry_followers_only_hide_and_a_restart_keeps_it() 
         cluster.position(follower_id, p),
         cluster.position(leader, p)
     );
+    cluster.shutdown().await;
+}
+
+/// The time node 0 reads in the leader-change test.
+static NODE0_NOW: AtomicU64 = AtomicU64::new(0);
+/// The time every other node reads in the leader-change test.
+static NODE1_NOW: AtomicU64 = AtomicU64::new(0);
+
+fn change_clocks(o: &mut NodeOptions) {
+    o.clock = if o.id == 0 {
+        Clock::from_fn(|| NODE0_NOW.load(Ordering::SeqCst))
+    } else {
+        Clock::from_fn(|| NODE1_NOW.load(Ordering::SeqCst))
+    };
+}
+
+/// Expiry follows leadership: a deposed leader stops expiring keys (its
+/// clock passing the expiry writes nothing), and the new leader expires
+/// the key it received from the old one, with a tombstone that reaches
+/// the old leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_moves_with_leadership() {
+    let start = system_ms();
+    NODE0_NOW.store(start, Ordering::SeqCst);
+    NODE1_NOW.store(start, Ordering::SeqCst);
+    let cluster = TestCluster::start_with(ClusterConfig::default_topology(), change_clocks).await;
+    cluster.wait_ready(WAIT).await;
+    let client = cluster.client();
+    let (p, old, new) = (0, 0, 1);
+    assert_eq!(cluster.map.replicas(p).unwrap(), [old, new]);
+    let k = key_in(&cluster.map, p, "handed-over");
+    let key = Bytes::copy_from_slice(k.as_bytes());
+    let value = Value::from_user_input("expires after the change");
+    client
+        .put_ttl(&key, &value, Duration::from_secs(10))
+        .await
+        .unwrap();
+    cluster.wait_replicated(WAIT).await;
+
+    // Node 1 takes over partition 0.
+    let demoted = cluster
+        .node(old)
+        .set_role(p, Role::Follower, Some(new), None);
+    demoted.await.unwrap();
+    let promoted = cluster.node(new).set_role(p, Role::Leader, None, None);
+    promoted.await.unwrap();
+    eventually("node 1 leads partition 0 and takes writes", async || {
+        let info = cluster.node(new).info();
+        info.partitions
+            .iter()
+            .any(|r| r.partition == p && r.role == Role::Leader && r.state == ReplicaState::Ready)
+    })
+    .await;
+    let before = cluster.position(new, p);
+
+    // The deposed leader's clock passes the expiry: it hides the key but
+    // writes nothing (it no longer decides expiry).
+    NODE0_NOW.store(start + 20_000, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cluster.position(old, p).lsn, before.lsn);
+    assert_eq!(stored_keys(&cluster, old, p), 1);
+
+    // The new leader's clock passes it: it deletes the key, and the
+    // tombstone reaches the old leader.
+    NODE1_NOW.store(start + 20_000, Ordering::SeqCst);
+    eventually("the new leader deletes the expired key", async || {
+        cluster.position(new, p).lsn > before.lsn
+    })
+    .await;
+    assert_eq!(stored_keys(&cluster, new, p), 0);
+    eventually("the tombstone reaches the old leader", async || {
+        stored_keys(&cluster, old, p) == 0
+    })
+    .await;
+    assert_eq!(cluster.position(old, p), cluster.position(new, p));
     cluster.shutdown().await;
 }
