@@ -1,11 +1,17 @@
 //! `NodeClient`: an async client for one node.
 //!
 //! One TCP connection per client, shared by every task that holds a clone.
-//! Requests are pipelined: each gets a fresh id, is queued to a writer task
-//! (which flushes once the queue is empty, so a burst goes out in few
-//! syscalls), and its reply is matched by id by a reader task. A request
-//! that gets no reply within the timeout fails with [`Error::Timeout`]; a
-//! broken connection fails every request in flight with
+//! Requests are pipelined: each gets a fresh id, a place at the back of the
+//! connection's in-flight queue, and goes to a writer task (which flushes
+//! once its queue is empty, so a burst goes out in few syscalls). A node
+//! answers a connection's requests in order, so the reader task finds each
+//! reply's request at the front of the in-flight queue (else by id; a reply
+//! for a request no longer waiting is dropped): no map, no lock held across
+//! an await, and no timer per request. Deadlines
+//! are checked by one sweep per connection (every [`SWEEP_EVERY`] or a
+//! tenth of the timeout, whichever is shorter), so a request that gets no
+//! reply within the timeout fails with [`Error::Timeout`] up to one sweep
+//! late; a broken connection fails every request in flight with
 //! [`Error::ConnectionClosed`] (for a write that may have left:
 //! [`Error::OutcomeUnknown`]), and the next request dials again, so a
 //! client recovers by itself when the node comes back. Each connection
@@ -13,7 +19,7 @@
 //! last clone of a client is dropped its connection's tasks end and the
 //! socket is closed.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,6 +30,7 @@ use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
 use kv_storage::{Location, Position};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::handshake::{self, Credentials, DialError};
@@ -55,22 +62,45 @@ impl Default for ClientOptions {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<RequestId, oneshot::Sender<Response>>>>;
+/// The longest time between two deadline sweeps of a connection.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_millis(100);
+
+/// Why a request in flight got no reply.
+#[derive(Debug, Clone, Copy)]
+enum Unanswered {
+    /// Its deadline passed.
+    TimedOut,
+}
+
+/// A request sent (or queued to be sent) and not yet answered.
+struct InFlight {
+    id: RequestId,
+    reply_tx: oneshot::Sender<std::result::Result<Response, Unanswered>>,
+    deadline: Instant,
+}
+
+/// The requests of one connection in the order they go on the wire.
+/// Dropping an entry's sender fails its request as "connection closed".
+type Pending = Arc<Mutex<VecDeque<InFlight>>>;
 
 struct Connection {
     queue_tx: mpsc::UnboundedSender<Bytes>,
     pending: Pending,
+    /// Set (under the `pending` lock) when the connection is broken.
     closed: Arc<AtomicBool>,
     /// The reader task; it would otherwise wait on the socket for ever.
     reader: tokio::task::AbortHandle,
+    /// The deadline sweep; it would otherwise tick for ever.
+    sweeper: tokio::task::AbortHandle,
 }
 
 impl Drop for Connection {
-    /// The last user is gone: stop the reader. The writer ends when the
+    /// The last user is gone: stop the reader and the sweep. The writer ends when the
     /// queue's sender (dropped with this) closes; the socket closes with
     /// the last of the two.
     fn drop(&mut self) {
         self.reader.abort();
+        self.sweeper.abort();
     }
 }
 
@@ -79,7 +109,10 @@ struct Inner {
     addr: String,
     options: ClientOptions,
     next_id: AtomicU64,
-    conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// The open connection, if any: every request looks here first.
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Held while dialing, so concurrent requests dial once.
+    dialing: tokio::sync::Mutex<()>,
 }
 
 /// An async, cloneable, pipelining client for one node.
@@ -107,7 +140,8 @@ impl NodeClient {
                 addr: addr.into(),
                 options,
                 next_id: AtomicU64::new(1),
-                conn: tokio::sync::Mutex::new(None),
+                current: Mutex::new(None),
+                dialing: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -122,13 +156,26 @@ impl NodeClient {
         &self.inner.addr
     }
 
+    /// The open connection, without waiting when there is one.
+    fn open_connection(&self) -> Option<Arc<Connection>> {
+        let current = self.inner.current.lock();
+        current
+            .as_ref()
+            .filter(|c| !c.closed.load(Ordering::Acquire))
+            .cloned()
+    }
+
     async fn connection(&self) -> Result<Arc<Connection>> {
-        let mut slot = self.inner.conn.lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.closed.load(Ordering::Acquire)) {
-            return Ok(Arc::clone(c));
+        if let Some(c) = self.open_connection() {
+            return Ok(c);
+        }
+        let _dialing = self.inner.dialing.lock().await;
+        // Another request may have dialed while this one waited.
+        if let Some(c) = self.open_connection() {
+            return Ok(c);
         }
         let c = Arc::new(self.dial().await?);
-        *slot = Some(Arc::clone(&c));
+        *self.inner.current.lock() = Some(Arc::clone(&c));
         Ok(c)
     }
 
@@ -160,12 +207,15 @@ impl NodeClient {
             Arc::clone(&pending),
             Arc::clone(&closed),
         ));
+        let sweep = SWEEP_EVERY.min(options.request_timeout / 10);
+        let sweeper = tokio::spawn(sweep_loop(Arc::clone(&pending), Arc::clone(&closed), sweep));
         let reader = tokio::spawn(read_loop(stream, Arc::clone(&pending), Arc::clone(&closed)));
         Ok(Connection {
             queue_tx,
             pending,
             closed,
             reader: reader.abort_handle(),
+            sweeper: sweeper.abort_handle(),
         })
     }
 
@@ -213,8 +263,8 @@ impl NodeClient {
     /// Sends one request and waits for its reply. An error reply becomes
     /// [`Error::Remote`].
     pub async fn request(&self, request: &Request) -> Result<Response> {
-        let (conn, id, reply_rx) = self.send(request).await?;
-        self.reply(&conn, id, reply_rx).await
+        let reply_rx = self.send(request).await?;
+        self.reply(reply_rx).await
     }
 
     /// Sends a write and waits for its reply. Once the write may have
@@ -222,8 +272,8 @@ impl NodeClient {
     /// confirm replication) is [`Error::OutcomeUnknown`], never an error
     /// that reads as "not applied".
     pub(crate) async fn write(&self, request: &Request) -> Result<Response> {
-        let (conn, id, reply_rx) = self.send(request).await?;
-        self.reply(&conn, id, reply_rx).await.map_err(|e| match e {
+        let reply_rx = self.send(request).await?;
+        self.reply(reply_rx).await.map_err(|e| match e {
             Error::Timeout { .. }
             | Error::ConnectionClosed { .. }
             | Error::Remote {
@@ -238,10 +288,7 @@ impl NodeClient {
     }
 
     /// Queues `request` on the connection; errors here mean it was not sent.
-    async fn send(
-        &self,
-        request: &Request,
-    ) -> Result<(Arc<Connection>, RequestId, oneshot::Receiver<Response>)> {
+    async fn send(&self, request: &Request) -> Result<ReplyRx> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut out = BytesMut::new();
         request.encode(id, &mut out);
@@ -254,30 +301,32 @@ impl NodeClient {
         }
         let conn = self.connection().await?;
         let (reply_tx, reply_rx) = oneshot::channel();
-        conn.pending.lock().insert(id, reply_tx);
-        // The reader clears `pending` after setting `closed`: a request
-        // registered too late sees the flag here instead of waiting out
-        // the timeout.
-        if conn.closed.load(Ordering::Acquire) {
-            conn.pending.lock().remove(&id);
-            return Err(self.closed());
+        // The reader and writer set `closed` under the queue's lock before
+        // they drop the queue: a request never waits on a connection
+        // already gone.
+        {
+            let mut pending = conn.pending.lock();
+            if conn.closed.load(Ordering::Acquire) {
+                return Err(self.closed());
+            }
+            pending.push_back(InFlight {
+                id,
+                reply_tx,
+                deadline: Instant::now() + self.inner.options.request_timeout,
+            });
         }
+        // Outside the lock: two requests may reach the wire in the other
+        // order than the queue (the reader then finds the reply by id).
+        // If the writer is gone, it has failed (or will fail) the queue.
         if conn.queue_tx.send(out.freeze()).is_err() {
-            conn.pending.lock().remove(&id);
             return Err(self.closed());
         }
-        Ok((conn, id, reply_rx))
+        Ok(reply_rx)
     }
 
-    /// The reply to request `id`, sent on `conn`.
-    async fn reply(
-        &self,
-        conn: &Connection,
-        id: RequestId,
-        reply_rx: oneshot::Receiver<Response>,
-    ) -> Result<Response> {
-        let after = self.inner.options.request_timeout;
-        match tokio::time::timeout(after, reply_rx).await {
+    /// The reply a request sent with [`NodeClient::send`] gets.
+    async fn reply(&self, reply_rx: ReplyRx) -> Result<Response> {
+        match reply_rx.await {
             Ok(Ok(Response::Error {
                 code,
                 leader,
@@ -288,11 +337,8 @@ impl NodeClient {
                 leader,
             }),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err(self.closed()),
-            Err(_) => {
-                conn.pending.lock().remove(&id);
-                Err(self.timeout(after))
-            }
+            Ok(Err(Unanswered::TimedOut)) => Err(self.timeout(self.inner.options.request_timeout)),
+            Err(_) => Err(self.closed()),
         }
     }
 
@@ -408,6 +454,17 @@ impl NodeClient {
     }
 }
 
+/// Where a request's reply (or why there is none) arrives.
+type ReplyRx = oneshot::Receiver<std::result::Result<Response, Unanswered>>;
+
+/// Marks the connection broken and fails every request in flight (their
+/// senders drop: "connection closed").
+fn close(pending: &Pending, closed: &AtomicBool) {
+    let mut pending = pending.lock();
+    closed.store(true, Ordering::Release);
+    pending.clear();
+}
+
 async fn write_loop(
     mut sink: futures::stream::SplitSink<Conn, Bytes>,
     mut queue_rx: mpsc::UnboundedReceiver<Bytes>,
@@ -429,8 +486,7 @@ async fn write_loop(
     }
     // A write failure leaves the reader waiting on a healthy socket: fail
     // the requests in flight now rather than at their timeouts.
-    closed.store(true, Ordering::Release);
-    pending.lock().clear();
+    close(&pending, &closed);
 }
 
 async fn read_loop(
@@ -439,16 +495,114 @@ async fn read_loop(
     closed: Arc<AtomicBool>,
 ) {
     while let Some(Ok(frame)) = stream.next().await {
-        match Response::decode(frame.freeze()) {
-            Ok((id, response)) => {
-                if let Some(tx) = pending.lock().remove(&id) {
-                    let _ = tx.send(response);
-                }
-            }
-            Err(_) => break,
+        let Ok((id, response)) = Response::decode(frame.freeze()) else {
+            break;
+        };
+        let waiting = take_in_flight(&pending, id);
+        if let Some(tx) = waiting {
+            let _ = tx.send(Ok(response));
         }
     }
-    closed.store(true, Ordering::Release);
-    // Dropping the senders fails every request in flight.
-    pending.lock().clear();
+    close(&pending, &closed);
+}
+
+/// The connection's one deadline sweep; ends with the connection.
+async fn sweep_loop(pending: Pending, closed: Arc<AtomicBool>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !closed.load(Ordering::Acquire) {
+        tick.tick().await;
+        fail_expired(&pending, Instant::now());
+    }
+}
+
+/// The waiting request `id`: the front of the queue when the node answers
+/// in order (always, today); else found by id. `None` when it no longer
+/// waits (it timed out).
+fn take_in_flight(
+    pending: &Pending,
+    id: RequestId,
+) -> Option<oneshot::Sender<std::result::Result<Response, Unanswered>>> {
+    let mut pending = pending.lock();
+    if pending.front().is_some_and(|f| f.id == id) {
+        return pending.pop_front().map(|f| f.reply_tx);
+    }
+    let at = pending.iter().position(|f| f.id == id)?;
+    pending.remove(at).map(|f| f.reply_tx)
+}
+
+/// Fails the requests whose deadline has passed by `now`. Deadlines grow
+/// along the queue (each is its enqueue time plus the same timeout, taken
+/// under the queue's lock), so only the front needs looking at.
+fn fail_expired(pending: &Pending, now: Instant) {
+    let mut pending = pending.lock();
+    while pending.front().is_some_and(|f| f.deadline <= now) {
+        if let Some(f) = pending.pop_front() {
+            let _ = f.reply_tx.send(Err(Unanswered::TimedOut));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(ids: &[RequestId], deadline: Instant) -> (Pending, Vec<ReplyRx>) {
+        let pending: Pending = Arc::default();
+        let mut rxs = Vec::new();
+        for &id in ids {
+            let (reply_tx, rx) = oneshot::channel();
+            pending.lock().push_back(InFlight {
+                id,
+                reply_tx,
+                deadline,
+            });
+            rxs.push(rx);
+        }
+        (pending, rxs)
+    }
+
+    #[test]
+    fn replies_match_the_front_or_by_id_and_strays_are_dropped() {
+        let (pending, _rxs) = queue(&[4, 5, 6], Instant::now());
+        assert!(take_in_flight(&pending, 4).is_some());
+        // Out of order (not today's nodes, but matched all the same).
+        assert!(take_in_flight(&pending, 6).is_some());
+        // A reply for a request no longer waiting.
+        assert!(take_in_flight(&pending, 9).is_none());
+        let left: Vec<RequestId> = pending.lock().iter().map(|f| f.id).collect();
+        assert_eq!(left, [5]);
+    }
+
+    #[test]
+    fn the_sweep_fails_expired_requests_only() {
+        let now = Instant::now();
+        let (pending, mut rxs) = queue(&[1, 2], now);
+        let (later, _) = oneshot::channel();
+        pending.lock().push_back(InFlight {
+            id: 3,
+            reply_tx: later,
+            deadline: now + Duration::from_secs(60),
+        });
+        fail_expired(&pending, now);
+        for rx in &mut rxs {
+            assert!(matches!(rx.try_recv(), Ok(Err(Unanswered::TimedOut))));
+        }
+        let left: Vec<RequestId> = pending.lock().iter().map(|f| f.id).collect();
+        assert_eq!(left, [3]);
+    }
+
+    #[test]
+    fn closing_fails_every_request_in_flight() {
+        let (pending, mut rxs) = queue(&[1, 2], Instant::now());
+        let closed = AtomicBool::new(false);
+        close(&pending, &closed);
+        assert!(closed.load(Ordering::Acquire));
+        for rx in &mut rxs {
+            assert!(matches!(
+                rx.try_recv(),
+                Err(oneshot::error::TryRecvError::Closed)
+            ));
+        }
+    }
 }

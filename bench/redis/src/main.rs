@@ -10,6 +10,7 @@
 //! requests, one write, read the replies. Every measurement is repeated
 //! `--rounds` times (servers in rotating order) and the median is reported.
 
+mod client;
 mod conn;
 mod kvwire;
 mod rbtable;
@@ -43,6 +44,7 @@ struct Args {
     dir: PathBuf,
     only: Option<String>,
     redis_benchmark_table: bool,
+    client: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -54,6 +56,7 @@ fn parse_args() -> Result<Args> {
         dir: std::env::temp_dir(),
         only: None,
         redis_benchmark_table: false,
+        client: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,10 +69,11 @@ fn parse_args() -> Result<Args> {
             "--dir" => a.dir = it.next().context("missing value")?.into(),
             "--only" => a.only = Some(it.next().context("missing value")?),
             "--redis-benchmark-table" => a.redis_benchmark_table = true,
+            "--client" => a.client = true,
             _ => bail!(
                 "usage: bench-redis [--single-ops N] [--pipelined-ops N] [--rounds N] \
                  [--no-redis-benchmark] [--dir BASE] [--only LABEL-PART] \
-                 [--redis-benchmark-table]"
+                 [--redis-benchmark-table] [--client]"
             ),
         }
     }
@@ -193,6 +197,9 @@ fn main() -> Result<()> {
     let a = parse_args()?;
     if a.redis_benchmark_table {
         return rbtable::run(a.rounds, &a.dir);
+    }
+    if a.client {
+        return client::run(&a);
     }
     let load_before = loadavg();
     let node_rt = runtime("kv-node")?;
