@@ -41,11 +41,10 @@ pub fn max_value_bytes(max_frame_bytes: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use bytes::{Bytes, BytesMut};
-    use kv_storage::{Entry, Position};
 
     use super::*;
-    use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
     use crate::protocol::message::encode_entries;
+    use crate::protocol::{DEFAULT_MAX_FRAME_BYTES, Entry, Position};
 
     #[test]
     fn the_largest_entry_fits_its_envelope_with_the_margin_left() {
