@@ -4,8 +4,10 @@
 //!
 //! Every conversion is a field-by-field move (an entry's key and value are
 //! `Bytes`, so nothing is copied). They are used only where kv-node calls
-//! its store (`replica`, `storage_io`, `keyspace`, `hosting`) and in the
-//! replication simulator, which drives stores directly.
+//! its stores: `replica` (writes, applies, history reads, positions),
+//! `storage_io` (snapshot chunks), the snapshot source in
+//! `replication::transport`, and the replication simulator, which drives
+//! stores directly.
 
 use crate::protocol::{Entry, Location, Position};
 

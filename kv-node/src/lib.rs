@@ -5,6 +5,22 @@
 //! its id, one [`kv_storage::Store`] each under
 //! `<data_dir>/partition_<p>/`, and serves them over TCP.
 //!
+//! # Features
+//!
+//! - `server` (on by default): the node server ([`NodeServer`],
+//!   [`NodeOptions`], [`Layout`]), hosting on kv-storage, [`replication`],
+//!   the [`resp`] listener, and [`Error::Storage`].
+//! - Without it (`kv-node = { default-features = false }`): the
+//!   [`protocol`] and its history types ([`Position`], [`Entry`],
+//!   [`Location`], [`Lsn`], [`Epoch`]), [`NodeClient`] and
+//!   [`ClusterClient`]; no kv-storage, no memmap2, no storage threads.
+//!   `cargo check -p kv-node --no-default-features` (in `.ci/run`) keeps
+//!   that build working.
+//!
+//! The history types are the protocol's own; the server converts them to
+//! and from kv-storage's where it calls its stores (`convert`), so the
+//! client API names no kv-storage type.
+//!
 //! # Modules, in the order a request flows
 //!
 //! - [`protocol`]: length-delimited frames (size-capped; buffers grow with
@@ -27,7 +43,8 @@
 //!   fails to open fails its partition only (reported by `info`), and a
 //!   corrupted follower store is moved aside and resynced.
 //! - `storage_io`: the blocking boundary; every store call from async code
-//!   goes through it, off the async workers.
+//!   goes through it, off the async workers. `replica` makes the store
+//!   calls, converting history types at that seam (`convert`).
 //! - [`replication`]: asynchronous leader→follower streaming from a bounded
 //!   backlog, store history or snapshot; sans-IO decision code with thin
 //!   tokio transport; leader recovery from followers (no-wipe rule); the
@@ -85,25 +102,42 @@
 //! # }
 //! ```
 
-mod atomic;
+// The client half: always built.
 mod auth;
 mod client;
 mod client_keyspace;
 mod cluster_client;
 mod cluster_keyspace;
-mod connection;
-mod convert;
 mod error;
-mod expiry;
-mod hosting;
-mod keyspace;
-mod layout;
-mod options;
 pub mod protocol;
+
+// The server half (feature `server`): hosting, replication, the storage
+// boundary.
+#[cfg(feature = "server")]
+mod atomic;
+#[cfg(feature = "server")]
+mod connection;
+#[cfg(feature = "server")]
+mod convert;
+#[cfg(feature = "server")]
+mod expiry;
+#[cfg(feature = "server")]
+mod hosting;
+#[cfg(feature = "server")]
+mod keyspace;
+#[cfg(feature = "server")]
+mod layout;
+#[cfg(feature = "server")]
+mod options;
+#[cfg(feature = "server")]
 mod replica;
+#[cfg(feature = "server")]
 pub mod replication;
+#[cfg(feature = "server")]
 pub mod resp;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod storage_io;
 
 pub use auth::ClusterSecret;
@@ -112,7 +146,10 @@ pub use client_keyspace::PartitionPage;
 pub use cluster_client::{ClusterClient, Read, Written};
 pub use cluster_keyspace::{ClusterCursor, KeyPage, ScanOptions};
 pub use error::{Error, ErrorCode, ProtocolError, Result};
+#[cfg(feature = "server")]
 pub use layout::Layout;
+#[cfg(feature = "server")]
 pub use options::NodeOptions;
 pub use protocol::{Entry, Epoch, Location, Lsn, Position};
+#[cfg(feature = "server")]
 pub use server::{NodeHandle, NodeServer};
