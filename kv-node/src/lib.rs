@@ -111,34 +111,31 @@ mod cluster_keyspace;
 mod error;
 pub mod protocol;
 
-// The server half (feature `server`): hosting, replication, the storage
-// boundary.
-#[cfg(feature = "server")]
-mod atomic;
-#[cfg(feature = "server")]
-mod connection;
-#[cfg(feature = "server")]
-mod convert;
-#[cfg(feature = "server")]
-mod expiry;
-#[cfg(feature = "server")]
-mod hosting;
-#[cfg(feature = "server")]
-mod keyspace;
-#[cfg(feature = "server")]
-mod layout;
-#[cfg(feature = "server")]
-mod options;
-#[cfg(feature = "server")]
-mod replica;
-#[cfg(feature = "server")]
-pub mod replication;
-#[cfg(feature = "server")]
-pub mod resp;
-#[cfg(feature = "server")]
-mod server;
-#[cfg(feature = "server")]
-mod storage_io;
+/// Items of the server half: each is built only with feature `server`.
+macro_rules! server {
+    ($($item:item)*) => { $( #[cfg(feature = "server")] $item )* };
+}
+
+// The server half: hosting, replication, the storage boundary.
+server! {
+    mod atomic;
+    mod connection;
+    mod convert;
+    mod expiry;
+    mod hosting;
+    mod keyspace;
+    mod layout;
+    mod options;
+    mod replica;
+    pub mod replication;
+    pub mod resp;
+    mod server;
+    mod storage_io;
+
+    pub use layout::Layout;
+    pub use options::NodeOptions;
+    pub use server::{NodeHandle, NodeServer};
+}
 
 pub use auth::ClusterSecret;
 pub use client::{ClientOptions, NodeClient};
@@ -146,10 +143,4 @@ pub use client_keyspace::PartitionPage;
 pub use cluster_client::{ClusterClient, Read, Written};
 pub use cluster_keyspace::{ClusterCursor, KeyPage, ScanOptions};
 pub use error::{Error, ErrorCode, ProtocolError, Result};
-#[cfg(feature = "server")]
-pub use layout::Layout;
-#[cfg(feature = "server")]
-pub use options::NodeOptions;
 pub use protocol::{Entry, Epoch, Location, Lsn, Position};
-#[cfg(feature = "server")]
-pub use server::{NodeHandle, NodeServer};
