@@ -36,8 +36,9 @@ pub use message::{
     SetTtl, SetWhen,
 };
 
-/// Default maximum frame size: 16 MiB.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+// Default maximum frame size (16 MiB): kv-storage's default value limit is
+// derived from it, so it is defined once, in kv-limits.
+pub use kv_limits::DEFAULT_MAX_FRAME_BYTES;
 
 /// A framed kv connection.
 pub(crate) type Conn = Framed<TcpStream, FrameCodec>;
