@@ -16,6 +16,11 @@
 //! async code calls them only through `storage_io`. The replica's position
 //! is cached here, updated by those methods, so `position()` never waits
 //! for the store's writer lock and is safe on an async worker.
+//!
+//! This is where the node meets its store, so it is where history types
+//! cross: kv-storage's `Position`, `Entry` and `Location` come in, the
+//! protocol's go out (and entries to apply go the other way), by the
+//! `From` conversions in `convert`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

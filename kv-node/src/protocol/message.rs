@@ -51,9 +51,10 @@
 //! Types 0x10-0x1F and 0x90-0x9F belong to the [`super::handshake`] that
 //! opens every connection.
 //!
-//! A position is epoch u32 then LSN u64; an entry is a position, key bytes
-//! and an optional value (absent = tombstone); a role is 0 leader, 1
-//! follower.
+//! A position is epoch u32 then LSN u64; an entry is a position, key bytes,
+//! an optional value (absent = tombstone) and an optional expiry (the
+//! history types' module, `types.rs`, lays them out field by field); a role
+//! is 0 leader, 1 follower.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId, Role};
