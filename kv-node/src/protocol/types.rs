@@ -42,7 +42,7 @@ use crate::error::ProtocolError;
 pub type Lsn = u64;
 
 /// The leader epoch of a partition's history: only grows (bumped by leader
-/// changes). Not the cluster map's version (`kv_router::MapVersion`).
+/// changes). Not the cluster map's version ([`kv_router::MapVersion`]).
 pub type Epoch = u32;
 
 /// A point in a partition's history. Ordered by epoch, then LSN.
