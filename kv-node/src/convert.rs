@@ -86,6 +86,18 @@ mod tests {
         assert_eq!(Entry::from(stored), wire);
     }
 
+    proptest::proptest! {
+        // Replication compares wire positions where the store compares its
+        // own: the two orders must agree.
+        #[test]
+        fn positions_order_the_same_on_both_sides(a: (u32, u64), b: (u32, u64)) {
+            let stored = |(epoch, lsn)| kv_storage::Position { epoch, lsn };
+            let (sa, sb) = (stored(a), stored(b));
+            proptest::prop_assert_eq!(Position::from(sa).cmp(&Position::from(sb)), sa.cmp(&sb));
+            proptest::prop_assert_eq!(kv_storage::Position::from(Position::from(sa)), sa);
+        }
+    }
+
     #[test]
     fn locations_keep_their_meaning() {
         let cases = [
