@@ -17,9 +17,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser, Subcommand};
 use kv_codec::Value;
 use kv_node::protocol::{HistoryInfo, KeyTtl, NodeInfo, PartitionKeys};
-use kv_node::{ClusterClient, Read};
+use kv_node::{ClusterClient, Location, Read};
 use kv_router::{AckMode, NodeId, PartitionId};
-use kv_storage::Location;
 
 use crate::error::CliError;
 use crate::keyspace::{self, KeyList, parse_duration, parse_ttl};

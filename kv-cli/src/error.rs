@@ -50,7 +50,7 @@ impl From<kv_node::Error> for CliError {
                 CliError::Config(e.to_string())
             }
             kv_node::Error::UnknownNode(_) => CliError::Usage(e.to_string()),
-            kv_node::Error::Storage(kv_storage::Error::Locked { .. }) => CliError::Failed(format!(
+            e if e.is_locked() => CliError::Failed(format!(
                 "{e} (is another kv process using this data directory?)"
             )),
             other => CliError::Failed(other.to_string()),

@@ -16,10 +16,9 @@
 use std::collections::BTreeMap;
 
 use kv_codec::Value;
-use kv_node::Read;
 use kv_node::protocol::{HistoryInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
+use kv_node::{Location, Read};
 use kv_router::{ClusterMap, NodeId, PartitionId};
-use kv_storage::Location;
 
 use crate::command::Reply;
 use crate::keyspace;
@@ -438,9 +437,9 @@ fn follower_part(
 mod tests {
     use bytes::Bytes;
     use kv_codec::Value;
+    use kv_node::Position;
     use kv_node::protocol::{FollowerInfo, Health, HistoryInfo};
     use kv_router::{ClusterConfig, Role};
-    use kv_storage::Position;
 
     use super::*;
 

@@ -88,6 +88,7 @@ impl ClusterSecret {
     }
 
     /// The server's proof for this exchange.
+    #[cfg(feature = "server")]
     pub(crate) fn server_proof(&self, exchange: &Exchange) -> Vec<u8> {
         self.mac(SERVER_LABEL, exchange)
             .finalize()
@@ -109,6 +110,7 @@ impl ClusterSecret {
     }
 
     /// Checks a dialer proof in constant time.
+    #[cfg(feature = "server")]
     pub(crate) fn verify_dialer(&self, exchange: &Exchange, proof: &[u8]) -> bool {
         self.mac(DIALER_LABEL, exchange).verify_slice(proof).is_ok()
     }
@@ -137,6 +139,7 @@ pub(crate) fn nonce() -> Nonce {
 /// Whether a presented password matches the configured one, in time that
 /// does not depend on where they differ: both are run through HMAC under
 /// a fresh random key and the tags compared with `verify_slice`.
+#[cfg(feature = "server")]
 pub(crate) fn password_matches(configured: &str, presented: Option<&str>) -> bool {
     let Some(presented) = presented else {
         return false;

@@ -27,7 +27,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
-use kv_storage::{Location, Position};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -35,7 +34,8 @@ use tokio::time::Instant;
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::handshake::{self, Credentials, DialError};
 use crate::protocol::{
-    self, Conditional, Conn, NodeInfo, PartitionKeys, PeerKind, Request, RequestId, Response,
+    self, Conditional, Conn, Location, NodeInfo, PartitionKeys, PeerKind, Position, Request,
+    RequestId, Response,
 };
 
 /// Client settings.

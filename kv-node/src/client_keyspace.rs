@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::PartitionId;
-use kv_storage::Position;
 
 use crate::client::NodeClient;
 use crate::error::Result;
-use crate::protocol::{KeyTtl, Keyspace, KeyspaceReply, Request, Response, ScanEntry, ScanSpec};
+use crate::protocol::{
+    KeyTtl, Keyspace, KeyspaceReply, Position, Request, Response, ScanEntry, ScanSpec,
+};
 
 /// One page of one partition's scan, as a node answered it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,11 +21,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use kv_codec::Value;
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
-use kv_storage::{Location, Position};
 
 use crate::client::{ClientOptions, NodeClient};
 use crate::error::{Error, Result};
-use crate::protocol::{Conditional, NodeInfo, PartitionKeys, Response};
+use crate::protocol::{Conditional, Location, NodeInfo, PartitionKeys, Position, Response};
 
 /// How long a write waits for a recovering leader (one that is catching up
 /// from its followers after a restart) before giving up.

@@ -242,7 +242,8 @@ pub enum Error {
         /// What arrived.
         what: String,
     },
-    /// The storage layer failed.
+    /// The storage layer failed (feature `server`).
+    #[cfg(feature = "server")]
     #[error("storage: {0}")]
     Storage(#[from] kv_storage::Error),
     /// The data directory was created for another cluster layout.
@@ -349,6 +350,16 @@ impl Error {
         )
     }
 
+    /// True when a partition store's directory is locked by another open
+    /// store: another kv process is using the same data directory.
+    pub fn is_locked(&self) -> bool {
+        #[cfg(feature = "server")]
+        if let Error::Storage(kv_storage::Error::Locked { .. }) = self {
+            return true;
+        }
+        false
+    }
+
     /// The code of the node's error reply, when the failure is one
     /// ([`Error::Remote`]).
     pub fn remote_code(&self) -> Option<ErrorCode> {
@@ -368,3 +379,20 @@ impl Error {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(all(test, feature = "server"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_locked_by_another_is_told_apart() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = kv_storage::Options::default();
+        let _first = kv_storage::Store::open(dir.path(), options.clone()).expect("first open");
+        let second = kv_storage::Store::open(dir.path(), options).map(|_| ());
+        let locked = Error::from(second.expect_err("the directory is locked"));
+        assert!(locked.is_locked(), "{locked}");
+        assert!(!Error::from(kv_storage::Error::Closed).is_locked());
+        assert!(!Error::UnknownNode(3).is_locked());
+    }
+}

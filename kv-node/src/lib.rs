@@ -5,6 +5,22 @@
 //! its id, one [`kv_storage::Store`] each under
 //! `<data_dir>/partition_<p>/`, and serves them over TCP.
 //!
+//! # Features
+//!
+//! - `server` (on by default): the node server ([`NodeServer`],
+//!   [`NodeOptions`], [`Layout`]), hosting on kv-storage, [`replication`],
+//!   the [`resp`] listener, and [`Error::Storage`].
+//! - Without it (`kv-node = { default-features = false }`): the
+//!   [`protocol`] and its history types ([`Position`], [`Entry`],
+//!   [`Location`], [`Lsn`], [`Epoch`]), [`NodeClient`] and
+//!   [`ClusterClient`]; no kv-storage, no memmap2, no storage threads.
+//!   `cargo check -p kv-node --no-default-features` (in `.ci/run`) keeps
+//!   that build working.
+//!
+//! The history types are the protocol's own; the server converts them to
+//! and from kv-storage's where it calls its stores (`convert`), so the
+//! client API names no kv-storage type.
+//!
 //! # Modules, in the order a request flows
 //!
 //! - [`protocol`]: length-delimited frames (size-capped; buffers grow with
@@ -27,7 +43,8 @@
 //!   fails to open fails its partition only (reported by `info`), and a
 //!   corrupted follower store is moved aside and resynced.
 //! - `storage_io`: the blocking boundary; every store call from async code
-//!   goes through it, off the async workers.
+//!   goes through it, off the async workers. `replica` makes the store
+//!   calls, converting history types at that seam (`convert`).
 //! - [`replication`]: asynchronous leader→follower streaming from a bounded
 //!   backlog, store history or snapshot; sans-IO decision code with thin
 //!   tokio transport; leader recovery from followers (no-wipe rule); the
@@ -99,26 +116,44 @@
         clippy::indexing_slicing
     )
 )]
+// The front page links the server half; a client-only doc build has no
+// such items to link to.
+#![cfg_attr(not(feature = "server"), allow(rustdoc::broken_intra_doc_links))]
 
-mod atomic;
+// The client half: always built.
 mod auth;
 mod client;
 mod client_keyspace;
 mod cluster_client;
 mod cluster_keyspace;
-mod connection;
 mod error;
-mod expiry;
-mod hosting;
-mod keyspace;
-mod layout;
-mod options;
 pub mod protocol;
-mod replica;
-pub mod replication;
-pub mod resp;
-mod server;
-mod storage_io;
+
+/// Items of the server half: each is built only with feature `server`.
+macro_rules! server {
+    ($($item:item)*) => { $( #[cfg(feature = "server")] $item )* };
+}
+
+// The server half: hosting, replication, the storage boundary.
+server! {
+    mod atomic;
+    mod connection;
+    mod convert;
+    mod expiry;
+    mod hosting;
+    mod keyspace;
+    mod layout;
+    mod options;
+    mod replica;
+    pub mod replication;
+    pub mod resp;
+    mod server;
+    mod storage_io;
+
+    pub use layout::Layout;
+    pub use options::NodeOptions;
+    pub use server::{NodeHandle, NodeServer};
+}
 
 pub use auth::ClusterSecret;
 pub use client::{ClientOptions, NodeClient};
@@ -126,6 +161,4 @@ pub use client_keyspace::PartitionPage;
 pub use cluster_client::{ClusterClient, Read, Written};
 pub use cluster_keyspace::{ClusterCursor, KeyPage, ScanOptions};
 pub use error::{Error, ErrorCode, ProtocolError, Result};
-pub use layout::Layout;
-pub use options::NodeOptions;
-pub use server::{NodeHandle, NodeServer};
+pub use protocol::{Entry, Epoch, Location, Lsn, Position};

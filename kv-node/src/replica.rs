@@ -16,6 +16,11 @@
 //! async code calls them only through `storage_io`. The replica's position
 //! is cached here, updated by those methods, so `position()` never waits
 //! for the store's writer lock and is safe on an async worker.
+//!
+//! This is where the node meets its store, so it is where history types
+//! cross: kv-storage's `Position`, `Entry` and `Location` come in, the
+//! protocol's go out (and entries to apply go the other way), by the
+//! `From` conversions in `convert`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,16 +29,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{
-    Entry, Epoch, Expiry, Install, Location, Lsn, Position, Since, Store, Truncation, Ttl,
-    WriteBatch,
-};
+use kv_storage::{Expiry, Install, Since, Store, Truncation, Ttl, WriteBatch};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::convert;
 use crate::protocol::{
-    FollowerInfo, Health, HistoryInfo, KeyTtl, PartitionInfo, ReplicaState, SetTtl,
+    Entry, Epoch, FollowerInfo, Health, HistoryInfo, KeyTtl, Location, Lsn, PartitionInfo,
+    Position, ReplicaState, SetTtl,
 };
 use crate::replication::backlog::{Backlog, BacklogMiss};
 use crate::replication::insync::InSync;
@@ -79,7 +83,7 @@ impl Replica {
     /// A replica playing `role` until its first term starts
     /// (`transport::start_replication`).
     pub fn new(partition: PartitionId, role: Role, store: Store, backlog_bytes: usize) -> Replica {
-        let position = store.last_position();
+        let position = Position::from(store.last_position());
         let last = position.lsn;
         let machine = ReplicaMachine::new(role, store.epoch(), Vec::new());
         Replica {
@@ -107,7 +111,7 @@ impl Replica {
 
     /// Re-reads the store's position after a change (blocking).
     fn refresh_position(&self) {
-        let now = self.store.last_position();
+        let now = self.store.last_position().into();
         let mut cached = self.position.lock();
         // Concurrent writers may refresh out of order; the store's position
         // only grows except through a truncation or a snapshot install,
@@ -151,7 +155,7 @@ impl Replica {
     /// Where `epoch` ends in this replica's history (log matching;
     /// blocking: the store's writer lock).
     pub fn end_of_epoch(&self, epoch: Epoch) -> Position {
-        self.store.end_of_epoch(epoch)
+        self.store.end_of_epoch(epoch).into()
     }
 
     /// Persists `epoch` as the store's new epoch, with its first LSN in the
@@ -165,12 +169,12 @@ impl Replica {
     /// to a rollback file (kv-storage logs them at WARN). The backlog
     /// restarts at the new end.
     pub fn truncate_after(&self, keep: Lsn) -> Result<Truncation, kv_storage::Error> {
-        let at = Position {
+        let at = kv_storage::Position {
             epoch: 0,
             lsn: keep,
         };
         let cut = self.store.truncate_after(at);
-        *self.position.lock() = self.store.last_position();
+        *self.position.lock() = self.store.last_position().into();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
@@ -242,7 +246,7 @@ impl Replica {
         };
         // Even a failed put may have written (a failed fsync after it).
         self.refresh_position();
-        let position = written?;
+        let position = Position::from(written?);
         self.record(Entry {
             position,
             key,
@@ -293,7 +297,7 @@ impl Replica {
         self.refresh_position();
         match written? {
             Some(entry) => {
-                self.record(entry);
+                self.record(entry.into());
                 Ok(true)
             }
             None => Ok(false),
@@ -318,7 +322,7 @@ impl Replica {
         self.refresh_position();
         let deleted = deleted?;
         let n = deleted.len();
-        deleted.into_iter().for_each(|e| self.record(e));
+        deleted.into_iter().for_each(|e| self.record(e.into()));
         Ok(n)
     }
 
@@ -339,7 +343,7 @@ impl Replica {
         }
         let written = self.store.write_batch(&batch);
         self.refresh_position();
-        let Some(last) = written? else {
+        let Some(last) = written?.map(Position::from) else {
             return Ok(self.position());
         };
         // A batch of puts writes every record, with consecutive LSNs.
@@ -363,7 +367,7 @@ impl Replica {
         match deleted? {
             Some(position) => {
                 self.record(Entry {
-                    position,
+                    position: position.into(),
                     key,
                     value: None,
                     expiry: None,
@@ -379,13 +383,14 @@ impl Replica {
     }
 
     pub fn location(&self, key: &[u8]) -> Location {
-        self.store.location(key)
+        self.store.location(key).into()
     }
 
     /// Applies replicated entries in order (idempotent by LSN), with one
     /// sync for the batch; the store raises its epoch to the entries'.
     pub fn apply(&self, entries: Vec<Entry>) -> Result<(), kv_storage::Error> {
         let before = self.store.last_lsn();
+        let entries: Vec<kv_storage::Entry> = convert::entries(entries);
         let result = self.store.apply_batch(&entries);
         self.refresh_position();
         let epoch = self.store.epoch();
@@ -395,7 +400,7 @@ impl Replica {
         for entry in entries {
             let lsn = entry.position.lsn;
             if lsn > before && lsn <= last {
-                self.record(entry);
+                self.record(entry.into());
             }
         }
         result.map(|_| ())
@@ -405,15 +410,15 @@ impl Replica {
     /// data, which stays as it is until [`Replica::end_snapshot`].
     pub fn begin_snapshot(&self, last: Position) -> Result<(), kv_storage::Error> {
         self.full_resyncs.fetch_add(1, Ordering::Relaxed);
-        let install = self.store.begin_install(last)?;
+        let install = self.store.begin_install(last.into())?;
         *self.install.lock() = Some(install);
         Ok(())
     }
 
     /// Stages a chunk of the snapshot.
-    pub fn stage(&self, entries: &[Entry]) -> Result<(), kv_storage::Error> {
+    pub fn stage(&self, entries: Vec<Entry>) -> Result<(), kv_storage::Error> {
         match self.install.lock().as_mut() {
-            Some(install) => install.add(entries),
+            Some(install) => install.add(&convert::entries(entries)),
             None => Err(kv_storage::Error::InvalidEntry {
                 lsn: entries.first().map_or(0, |e| e.position.lsn),
                 reason: "snapshot entries outside a snapshot",
@@ -432,7 +437,7 @@ impl Replica {
                 reason: "snapshot end without a snapshot",
             }),
         };
-        *self.position.lock() = self.store.last_position();
+        *self.position.lock() = self.store.last_position().into();
         let lsn = self.store.last_lsn();
         self.backlog.lock().reset(lsn);
         self.last_tx.send_replace(lsn);
@@ -464,7 +469,7 @@ impl Replica {
             return Ok(None);
         }
         match self.store.entries_since(after, max)? {
-            Since::Entries(entries) => Ok(Some(entries)),
+            Since::Entries(entries) => Ok(Some(convert::entries(entries))),
             Since::Snapshot { .. } => Ok(None),
         }
     }

@@ -37,7 +37,8 @@ use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::hosting::{self, Failed};
 use crate::options::NodeOptions;
 use crate::protocol::{
-    self, Conn, FrameError, NodeInfo, PartitionInfo, PeerKind, Request, RequestId, Response,
+    self, Conn, Epoch, FrameError, NodeInfo, PartitionInfo, PeerKind, Position, Request, RequestId,
+    Response,
 };
 use crate::replica::Replica;
 use crate::replication::machine::NotWritable;
@@ -214,7 +215,7 @@ impl NodeHandle {
         partition: PartitionId,
         role: Role,
         leader: Option<NodeId>,
-        epoch: Option<kv_storage::Epoch>,
+        epoch: Option<Epoch>,
     ) -> Result<()> {
         let Some(replica) = self.shared.replicas.get(&partition) else {
             return Err(Error::RoleChange {
@@ -659,7 +660,7 @@ pub(crate) async fn delete(shared: &Shared, key: Bytes, acks: Option<AckMode>) -
                 if existed {
                     replica.position()
                 } else {
-                    kv_storage::Position::default()
+                    Position::default()
                 },
             )),
             Err(e) => Err(io_error(Some(p), e)),

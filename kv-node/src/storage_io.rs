@@ -51,10 +51,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::PartitionId;
-use kv_storage::{Entry, Epoch, Location, Lsn, Position, SnapshotReader, Truncation};
+use kv_storage::{SnapshotReader, Truncation};
 
+use crate::convert;
 use crate::keyspace::ScanReply;
-use crate::protocol::{Conditional, KeyTtl, PartitionInfo, PartitionKeys, Response, ScanSpec};
+use crate::protocol::{
+    Conditional, Entry, Epoch, KeyTtl, Location, Lsn, PartitionInfo, PartitionKeys, Position,
+    Response, ScanSpec,
+};
 use crate::replica::Replica;
 
 /// Why a store call through the boundary did not succeed.
@@ -251,7 +255,7 @@ pub(crate) async fn begin_snapshot(replica: &Arc<Replica>, last: Position) -> Io
 /// Stages a chunk of a snapshot.
 pub(crate) async fn stage(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.stage(&entries)?)).await
+    blocking(move || Ok(r.stage(entries)?)).await
 }
 
 /// The next chunk of a snapshot being sent, sorted by LSN (`None` at the
@@ -260,10 +264,10 @@ pub(crate) async fn next_snapshot_chunk(
     mut reader: SnapshotReader,
 ) -> IoResult<(SnapshotReader, Option<Vec<Entry>>)> {
     blocking(move || {
-        let mut chunk = reader.next_chunk()?;
-        if let Some(entries) = chunk.as_mut() {
+        let chunk = reader.next_chunk()?.map(|mut entries| {
             entries.sort_unstable_by_key(|e| e.position.lsn);
-        }
+            convert::entries(entries)
+        });
         Ok((reader, chunk))
     })
     .await

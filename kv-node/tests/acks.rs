@@ -15,9 +15,10 @@ use common::raw::{frame, read_frame};
 use common::{TestCluster, key_in};
 use kv_codec::Value;
 use kv_node::protocol::{Request, Response};
-use kv_node::{ClientOptions, ClusterClient, Error, ErrorCode, NodeClient, NodeOptions};
+use kv_node::{
+    ClientOptions, ClusterClient, Entry, Error, ErrorCode, NodeClient, NodeOptions, Position,
+};
 use kv_router::{AckMode, ClusterConfig, NodeId, PartitionId};
-use kv_storage::Position;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -53,7 +54,7 @@ impl FakeFollower {
     }
 
     /// Reads stream messages until one carries entries; returns them.
-    async fn next_entries(&mut self) -> Vec<kv_storage::Entry> {
+    async fn next_entries(&mut self) -> Vec<Entry> {
         loop {
             let body = read_frame(&mut self.sock)
                 .await

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use common::{TestCluster, key_in};
 use kv_codec::Value;
-use kv_node::{Error, ErrorCode};
+use kv_node::{Error, ErrorCode, Location};
 use kv_router::Role;
-use kv_storage::Location;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_get_delete_status_inspect_round_trips() {

@@ -12,8 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use common::{TestCluster, keys_in, put_named, raw};
 use kv_codec::Value;
 use kv_node::protocol::{Request, Response};
-use kv_node::{ClientOptions, Error, ErrorCode, NodeClient, NodeOptions};
-use kv_storage::Position;
+use kv_node::{ClientOptions, Error, ErrorCode, NodeClient, NodeOptions, Position};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -222,7 +222,7 @@ proptest! {
     #[test]
     fn decoders_never_panic_on_mutated_messages(cut in 0usize..64, flip in 0usize..64, bit in 0u8..8) {
         let mut body = BytesMut::new();
-        Request::Subscribe { partition: 3, from: 1, after: kv_storage::Position { epoch: 1, lsn: 9 }, epoch: 1 }
+        Request::Subscribe { partition: 3, from: 1, after: kv_node::Position { epoch: 1, lsn: 9 }, epoch: 1 }
             .encode(5, &mut body);
         let mut bytes = body.to_vec();
         if flip < bytes.len() {
@@ -257,7 +257,7 @@ async fn a_stalled_follower_never_blocks_the_leader() {
     Request::Subscribe {
         partition: 0,
         from: 1,
-        after: kv_storage::Position::default(),
+        after: kv_node::Position::default(),
         epoch: 0,
     }
     .encode(1, &mut body);

@@ -40,7 +40,7 @@ fn leader_client(cluster: &TestCluster, key: &[u8]) -> NodeClient {
     NodeClient::new(leader, cluster.map.addr(leader).unwrap(), options)
 }
 
-fn assert_too_large(result: Result<kv_storage::Position, Error>) {
+fn assert_too_large(result: Result<kv_node::Position, Error>) {
     match result {
         Err(Error::Remote {
             code: ErrorCode::TooLarge,

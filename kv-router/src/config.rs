@@ -20,18 +20,12 @@ pub const MAX_PARTITIONS: u32 = 1 << 16;
 /// The smallest accepted `segment_bytes` (4 KiB).
 pub const MIN_SEGMENT_BYTES: u64 = 4 << 10;
 
-/// The largest accepted `segment_bytes` (1 GiB), the largest segment
-/// kv-storage opens.
-pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
-
-/// Default `sync_interval_ms`: fsync once a second.
-pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 1000;
+// The largest accepted `segment_bytes` (the largest segment kv-storage
+// opens) and the defaults the store shares are defined once, in kv-limits.
+pub use kv_limits::{DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS, MAX_SEGMENT_BYTES};
 
 /// Default `hot_capacity_bytes` (64 MiB per node).
-pub const DEFAULT_HOT_CAPACITY_BYTES: u64 = 64 << 20;
-
-/// Default `segment_bytes` (64 MiB).
-pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+pub const DEFAULT_HOT_CAPACITY_BYTES: u64 = kv_limits::DEFAULT_HOT_CACHE_BYTES;
 
 /// When the storage layer fsyncs (DESIGN §4). Written in TOML in lower case:
 /// `"always"`, `"interval"`, `"never"`.

@@ -8,19 +8,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cache::HotCache;
 use crate::error::Error;
 
-/// Default segment size: 64 MiB.
-pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+// Values the cluster config and the wire share are defined once, in
+// kv-limits (default segment size, the segment cap, the hot cache budget,
+// the sync interval, the key limit).
+pub use kv_limits::{DEFAULT_HOT_CACHE_BYTES, DEFAULT_SEGMENT_BYTES, MAX_SEGMENT_BYTES};
 /// Default key size limit: 64 KiB.
-pub const DEFAULT_MAX_KEY_BYTES: usize = 64 * 1024;
-/// Default value size limit: 16 MiB minus 64 KiB, so a value plus its key and
-/// message header still fits the node's 16 MiB frame.
-pub const DEFAULT_MAX_VALUE_BYTES: usize = 16 * 1024 * 1024 - 64 * 1024;
-/// Default private hot-cache budget when `Options::hot_cache` is `None`.
-pub const DEFAULT_HOT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+pub const DEFAULT_MAX_KEY_BYTES: usize = kv_limits::MAX_KEY_BYTES;
+/// Default value size limit: 16 MiB minus the key limit, so a value plus its
+/// key and message header still fits the node's 16 MiB frame.
+pub const DEFAULT_MAX_VALUE_BYTES: usize =
+    kv_limits::DEFAULT_MAX_FRAME_BYTES - DEFAULT_MAX_KEY_BYTES;
 /// Default interval of `SyncPolicy::Interval`.
-pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// Format cap on `segment_bytes` (offsets in the key directory are 32-bit).
-pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+pub const DEFAULT_SYNC_INTERVAL: Duration =
+    Duration::from_millis(kv_limits::DEFAULT_SYNC_INTERVAL_MS);
 /// Format cap on `max_key_bytes + max_value_bytes`.
 pub const MAX_RECORD_PAYLOAD_BYTES: usize = 1 << 30;
 /// Smallest accepted `segment_bytes` (tests use tiny segments).

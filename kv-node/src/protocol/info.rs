@@ -3,9 +3,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Epoch, Position};
 
-use super::message::{get_position, get_role, put_position, role_byte};
+use super::message::{get_role, role_byte};
+use super::types::{Epoch, Position, get_position, put_position};
 use super::wire::{WireReader, WireWrite};
 use crate::error::ProtocolError;
 

@@ -20,8 +20,9 @@ pub const ENTRIES_ENVELOPE_BYTES: usize = 1 + 8 + 4 + 12 + 4 + 12 + 4 + 1 + 4 + 
 /// Frame bytes left unused by the largest entry, for RESP's envelope.
 pub const RESP_MARGIN_BYTES: usize = 4096;
 
-/// Longest key (64 KiB, kv-storage's default).
-pub const MAX_KEY_BYTES: usize = 64 * 1024;
+// The longest key (64 KiB, kv-storage's default too), defined once in
+// kv-limits.
+pub use kv_limits::MAX_KEY_BYTES;
 
 /// Longest key.
 pub fn max_key_bytes() -> usize {
@@ -41,11 +42,10 @@ pub fn max_value_bytes(max_frame_bytes: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use bytes::{Bytes, BytesMut};
-    use kv_storage::{Entry, Position};
 
     use super::*;
-    use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
     use crate::protocol::message::encode_entries;
+    use crate::protocol::{DEFAULT_MAX_FRAME_BYTES, Entry, Position};
 
     #[test]
     fn the_largest_entry_fits_its_envelope_with_the_margin_left() {

@@ -51,13 +51,13 @@
 //! Types 0x10-0x1F and 0x90-0x9F belong to the [`super::handshake`] that
 //! opens every connection.
 //!
-//! A position is epoch u32 then LSN u64; an entry is a position, key bytes
-//! and an optional value (absent = tombstone); a role is 0 leader, 1
-//! follower.
+//! A position is epoch u32 then LSN u64; an entry is a position, key bytes,
+//! an optional value (absent = tombstone) and an optional expiry (the
+//! history types' module, `types.rs`, lays them out field by field); a role
+//! is 0 leader, 1 follower.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId, Role};
-use kv_storage::{Entry, Epoch, Location, Position};
 
 pub use super::conditional::{Conditional, SetTtl, SetWhen};
 pub use super::info::{
@@ -66,6 +66,10 @@ pub use super::info::{
 use super::info::{decode_info, decode_inspect, encode_info, encode_inspect};
 pub use super::keyspace::{KeyTtl, Keyspace, KeyspaceReply, ScanEntry, ScanSpec};
 use super::map::{decode_map, encode_map};
+use super::types::{
+    Entry, Epoch, Location, MIN_ENTRY_BYTES, Position, get_entry, get_location, get_position,
+    location_byte, put_entry, put_position,
+};
 use super::wire::{WireReader, WireWrite};
 use crate::error::{ErrorCode, ProtocolError};
 
@@ -309,25 +313,9 @@ mod ty {
     pub const ERROR: u8 = 0xFF;
 }
 
-/// Smallest encoded entry: position (12) + key length (4) + two option
-/// bytes (value, expiry).
-const MIN_ENTRY_BYTES: usize = 18;
-
 fn header(out: &mut BytesMut, ty: u8, id: RequestId) {
     out.put_u8(ty);
     out.put_u64(id);
-}
-
-pub(super) fn put_position(out: &mut BytesMut, p: Position) {
-    out.put_u32(p.epoch);
-    out.put_u64(p.lsn);
-}
-
-pub(super) fn get_position(r: &mut WireReader) -> Result<Position, ProtocolError> {
-    Ok(Position {
-        epoch: r.u32()?,
-        lsn: r.u64()?,
-    })
 }
 
 pub(super) fn role_byte(role: Role) -> u8 {
@@ -358,45 +346,6 @@ fn get_acks(r: &mut WireReader) -> Result<AckMode, ProtocolError> {
         1 => Ok(AckMode::All),
         b => Err(ProtocolError::Invalid(format!("bad acks byte {b}"))),
     }
-}
-
-fn location_byte(location: Location) -> u8 {
-    match location {
-        Location::Missing => 0,
-        Location::Hot => 1,
-        Location::Cold => 2,
-    }
-}
-
-fn get_location(r: &mut WireReader) -> Result<Location, ProtocolError> {
-    match r.u8()? {
-        0 => Ok(Location::Missing),
-        1 => Ok(Location::Hot),
-        2 => Ok(Location::Cold),
-        b => Err(ProtocolError::Invalid(format!("bad location byte {b}"))),
-    }
-}
-
-fn put_entry(out: &mut BytesMut, e: &Entry) {
-    put_position(out, e.position);
-    out.put_bytes_field(&e.key);
-    out.put_opt_bytes(e.value.as_deref());
-    match e.expiry {
-        Some(at) => {
-            out.put_u8(1);
-            out.put_u64(at);
-        }
-        None => out.put_u8(0),
-    }
-}
-
-fn get_entry(r: &mut WireReader) -> Result<Entry, ProtocolError> {
-    Ok(Entry {
-        position: get_position(r)?,
-        key: r.bytes()?,
-        value: r.opt_bytes()?,
-        expiry: if r.bool()? { Some(r.u64()?) } else { None },
-    })
 }
 
 impl Request {

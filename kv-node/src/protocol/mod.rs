@@ -5,7 +5,10 @@
 //! that connection before any of it is buffered, and buffers grow with the
 //! bytes that arrived, never with the length announced. Every connection
 //! opens with a [`handshake`]; after it, each frame holds one message
-//! ([`message`]).
+//! ([`message`]). The history types every side shares ([`Position`],
+//! [`Entry`], [`Location`], [`Lsn`], [`Epoch`]) are defined here, with
+//! their byte layout; the server converts them to and from kv-storage's
+//! at its storage boundary.
 
 mod conditional;
 pub mod frame;
@@ -15,6 +18,7 @@ mod keyspace;
 pub mod limits;
 mod map;
 pub mod message;
+mod types;
 mod wire;
 
 use std::time::Duration;
@@ -24,6 +28,7 @@ use tokio_util::codec::Framed;
 
 pub use frame::{ByteBudget, FrameCodec, FrameError};
 pub use handshake::{PROTOCOL_VERSION, PeerKind};
+pub use types::{Entry, Epoch, Location, Lsn, Position};
 
 pub use message::{
     Conditional, FollowerInfo, Health, HistoryInfo, KeyTtl, Keyspace, KeyspaceReply, NodeInfo,
@@ -31,8 +36,9 @@ pub use message::{
     SetTtl, SetWhen,
 };
 
-/// Default maximum frame size: 16 MiB.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+// Default maximum frame size (16 MiB): kv-storage's default value limit is
+// derived from it, so it is defined once, in kv-limits.
+pub use kv_limits::DEFAULT_MAX_FRAME_BYTES;
 
 /// A framed kv connection.
 pub(crate) type Conn = Framed<TcpStream, FrameCodec>;

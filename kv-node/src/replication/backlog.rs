@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use kv_storage::{Entry, Lsn};
+use crate::protocol::{Entry, Lsn};
 
 /// Bytes an entry is charged for beyond its key and value.
 const ENTRY_OVERHEAD_BYTES: usize = 64;
@@ -141,9 +141,10 @@ impl Backlog {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use bytes::Bytes;
-    use kv_storage::Position;
+
+    use super::*;
+    use crate::protocol::Position;
 
     fn entry(lsn: Lsn, len: usize) -> Entry {
         Entry {

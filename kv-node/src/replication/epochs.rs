@@ -20,7 +20,7 @@
 //!
 //! What is cut goes to a rollback file (kv-storage), never silently away.
 
-use kv_storage::{Lsn, Position};
+use crate::protocol::{Lsn, Position};
 
 /// What a subscriber keeps, given the source's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

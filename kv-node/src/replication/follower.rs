@@ -33,14 +33,13 @@
 use std::time::{Duration, Instant};
 
 use kv_router::PartitionId;
-use kv_storage::{Entry, Epoch, Lsn, Position};
 use tracing::warn;
 
 use super::epochs;
 
 use crate::error::ErrorCode;
-use crate::protocol::Response;
 use crate::protocol::limits;
+use crate::protocol::{Entry, Epoch, Lsn, Position, Response};
 
 /// First reconnect delay.
 pub const MIN_BACKOFF: Duration = Duration::from_millis(50);

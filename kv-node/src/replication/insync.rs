@@ -43,13 +43,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kv_router::{AckMode, NodeId, PartitionId, ReplicationConfig};
-use kv_storage::Position;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tracing::warn;
 
 use crate::error::ErrorCode;
-use crate::protocol::{PartitionInfo, Response};
+use crate::protocol::{PartitionInfo, Position, Response};
 use crate::replica::Replica;
 use crate::server::{Shared, error_reply};
 

@@ -29,11 +29,10 @@
 //! ([`super::follower`]) symmetrically refuses a source older than itself.
 
 use kv_router::{NodeId, Role};
-use kv_storage::{Epoch, Position};
 
 use super::plan::{self, RecoveryStep};
 use crate::error::ErrorCode;
-use crate::protocol::ReplicaState;
+use crate::protocol::{Epoch, Position, ReplicaState};
 
 /// What the transport must do for the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! A recovering leader's next step, a pure function of positions (used
 //! by [`super::machine::ReplicaMachine::on_positions`]).
 
-use kv_storage::Position;
+use crate::protocol::Position;
 
 /// What a recovering leader learned from asking its followers.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,13 +9,12 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use kv_router::{NodeId, PartitionId};
-use kv_storage::Position;
 use tracing::{debug, info, warn};
 
 use super::follower::{Action, FollowerMachine, Local, check_message};
 use super::machine::{Effect, PeerPosition};
 use super::transport::{RECOVERY_RETRY, begin_epoch, connect, send_request};
-use crate::protocol::{Conn, Request, Response};
+use crate::protocol::{Conn, Position, Request, Response};
 use crate::replica::Replica;
 use crate::server::Shared;
 use crate::storage_io;

@@ -29,11 +29,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kv_router::{NodeId, Role};
-use kv_storage::{Entry, Epoch, Options, Position, Store, SyncPolicy};
+use kv_storage::{Options, Store, SyncPolicy};
 
 use super::follower::{Action, FollowerMachine, Local};
 use super::machine::{Effect, PeerPosition, SubscribeAnswer};
-use crate::protocol::Response;
+use crate::protocol::{Entry, Epoch, Position, Response};
 use crate::replica::Replica;
 
 /// Bytes per snapshot chunk in the simulation: one entry per chunk.
@@ -334,7 +334,7 @@ fn stream(
             let Ok(mut reader) = source.store.snapshot_reader(SNAPSHOT_CHUNK_BYTES) else {
                 return messages;
             };
-            let last = reader.as_of();
+            let last = Position::from(reader.as_of());
             messages.push(Response::SnapshotStart {
                 partition: 0,
                 last,
@@ -345,7 +345,7 @@ fn stream(
                 if chunks.is_some_and(|limit| sent >= limit) {
                     return messages;
                 }
-                messages.push(entries_message(last, chunk));
+                messages.push(entries_message(last, crate::convert::entries(chunk)));
                 sent += 1;
             }
             messages.push(Response::SnapshotEnd { partition: 0, last });
@@ -417,7 +417,7 @@ fn execute(replica: &Replica, action: Action) -> Option<String> {
             .map(|()| format!("snapshot as of {} begins", pos(last))),
         Action::Stage(entries) => {
             let n = entries.len();
-            replica.stage(&entries).map(|()| format!("staged {n}"))
+            replica.stage(entries).map(|()| format!("staged {n}"))
         }
         Action::EndSnapshot { last } => replica
             .end_snapshot()

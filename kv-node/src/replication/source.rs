@@ -14,7 +14,7 @@
 //! [`SourceStream`] makes those choices from what the backlog and the
 //! store answered; the transport reads them and moves the bytes.
 
-use kv_storage::{Entry, Lsn, Position};
+use crate::protocol::{Entry, Lsn, Position};
 
 use super::backlog::BacklogMiss;
 

@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures::{SinkExt, StreamExt};
 use kv_router::{NodeId, PartitionId, Role};
-use kv_storage::{Entry, Epoch, Position};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -24,7 +23,7 @@ use super::pull;
 use super::source::{SourceStream, Step};
 use crate::error::ErrorCode;
 use crate::protocol::handshake::{self, Credentials};
-use crate::protocol::{self, Conn, PeerKind, Request, RequestId, Response};
+use crate::protocol::{self, Conn, Entry, Epoch, PeerKind, Position, Request, RequestId, Response};
 use crate::replica::Replica;
 use crate::server::{Shared, error_reply};
 use crate::storage_io;
@@ -369,7 +368,7 @@ impl StreamSource<'_> {
                 return false;
             }
         };
-        let last = reader.as_of();
+        let last = Position::from(reader.as_of());
         let reason = format!(
             "history after LSN {} was compacted away; sending every live record as of {last:?}",
             self.stream.sent()

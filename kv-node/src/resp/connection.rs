@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::commands;
-use super::frame::{self, Command, FrameError, Limits};
+use super::frame::{self, COMMAND_SLACK_BYTES, Command, FrameError, Limits};
 use super::reply::Reply;
 use crate::client::ClientOptions;
 use crate::cluster_client::ClusterClient;
@@ -61,7 +61,7 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: TcpListener, port: u16) {
         shared: Arc::clone(shared),
         cluster: ClusterClient::new(options.map.clone(), client_options),
         limits: Limits {
-            max_command_bytes: options.max_frame_bytes + 64 * 1024,
+            max_command_bytes: options.max_frame_bytes + COMMAND_SLACK_BYTES,
             ..Limits::default()
         },
         started: Instant::now(),

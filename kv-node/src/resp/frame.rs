@@ -16,6 +16,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::protocol::DEFAULT_MAX_FRAME_BYTES;
+
 /// Bounds on what one command may declare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -29,10 +31,14 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_args: 64 * 1024,
-            max_command_bytes: 16 * 1024 * 1024 + 64 * 1024,
+            max_command_bytes: DEFAULT_MAX_FRAME_BYTES + COMMAND_SLACK_BYTES,
         }
     }
 }
+
+/// Bytes a command may hold beyond the node's frame limit: its RESP
+/// headers around the largest value.
+pub(crate) const COMMAND_SLACK_BYTES: usize = 64 * 1024;
 
 /// Longest inline command line (as redis-server's `PROTO_INLINE_MAX_SIZE`).
 pub const MAX_INLINE_BYTES: usize = 64 * 1024;

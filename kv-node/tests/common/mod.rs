@@ -142,7 +142,7 @@ impl TestCluster {
     }
 
     /// Position of partition `p` on node `id`.
-    pub fn position(&self, id: NodeId, p: u32) -> kv_storage::Position {
+    pub fn position(&self, id: NodeId, p: u32) -> kv_node::Position {
         self.node(id)
             .info()
             .partitions
