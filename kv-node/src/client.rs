@@ -1,13 +1,17 @@
 //! `NodeClient`: an async client for one node.
 //!
 //! One TCP connection per client, shared by every task that holds a clone.
-//! Requests are pipelined: each gets a fresh id, a place at the back of the
-//! connection's in-flight queue, and goes to a writer task (which flushes
-//! once its queue is empty, so a burst goes out in few syscalls). A node
-//! answers a connection's requests in order, so the reader task finds each
-//! reply's request at the front of the in-flight queue (else by id; a reply
-//! for a request no longer waiting is dropped): no map, no lock held across
-//! an await, and no timer per request. Deadlines
+//! Requests are pipelined: a caller encodes its request straight into the
+//! connection's outgoing buffer and takes a place at the back of its
+//! in-flight queue, both under one short lock (so the wire order is the
+//! queue order), and wakes the writer task only when the buffer was empty.
+//! The writer swaps the buffer for its spare one and writes it whole: a
+//! burst of requests goes out in one syscall, with no allocation or channel
+//! message per request. A node answers a connection's requests in order,
+//! so the reader task matches each read's worth of replies against the
+//! front of the in-flight queue under one lock (else by id; a reply for a
+//! request no longer waiting is dropped): no map, no lock held across an
+//! await, and no timer per request. Deadlines
 //! are checked by one sweep per connection (every [`SWEEP_EVERY`] or a
 //! tenth of the timeout, whichever is shorter), so a request that gets no
 //! reply within the timeout fails with [`Error::Timeout`] up to one sweep
@@ -25,17 +29,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::{SinkExt, StreamExt};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
+use tokio_util::codec::Decoder;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::protocol::handshake::{self, Credentials, DialError};
 use crate::protocol::{
-    self, Conditional, Conn, Location, NodeInfo, PartitionKeys, PeerKind, Position, Request,
-    RequestId, Response,
+    self, Conditional, Conn, FrameCodec, Location, NodeInfo, PartitionKeys, PeerKind, Position,
+    Request, RequestId, Response, frame,
 };
 
 /// Client settings.
@@ -79,28 +85,49 @@ struct InFlight {
     deadline: Instant,
 }
 
-/// The requests of one connection in the order they go on the wire.
-/// Dropping an entry's sender fails its request as "connection closed".
-type Pending = Arc<Mutex<VecDeque<InFlight>>>;
+/// What callers, the writer, the reader and the sweep of one connection
+/// share.
+#[derive(Default)]
+struct Shared {
+    outbox: Mutex<Outbox>,
+    /// Set (under the `outbox` lock) when the connection is broken.
+    closed: AtomicBool,
+    /// Wakes the writer: `unsent` stopped being empty, or the connection
+    /// closed.
+    wake_writer: Notify,
+}
+
+/// The connection's outgoing side, under one lock.
+#[derive(Default)]
+struct Outbox {
+    /// Whole frames not yet taken by the writer.
+    unsent: BytesMut,
+    /// The requests in `unsent` or on the wire, in wire order. Dropping an
+    /// entry's sender fails its request as "connection closed".
+    in_flight: VecDeque<InFlight>,
+}
+
+/// Buffers over this size are not kept for reuse once written.
+const KEEP_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// How much room the reader makes before each read.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 struct Connection {
-    queue_tx: mpsc::UnboundedSender<Bytes>,
-    pending: Pending,
-    /// Set (under the `pending` lock) when the connection is broken.
-    closed: Arc<AtomicBool>,
-    /// The reader task; it would otherwise wait on the socket for ever.
-    reader: tokio::task::AbortHandle,
-    /// The deadline sweep; it would otherwise tick for ever.
-    sweeper: tokio::task::AbortHandle,
+    shared: Arc<Shared>,
+    /// The writer, reader and sweep tasks: the reader would otherwise wait
+    /// on the socket, the writer on its wake-up and the sweep on its timer
+    /// for ever.
+    tasks: [tokio::task::AbortHandle; 3],
 }
 
 impl Drop for Connection {
-    /// The last user is gone: stop the reader and the sweep. The writer ends when the
-    /// queue's sender (dropped with this) closes; the socket closes with
-    /// the last of the two.
+    /// The last user is gone: stop the connection's tasks; the socket
+    /// closes with them.
     fn drop(&mut self) {
-        self.reader.abort();
-        self.sweeper.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -161,7 +188,7 @@ impl NodeClient {
         let current = self.inner.current.lock();
         current
             .as_ref()
-            .filter(|c| !c.closed.load(Ordering::Acquire))
+            .filter(|c| !c.shared.closed.load(Ordering::Acquire))
             .cloned()
     }
 
@@ -197,25 +224,27 @@ impl NodeClient {
                 }
             };
         self.handshake(&mut framed).await?;
-        let (sink, stream) = framed.split();
-        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
-        let pending: Pending = Arc::default();
-        let closed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(write_loop(
-            sink,
-            queue_rx,
-            Arc::clone(&pending),
-            Arc::clone(&closed),
+        // The handshake is over: from here the client reads and writes
+        // the socket itself, frame by frame.
+        let parts = framed.into_parts();
+        let (read_half, write_half) = parts.io.into_split();
+        let shared = Arc::new(Shared::default());
+        let writer = tokio::spawn(write_loop(write_half, Arc::clone(&shared)));
+        let reader = tokio::spawn(read_loop(
+            read_half,
+            parts.read_buf,
+            parts.codec,
+            Arc::clone(&shared),
         ));
         let sweep = SWEEP_EVERY.min(options.request_timeout / 10);
-        let sweeper = tokio::spawn(sweep_loop(Arc::clone(&pending), Arc::clone(&closed), sweep));
-        let reader = tokio::spawn(read_loop(stream, Arc::clone(&pending), Arc::clone(&closed)));
+        let sweeper = tokio::spawn(sweep_loop(Arc::clone(&shared), sweep));
         Ok(Connection {
-            queue_tx,
-            pending,
-            closed,
-            reader: reader.abort_handle(),
-            sweeper: sweeper.abort_handle(),
+            shared,
+            tasks: [
+                writer.abort_handle(),
+                reader.abort_handle(),
+                sweeper.abort_handle(),
+            ],
         })
     }
 
@@ -289,37 +318,37 @@ impl NodeClient {
 
     /// Queues `request` on the connection; errors here mean it was not sent.
     async fn send(&self, request: &Request) -> Result<ReplyRx> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut out = BytesMut::new();
-        request.encode(id, &mut out);
-        let limit = self.inner.options.max_frame_bytes;
-        if out.len() > limit {
-            return Err(Error::RequestTooLarge {
-                bytes: out.len(),
-                limit,
-            });
-        }
         let conn = self.connection().await?;
+        let limit = self.inner.options.max_frame_bytes;
         let (reply_tx, reply_rx) = oneshot::channel();
-        // The reader and writer set `closed` under the queue's lock before
-        // they drop the queue: a request never waits on a connection
-        // already gone.
-        {
-            let mut pending = conn.pending.lock();
-            if conn.closed.load(Ordering::Acquire) {
+        let wake_writer = {
+            let mut outbox = conn.shared.outbox.lock();
+            // The reader and writer set `closed` under this lock before
+            // they drop the queue: a request never waits on a connection
+            // already gone.
+            if conn.shared.closed.load(Ordering::Acquire) {
                 return Err(self.closed());
             }
-            pending.push_back(InFlight {
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let was_empty = outbox.unsent.is_empty();
+            frame::put_frame(&mut outbox.unsent, limit, |out| request.encode(id, out)).map_err(
+                |e| match e {
+                    protocol::FrameError::TooLarge { len, limit } => {
+                        Error::RequestTooLarge { bytes: len, limit }
+                    }
+                    _ => self.closed(),
+                },
+            )?;
+            outbox.in_flight.push_back(InFlight {
                 id,
                 reply_tx,
                 deadline: Instant::now() + self.inner.options.request_timeout,
             });
-        }
-        // Outside the lock: two requests may reach the wire in the other
-        // order than the queue (the reader then finds the reply by id).
-        // If the writer is gone, it has failed (or will fail) the queue.
-        if conn.queue_tx.send(out.freeze()).is_err() {
-            return Err(self.closed());
+            was_empty
+        };
+        // A non-empty buffer already has a wake-up on its way.
+        if wake_writer {
+            conn.shared.wake_writer.notify_one();
         }
         Ok(reply_rx)
     }
@@ -457,62 +486,100 @@ impl NodeClient {
 /// Where a request's reply (or why there is none) arrives.
 type ReplyRx = oneshot::Receiver<std::result::Result<Response, Unanswered>>;
 
-/// Marks the connection broken and fails every request in flight (their
-/// senders drop: "connection closed").
-fn close(pending: &Pending, closed: &AtomicBool) {
-    let mut pending = pending.lock();
-    closed.store(true, Ordering::Release);
-    pending.clear();
+/// Marks the connection broken, fails every request in flight (their
+/// senders drop: "connection closed") and lets the writer end.
+fn close(shared: &Shared) {
+    let mut outbox = shared.outbox.lock();
+    shared.closed.store(true, Ordering::Release);
+    outbox.in_flight.clear();
+    outbox.unsent.clear();
+    drop(outbox);
+    shared.wake_writer.notify_one();
 }
 
-async fn write_loop(
-    mut sink: futures::stream::SplitSink<Conn, Bytes>,
-    mut queue_rx: mpsc::UnboundedReceiver<Bytes>,
-    pending: Pending,
-    closed: Arc<AtomicBool>,
-) {
-    'frames: while let Some(frame) = queue_rx.recv().await {
-        if sink.feed(frame).await.is_err() {
-            break;
-        }
-        while let Ok(more) = queue_rx.try_recv() {
-            if sink.feed(more).await.is_err() {
-                break 'frames;
+/// Writes whatever callers queued, a buffer at a time, until the
+/// connection closes. Two buffers take turns: callers fill one while the
+/// other is on its way out, so in steady state nothing is allocated.
+async fn write_loop(mut socket: OwnedWriteHalf, shared: Arc<Shared>) {
+    let mut out = BytesMut::new();
+    loop {
+        {
+            let mut outbox = shared.outbox.lock();
+            if shared.closed.load(Ordering::Acquire) {
+                break;
             }
+            std::mem::swap(&mut outbox.unsent, &mut out);
         }
-        if sink.flush().await.is_err() || closed.load(Ordering::Acquire) {
+        if out.is_empty() {
+            // A wake-up sent since the swap is kept, not lost.
+            shared.wake_writer.notified().await;
+            continue;
+        }
+        if socket.write_all(&out).await.is_err() {
             break;
+        }
+        out.clear();
+        if out.capacity() > KEEP_BUFFER_BYTES {
+            out = BytesMut::new();
         }
     }
     // A write failure leaves the reader waiting on a healthy socket: fail
     // the requests in flight now rather than at their timeouts.
-    close(&pending, &closed);
+    close(&shared);
 }
 
+/// Reads replies and hands each to its request, one read's worth at a
+/// time (one lock per read, the senders woken outside it).
 async fn read_loop(
-    mut stream: futures::stream::SplitStream<Conn>,
-    pending: Pending,
-    closed: Arc<AtomicBool>,
+    mut socket: OwnedReadHalf,
+    mut buf: BytesMut,
+    mut codec: FrameCodec,
+    shared: Arc<Shared>,
 ) {
-    while let Some(Ok(frame)) = stream.next().await {
-        let Ok((id, response)) = Response::decode(frame.freeze()) else {
-            break;
-        };
-        let waiting = take_in_flight(&pending, id);
-        if let Some(tx) = waiting {
-            let _ = tx.send(Ok(response));
+    let mut replies = Vec::new();
+    let mut answered = Vec::new();
+    'reading: loop {
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => match Response::decode(frame.freeze()) {
+                    Ok(reply) => replies.push(reply),
+                    Err(_) => break 'reading,
+                },
+                Ok(None) => break,
+                Err(_) => break 'reading,
+            }
+        }
+        if !replies.is_empty() {
+            {
+                let mut outbox = shared.outbox.lock();
+                for (id, response) in replies.drain(..) {
+                    if let Some(tx) = take_in_flight(&mut outbox.in_flight, id) {
+                        answered.push((tx, response));
+                    }
+                }
+            }
+            for (tx, response) in answered.drain(..) {
+                let _ = tx.send(Ok(response));
+            }
+        }
+        if buf.capacity() - buf.len() < READ_CHUNK_BYTES / 4 {
+            buf.reserve(READ_CHUNK_BYTES);
+        }
+        match socket.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
         }
     }
-    close(&pending, &closed);
+    close(&shared);
 }
 
 /// The connection's one deadline sweep; ends with the connection.
-async fn sweep_loop(pending: Pending, closed: Arc<AtomicBool>, every: Duration) {
+async fn sweep_loop(shared: Arc<Shared>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !closed.load(Ordering::Acquire) {
+    while !shared.closed.load(Ordering::Acquire) {
         tick.tick().await;
-        fail_expired(&pending, Instant::now());
+        fail_expired(&mut shared.outbox.lock().in_flight, Instant::now());
     }
 }
 
@@ -520,24 +587,22 @@ async fn sweep_loop(pending: Pending, closed: Arc<AtomicBool>, every: Duration) 
 /// in order (always, today); else found by id. `None` when it no longer
 /// waits (it timed out).
 fn take_in_flight(
-    pending: &Pending,
+    in_flight: &mut VecDeque<InFlight>,
     id: RequestId,
 ) -> Option<oneshot::Sender<std::result::Result<Response, Unanswered>>> {
-    let mut pending = pending.lock();
-    if pending.front().is_some_and(|f| f.id == id) {
-        return pending.pop_front().map(|f| f.reply_tx);
+    if in_flight.front().is_some_and(|f| f.id == id) {
+        return in_flight.pop_front().map(|f| f.reply_tx);
     }
-    let at = pending.iter().position(|f| f.id == id)?;
-    pending.remove(at).map(|f| f.reply_tx)
+    let at = in_flight.iter().position(|f| f.id == id)?;
+    in_flight.remove(at).map(|f| f.reply_tx)
 }
 
 /// Fails the requests whose deadline has passed by `now`. Deadlines grow
 /// along the queue (each is its enqueue time plus the same timeout, taken
 /// under the queue's lock), so only the front needs looking at.
-fn fail_expired(pending: &Pending, now: Instant) {
-    let mut pending = pending.lock();
-    while pending.front().is_some_and(|f| f.deadline <= now) {
-        if let Some(f) = pending.pop_front() {
+fn fail_expired(in_flight: &mut VecDeque<InFlight>, now: Instant) {
+    while in_flight.front().is_some_and(|f| f.deadline <= now) {
+        if let Some(f) = in_flight.pop_front() {
             let _ = f.reply_tx.send(Err(Unanswered::TimedOut));
         }
     }
@@ -547,57 +612,63 @@ fn fail_expired(pending: &Pending, now: Instant) {
 mod tests {
     use super::*;
 
-    fn queue(ids: &[RequestId], deadline: Instant) -> (Pending, Vec<ReplyRx>) {
-        let pending: Pending = Arc::default();
+    fn queue(ids: &[RequestId], deadline: Instant) -> (VecDeque<InFlight>, Vec<ReplyRx>) {
+        let mut in_flight = VecDeque::new();
         let mut rxs = Vec::new();
         for &id in ids {
             let (reply_tx, rx) = oneshot::channel();
-            pending.lock().push_back(InFlight {
+            in_flight.push_back(InFlight {
                 id,
                 reply_tx,
                 deadline,
             });
             rxs.push(rx);
         }
-        (pending, rxs)
+        (in_flight, rxs)
     }
 
     #[test]
     fn replies_match_the_front_or_by_id_and_strays_are_dropped() {
-        let (pending, _rxs) = queue(&[4, 5, 6], Instant::now());
-        assert!(take_in_flight(&pending, 4).is_some());
+        let (mut in_flight, _rxs) = queue(&[4, 5, 6], Instant::now());
+        assert!(take_in_flight(&mut in_flight, 4).is_some());
         // Out of order (not today's nodes, but matched all the same).
-        assert!(take_in_flight(&pending, 6).is_some());
+        assert!(take_in_flight(&mut in_flight, 6).is_some());
         // A reply for a request no longer waiting.
-        assert!(take_in_flight(&pending, 9).is_none());
-        let left: Vec<RequestId> = pending.lock().iter().map(|f| f.id).collect();
+        assert!(take_in_flight(&mut in_flight, 9).is_none());
+        let left: Vec<RequestId> = in_flight.iter().map(|f| f.id).collect();
         assert_eq!(left, [5]);
     }
 
     #[test]
     fn the_sweep_fails_expired_requests_only() {
         let now = Instant::now();
-        let (pending, mut rxs) = queue(&[1, 2], now);
+        let (mut in_flight, mut rxs) = queue(&[1, 2], now);
         let (later, _) = oneshot::channel();
-        pending.lock().push_back(InFlight {
+        in_flight.push_back(InFlight {
             id: 3,
             reply_tx: later,
             deadline: now + Duration::from_secs(60),
         });
-        fail_expired(&pending, now);
+        fail_expired(&mut in_flight, now);
         for rx in &mut rxs {
             assert!(matches!(rx.try_recv(), Ok(Err(Unanswered::TimedOut))));
         }
-        let left: Vec<RequestId> = pending.lock().iter().map(|f| f.id).collect();
+        let left: Vec<RequestId> = in_flight.iter().map(|f| f.id).collect();
         assert_eq!(left, [3]);
     }
 
     #[test]
-    fn closing_fails_every_request_in_flight() {
-        let (pending, mut rxs) = queue(&[1, 2], Instant::now());
-        let closed = AtomicBool::new(false);
-        close(&pending, &closed);
-        assert!(closed.load(Ordering::Acquire));
+    fn closing_fails_every_request_in_flight_and_drops_unsent_bytes() {
+        let (in_flight, mut rxs) = queue(&[1, 2], Instant::now());
+        let shared = Shared::default();
+        {
+            let mut outbox = shared.outbox.lock();
+            outbox.in_flight = in_flight;
+            outbox.unsent.extend_from_slice(b"frame");
+        }
+        close(&shared);
+        assert!(shared.closed.load(Ordering::Acquire));
+        assert!(shared.outbox.lock().unsent.is_empty());
         for rx in &mut rxs {
             assert!(matches!(
                 rx.try_recv(),

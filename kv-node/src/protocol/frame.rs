@@ -193,6 +193,34 @@ impl Decoder for FrameCodec {
     }
 }
 
+/// Appends one frame to `dst`, its body written in place by `body` (no
+/// intermediate buffer). A body over `max_frame_bytes` is taken back out of
+/// `dst` and refused with [`FrameError::TooLarge`].
+pub(crate) fn put_frame(
+    dst: &mut BytesMut,
+    max_frame_bytes: usize,
+    body: impl FnOnce(&mut BytesMut),
+) -> Result<(), FrameError> {
+    let start = dst.len();
+    dst.put_u32(0);
+    body(dst);
+    let len = dst.len() - start - HEADER_BYTES;
+    let prefix = u32::try_from(len).ok().filter(|_| len <= max_frame_bytes);
+    match (prefix, dst.get_mut(start..start + HEADER_BYTES)) {
+        (Some(prefix), Some(header)) => {
+            header.copy_from_slice(&prefix.to_be_bytes());
+            Ok(())
+        }
+        _ => {
+            dst.truncate(start);
+            Err(FrameError::TooLarge {
+                len,
+                limit: max_frame_bytes,
+            })
+        }
+    }
+}
+
 impl Encoder<Bytes> for FrameCodec {
     type Error = FrameError;
 
@@ -217,6 +245,24 @@ impl Encoder<Bytes> for FrameCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_written_in_place_decode_and_oversized_ones_leave_nothing() {
+        let mut out = BytesMut::new();
+        put_frame(&mut out, 16, |b| b.extend_from_slice(b"hello")).unwrap();
+        let before = out.len();
+        let err = put_frame(&mut out, 16, |b| b.extend_from_slice(&[7; 17])).unwrap_err();
+        assert!(
+            matches!(err, FrameError::TooLarge { len: 17, limit: 16 }),
+            "{err:?}"
+        );
+        assert_eq!(out.len(), before, "a refused frame leaves no bytes behind");
+        put_frame(&mut out, 16, |b| b.extend_from_slice(b"again")).unwrap();
+        let mut codec = FrameCodec::new(16, ByteBudget::unlimited());
+        assert_eq!(&codec.decode(&mut out).unwrap().unwrap()[..], b"hello");
+        assert_eq!(&codec.decode(&mut out).unwrap().unwrap()[..], b"again");
+        assert!(out.is_empty());
+    }
 
     fn framed(body: &[u8]) -> BytesMut {
         let mut b = BytesMut::new();
