@@ -144,6 +144,7 @@ server! {
     mod keyspace;
     mod layout;
     mod options;
+    mod pipeline;
     mod replica;
     pub mod replication;
     pub mod resp;

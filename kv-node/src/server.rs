@@ -36,6 +36,7 @@ use crate::connection::{self, IdleTimer, Limits, Next};
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::hosting::{self, Failed};
 use crate::options::NodeOptions;
+use crate::pipeline;
 use crate::protocol::{
     self, Conn, Epoch, FrameError, NodeInfo, PartitionInfo, PeerKind, Position, Request, RequestId,
     Response,
@@ -194,6 +195,13 @@ impl NodeHandle {
         node_info(&self.shared, partitions.collect())
     }
 
+    /// The counters of this node's store for `partition` (writes, syncs,
+    /// disk and cache use), or `None` when it hosts no replica of it.
+    /// Reads the store's counters on the calling thread.
+    pub fn store_stats(&self, partition: PartitionId) -> Option<kv_storage::Stats> {
+        self.shared.replicas.get(&partition).map(|r| r.store.stats())
+    }
+
     /// Compacts every store of this node now (normally a background job).
     pub async fn compact(&self) -> Result<()> {
         storage_io::compact(self.shared.all_replicas())
@@ -317,10 +325,15 @@ pub(crate) async fn serve_connection(
     let mut idle = connection::idle_timer(&shared.options);
     // Replies are encoded into one reused buffer (split off per reply).
     let mut out = BytesMut::with_capacity(REPLY_BUFFER_BYTES);
+    // A frame read while gathering a group of puts that did not join it.
+    let mut carried: Option<Next> = None;
     loop {
-        let next = match next_frame(&shared, &mut conn, &mut unflushed, &mut idle).await {
+        let next = match carried.take() {
             Some(next) => next,
-            None => break,
+            None => match next_frame(&shared, &mut conn, &mut unflushed, &mut idle).await {
+                Some(next) => next,
+                None => break,
+            },
         };
         let frame = match next {
             Next::Frame(frame) => frame.freeze(),
@@ -361,13 +374,19 @@ pub(crate) async fn serve_connection(
                 transport::serve_subscription(&shared, conn, id, partition, subscriber).await;
                 return;
             }
+            Ok((id, Request::Put { key, value })) => {
+                let (group, next) = gather_puts(&shared, &mut conn, kind, (id, key, value));
+                carried = next;
+                for (id, response) in pipeline::put_group(&shared, group).await {
+                    if reply(&mut conn, &mut out, id, &response).await.is_err() {
+                        return;
+                    }
+                }
+                unflushed = true;
+            }
             Ok((id, request)) => {
                 let response = dispatch(&shared, request).await;
-                if out.capacity() < REPLY_BUFFER_BYTES / 4 {
-                    out.reserve(REPLY_BUFFER_BYTES);
-                }
-                response.encode(id, &mut out);
-                if conn.feed(out.split().freeze()).await.is_err() {
+                if reply(&mut conn, &mut out, id, &response).await.is_err() {
                     return;
                 }
                 unflushed = true;
@@ -379,6 +398,56 @@ pub(crate) async fn serve_connection(
         }
     }
     let _ = flush(&mut conn).await;
+}
+
+/// Queues one reply on the connection (flushed by the caller's loop).
+async fn reply(
+    conn: &mut Conn,
+    out: &mut BytesMut,
+    id: RequestId,
+    response: &Response,
+) -> Result<(), FrameError> {
+    if out.capacity() < REPLY_BUFFER_BYTES / 4 {
+        out.reserve(REPLY_BUFFER_BYTES);
+    }
+    response.encode(id, out);
+    conn.feed(out.split().freeze()).await
+}
+
+/// `first` and the plain puts that follow it already read (never waiting
+/// for more), up to [`pipeline::MAX_GROUP`]; and the first frame read that
+/// is not one (or the end or failure of the stream), for the caller's loop.
+fn gather_puts(
+    shared: &Shared,
+    conn: &mut Conn,
+    kind: PeerKind,
+    first: pipeline::Put,
+) -> (Vec<pipeline::Put>, Option<Next>) {
+    let mut group = vec![first];
+    while group.len() < pipeline::MAX_GROUP {
+        let frame = match conn.next().now_or_never() {
+            None => break,
+            Some(Some(Ok(frame))) => frame,
+            Some(Some(Err(e))) => return (group, Some(Next::Failed(e))),
+            Some(None) => return (group, Some(Next::Closed)),
+        };
+        let frame = frame.freeze();
+        let joins = match Request::decode(frame.clone()) {
+            Ok((id, request @ Request::Put { .. }))
+                if connection::refusal(shared, kind, &request).is_none() =>
+            {
+                Some((id, request))
+            }
+            _ => None,
+        };
+        match joins {
+            Some((id, Request::Put { key, value })) => group.push((id, key, value)),
+            // Decoded again by the loop (the decoding above is dropped, so
+            // this takes the bytes back without a copy).
+            _ => return (group, Some(Next::Frame(BytesMut::from(frame)))),
+        }
+    }
+    (group, None)
 }
 
 /// The next frame: taken straight from the buffer when one is there,

@@ -157,6 +157,65 @@ pub(crate) async fn put_batch(
     .await
 }
 
+/// Validates and writes a connection's pipelined puts to one partition as
+/// one store batch (one `write(2)`, one sync); each put's own result, in
+/// order. A value that is not valid kv-codec fails alone. When the store
+/// refuses the batch (a key or value over its limits; a refused batch
+/// writes nothing), the puts are written one by one, so each gets the
+/// answer it would have got alone.
+pub(crate) async fn put_group(
+    replica: &Arc<Replica>,
+    pairs: Vec<(Bytes, Bytes)>,
+) -> Vec<IoResult<Position>> {
+    let r = Arc::clone(replica);
+    let n = pairs.len();
+    match write(replica, move || Ok(put_group_blocking(&r, pairs))).await {
+        Ok(results) => results,
+        Err(e) => (0..n).map(|_| Err(IoError::Task(e.to_string()))).collect(),
+    }
+}
+
+fn put_group_blocking(r: &Replica, pairs: Vec<(Bytes, Bytes)>) -> Vec<IoResult<Position>> {
+    // `None`: valid, its result comes from the batch.
+    let mut results = Vec::with_capacity(pairs.len());
+    let mut valid = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        match kv_codec::validate(&value) {
+            Ok(_) => {
+                results.push(None);
+                valid.push((key, value));
+            }
+            Err(e) => results.push(Some(Err(IoError::InvalidValue(e.to_string())))),
+        }
+    }
+    let written: Vec<IoResult<Position>> = if valid.is_empty() {
+        Vec::new()
+    } else {
+        let count = valid.len() as u64;
+        match r.put_batch(valid.clone()) {
+            // A batch of puts writes every record, with consecutive LSNs.
+            Ok(last) => (last.lsn + 1 - count..=last.lsn)
+                .map(|lsn| Ok(Position { lsn, ..last }))
+                .collect(),
+            Err(_) => valid
+                .into_iter()
+                .map(|(key, value)| Ok(r.put(key, value)?))
+                .collect(),
+        }
+    };
+    let mut written = written.into_iter();
+    results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                written
+                    .next()
+                    .unwrap_or_else(|| Err(IoError::Task("a put of the group got no result".into())))
+            })
+        })
+        .collect()
+}
+
 /// The values of `keys`, in order.
 pub(crate) async fn get_many(
     replica: &Arc<Replica>,

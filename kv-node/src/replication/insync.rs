@@ -328,9 +328,42 @@ where
         Err(reply) => return reply,
     };
     match write().await {
-        Ok((reply, position)) => replicated(shared, replica, position, policy, reply).await,
+        Ok((reply, position)) => match replicated(shared, replica, position, policy).await {
+            Ok(()) => reply,
+            Err(unknown) => unknown,
+        },
         Err(reply) => reply,
     }
+}
+
+/// Runs a group of leader writes of one partition (a connection's
+/// pipelined puts) under the cluster's default ack mode, as [`acked`]
+/// runs one: admitted once, and for `all` answered once the group's last
+/// position is on every in-sync replica (which then holds every earlier
+/// one). `write` gives each write's reply and the last position written,
+/// if any; when the wait fails, every write that succeeded is answered
+/// "outcome unknown". `Err`: the refusal that answers every write.
+pub(crate) async fn acked_group<Fut>(
+    shared: &Shared,
+    replica: &Replica,
+    partition: PartitionId,
+    write: impl FnOnce() -> Fut,
+) -> Result<Vec<Response>, Response>
+where
+    Fut: Future<Output = (Vec<Response>, Option<Position>)>,
+{
+    let policy = admit(shared, replica, partition, None)?;
+    let (mut replies, last) = write().await;
+    if let Some(last) = last
+        && let Err(unknown) = replicated(shared, replica, last, policy).await
+    {
+        for reply in &mut replies {
+            if matches!(reply, Response::Written { .. }) {
+                *reply = unknown.clone();
+            }
+        }
+    }
+    Ok(replies)
 }
 
 /// Decides a leader write's ack mode and, for `all`, refuses it when the
@@ -358,17 +391,16 @@ fn admit(
     }
 }
 
-/// `reply` once the write at `position` is on every in-sync replica (at
-/// once when `policy` is `None`: `acks = "leader"`), or the "outcome
+/// Waits until the write at `position` is on every in-sync replica (at
+/// once when `policy` is `None`: `acks = "leader"`); `Err`: the "outcome
 /// unknown" error reply.
 async fn replicated(
     shared: &Shared,
     replica: &Replica,
     position: Position,
     policy: Option<AckPolicy>,
-    reply: Response,
-) -> Response {
-    let Some(policy) = policy else { return reply };
+) -> Result<(), Response> {
+    let Some(policy) = policy else { return Ok(()) };
     let deadline = tokio::time::Instant::now() + shared.options.ack_timeout;
     // A role change ends the term: this replica's followers and their
     // acks are no longer its own, so the wait cannot be answered.
@@ -377,14 +409,11 @@ async fn replicated(
         waited = replica.insync.wait_for(position, &policy, deadline) => waited,
         () = term.cancelled() => Err(WaitError::TermEnded),
     };
-    match waited {
-        Ok(()) => reply,
-        Err(e) => {
-            warn!(partition = replica.partition, error = %e, "acks = all write not confirmed");
-            let message = format!("partition {}: {e}", replica.partition);
-            error_reply(ErrorCode::OutcomeUnknown, None, message)
-        }
-    }
+    waited.map_err(|e| {
+        warn!(partition = replica.partition, error = %e, "acks = all write not confirmed");
+        let message = format!("partition {}: {e}", replica.partition);
+        error_reply(ErrorCode::OutcomeUnknown, None, message)
+    })
 }
 
 /// Marks the followers in `partitions` (this node's `info`) that are in
