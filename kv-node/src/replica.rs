@@ -187,8 +187,18 @@ impl Replica {
     }
 
     fn record(&self, entry: Entry) {
+        self.record_all(std::iter::once(entry));
+    }
+
+    /// Records `entries` (in LSN order) under one lock of the backlog, and
+    /// wakes the followers' streams once.
+    fn record_all(&self, entries: impl IntoIterator<Item = Entry>) {
         let mut backlog = self.backlog.lock();
-        if backlog.push(entry) {
+        let mut grew = false;
+        for entry in entries {
+            grew |= backlog.push(entry);
+        }
+        if grew {
             let last = backlog.last();
             drop(backlog);
             self.last_tx.send_replace(last);
@@ -348,15 +358,12 @@ impl Replica {
         };
         // A batch of puts writes every record, with consecutive LSNs.
         let first = last.lsn + 1 - pairs.len() as u64;
-        for (lsn, (key, value)) in (first..).zip(pairs) {
-            let position = Position { lsn, ..last };
-            self.record(Entry {
-                position,
-                key,
-                value: Some(value),
-                expiry: None,
-            });
-        }
+        self.record_all((first..).zip(pairs).map(|(lsn, (key, value))| Entry {
+            position: Position { lsn, ..last },
+            key,
+            value: Some(value),
+            expiry: None,
+        }));
         Ok(last)
     }
 

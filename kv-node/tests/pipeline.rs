@@ -88,6 +88,9 @@ async fn pipelined_puts_of_one_write_share_one_store_write_and_one_sync() {
     let syncs = after.syncs - before.syncs;
     assert!(syncs <= 16, "64 pipelined puts took {syncs} syncs");
 
+    // One backlog push and one wake-up of the follower's stream for the
+    // group: the follower gets every entry all the same.
+    cluster.wait_replicated(Duration::from_secs(10)).await;
     let client = cluster.client();
     for k in &keys {
         assert_eq!(
