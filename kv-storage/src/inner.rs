@@ -246,6 +246,7 @@ impl Inner {
             self.undo_partial_write(w);
             return Err(Error::io(&w.active.path, e));
         }
+        bump(&self.counters.appends, 1);
         w.offset += len;
         w.seq += 1;
         w.last = last.position;

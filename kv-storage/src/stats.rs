@@ -42,6 +42,10 @@ pub struct Stats {
     pub syncs: u64,
     /// Records written by `put`, `delete` and `apply` since open.
     pub writes: u64,
+    /// `write(2)` calls appending records since open: a batch (`write_batch`,
+    /// `apply` of many entries) is one, so `writes / appends` is the
+    /// average batch size.
+    pub appends: u64,
     /// `get` calls answered from the hot cache.
     pub cache_hits: u64,
     /// `get` calls that read a segment.
@@ -90,6 +94,7 @@ pub(crate) struct Counters {
     pub reclaimed_bytes: AtomicU64,
     pub syncs: AtomicU64,
     pub writes: AtomicU64,
+    pub appends: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub background_errors: AtomicU64,

@@ -317,6 +317,7 @@ impl Store {
             reclaimed_bytes: read(&c.reclaimed_bytes),
             syncs: read(&c.syncs),
             writes: read(&c.writes),
+            appends: read(&c.appends),
             cache_hits: read(&c.cache_hits),
             cache_misses: read(&c.cache_misses),
             keydir_bytes: inner.keydir.memory_bytes() as u64,

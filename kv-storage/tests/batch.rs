@@ -41,6 +41,27 @@ fn a_batch_writes_in_order_with_consecutive_lsns() {
 }
 
 #[test]
+fn a_batch_is_one_append_and_single_puts_one_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    let before = store.stats();
+    let mut batch = WriteBatch::new();
+    for i in 0..10 {
+        batch.put(format!("k{i}"), "v");
+    }
+    store.write_batch(&batch).unwrap();
+    let batched = store.stats();
+    assert_eq!(batched.writes - before.writes, 10);
+    assert_eq!(batched.appends - before.appends, 1);
+    for i in 0..10 {
+        store.put(format!("k{i}").as_bytes(), b"w").unwrap();
+    }
+    let single = store.stats();
+    assert_eq!(single.writes - batched.writes, 10);
+    assert_eq!(single.appends - batched.appends, 10);
+}
+
+#[test]
 fn a_rejected_batch_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = opts();

@@ -86,6 +86,56 @@ pub(crate) fn concurrent_run(commands: &[Command]) -> usize {
 /// Longest run of commands executed side by side.
 const MAX_CONCURRENT_RUN: usize = 32;
 
+/// Runs a run of commands [`concurrent_run`] accepted (an authenticated
+/// session); their replies, in order. The `SET`s this node can write
+/// itself go to the store as one group (one batch per partition); the
+/// rest (`GET`s, `SET`s forwarded to other leaders) run side by side with
+/// it.
+pub(crate) async fn execute_run(front: &Front, run: &[Command]) -> Vec<Reply> {
+    let mut local_sets = Vec::new();
+    let mut others = Vec::new();
+    for (i, command) in run.iter().enumerate() {
+        match local_set(front, command) {
+            Some((key, value)) => local_sets.push((i, key, value)),
+            None => others.push((i, command)),
+        }
+    }
+    let (at, sets): (Vec<usize>, Vec<(Bytes, Bytes)>) = local_sets
+        .into_iter()
+        .map(|(i, key, value)| (i, (key, value)))
+        .unzip();
+    let (written, replies) = futures::join!(
+        route::set_group(front, sets),
+        join_all(others.iter().map(|(_, c)| execute_simple(front, c)))
+    );
+    let mut out: Vec<Option<Reply>> = run.iter().map(|_| None).collect();
+    let written = written.into_iter().map(|w| match w {
+        Ok(()) => OK,
+        Err(e) => error_reply(&e),
+    });
+    let placed = at.into_iter().zip(written);
+    for (i, reply) in placed.chain(others.into_iter().map(|(i, _)| i).zip(replies)) {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(reply);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Reply::err("internal error: a command got no reply")))
+        .collect()
+}
+
+/// The key and value of a plain `SET k v` this node can write itself.
+fn local_set(front: &Front, args: &Command) -> Option<(Bytes, Bytes)> {
+    match args.as_slice() {
+        [name, key, value]
+            if name.eq_ignore_ascii_case(b"SET") && route::writes_locally(front, key) =>
+        {
+            Some((key.clone(), value.clone()))
+        }
+        _ => None,
+    }
+}
+
 /// Runs a command [`concurrent_run`] accepted (an authenticated session).
 pub(crate) async fn execute_simple(front: &Front, args: &Command) -> Reply {
     let rest = args.get(1..).unwrap_or_default();

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use futures::future::join_all;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::debug;
@@ -211,8 +210,7 @@ async fn run_batch(
             .commands_processed
             .fetch_add(now.len() as u64, Ordering::Relaxed);
         if n > 1 {
-            let runs = now.iter().map(|c| commands::execute_simple(front, c));
-            for reply in join_all(runs).await {
+            for reply in commands::execute_run(front, now).await {
                 reply.encode(out);
             }
             continue;

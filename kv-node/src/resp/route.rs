@@ -85,6 +85,27 @@ pub(crate) async fn set(front: &Front, key: Bytes, raw: &[u8]) -> Result<(), Err
     }
 }
 
+/// Whether this node can take the write of `key` itself (it leads the
+/// key's partition and is ready).
+pub(crate) fn writes_locally(front: &Front, key: &[u8]) -> bool {
+    leads(front, key)
+}
+
+/// Writes plain `SET`s of keys this node leads as one group (group append:
+/// one store batch per partition, [`crate::pipeline`]); each one's result,
+/// in order.
+pub(crate) async fn set_group(front: &Front, sets: Vec<(Bytes, Bytes)>) -> Vec<Result<(), Error>> {
+    let group = (0..)
+        .zip(sets)
+        .map(|(i, (key, raw))| (i, key, Bytes::from(Value::from_bytes(&raw).encode())))
+        .collect();
+    crate::pipeline::put_group(&front.shared, group)
+        .await
+        .into_iter()
+        .map(|(_, reply)| local(reply).map(|_| ()))
+        .collect()
+}
+
 /// Deletes a key; true when it existed.
 pub(crate) async fn delete(front: &Front, key: Bytes) -> Result<bool, Error> {
     if leads(front, &key) {
