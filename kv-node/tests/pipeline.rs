@@ -42,6 +42,15 @@ async fn pipeline(conn: &mut TcpStream, requests: &[Request]) -> Vec<Response> {
     replies
 }
 
+/// Partition 0, its leader, and a partition another node leads.
+fn led_and_elsewhere(cluster: &TestCluster) -> (u32, u32, u32) {
+    let leader = cluster.map.leader(0).unwrap();
+    let other = (0..cluster.map.partition_count())
+        .find(|&q| cluster.map.leader(q) != Some(leader))
+        .expect("a partition led by another node");
+    (0, leader, other)
+}
+
 fn put(key: &str, value: Bytes) -> Request {
     Request::Put {
         key: Bytes::copy_from_slice(key.as_bytes()),
@@ -107,12 +116,8 @@ async fn pipelined_puts_of_one_write_share_one_store_write_and_one_sync() {
 async fn each_put_of_a_group_is_answered_as_if_it_were_alone() {
     let cluster = TestCluster::start().await;
     cluster.wait_ready(Duration::from_secs(10)).await;
-    let p = 0;
-    let leader = cluster.map.leader(p).unwrap();
+    let (p, leader, other) = led_and_elsewhere(&cluster);
     let node = cluster.node(leader);
-    let other = (0..cluster.map.partition_count())
-        .find(|&q| cluster.map.leader(q) != Some(leader))
-        .expect("a partition led by another node");
     let keys = keys_in(&cluster.map, p, 2, "alone");
     let (k1, k2) = (&keys[0], &keys[1]);
     let elsewhere = &keys_in(&cluster.map, other, 1, "alone")[0];
@@ -188,12 +193,8 @@ async fn a_resp_pipeline_of_sets_is_one_group_and_each_answer_stays_in_place() {
     let cluster =
         TestCluster::start_with(ClusterConfig::default_topology(), resp_sync_always).await;
     cluster.wait_ready(Duration::from_secs(10)).await;
-    let p = 0;
-    let leader = cluster.map.leader(p).unwrap();
+    let (p, leader, other) = led_and_elsewhere(&cluster);
     let node = cluster.node(leader);
-    let other = (0..cluster.map.partition_count())
-        .find(|&q| cluster.map.leader(q) != Some(leader))
-        .expect("a partition led by another node");
     let keys = keys_in(&cluster.map, p, 24, "resp-group");
     let forwarded = keys_in(&cluster.map, other, 2, "resp-group");
     let url = format!("redis://{}/", node.resp_addr().unwrap());
