@@ -85,6 +85,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::durable;
 use crate::epochs::EpochHistory;
 use crate::error::Error;
 use crate::keydir::KeyDir;
@@ -137,7 +138,7 @@ impl Listing {
 
     fn add(&mut self, name: &str, path: PathBuf) {
         let mut see = |id: SegmentId| self.max_id = self.max_id.max(id);
-        if let Some(stem) = name.strip_suffix(".tmp") {
+        if let Some(stem) = name.strip_suffix(durable::TMP_SUFFIX) {
             segment::parse_name(stem, "log")
                 .or(segment::parse_name(stem, "hint"))
                 .map(&mut see);
@@ -221,7 +222,7 @@ fn tidy(dir: &Path, listing: &mut Listing) -> Result<BTreeMap<SegmentId, Segment
         }
         // The deletions must be durable before the marker that orders them
         // disappears, or a power loss could bring inputs back without it.
-        segment::sync_dir(dir)?;
+        durable::sync_dir(dir)?;
         remove_file(&marker)?;
     }
     let mut files = BTreeMap::new();
@@ -249,7 +250,7 @@ fn tidy(dir: &Path, listing: &mut Listing) -> Result<BTreeMap<SegmentId, Segment
     for id in orphans {
         listing.delete_segment(id)?;
     }
-    segment::sync_dir(dir)?;
+    durable::sync_dir(dir)?;
     Ok(files)
 }
 
