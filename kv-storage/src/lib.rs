@@ -190,6 +190,8 @@ mod worker;
 use bytes::Bytes;
 
 pub use batch::WriteBatch;
+#[doc(hidden)]
+pub use cache::CacheHandle;
 pub use cache::HotCache;
 pub use error::Error;
 pub use expiry::{Expiry, Ttl};
