@@ -45,6 +45,14 @@
 //! that, every pipelined hot read paid a thread hop (measured 10× lower
 //! pipelined get throughput with `spawn_blocking`). `Replica::position` is cached in memory and
 //! may be read anywhere.
+//!
+//! # Shutdown
+//!
+//! Every call that leaves the async worker holds a token of its replica's
+//! `TaskTracker` (`Replica::blocking_call`) until it returns. Shutdown
+//! cancels the tasks awaiting such calls, but a call on the blocking pool
+//! runs on; `NodeServer::shutdown` waits for the tokens
+//! (`Replica::blocking_calls_ended`) before it closes the stores.
 
 use std::sync::Arc;
 use std::time::Duration;

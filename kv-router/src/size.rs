@@ -12,8 +12,8 @@
 //! fractions and exponents (`"1.5GiB"`, `"14.2e+8"`, rounded), unit
 //! letters without the `B` (`"64 M"`, `"2ki"`), digit grouping
 //! (`"1_000"`, `"1 000"`) and PiB/EiB; it does keep KB decimal and KiB
-//! binary, case-insensitive, and reports overflow. `bytesize` (1.x,
-//! `FromStr`) multiplies as `f64` and casts, so a fraction is accepted
+//! binary, case-insensitive, and reports overflow. `bytesize` (`FromStr`,
+//! 1.3 and 2.0) multiplies as `f64` and casts, so a fraction is accepted
 //! and an overflow (`"17179869184GiB"`) silently becomes `u64::MAX`
 //! instead of an error, and integers above 2^53 with a unit lose
 //! precision. Keeping a config file's meaning exact matters more than

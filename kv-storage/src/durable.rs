@@ -14,10 +14,10 @@
 //! 2 could leave a complete-looking name over missing bytes; skipping
 //! step 4 could lose the file after the caller was told it exists.
 //!
-//! [`write_atomic`] does all four for bytes in memory; [`TmpFile`] is the
+//! [`write_atomic`] does all four for bytes in memory; `TmpFile` is the
 //! same for a file written piece by piece or kept open afterwards (a new
 //! segment). Multi-file protocols (compaction, truncation) that must order
-//! several renames around their markers use [`write_synced`] for steps 1–2
+//! several renames around their markers use `write_synced` for steps 1–2
 //! and do their renames themselves, then [`sync_dir`].
 
 use std::fs::File;
