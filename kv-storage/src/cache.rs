@@ -21,9 +21,9 @@
 //!
 //! `benches/cache.rs` calls both as a store calls its cache (precomputed
 //! key hash, LSN checked on a hit, the same byte charge), 100k keys of 16 +
-//! 100 bytes, one thread, two runs on a shared 2-core machine (noisy: ranges
+//! 100 bytes, one thread, three runs on a shared 2-core machine (noisy: ranges
 //! are over the runs). Time per operation, `quick_cache` ÷ this cache:
-//! a hit 0.75–1.01×, a miss 0.63–1.35×, an insert that evicts 1.37–1.84×,
+//! a hit 0.75–1.02×, a miss 0.63–1.35×, an insert that evicts 1.37–1.84×,
 //! skewed read-through (get, insert on a miss, budget for a tenth of the
 //! keys) 1.11–1.34×. `quick_cache` keeps more of a skewed working set (hit
 //! ratio 0.52–0.53 against 0.45 here). So neither is faster across the

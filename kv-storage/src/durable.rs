@@ -9,8 +9,10 @@
 //! 3. rename it to `<name>` (atomic within a directory);
 //! 4. fsync the directory, so the rename itself survives a power loss.
 //!
-//! A crash before step 3 leaves only a `.tmp` file, which recovery deletes
-//! (`recovery::Listing`); after step 4 the file is complete. Skipping step
+//! A crash before step 3 leaves only a `.tmp` file: recovery deletes those
+//! in a store's directory (`recovery::Listing`); elsewhere (`rollback/`, a
+//! node's `LAYOUT.tmp`) the next write of that name truncates it. After
+//! step 4 the file is complete. Skipping step
 //! 2 could leave a complete-looking name over missing bytes; skipping
 //! step 4 could lose the file after the caller was told it exists.
 //!
