@@ -28,7 +28,6 @@
 //! version before.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use kv_router::{ClusterMap, NodeId};
@@ -181,19 +180,13 @@ pub fn check_or_record(dir: &Path, wanted: &Layout) -> Result<()> {
     }
 }
 
+/// Writes `LAYOUT` crash-safely, by the store's own rule
+/// ([`kv_storage::durable::write_atomic`]).
 fn record(dir: &Path, layout: &Layout) -> Result<()> {
-    let ctx = |what: &str| format!("{what} {}", dir.display());
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(ctx("creating"), e))?;
-    let tmp = dir.join(format!("{LAYOUT_FILE}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(ctx("writing layout in"), e))?;
-    f.write_all(layout.to_text().as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io(ctx("writing layout in"), e))?;
-    std::fs::rename(&tmp, dir.join(LAYOUT_FILE))
-        .map_err(|e| Error::io(ctx("writing layout in"), e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(ctx("syncing"), e))
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    kv_storage::durable::write_atomic(dir, LAYOUT_FILE, layout.to_text().as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ use kv_storage::{Expiry, Install, Since, Store, Truncation, Ttl, WriteBatch};
 use parking_lot::{Mutex, MutexGuard, RwLock};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::convert;
 use crate::protocol::{
@@ -77,6 +79,10 @@ pub(crate) struct Replica {
     problem: Mutex<String>,
     /// Hook (acks): on a leader, its followers' acks and the in-sync set.
     pub insync: InSync,
+    /// Every blocking store call on this replica (`storage_io`) holds a
+    /// token of this tracker while it runs, so shutdown can wait for the
+    /// calls a cancelled task left running on the blocking pool.
+    blocking_calls: TaskTracker,
 }
 
 impl Replica {
@@ -101,7 +107,27 @@ impl Replica {
             position: Mutex::new(position),
             problem: Mutex::new(String::new()),
             insync: InSync::default(),
+            blocking_calls: TaskTracker::new(),
         }
+    }
+
+    /// A token a blocking store call holds while it runs (`storage_io`).
+    pub(crate) fn blocking_call(&self) -> TaskTrackerToken {
+        self.blocking_calls.token()
+    }
+
+    /// Test hook: how many blocking store calls on this replica run now.
+    #[cfg(test)]
+    pub(crate) fn blocking_calls_running(&self) -> usize {
+        self.blocking_calls.len()
+    }
+
+    /// Waits until no blocking store call on this replica is running (for
+    /// shutdown: a cancelled request may have left one on the blocking
+    /// pool). Calls started later are still tracked, but not waited for.
+    pub(crate) async fn blocking_calls_ended(&self) {
+        self.blocking_calls.close();
+        self.blocking_calls.wait().await;
     }
 
     /// The last position written or applied (cached: never blocks).
@@ -220,6 +246,13 @@ impl Replica {
 
     fn key_lock(&self, key: &[u8]) -> &RwLock<()> {
         self.stripe_lock(self.stripe(key))
+    }
+
+    /// Test hook: holds `key`'s lock exclusively, so a write of it waits
+    /// (in the replica, not in the store) until the guard is dropped.
+    #[cfg(test)]
+    pub(crate) fn hold_key(&self, key: &[u8]) -> impl Sized + '_ {
+        self.key_lock(key).write()
     }
 
     pub fn put(&self, key: Bytes, value: Bytes) -> Result<Position, kv_storage::Error> {

@@ -45,6 +45,14 @@
 //! that, every pipelined hot read paid a thread hop (measured 10× lower
 //! pipelined get throughput with `spawn_blocking`). `Replica::position` is cached in memory and
 //! may be read anywhere.
+//!
+//! # Shutdown
+//!
+//! Every call that leaves the async worker holds a token of its replica's
+//! `TaskTracker` (`Replica::blocking_call`) until it returns. Shutdown
+//! cancels the tasks awaiting such calls, but a call on the blocking pool
+//! runs on; `NodeServer::shutdown` waits for the tokens
+//! (`Replica::blocking_calls_ended`) before it closes the stores.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +60,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kv_router::PartitionId;
 use kv_storage::{SnapshotReader, Truncation};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::convert;
 use crate::keyspace::ScanReply;
@@ -79,6 +88,46 @@ pub(crate) enum IoError {
 /// Result of a store call through the boundary.
 pub(crate) type IoResult<T> = std::result::Result<T, IoError>;
 
+/// Runs `call` on `replica`'s store off the async workers and waits for
+/// it; the call holds a token of the replica's blocking-call tracker while
+/// it runs (see [`off_workers`]).
+async fn blocking<T: Send + 'static>(
+    replica: &Replica,
+    call: impl FnOnce() -> IoResult<T> + Send + 'static,
+) -> IoResult<T> {
+    off_workers(tracked(replica.blocking_call(), call)).await
+}
+
+/// [`blocking`] for a call on several replicas' stores: it holds
+/// `tokens`, one of each ([`tokens`]).
+async fn blocking_all<T: Send + 'static>(
+    tokens: Vec<TaskTrackerToken>,
+    call: impl FnOnce() -> IoResult<T> + Send + 'static,
+) -> IoResult<T> {
+    off_workers(tracked(tokens, call)).await
+}
+
+/// A blocking-call token of each of `replicas`.
+fn tokens(replicas: &[Arc<Replica>]) -> Vec<TaskTrackerToken> {
+    replicas.iter().map(|r| r.blocking_call()).collect()
+}
+
+/// `call`, holding `in_flight` (blocking-call tokens) until it returns. A
+/// request task that shutdown cancels stops awaiting a call on the
+/// blocking pool, but the call runs on (it cannot be interrupted);
+/// shutdown waits for the tokens (`Replica::blocking_calls_ended`) before
+/// it closes the stores.
+fn tracked<T>(
+    in_flight: impl Send + 'static,
+    call: impl FnOnce() -> IoResult<T> + Send + 'static,
+) -> impl FnOnce() -> IoResult<T> + Send + 'static {
+    move || {
+        let result = call();
+        drop(in_flight);
+        result
+    }
+}
+
 /// Runs `call` off the async workers and waits for it.
 ///
 /// On a multi-thread runtime, `block_in_place`: this worker thread becomes
@@ -86,7 +135,7 @@ pub(crate) type IoResult<T> = std::result::Result<T, IoError>;
 /// worker, so nothing else waits, and the call costs no hop when the
 /// runtime is idle. On a current-thread runtime (where that is not
 /// allowed), the blocking pool.
-async fn blocking<T: Send + 'static>(
+async fn off_workers<T: Send + 'static>(
     call: impl FnOnce() -> IoResult<T> + Send + 'static,
 ) -> IoResult<T> {
     use tokio::runtime::{Handle, RuntimeFlavor};
@@ -108,9 +157,9 @@ async fn write<T: Send + 'static>(
     call: impl FnOnce() -> IoResult<T> + Send + 'static,
 ) -> IoResult<T> {
     if replica.store.sync_policy() != kv_storage::SyncPolicy::Always {
-        return blocking(call).await;
+        return blocking(replica, call).await;
     }
-    tokio::task::spawn_blocking(call)
+    tokio::task::spawn_blocking(tracked(replica.blocking_call(), call))
         .await
         .map_err(|e| IoError::Task(e.to_string()))?
 }
@@ -122,7 +171,7 @@ pub(crate) async fn get(replica: &Arc<Replica>, key: Bytes) -> IoResult<Option<B
         return Ok(answer);
     }
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.get(&key)?)).await
+    blocking(replica, move || Ok(r.get(&key)?)).await
 }
 
 /// Where `key`'s value is now: memory only (key directory and cache
@@ -222,7 +271,7 @@ pub(crate) async fn get_many(
     keys: Vec<Bytes>,
 ) -> IoResult<Vec<Option<Bytes>>> {
     let r = Arc::clone(replica);
-    blocking(move || {
+    blocking(replica, move || {
         keys.iter()
             .map(|k| Ok(r.get(k)?))
             .collect::<IoResult<Vec<_>>>()
@@ -233,7 +282,7 @@ pub(crate) async fn get_many(
 /// One page of a scan of `replica`'s live keys ([`crate::keyspace`]).
 pub(crate) async fn scan(replica: &Arc<Replica>, scan: ScanSpec) -> IoResult<ScanReply> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(crate::keyspace::scan_page(&r, &scan)?)).await
+    blocking(replica, move || Ok(crate::keyspace::scan_page(&r, &scan)?)).await
 }
 
 /// Validates `value` as kv-codec, then writes it expiring `ttl` from now
@@ -272,7 +321,7 @@ pub(crate) fn ttl(replica: &Replica, key: &[u8]) -> IoResult<KeyTtl> {
 /// keys; how many.
 pub(crate) async fn expire_due(replica: &Arc<Replica>, max_keys: usize) -> IoResult<usize> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.expire_due(max_keys)?)).await
+    blocking(replica, move || Ok(r.expire_due(max_keys)?)).await
 }
 
 /// Deletes `key`; whether it existed.
@@ -302,27 +351,28 @@ pub(crate) async fn conditional(
 /// Applies replicated entries (follower side).
 pub(crate) async fn apply(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.apply(entries)?)).await
+    blocking(replica, move || Ok(r.apply(entries)?)).await
 }
 
 /// Starts staging a snapshot taken as of `last`.
 pub(crate) async fn begin_snapshot(replica: &Arc<Replica>, last: Position) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.begin_snapshot(last)?)).await
+    blocking(replica, move || Ok(r.begin_snapshot(last)?)).await
 }
 
 /// Stages a chunk of a snapshot.
 pub(crate) async fn stage(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.stage(entries)?)).await
+    blocking(replica, move || Ok(r.stage(entries)?)).await
 }
 
 /// The next chunk of a snapshot being sent, sorted by LSN (`None` at the
 /// end); the reader travels to the blocking thread and back.
 pub(crate) async fn next_snapshot_chunk(
+    replica: &Replica,
     mut reader: SnapshotReader,
 ) -> IoResult<(SnapshotReader, Option<Vec<Entry>>)> {
-    blocking(move || {
+    blocking(replica, move || {
         let chunk = reader.next_chunk()?.map(|mut entries| {
             entries.sort_unstable_by_key(|e| e.position.lsn);
             convert::entries(entries)
@@ -338,31 +388,31 @@ pub(crate) async fn snapshot_reader(
     max_chunk_bytes: usize,
 ) -> IoResult<SnapshotReader> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.store.snapshot_reader(max_chunk_bytes)?)).await
+    blocking(replica, move || Ok(r.store.snapshot_reader(max_chunk_bytes)?)).await
 }
 
 /// Persists a new epoch before a leader's first write.
 pub(crate) async fn begin_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.begin_epoch(epoch)?)).await
+    blocking(replica, move || Ok(r.begin_epoch(epoch)?)).await
 }
 
 /// Truncates the history after `keep` (log matching), into a rollback file.
 pub(crate) async fn truncate_after(replica: &Arc<Replica>, keep: Lsn) -> IoResult<Truncation> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.truncate_after(keep)?)).await
+    blocking(replica, move || Ok(r.truncate_after(keep)?)).await
 }
 
 /// Where `epoch` ends in the replica's history (log matching).
 pub(crate) async fn end_of_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResult<Position> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.end_of_epoch(epoch))).await
+    blocking(replica, move || Ok(r.end_of_epoch(epoch))).await
 }
 
 /// Drops an unfinished staged snapshot (its files are removed).
 pub(crate) async fn abandon_snapshot(replica: &Arc<Replica>) {
     let r = Arc::clone(replica);
-    let _ = blocking(move || {
+    let _ = blocking(replica, move || {
         r.abandon_snapshot();
         Ok(())
     })
@@ -372,7 +422,7 @@ pub(crate) async fn abandon_snapshot(replica: &Arc<Replica>) {
 /// Switches a staged snapshot in.
 pub(crate) async fn end_snapshot(replica: &Arc<Replica>) -> IoResult<()> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.end_snapshot()?)).await
+    blocking(replica, move || Ok(r.end_snapshot()?)).await
 }
 
 /// History after `after` from the store, for a follower (`None`: compacted
@@ -383,12 +433,12 @@ pub(crate) async fn history_after(
     max_entries: usize,
 ) -> IoResult<Option<Vec<Entry>>> {
     let r = Arc::clone(replica);
-    blocking(move || Ok(r.history_after(after, max_entries)?)).await
+    blocking(replica, move || Ok(r.history_after(after, max_entries)?)).await
 }
 
 /// Every replica's hot keys.
 pub(crate) async fn inspect(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<PartitionKeys>> {
-    blocking(move || {
+    blocking_all(tokens(&replicas), move || {
         let keys = replicas.iter().map(|r| PartitionKeys {
             partition: r.partition,
             role: r.role(),
@@ -401,12 +451,12 @@ pub(crate) async fn inspect(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<Partiti
 
 /// Every replica's figures.
 pub(crate) async fn infos(replicas: Vec<Arc<Replica>>) -> IoResult<Vec<PartitionInfo>> {
-    blocking(move || Ok(replicas.iter().map(|r| r.info()).collect())).await
+    blocking_all(tokens(&replicas), move || Ok(replicas.iter().map(|r| r.info()).collect())).await
 }
 
 /// Compacts every store now.
 pub(crate) async fn compact(replicas: Vec<Arc<Replica>>) -> IoResult<()> {
-    blocking(move || {
+    blocking_all(tokens(&replicas), move || {
         for r in &replicas {
             r.store.compact()?;
         }
@@ -418,7 +468,7 @@ pub(crate) async fn compact(replicas: Vec<Arc<Replica>>) -> IoResult<()> {
 /// Shuts every store down (pending hints written, fsynced); the first
 /// error is returned after all were tried.
 pub(crate) async fn shutdown(replicas: Vec<Arc<Replica>>) -> IoResult<()> {
-    blocking(move || {
+    blocking_all(tokens(&replicas), move || {
         let results: Vec<_> = replicas.iter().map(|r| r.store.shutdown()).collect();
         results.into_iter().try_for_each(|r| Ok(r?))
     })

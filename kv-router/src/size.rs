@@ -4,6 +4,20 @@
 //! Binary units (KiB, MiB, GiB, TiB) are powers of 1024, decimal units
 //! (KB, MB, GB, TB) powers of 1000, `B` or no unit means bytes. Units are
 //! matched without regard to case. Only whole numbers are accepted.
+//!
+//! # Why hand-written, not `parse-size` or `bytesize`
+//!
+//! Both read a superset of these forms, so a swap would start accepting
+//! sizes this parser rejects (the `rejects` test): `parse-size` (1.1) takes
+//! fractions and exponents (`"1.5GiB"`, `"14.2e+8"`, rounded), unit
+//! letters without the `B` (`"64 M"`, `"2ki"`), digit grouping
+//! (`"1_000"`, `"1 000"`) and PiB/EiB; it does keep KB decimal and KiB
+//! binary, case-insensitive, and reports overflow. `bytesize` (`FromStr`,
+//! 1.3 and 2.0) multiplies as `f64` and casts, so a fraction is accepted
+//! and an overflow (`"17179869184GiB"`) silently becomes `u64::MAX`
+//! instead of an error, and integers above 2^53 with a unit lose
+//! precision. Keeping a config file's meaning exact matters more than
+//! the 40 lines below.
 
 use std::fmt;
 

@@ -5,12 +5,13 @@
 //! naming that key rather than a silently ignored setting. The raw values
 //! are then converted (sizes with units) and the result validated.
 //!
-//! Writing is done by hand, not through serde, so it cannot fail and its
-//! layout is fixed: top-level keys, `[storage]`, then one `[[nodes]]` and one
+//! Writing is done line by line, not through serde, so it cannot fail and
+//! its layout is fixed (strings are encoded by `toml_writer`): top-level keys, `[storage]`, then one `[[nodes]]` and one
 //! `[[placement]]` table per entry, then `[security]` when anything in it
 //! is set, then `[replication]` when anything in it is not the default.
 
 use serde::Deserialize;
+use toml_writer::{ToTomlValue, TomlStringBuilder};
 
 use crate::config::check_size;
 use crate::size::RawSize;
@@ -235,24 +236,12 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// `s` as a TOML basic string: quotes, backslashes and control characters
+/// `s` as a TOML basic string (`"..."`), encoded by `toml_writer` (the
+/// toml-rs project's writer, which `toml` itself uses): quotes,
+/// backslashes and the control characters TOML forbids in strings
 /// escaped, everything else literal.
 fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    TomlStringBuilder::new(s).as_basic().to_toml_value()
 }
 
 #[cfg(test)]
@@ -262,9 +251,28 @@ mod tests {
     #[test]
     fn quote_escapes() {
         assert_eq!(
-            quote("a\"b\\c\n\u{1}\u{7f}é"),
-            "\"a\\\"b\\\\c\\n\\u0001\\u007Fé\""
+            quote("a\"b\\c\n\u{1}\u{7f}\u{c}é"),
+            "\"a\\\"b\\\\c\\n\\u0001\\u007F\\fé\""
         );
+        assert_eq!(quote("127.0.0.1:7000"), "\"127.0.0.1:7000\"");
+    }
+
+    proptest::proptest! {
+        /// Any string, written as a value, reads back equal with the
+        /// `toml` crate; quotes, backslashes, control characters and
+        /// non-ASCII are drawn often.
+        #[test]
+        fn quoted_strings_read_back(
+            s in "([\"\\\\'\\x00-\\x1f\\x7f\u{80}-\u{9f}é€😀\u{feff}\u{2028}]|.){0,40}"
+        ) {
+            #[derive(serde::Deserialize)]
+            struct One { v: String }
+            let text = format!("v = {}\n", quote(&s));
+            let back: One = toml::from_str(&text).map_err(|e| {
+                proptest::test_runner::TestCaseError::fail(format!("{text:?}: {e}"))
+            })?;
+            proptest::prop_assert_eq!(back.v, s);
+        }
     }
 
     #[test]

@@ -88,6 +88,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::durable;
 use crate::error::Error;
 use crate::expiry::is_expired;
 use crate::fault::{self, FaultPoint};
@@ -297,7 +298,7 @@ struct Finished {
 }
 
 fn tmp_path(inner: &Inner, name: String) -> PathBuf {
-    inner.dir.join(format!("{name}.tmp"))
+    durable::tmp_path(&inner.dir, &name)
 }
 
 #[derive(Default)]
@@ -371,11 +372,7 @@ impl Outputs {
         let hint = out.hint.finish(out.len);
         let hint_path = tmp_path(inner, segment::hint_name(out.id));
         self.temporaries.push(hint_path.clone());
-        let written = File::create(&hint_path).and_then(|mut f| {
-            f.write_all(&hint)?;
-            f.sync_data()
-        });
-        written.map_err(|e| Error::io(&hint_path, e))?;
+        durable::write_synced(&hint_path, &hint)?;
         Ok(Finished {
             id: out.id,
             len: out.len,
@@ -442,7 +439,7 @@ fn commit(
             fault::check(stop, FaultPoint::AfterFirstRename)?;
         }
     }
-    segment::sync_dir(&inner.dir)?;
+    durable::sync_dir(&inner.dir)?;
     fault::check(stop, FaultPoint::AfterRenames)?;
     install(inner, plan, outputs)?;
     let marker_id = inner.next_segment.fetch_add(1, Ordering::SeqCst);
@@ -451,11 +448,11 @@ fn commit(
     fault::check(stop, FaultPoint::AfterMarker)?;
     retire(inner, plan);
     delete_inputs(inner, &inputs, stop)?;
-    segment::sync_dir(&inner.dir)?;
+    durable::sync_dir(&inner.dir)?;
     fault::check(stop, FaultPoint::AfterDeletes)?;
     let marker = inner.dir.join(meta::marker_name(marker_id));
     std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
-    segment::sync_dir(&inner.dir)?;
+    durable::sync_dir(&inner.dir)?;
     Ok(finish_stats(inner, plan, outputs))
 }
 

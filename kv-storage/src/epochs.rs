@@ -46,6 +46,7 @@
 
 use std::path::Path;
 
+use crate::durable;
 use crate::error::Error;
 use crate::meta;
 use crate::{Epoch, Lsn, Position, Store};
@@ -192,7 +193,7 @@ impl EpochHistory {
 
     /// Persists the history atomically and durably.
     pub(crate) fn save(&self, dir: &Path) -> Result<(), Error> {
-        meta::write_atomic(dir, EPOCHS_FILE, &encode(self))
+        durable::write_atomic(dir, EPOCHS_FILE, &encode(self))
     }
 }
 

@@ -148,7 +148,7 @@ pub(crate) fn build(seg: &Segment) -> Result<Vec<u8>, Error> {
 
 /// Writes a hint atomically; returns its size.
 pub(crate) fn write(dir: &Path, id: SegmentId, bytes: &[u8]) -> Result<u64, Error> {
-    crate::meta::write_atomic(dir, &segment::hint_name(id), bytes)?;
+    crate::durable::write_atomic(dir, &segment::hint_name(id), bytes)?;
     Ok(bytes.len() as u64)
 }
 

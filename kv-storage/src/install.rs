@@ -49,7 +49,6 @@
 //! resynchronised is not a consistent read source anyway).
 
 use std::fs::File;
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,6 +56,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use crate::durable;
 use crate::epochs::EpochHistory;
 use crate::error::Error;
 use crate::fault::{self, FaultPoint};
@@ -107,7 +107,7 @@ impl Store {
         let staging = inner.dir.join(STAGING_DIR);
         remove_dir(&staging)?;
         std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
-        segment::sync_dir(&inner.dir)?;
+        durable::sync_dir(&inner.dir)?;
         Ok(Install {
             inner: self.inner_arc(),
             as_of,
@@ -184,8 +184,8 @@ impl Install {
             hint.push(e.position, &fields);
         }
         let hint = hint.finish(bytes.len() as u64);
-        write_durably(&self.staging.join(segment::log_name(id)), &bytes)?;
-        write_durably(&self.staging.join(segment::hint_name(id)), &hint)?;
+        durable::write_synced(&self.staging.join(segment::log_name(id)), &bytes)?;
+        durable::write_synced(&self.staging.join(segment::hint_name(id)), &hint)?;
         self.staged.push(id);
         Ok(())
     }
@@ -215,7 +215,7 @@ impl Install {
 
     fn try_commit(&mut self, stop: Option<FaultPoint>) -> Result<(), Error> {
         self.flush()?;
-        segment::sync_dir(&self.staging)?;
+        durable::sync_dir(&self.staging)?;
         fault::check(stop, FaultPoint::InstallAfterChunksWritten)?;
         write_commit(&self.staging, self.as_of, &self.staged)?;
         fault::check(stop, FaultPoint::InstallAfterCommitMarker)?;
@@ -248,14 +248,6 @@ fn staged_header(id: SegmentId, as_of: Position) -> SegmentHeader {
     }
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let written = File::create(path).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_data()
-    });
-    written.map_err(|e| Error::io(path, e))
-}
-
 fn remove_dir(path: &Path) -> Result<(), Error> {
     match std::fs::remove_dir_all(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
@@ -271,7 +263,7 @@ fn write_commit(staging: &Path, as_of: Position, staged: &[SegmentId]) -> Result
     for id in staged {
         bytes.extend_from_slice(&id.to_le_bytes());
     }
-    meta::write_atomic(staging, COMMIT_FILE, &meta::with_crc(bytes))
+    durable::write_atomic(staging, COMMIT_FILE, &meta::with_crc(bytes))
 }
 
 /// The commit record, if the install passed its commit point.
@@ -327,7 +319,7 @@ fn apply_commit(
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
-    segment::sync_dir(dir)?;
+    durable::sync_dir(dir)?;
     fault::check(stop, FaultPoint::InstallAfterOldDeleted)?;
     let staging = dir.join(STAGING_DIR);
     for &id in staged {
@@ -339,11 +331,11 @@ fn apply_commit(
             }
         }
     }
-    segment::sync_dir(dir)?;
+    durable::sync_dir(dir)?;
     fault::check(stop, FaultPoint::InstallAfterMoved)?;
     epochs.save(dir)?;
     remove_dir(&staging)?;
-    segment::sync_dir(dir)
+    durable::sync_dir(dir)
 }
 
 /// Step 7: the in-memory switch to the installed segments.
@@ -424,7 +416,7 @@ pub(crate) fn finish_interrupted(dir: &Path) -> Result<(), Error> {
         }
         None => {
             remove_dir(&staging)?;
-            segment::sync_dir(dir)
+            durable::sync_dir(dir)
         }
     }
 }

@@ -104,6 +104,9 @@
 //! - `worker` — background hint writing, compaction and interval fsync.
 //! - `meta`, `lock` — the legacy `EPOCH` file, compaction and truncation
 //!   markers, directory lock.
+//! - [`durable`] — the one crash-safe way to create a file (`.tmp`, fsync,
+//!   rename, fsync the directory), used by every file above and by
+//!   kv-node's `LAYOUT`.
 //!
 //! # Invariants
 //!
@@ -168,6 +171,7 @@ mod install;
 // Internals.
 mod cache;
 mod compaction;
+pub mod durable;
 mod error;
 mod fault;
 mod hint;
@@ -186,6 +190,8 @@ mod worker;
 use bytes::Bytes;
 
 pub use batch::WriteBatch;
+#[doc(hidden)]
+pub use cache::CacheHandle;
 pub use cache::HotCache;
 pub use error::Error;
 pub use expiry::{Expiry, Ttl};

@@ -30,14 +30,15 @@
 //! head segment `n` is durable (as `.tmp`); lists the log segments it
 //! replaces. Recovery finishes the truncation (`truncate.rs`).
 //!
-//! All are written atomically: `<name>.tmp`, fsync, rename, fsync dir.
+//! All are written atomically ([`write_atomic`]: `<name>.tmp`, fsync,
+//! rename, fsync dir).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::Epoch;
+use crate::durable::write_atomic;
 use crate::error::Error;
-use crate::segment::{SegmentId, sync_dir};
+use crate::segment::SegmentId;
 
 /// Name of the epoch file.
 pub(crate) const EPOCH_FILE: &str = "EPOCH";
@@ -71,19 +72,6 @@ fn parse_id(name: &str, prefix: &str) -> Option<SegmentId> {
         return None;
     }
     digits.parse().ok()
-}
-
-/// Writes `bytes` to `dir/name` atomically and durably.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let result = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_data()
-    });
-    result.map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    sync_dir(dir)
 }
 
 pub(crate) fn with_crc(mut bytes: Vec<u8>) -> Vec<u8> {

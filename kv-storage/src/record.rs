@@ -69,7 +69,10 @@ pub(crate) enum Kind {
     Value,
     /// Deletes `key`.
     Tombstone,
-    /// Records a position only (snapshot install); key and value empty.
+    /// Records a position only; key and value empty. Legacy: written by
+    /// the removed `Store::install_snapshot`, now only read (it sets the
+    /// position and the history floor; see `recovery` tests). Snapshots
+    /// complete through `Install` (`install.rs`) alone.
     Marker,
 }
 

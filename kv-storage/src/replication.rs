@@ -45,6 +45,7 @@ use std::ops::ControlFlow;
 
 use bytes::Bytes;
 
+use crate::durable;
 use crate::error::Error;
 use crate::inner::{Inner, RecordOp, Writer};
 use crate::keydir::Loc;
@@ -213,7 +214,7 @@ impl Store {
         for seg in old.values() {
             segment::remove_files(&inner.dir, seg.id)?;
         }
-        segment::sync_dir(&inner.dir)
+        durable::sync_dir(&inner.dir)
     }
 }
 

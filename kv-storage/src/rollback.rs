@@ -48,9 +48,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::durable::{self, TmpFile};
 use crate::error::Error;
 use crate::meta;
-use crate::segment::sync_dir;
 use crate::{Entry, Position, Store};
 
 /// Subdirectory of a store directory holding rollback files.
@@ -229,8 +229,8 @@ struct Removed {
 /// Writes one rollback file, entry by entry, then makes it durable.
 pub(crate) struct Writer {
     dir: PathBuf,
-    tmp: PathBuf,
-    path: PathBuf,
+    tmp: TmpFile,
+    /// A second handle of `tmp`'s file, buffering the entries.
     out: BufWriter<File>,
     after: Position,
     count: u64,
@@ -247,16 +247,13 @@ impl Writer {
             .as_deref()
             .and_then(|p| p.file_name()?.to_str().and_then(parse_name))
             .unwrap_or(0);
-        let path = dir.join(name(n + 1));
-        let tmp = dir.join(format!("{}.tmp", name(n + 1)));
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut out = BufWriter::new(file);
-        out.write_all(&[0; HEADER_BYTES])
-            .map_err(|e| Error::io(&tmp, e))?;
+        let tmp = TmpFile::create(&dir, &name(n + 1))?;
+        let io = |e| Error::io(tmp.tmp_path(), e);
+        let mut out = BufWriter::new(tmp.file().try_clone().map_err(io)?);
+        out.write_all(&[0; HEADER_BYTES]).map_err(io)?;
         Ok(Writer {
             dir,
             tmp,
-            path,
             out,
             after: Position::default(),
             count: 0,
@@ -283,26 +280,23 @@ impl Writer {
         self.count += 1;
         self.out
             .write_all(&self.buf)
-            .map_err(|e| Error::io(&self.tmp, e))
+            .map_err(|e| Error::io(self.tmp.tmp_path(), e))
     }
 
     /// Writes the header, fsyncs, renames into place and fsyncs the
-    /// directory; returns the final path and the entry count.
+    /// directory (and the store directory, which may have just gained
+    /// `rollback/`); returns the final path and the entry count.
     pub(crate) fn finish(self) -> Result<(PathBuf, u64), Error> {
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        let io = |e| Error::io(self.tmp.tmp_path(), e);
+        let out = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        drop(out);
         let header = encode_header(self.after, self.count);
-        file.write_all_at(&header, 0)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-        sync_dir(&self.dir)?;
+        self.tmp.file().write_all_at(&header, 0).map_err(io)?;
+        let (path, _) = self.tmp.commit()?;
         if let Some(parent) = self.dir.parent() {
-            sync_dir(parent)?;
+            durable::sync_dir(parent)?;
         }
-        Ok((self.path, self.count))
+        Ok((path, self.count))
     }
 }
 

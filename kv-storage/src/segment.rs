@@ -77,6 +77,7 @@ use bytes::Bytes;
 use memmap2::Mmap;
 use parking_lot::Mutex;
 
+use crate::durable::TmpFile;
 use crate::error::Error;
 use crate::record::{self, DecodeError, RecordRef};
 use crate::{Lsn, Position};
@@ -558,24 +559,14 @@ impl<'a> Iterator for Scanner<'a> {
     }
 }
 
-/// Creates a new segment file durably: written as `<name>.tmp`, fsynced,
-/// renamed, directory fsynced. Returns the open file (for appending).
+/// Creates a new segment file durably (`durable::TmpFile`: written as
+/// `<name>.tmp`, fsynced, renamed, directory fsynced). Returns the open
+/// file (for appending).
 pub(crate) fn create_file(dir: &Path, header: &SegmentHeader) -> Result<(PathBuf, File), Error> {
-    let path = dir.join(log_name(header.id));
-    let tmp = dir.join(format!("{}.tmp", log_name(header.id)));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
-    file.write_all_at(&header.encode(), 0)
-        .and_then(|()| file.sync_data())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    sync_dir(dir)?;
-    Ok((path, file))
+    let tmp = TmpFile::create(dir, &log_name(header.id))?;
+    let written = tmp.file().write_all_at(&header.encode(), 0);
+    written.map_err(|e| Error::io(tmp.tmp_path(), e))?;
+    tmp.commit()
 }
 
 /// Deletes segment `id`'s log and hint files in `dir`, if present (not
@@ -589,13 +580,6 @@ pub(crate) fn remove_files(dir: &Path, id: SegmentId) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// fsyncs a directory so created, renamed or removed entries are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]

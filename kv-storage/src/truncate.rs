@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::durable;
 use crate::error::Error;
 use crate::fault::{self, FaultPoint};
 use crate::inner::{Inner, Writer};
@@ -168,14 +169,14 @@ fn truncate(
     fault::check(stop, FaultPoint::TruncateAfterMarker)?;
     let path = inner.dir.join(segment::log_name(plan.new_id));
     std::fs::rename(&head, &path).map_err(|e| Error::io(&path, e))?;
-    segment::sync_dir(&inner.dir)?;
+    durable::sync_dir(&inner.dir)?;
     fault::check(stop, FaultPoint::TruncateAfterRename)?;
     switch(inner, w, &plan, path, &affected)?;
     delete_segments(inner, &ids, stop)?;
     fault::check(stop, FaultPoint::TruncateAfterDeletes)?;
     let marker = inner.dir.join(meta::truncate_marker_name(plan.new_id));
     std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
-    segment::sync_dir(&inner.dir)?;
+    durable::sync_dir(&inner.dir)?;
     bump(&inner.counters.rolled_back_entries, removed);
     Ok(Truncation {
         kept: plan.kept,
@@ -277,14 +278,8 @@ fn write_head(inner: &Inner, plan: &Plan) -> Result<PathBuf, Error> {
         let rec = bytes.get_mut(last as usize..).unwrap_or_default();
         record::end_batch(rec).map_err(|e| Error::corrupted(&first.path, last, e.reason()))?;
     }
-    let tmp = inner
-        .dir
-        .join(format!("{}.tmp", segment::log_name(plan.new_id)));
-    let written = std::fs::write(&tmp, &bytes).and_then(|()| {
-        let file = std::fs::File::open(&tmp)?;
-        file.sync_all()
-    });
-    written.map_err(|e| Error::io(&tmp, e))?;
+    let tmp = durable::tmp_path(&inner.dir, &segment::log_name(plan.new_id));
+    durable::write_synced(&tmp, &bytes)?;
     Ok(tmp)
 }
 
@@ -421,7 +416,7 @@ fn delete_segments(
             fault::check(stop, FaultPoint::TruncateAfterFirstDelete)?;
         }
     }
-    segment::sync_dir(&inner.dir)
+    durable::sync_dir(&inner.dir)
 }
 
 /// Recovery's first step: finishes every truncation whose marker is
@@ -439,16 +434,16 @@ pub(crate) fn finish_interrupted(dir: &Path) -> Result<(), Error> {
     markers.sort();
     for (id, marker) in markers {
         let head = dir.join(segment::log_name(id));
-        let tmp = dir.join(format!("{}.tmp", segment::log_name(id)));
+        let tmp = durable::tmp_path(dir, &segment::log_name(id));
         if tmp.exists() {
             std::fs::rename(&tmp, &head).map_err(|e| Error::io(&head, e))?;
         }
         for doomed in meta::read_truncate_marker(&marker)? {
             segment::remove_files(dir, doomed)?;
         }
-        segment::sync_dir(dir)?;
+        durable::sync_dir(dir)?;
         std::fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
-        segment::sync_dir(dir)?;
+        durable::sync_dir(dir)?;
     }
     Ok(())
 }

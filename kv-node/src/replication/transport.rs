@@ -387,7 +387,7 @@ impl StreamSource<'_> {
             if stop.is_cancelled() {
                 return false;
             }
-            let (back, chunk) = match storage_io::next_snapshot_chunk(reader).await {
+            let (back, chunk) = match storage_io::next_snapshot_chunk(self.replica, reader).await {
                 Ok(next) => next,
                 Err(e) => {
                     warn!(partition, error = %e, "reading a snapshot chunk failed");

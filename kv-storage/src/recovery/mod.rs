@@ -85,6 +85,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::durable;
 use crate::epochs::EpochHistory;
 use crate::error::Error;
 use crate::keydir::KeyDir;
@@ -137,7 +138,7 @@ impl Listing {
 
     fn add(&mut self, name: &str, path: PathBuf) {
         let mut see = |id: SegmentId| self.max_id = self.max_id.max(id);
-        if let Some(stem) = name.strip_suffix(".tmp") {
+        if let Some(stem) = name.strip_suffix(durable::TMP_SUFFIX) {
             segment::parse_name(stem, "log")
                 .or(segment::parse_name(stem, "hint"))
                 .map(&mut see);
@@ -221,7 +222,7 @@ fn tidy(dir: &Path, listing: &mut Listing) -> Result<BTreeMap<SegmentId, Segment
         }
         // The deletions must be durable before the marker that orders them
         // disappears, or a power loss could bring inputs back without it.
-        segment::sync_dir(dir)?;
+        durable::sync_dir(dir)?;
         remove_file(&marker)?;
     }
     let mut files = BTreeMap::new();
@@ -249,7 +250,7 @@ fn tidy(dir: &Path, listing: &mut Listing) -> Result<BTreeMap<SegmentId, Segment
     for id in orphans {
         listing.delete_segment(id)?;
     }
-    segment::sync_dir(dir)?;
+    durable::sync_dir(dir)?;
     Ok(files)
 }
 
@@ -427,4 +428,63 @@ fn new_active(
     ));
     segments.insert(id, seg.clone());
     Ok((seg, file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{self, Kind};
+    use crate::{Options, Since, Store};
+
+    fn pos(epoch: Epoch, lsn: Lsn) -> Position {
+        Position { epoch, lsn }
+    }
+
+    /// A store as `Store::install_snapshot` left it before that writer was
+    /// removed: a reset log segment holding the snapshot's values, then a
+    /// `Kind::Marker` record at the snapshot's position. Markers are no
+    /// longer written, but such files must still open: the marker sets
+    /// the position and the history floor and is otherwise invisible.
+    fn legacy_snapshot_store(dir: &Path) {
+        let header = SegmentHeader {
+            id: 1,
+            kind: SegmentKind::Log,
+            reset: true,
+            base: Position::default(),
+        };
+        let mut bytes = header.encode().to_vec();
+        record::encode(&mut bytes, pos(2, 3), Kind::Value, b"a", b"apple");
+        record::encode(&mut bytes, pos(2, 5), Kind::Value, b"b", b"banana");
+        record::encode(&mut bytes, pos(2, 9), Kind::Marker, b"", b"");
+        std::fs::write(dir.join(segment::log_name(1)), bytes).unwrap();
+    }
+
+    #[test]
+    fn a_legacy_snapshot_marker_sets_position_and_floor_only() {
+        let dir = tempfile::tempdir().unwrap();
+        legacy_snapshot_store(dir.path());
+        for _reopen in 0..2 {
+            let store = Store::open(dir.path(), Options::default()).unwrap();
+            assert_eq!(store.last_position(), pos(2, 9));
+            assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"apple"[..]));
+            assert_eq!(store.get(b"").unwrap(), None);
+            let Since::Snapshot { entries, last } = store.entries_since(0, 10).unwrap() else {
+                panic!("history below the marker is not on disk");
+            };
+            assert_eq!(last, pos(2, 9));
+            let keys: Vec<_> = entries.iter().map(|e| e.key.clone()).collect();
+            assert_eq!(keys, [&b"a"[..], &b"b"[..]]);
+            assert!(
+                matches!(store.entries_since(9, 10).unwrap(), Since::Entries(e) if e.is_empty())
+            );
+            store.close().unwrap();
+        }
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(store.put(b"c", b"cherry").unwrap().lsn, 10);
+        let Since::Entries(after) = store.entries_since(9, 10).unwrap() else {
+            panic!("history after the marker is on disk");
+        };
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].key.as_ref(), b"c");
+    }
 }
