@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{files_with_ext, key, newest_segment, open, tiny, value};
+use common::{files_with_ext, key, newest_segment, open, remove_hints, tiny, value};
 use kv_storage::{Error, Options, Store, SyncPolicy};
 
 /// Copies every file of `from` into a fresh temp dir.
@@ -483,9 +483,7 @@ fn parallel_recovery_of_a_larger_store_matches_the_writes() {
     store.close().unwrap();
     for drop_hints in [false, true] {
         if drop_hints {
-            for hint in files_with_ext(dir.path(), "hint") {
-                std::fs::remove_file(hint).unwrap();
-            }
+            remove_hints(dir.path());
         }
         let store = open(dir.path(), &opts);
         assert_eq!(dump(&store, 900), model, "drop_hints={drop_hints}");
@@ -533,9 +531,7 @@ fn reopening_an_overwrite_heavy_store_keeps_the_key_directory_small() {
     store.close().unwrap();
     for drop_hints in [false, true] {
         if drop_hints {
-            for hint in files_with_ext(dir.path(), "hint") {
-                std::fs::remove_file(hint).unwrap();
-            }
+            remove_hints(dir.path());
         }
         let store = open(dir.path(), &opts);
         assert_eq!(store.len() as u64, KEYS);
