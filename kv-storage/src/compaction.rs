@@ -18,8 +18,29 @@
 //! as garbage (so they cannot trigger compaction by themselves); the next
 //! compaction whose `base` passes their successor drops them.
 //!
+//! # The active segment
+//!
+//! An explicit `Store::compact` (`Scope::WithActive`) first seals the active
+//! segment when it holds garbage (a dead record, or any key due to expire)
+//! and, once sealed, would be an input (wholly at or below the watermark):
+//! step 0 below. Without it a store smaller than one segment, and the newest
+//! `segment_bytes` of a larger one, would keep every overwritten or deleted
+//! value after `compact()`. The background policy (`Scope::Sealed`) leaves
+//! the active segment alone: it compacts when sealed garbage passes its
+//! ratio, and an early roll there would only make more, smaller segments.
+//! Sealing a segment that holds no garbage would gain nothing, so it is not
+//! done (an explicit compaction of a store without garbage stays a no-op).
+
 //! # Steps (each durable before the next)
 //!
+//! 0. *Seal* (only `Scope::WithActive`, under the compaction lock, then
+//!    the writer lock): an ordinary segment roll (`Inner::roll`: trim and
+//!    fsync the active file, map it, create the next log segment durably).
+//!    The sealed segment is then the newest input, so the inputs still hold
+//!    every record at or below `base` (log segments are in LSN order) and
+//!    the new active segment holds every record above it. A crash after it
+//!    leaves a store that merely rolled early (its hint is rebuilt at
+//!    open); fault point `AfterActiveSealed`.
 //! 1. *Plan* (under the compaction lock): the inputs as above; `base` is the
 //!    highest position any of them covers.
 //! 2. *Write*: the records to keep (above), sorted by LSN, are copied byte
@@ -40,7 +61,9 @@
 //!
 //! Readers and writers run during all of it: readers resolve a key to a
 //! segment and retry if the segment vanished; writers only append to the
-//! active segment, which is never an input.
+//! active segment, which is never an input (step 0 makes the old active
+//! segment an input only after sealing it, under the writer lock, exactly as
+//! a roll at the size limit does; writers wait for that roll only).
 //!
 //! # Crash at any point
 //!
@@ -105,11 +128,28 @@ const WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// Records copied between checks of the shutdown flag.
 const SHUTDOWN_CHECK_EVERY: usize = 1024;
 
+/// Which segments a compaction may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Only segments sealed already (the background policy).
+    Sealed,
+    /// Seal the active segment first when that reclaims something (an
+    /// explicit `Store::compact`): step 0 of the module docs.
+    WithActive,
+}
+
 /// Runs one compaction, optionally stopping at a fault point (tests).
-pub(crate) fn compact(inner: &Inner, stop: Option<FaultPoint>) -> Result<CompactionStats, Error> {
+pub(crate) fn compact(
+    inner: &Inner,
+    scope: Scope,
+    stop: Option<FaultPoint>,
+) -> Result<CompactionStats, Error> {
     let started = Instant::now();
     let _guard = inner.compaction_lock.lock();
     inner.check_writable()?;
+    if scope == Scope::WithActive && seal_active(inner)? {
+        crashed_at(inner, fault::check(stop, FaultPoint::AfterActiveSealed))?;
+    }
     let Some(plan) = Plan::new(inner) else {
         return Ok(CompactionStats::default());
     };
@@ -123,13 +163,35 @@ pub(crate) fn compact(inner: &Inner, stop: Option<FaultPoint>) -> Result<Compact
         return Err(e);
     }
     drop(live);
-    let result = commit(inner, &plan, &outputs, stop);
+    let mut stats = crashed_at(inner, commit(inner, &plan, &outputs, stop))?;
+    stats.duration = started.elapsed();
+    Ok(stats)
+}
+
+/// A test stopped at a fault point leaves the files as a crash there
+/// would: the store refuses further work.
+fn crashed_at<T>(inner: &Inner, result: Result<T, Error>) -> Result<T, Error> {
     if matches!(result, Err(Error::FaultInjected(_))) {
         inner.closed.store(true, Ordering::Release);
     }
-    let mut stats = result?;
-    stats.duration = started.elapsed();
-    Ok(stats)
+    result
+}
+
+/// Step 0: seals the active segment if it holds garbage (a dead record, or
+/// a key due to expire, which may be in it) and, once sealed, would be an
+/// input (wholly at or below the retention watermark). Returns whether it
+/// did.
+fn seal_active(inner: &Inner) -> Result<bool, Error> {
+    let mut w = inner.writer.lock();
+    inner.check_writable()?;
+    let active = &w.active;
+    let garbage = active.dead_bytes.load(Ordering::Relaxed) > 0
+        || (w.offset > SEGMENT_HEADER_BYTES && inner.keydir.any_due(inner.now()));
+    if !garbage || active.max_position().lsn > inner.retention() {
+        return Ok(false);
+    }
+    inner.roll(&mut w)?;
+    Ok(true)
 }
 
 /// The inputs of one compaction.

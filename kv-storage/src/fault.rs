@@ -9,6 +9,8 @@ use crate::error::Error;
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultPoint {
+    /// An explicit compaction sealed the active segment (step 0).
+    AfterActiveSealed,
     /// Outputs and their hints are written and fsynced under `.tmp` names.
     AfterOutputsWritten,
     /// The first output file has been renamed to its final name.
@@ -65,7 +67,8 @@ impl FaultPoint {
     ];
 
     /// Every compaction fault point, in the order compaction reaches them.
-    pub const ALL: [FaultPoint; 6] = [
+    pub const ALL: [FaultPoint; 7] = [
+        FaultPoint::AfterActiveSealed,
         FaultPoint::AfterOutputsWritten,
         FaultPoint::AfterFirstRename,
         FaultPoint::AfterRenames,

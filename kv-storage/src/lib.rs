@@ -88,7 +88,9 @@
 //! - `hint` — per-segment index files that make reopening fast.
 //! - `recovery` — what `open` does with whatever a crash left behind;
 //!   `recovery::load` indexes segments in parallel.
-//! - `compaction` — merging sealed segments, crash-safe at every step.
+//! - `compaction` — merging sealed segments (an explicit
+//!   [`Store::compact`] seals the active segment first when it holds
+//!   garbage), crash-safe at every step.
 //! - `replication` — `entries_since`, `apply`, `clear`, the retention
 //!   watermark.
 //! - `snapshot` — [`SnapshotReader`]: live entries in bounded chunks, as of

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 use crate::cache::HotCache;
-use crate::compaction;
+use crate::compaction::{self, Scope};
 use crate::error::Error;
 use crate::fault::FaultPoint;
 use crate::inner::{Inner, Layout, RecordOp, Writer};
@@ -249,17 +249,20 @@ impl Store {
         inner.sync_to(seq)
     }
 
-    /// Merges all sealed segments now (the background thread runs the same
-    /// code). Returns what it did; an empty result if there was nothing to do.
+    /// Merges all sealed segments now, sealing the active segment first
+    /// when it holds garbage (overwritten or deleted records, expired keys)
+    /// so that a store smaller than one segment shrinks too. The background
+    /// thread runs the same code on sealed segments only. Returns what it
+    /// did; an empty result if there was nothing to do.
     pub fn compact(&self) -> Result<CompactionStats, Error> {
-        compaction::compact(&self.inner, None)
+        compaction::compact(&self.inner, Scope::WithActive, None)
     }
 
     /// Test hook: compacts but stops at `point`, leaving the files as a crash
     /// there would; the store refuses further operations.
     #[doc(hidden)]
     pub fn compact_until(&self, point: FaultPoint) -> Result<CompactionStats, Error> {
-        compaction::compact(&self.inner, Some(point))
+        compaction::compact(&self.inner, Scope::WithActive, Some(point))
     }
 
     /// Test hook: makes the next fsync of segment data fail, as a disk error

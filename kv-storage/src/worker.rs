@@ -119,7 +119,7 @@ fn maintenance_loop(inner: &Inner) {
             return;
         }
         if auto && should_compact(inner) {
-            let result = compaction::compact(inner, None).map(drop);
+            let result = compaction::compact(inner, compaction::Scope::Sealed, None).map(drop);
             auto = !matches!(result, Err(Error::Corrupted { .. }));
             report(inner, result);
         }

@@ -41,7 +41,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: peers [--keys N] [--durable-ops N] [--writers N] \
-[--rounds N] [--dir BASE] [--engines kv-storage,fjall,redb,sled]";
+[--rounds N] [--writes-per-key N] [--dir BASE] [--engines kv-storage,fjall,redb,sled]";
 
 fn parse_args() -> Result<Args> {
     let mut plan = Plan {
@@ -49,6 +49,7 @@ fn parse_args() -> Result<Args> {
         durable_ops: 2_000,
         writers: 16,
         rounds: 3,
+        writes_per_key: 1,
     };
     let mut base = std::env::temp_dir();
     let mut engines: Vec<String> = ENGINES.iter().map(|s| s.to_string()).collect();
@@ -64,6 +65,7 @@ fn parse_args() -> Result<Args> {
             "--durable-ops" => plan.durable_ops = value()?.replace('_', "").parse()?,
             "--writers" => plan.writers = value()?.parse()?,
             "--rounds" => plan.rounds = value()?.parse::<u64>()?.max(1),
+            "--writes-per-key" => plan.writes_per_key = value()?.parse::<u64>()?.max(1),
             "--dir" => base = value()?.into(),
             "--engines" => engines = value()?.split(',').map(str::to_string).collect(),
             "--engine" => engine = Some(value()?),
@@ -180,6 +182,7 @@ fn spawn(
         .args(["--keys", &plan.keys.to_string()])
         .args(["--durable-ops", &plan.durable_ops.to_string()])
         .args(["--writers", &plan.writers.to_string()])
+        .args(["--writes-per-key", &plan.writes_per_key.to_string()])
         .stderr(Stdio::inherit())
         .output()?;
     let secs = started.elapsed().as_secs_f64();

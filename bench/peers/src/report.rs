@@ -292,9 +292,10 @@ pub fn render(r: &Results) -> String {
 
 fn header(r: &Results) -> String {
     format!(
-        "{} keys (16-byte random keys, 100-byte random values), {} durable puts; \
-         {} cores; load average before {} / after {}; kv-storage at {}",
+        "{} keys (16-byte random keys, 100-byte random values) written {}× each, \
+         {} durable puts; {} cores; load average before {} / after {}; kv-storage at {}",
         number(r.plan.keys as f64, 0),
+        r.plan.writes_per_key,
         number(r.plan.durable_ops as f64, 0),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         r.load_before,
@@ -503,6 +504,7 @@ mod tests {
             durable_ops: 10,
             writers: 16,
             rounds: 3,
+            writes_per_key: 1,
         };
         let mut r = Results::new(plan, "0 0 0".into());
         for (i, (one, many)) in [(100.0, 800.0), (10.0, 30.0), (50.0, 400.0)]

@@ -1,7 +1,9 @@
 //! The workloads, each run inside one child process on one engine.
 //!
 //! - `load`: `n` puts of the load key set into an empty directory, one sync at
-//!   the end; then a clean close.
+//!   the end, all of it `writes_per_key` times (each pass overwrites every
+//!   key with the same value: the later passes leave garbage); then a clean
+//!   close.
 //! - `read`: open the loaded directory (untimed), `n` uniform-random gets of
 //!   loaded keys, every value checked.
 //! - `reopen`: time `open` plus the first get; memory the open added; disk
@@ -38,12 +40,14 @@ pub struct Plan {
     pub writers: u64,
     /// Repetitions of the short steps (reopen, floor, durable) in the parent.
     pub rounds: u64,
+    /// Passes of the load over the key set (1: every key written once).
+    pub writes_per_key: u64,
 }
 
 /// Runs `workload` on engine `E` in `dir`.
 pub fn run<E: Engine>(workload: &str, dir: &Path, plan: &Plan) -> Result<Figures> {
     match workload {
-        "load" => load::<E>(dir, plan.keys),
+        "load" => load::<E>(dir, plan.keys, plan.writes_per_key),
         "read" => read::<E>(dir, plan.keys),
         "reopen" => reopen::<E>(dir, plan.keys, false),
         "reopen-compact" => reopen::<E>(dir, plan.keys, true),
@@ -57,12 +61,14 @@ fn load_item(i: u64) -> (data::Key, data::Value) {
     (k, data::value(&k))
 }
 
-fn load<E: Engine>(dir: &Path, n: u64) -> Result<Figures> {
+fn load<E: Engine>(dir: &Path, n: u64, passes: u64) -> Result<Figures> {
     let rss_before = sys::rss();
     let engine = E::open(dir, Mode::Bulk)?;
     let started = Instant::now();
-    engine.load(n, &load_item)?;
-    let secs = started.elapsed().as_secs_f64();
+    for _ in 0..passes.max(1) {
+        engine.load(n, &load_item)?;
+    }
+    let secs = started.elapsed().as_secs_f64() / passes.max(1) as f64;
     let peak = sys::peak_rss();
     let closing = Instant::now();
     engine.close()?;
@@ -235,6 +241,7 @@ mod tests {
             durable_ops: 64,
             writers: 4,
             rounds: 1,
+            writes_per_key: 2,
         }
     }
 

@@ -657,17 +657,21 @@ impl KeyDir {
         }
     }
 
-    /// Gives back table memory if pre-sizing overshot (many overwrites).
-    pub(crate) fn shrink_if_sparse(&self) {
+    /// Gives back the table memory pre-sizing overshot: recovery reserves
+    /// room for every record it will load, overwritten and deleted ones
+    /// included, so after an overwrite-heavy log the tables are larger than
+    /// their keys need. Each table is cut to the smallest size that holds
+    /// its keys — the size a table that grew one insert at a time would
+    /// have — so the bytes per key after a reopen are those of a fresh load.
+    /// A table already that small is left alone (no rehash).
+    pub(crate) fn shrink_to_fit(&self) {
         let seed = self.hasher;
         for shard in self.shards.iter() {
             let mut guard = shard.write();
             let Shard { tables, arena, .. } = &mut *guard;
             for table in tables.iter_mut() {
-                if table.len() * 4 < table.capacity() {
-                    let rehash = |s: &Slot| table_hash(seed.hash(arena.key(s.key)));
-                    table.shrink_to(table.len(), rehash);
-                }
+                let rehash = |s: &Slot| table_hash(seed.hash(arena.key(s.key)));
+                table.shrink_to(table.len(), rehash);
             }
         }
     }

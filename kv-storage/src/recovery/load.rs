@@ -382,7 +382,12 @@ pub(super) fn run_tasks(
     Ok(out)
 }
 
-/// Sizes the key directory for the records about to be loaded.
+/// Sizes the key directory for the records about to be loaded: hinted
+/// segments by their entry counts, the others by their length over their
+/// average record size, sampled from their first records. (A guess of the
+/// record size that is too small over-sizes the tables; `shrink_to_fit`
+/// gives the excess back to the allocator afterwards, but not to the
+/// system, so it would still show in the process's memory.)
 pub(super) fn reserve(keydir: &KeyDir, tasks: &[Task]) {
     let (mut records, mut hinted_bytes) = (0u64, 0u64);
     for task in tasks {
@@ -395,7 +400,77 @@ pub(super) fn reserve(keydir: &KeyDir, tasks: &[Task]) {
     let unhinted: u64 = tasks
         .iter()
         .filter(|t| t.hint.is_none())
-        .map(|t| t.seg.len())
+        .map(|t| t.seg.len() / sampled_record_bytes(&t.seg).unwrap_or(average).max(16))
         .sum();
-    keydir.reserve((records + unhinted / average) as usize);
+    keydir.reserve((records + unhinted) as usize);
+}
+
+/// Bytes read from the start of a segment without a hint to estimate its
+/// average record size.
+const SAMPLE_BYTES: u64 = 64 << 10;
+
+/// The average size of the complete records in the first
+/// [`SAMPLE_BYTES`] of `seg` (`None` if there are none, or on a read error:
+/// the load reports those).
+fn sampled_record_bytes(seg: &Segment) -> Option<u64> {
+    let len = seg.len().min(SEGMENT_HEADER_BYTES + SAMPLE_BYTES);
+    let bytes = seg.read(0, len as usize).ok()?;
+    let (mut count, mut end) = (0u64, SEGMENT_HEADER_BYTES);
+    for (offset, rec) in Scanner::new(&bytes, SEGMENT_HEADER_BYTES) {
+        count += 1;
+        end = offset + rec.len as u64;
+    }
+    (end - SEGMENT_HEADER_BYTES).checked_div(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::record::{Kind, encode};
+    use crate::segment::SegmentHeader;
+
+    /// A log segment without a hint (the active one, say) of 2,000 records
+    /// of ~200 bytes: recovery reserves room for about 2,000 keys, not for
+    /// its length over a 64-byte guess (3× too many: tables the process
+    /// would allocate, then give back only to its allocator).
+    #[test]
+    fn an_unhinted_segment_is_reserved_for_its_sampled_record_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = SegmentHeader {
+            id: 1,
+            kind: SegmentKind::Log,
+            reset: false,
+            base: Position::default(),
+        };
+        let (path, file) = segment::create_file(dir.path(), &header).unwrap();
+        let mut bytes = Vec::new();
+        for lsn in 1..=2000u64 {
+            let position = Position { epoch: 1, lsn };
+            encode(
+                &mut bytes,
+                position,
+                Kind::Value,
+                &lsn.to_le_bytes(),
+                &[7; 180],
+            );
+        }
+        file.write_all_at(&bytes, SEGMENT_HEADER_BYTES).unwrap();
+        let len = SEGMENT_HEADER_BYTES + bytes.len() as u64;
+        let seg = Arc::new(Segment::active(path, header, Arc::new(file), len));
+        let record_bytes = bytes.len() as u64 / 2000;
+        assert_eq!(sampled_record_bytes(&seg), Some(record_bytes));
+        let keydir = KeyDir::new();
+        let task = Task {
+            seg,
+            hint: None,
+            active: true,
+        };
+        reserve(&keydir, &[task]);
+        let exact = KeyDir::new();
+        exact.reserve(2000);
+        let (reserved, needed) = (keydir.memory_bytes(), exact.memory_bytes());
+        assert!(reserved <= needed * 5 / 4, "{reserved} > {needed}");
+    }
 }

@@ -74,7 +74,11 @@
 //! task returns a summary; the ordered facts (LSN continuity between log
 //! segments, the floor) are derived from the summaries afterwards. The key
 //! directory is sized up front from the hint entry counts, so it never
-//! rehashes while loading.
+//! rehashes while loading. Those counts include overwritten and deleted
+//! records, so after loading each table is cut to the size its live keys
+//! need (`KeyDir::shrink_to_fit`): a reopened store holds no more key
+//! directory memory per key than one loaded fresh (the ≤ 64 B/key target),
+//! at the price of one rehash of the tables that overshot.
 
 mod load;
 mod tail;
@@ -362,7 +366,7 @@ pub(crate) fn recover(dir: &Path, keydir: &KeyDir) -> Result<Recovered, Error> {
     if summaries.iter().any(|s| s.tombstones > 0) {
         keydir.retain(|loc| !loc.is_tombstone());
     }
-    keydir.shrink_if_sparse();
+    keydir.shrink_to_fit();
     let h = history(&mut summaries)?;
     let mut next_segment = listing
         .max_id

@@ -35,6 +35,13 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     v
 }
 
+/// Deletes every hint file in `dir`, so the next open scans the segments.
+pub fn remove_hints(dir: &Path) {
+    for hint in files_with_ext(dir, "hint") {
+        std::fs::remove_file(hint).unwrap();
+    }
+}
+
 /// The newest `segment-*.log` in `dir`.
 pub fn newest_segment(dir: &Path) -> PathBuf {
     files_with_ext(dir, "log").pop().expect("a segment")
