@@ -513,10 +513,6 @@ async fn write_loop(mut socket: OwnedWriteHalf, shared: Arc<Shared>) {
         if out.is_empty() {
             // A wake-up sent since the swap is kept, not lost.
             shared.wake_writer.notified().await;
-            // Woken by the first request of a burst: let the rest of it
-            // (other tasks' requests, other futures of the caller's task)
-            // join the buffer before it goes out.
-            tokio::task::yield_now().await;
             continue;
         }
         if socket.write_all(&out).await.is_err() {
