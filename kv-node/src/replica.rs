@@ -83,6 +83,9 @@ pub(crate) struct Replica {
     /// token of this tracker while it runs, so shutdown can wait for the
     /// calls a cancelled task left running on the blocking pool.
     blocking_calls: TaskTracker,
+    /// Single puts of concurrent requests waiting to be written together
+    /// (`storage_io::put`).
+    pub(crate) put_queue: crate::storage_io::PutQueue,
 }
 
 impl Replica {
@@ -108,6 +111,7 @@ impl Replica {
             problem: Mutex::new(String::new()),
             insync: InSync::default(),
             blocking_calls: TaskTracker::new(),
+            put_queue: crate::storage_io::PutQueue::default(),
         }
     }
 

@@ -20,10 +20,11 @@
 //!
 //! Call sites name the operation (`get`, `put`, `apply`, ...) and hand over
 //! owned arguments; they never pass closures. That keeps the boundary
-//! narrow enough that a per-partition writer (one thread draining a queue
-//! of puts and applies, batching them under one lock and one fsync) can
-//! replace the per-call hop inside this module without touching the
-//! server or replication code.
+//! narrow enough that batching lives here, out of the server's sight:
+//! client puts (single ones and a connection's pipelined groups) of one
+//! partition that arrive at the same moment are written as one store batch
+//! by flat combining ([`PutQueue`]), with no thread hop for a put that
+//! arrives alone.
 //!
 //! `block_in_place` rather than `spawn_blocking` because the connection
 //! handles its requests in order, one at a time: a hop to the blocking pool
@@ -55,11 +56,13 @@
 //! (`Replica::blocking_calls_ended`) before it closes the stores.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use kv_router::PartitionId;
 use kv_storage::{SnapshotReader, Truncation};
+use tokio::sync::oneshot;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use crate::convert;
@@ -180,14 +183,133 @@ pub(crate) fn location(replica: &Replica, key: &[u8]) -> Location {
     replica.location(key)
 }
 
-/// Validates `value` as kv-codec, then writes it.
+/// Puts of one replica waiting to be written, and whether a writer is
+/// draining them.
+///
+/// Concurrent requests (many connections with a put or a pipelined group
+/// of puts in flight each) are written together by flat combining: a
+/// request's puts join the queue; if no writer is draining it, that request
+/// becomes the writer and writes everything queued as one group (one
+/// `write(2)`, one sync); otherwise it just waits for its results. A writer
+/// writes one batch, which holds its own puts, so its request is never held
+/// up by later ones: puts that arrived meanwhile are handed to a drainer on
+/// the blocking pool, which writes batches until the queue is empty. A put
+/// that arrives alone pays a lock and a oneshot, not a thread hop.
+#[derive(Default)]
+pub(crate) struct PutQueue {
+    waiting: parking_lot::Mutex<Vec<QueuedPuts>>,
+    /// A writer or drainer owns the queue: every put in it will be written.
+    draining: AtomicBool,
+}
+
+/// One request's puts waiting in a [`PutQueue`], with where their results
+/// go.
+type QueuedPuts = (Vec<(Bytes, Bytes)>, oneshot::Sender<Vec<IoResult<Position>>>);
+
+impl PutQueue {
+    /// Test hook: how many requests' puts wait in the queue.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.lock().len()
+    }
+
+    /// Takes the waiting puts; `None` (and the queue released) when there
+    /// are none. Puts queued while the release happened are taken by
+    /// whichever caller then claims the queue.
+    fn take(&self) -> Option<Vec<QueuedPuts>> {
+        loop {
+            let batch = std::mem::take(&mut *self.waiting.lock());
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+            self.draining.store(false, Ordering::Release);
+            // A request that queued after the take saw the queue claimed
+            // and waits for it: claim it again, unless another caller did.
+            if self.waiting.lock().is_empty() || self.draining.swap(true, Ordering::AcqRel) {
+                return None;
+            }
+        }
+    }
+}
+
+/// Validates `value` as kv-codec, then writes it, together with the puts
+/// other requests make at the same moment ([`PutQueue`]).
 pub(crate) async fn put(replica: &Arc<Replica>, key: Bytes, value: Bytes) -> IoResult<Position> {
+    put_group(replica, vec![(key, value)])
+        .await
+        .pop()
+        .unwrap_or_else(|| Err(unanswered()))
+}
+
+/// Validates and writes a request's puts to one partition (a connection's
+/// pipelined puts, or one put), together with the puts other requests make
+/// at the same moment ([`PutQueue`]): one store batch (one `write(2)`, one
+/// sync) for all of them; each put's own result, in order. A value that is
+/// not valid kv-codec fails alone. When the store refuses the batch (a key
+/// or value over its limits; a refused batch writes nothing), the puts are
+/// written one by one, so each gets the answer it would have got alone.
+pub(crate) async fn put_group(
+    replica: &Arc<Replica>,
+    pairs: Vec<(Bytes, Bytes)>,
+) -> Vec<IoResult<Position>> {
+    let n = pairs.len();
+    let queue = &replica.put_queue;
+    let (tx, rx) = oneshot::channel();
+    queue.waiting.lock().push((pairs, tx));
+    if queue.draining.swap(true, Ordering::AcqRel) {
+        // The queue's owner writes these puts too.
+        return rx.await.unwrap_or_else(|_| unanswered_all(n));
+    }
     let r = Arc::clone(replica);
-    write(replica, move || {
-        kv_codec::validate(&value).map_err(|e| IoError::InvalidValue(e.to_string()))?;
-        Ok(r.put(key, value)?)
+    let written = write(replica, move || {
+        // This request's puts are in the batch taken first. Puts that
+        // joined while it was written go to a drainer, so this request is
+        // not held up by them; the hand-off happens here, in the blocking
+        // call, so a cancelled request cannot leave the queue claimed.
+        if let Some(batch) = r.put_queue.take() {
+            write_queued(&r, batch);
+        }
+        if let Some(more) = r.put_queue.take() {
+            let drainer = Arc::clone(&r);
+            tokio::task::spawn_blocking(tracked(r.blocking_call(), move || {
+                write_queued(&drainer, more);
+                while let Some(batch) = drainer.put_queue.take() {
+                    write_queued(&drainer, batch);
+                }
+                Ok(())
+            }));
+        }
+        Ok(())
     })
-    .await
+    .await;
+    match (written, rx.await) {
+        (_, Ok(results)) => results,
+        (Err(e), Err(_)) => (0..n).map(|_| Err(IoError::Task(e.to_string()))).collect(),
+        (Ok(()), Err(_)) => unanswered_all(n),
+    }
+}
+
+fn unanswered() -> IoError {
+    IoError::Task("a queued put got no result".into())
+}
+
+fn unanswered_all(n: usize) -> Vec<IoResult<Position>> {
+    (0..n).map(|_| Err(unanswered())).collect()
+}
+
+/// Writes the queued puts of several requests as one group and answers
+/// each request with its puts' results.
+fn write_queued(r: &Replica, batch: Vec<QueuedPuts>) {
+    let mut all = Vec::new();
+    let mut requests = Vec::with_capacity(batch.len());
+    for (pairs, tx) in batch {
+        requests.push((pairs.len(), tx));
+        all.extend(pairs);
+    }
+    let mut results = put_group_blocking(r, all).into_iter();
+    for (n, tx) in requests {
+        let _ = tx.send(results.by_ref().take(n).collect());
+    }
 }
 
 /// Validates every value as kv-codec, then writes all pairs as one store
@@ -204,24 +326,6 @@ pub(crate) async fn put_batch(
         Ok(r.put_batch(pairs)?)
     })
     .await
-}
-
-/// Validates and writes a connection's pipelined puts to one partition as
-/// one store batch (one `write(2)`, one sync); each put's own result, in
-/// order. A value that is not valid kv-codec fails alone. When the store
-/// refuses the batch (a key or value over its limits; a refused batch
-/// writes nothing), the puts are written one by one, so each gets the
-/// answer it would have got alone.
-pub(crate) async fn put_group(
-    replica: &Arc<Replica>,
-    pairs: Vec<(Bytes, Bytes)>,
-) -> Vec<IoResult<Position>> {
-    let r = Arc::clone(replica);
-    let n = pairs.len();
-    match write(replica, move || Ok(put_group_blocking(&r, pairs))).await {
-        Ok(results) => results,
-        Err(e) => (0..n).map(|_| Err(IoError::Task(e.to_string()))).collect(),
-    }
 }
 
 fn put_group_blocking(r: &Replica, pairs: Vec<(Bytes, Bytes)>) -> Vec<IoResult<Position>> {

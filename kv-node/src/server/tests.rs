@@ -1,4 +1,5 @@
-//! Shutdown with a store call still running on the blocking pool.
+//! Store calls left waiting in the blocking boundary: shutdown with one
+//! still running, and concurrent puts written together.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -94,4 +95,64 @@ async fn shutdown_waits_for_a_store_call_left_on_the_blocking_pool() {
     let store = kv_storage::Store::open(&store_dir, kv_storage::Options::default()).unwrap();
     assert!(store.get(KEY).unwrap().is_some(), "the in-flight put was lost");
     put.abort();
+}
+
+/// Puts of other requests that arrive while one put is being written wait
+/// in the replica's queue and are then written together: here the first
+/// put is held by its key's lock while twenty more arrive on other
+/// connections; once it is let go, the twenty take one append (one
+/// `write(2)`) instead of twenty.
+#[tokio::test]
+async fn puts_that_arrive_while_one_is_written_are_written_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = one_node(dir.path()).await;
+    let addr = node.local_addr().to_string();
+    let client = NodeClient::new(0, addr.clone(), ClientOptions::default());
+    let value = Bytes::from(kv_codec::Value::Text("v".into()).encode());
+    wait_writable(&client, &value).await;
+    let replica = Arc::clone(node.shared.replicas.get(&0).unwrap());
+    let before = replica.store.stats();
+    let (held_tx, held_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let holder = {
+        let replica = Arc::clone(&replica);
+        std::thread::spawn(move || {
+            let guard = replica.hold_key(KEY);
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+            drop(guard);
+        })
+    };
+    held_rx.recv().unwrap();
+    let first = tokio::spawn({
+        let (client, value) = (client.clone(), value.clone());
+        async move { client.put(KEY, value).await }
+    });
+    wait_for_a_blocked_call(&replica).await;
+    // Twenty more, each on a connection of its own, all waiting.
+    let mut others = Vec::new();
+    for i in 0..20 {
+        let client = NodeClient::new(0, addr.clone(), ClientOptions::default());
+        let value = value.clone();
+        others.push(tokio::spawn(async move {
+            client.put(format!("other-{i}").as_bytes(), value).await
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while replica.put_queue.len() < 20 {
+        assert!(Instant::now() < deadline, "the puts never queued");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    release_tx.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    for put in others {
+        put.await.unwrap().unwrap();
+    }
+    holder.join().unwrap();
+    let after = replica.store.stats();
+    assert_eq!(after.writes - before.writes, 21);
+    let appends = after.appends - before.appends;
+    assert!(appends <= 3, "21 concurrent puts took {appends} appends");
+    drop(replica);
+    node.shutdown().await.unwrap();
 }
