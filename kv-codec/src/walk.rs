@@ -201,9 +201,12 @@ const FEW_KEYS: usize = 16;
 ///
 /// It allocates nothing except for V3 objects of more than [`FEW_KEYS`]
 /// members: their keys (borrowed slices with their offsets) go on one scratch
-/// stack shared by the whole walk, which grows by doubling and is checked for
-/// a repeated key by sorting each object's part of it when the object ends (or
-/// is abandoned), so a hostile object costs `n log n`, not `n²`.
+/// stack shared by the whole walk and reused by later objects (room for up to
+/// 256 more keys is reserved when a large object starts, so a value whose
+/// large objects have at most 256 members, none inside another, allocates
+/// once). Each object's part of it
+/// is sorted to find a repeated key when the object ends (or is abandoned),
+/// so a hostile object costs `n log n`, not `n²`.
 #[derive(Default)]
 pub(crate) struct Check<'a> {
     /// Offsets and keys of the open large objects, innermost last.
@@ -278,13 +281,16 @@ impl<'a> Sink<'a> for Check<'a> {
 
     fn end_array(&mut self, _array: ()) {}
 
-    fn start_object(&mut self, count: usize, _capacity: usize) -> Keys<'a> {
+    fn start_object(&mut self, count: usize, capacity: usize) -> Keys<'a> {
         if count <= FEW_KEYS {
             Keys::Few {
                 keys: [""; FEW_KEYS],
                 len: 0,
             }
         } else {
+            // One allocation for the first open large object of up to
+            // `capacity` (at most 256) members, instead of growing by doubling.
+            self.keys.reserve(capacity);
             Keys::Many {
                 start: self.keys.len(),
             }

@@ -108,3 +108,20 @@ pub fn unhex(text: &str) -> Vec<u8> {
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
         .collect()
 }
+
+/// A ~1 KB V3 document (encoded) of nested objects and arrays, as the
+/// benchmark validates.
+pub fn nested_document() -> Json {
+    let people: Vec<Json> = (0..10)
+        .map(|i| {
+            serde_json::json!({
+                "id": i,
+                "nama": format!("Mahasiswa {i}"),
+                "aktif": i % 2 == 0,
+                "nilai": [90, 85.5, -3, null],
+                "alamat": {"kota": "Yogyakarta", "kode": 55281}
+            })
+        })
+        .collect();
+    serde_json::json!({"jurusan": "Sistem Informasi", "angkatan": 2022, "mahasiswa": people})
+}
