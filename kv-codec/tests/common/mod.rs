@@ -1,7 +1,7 @@
 //! Strategies and helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use kv_codec::{Timestamp, Value};
+use kv_codec::{Schema, Timestamp, Value};
 use proptest::prelude::*;
 use serde_json::{Number, Value as Json};
 
@@ -74,6 +74,27 @@ pub fn arb_value() -> impl Strategy<Value = Value> {
             .prop_map(|(data, timestamp)| Value::Event { data, timestamp }),
         arb_json().prop_map(Value::Json),
         prop::collection::vec(any::<u8>(), 0..64).prop_map(Value::Bytes),
+    ]
+}
+
+/// Hostile input: arbitrary bytes; an arbitrary payload after a version byte
+/// (the known ones and their neighbours); a V3 payload of mostly valid tags
+/// and tiny counts (three quarters of the bytes are 0..=9), so decoding
+/// reaches deep into the tree decoder.
+pub fn arb_hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let payload = || prop::collection::vec(any::<u8>(), 0..256);
+    prop_oneof![
+        payload(),
+        (0u8..=5, payload()).prop_map(|(version, payload)| {
+            let mut bytes = vec![version];
+            bytes.extend_from_slice(&payload);
+            bytes
+        }),
+        prop::collection::vec(any::<u8>(), 0..512).prop_map(|raw| {
+            let mut bytes = vec![Schema::V3.version()];
+            bytes.extend(raw.iter().map(|&b| if b < 0xc0 { b % 10 } else { b }));
+            bytes
+        }),
     ]
 }
 
