@@ -1,10 +1,14 @@
 //! Encode and decode throughput of each schema on the seed examples, plus
-//! classification and rendering (the `put` and `get` paths).
+//! classification and rendering (the `put` and `get` paths), and `validate`
+//! (what a node runs on every write) against `decode` on the same inputs.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_main};
-use kv_codec::{Value, decode, encode};
+use kv_codec::{Value, decode, encode, validate};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 const SEEDS: [(&str, &str); 3] = [
     ("v1", "Rafi Widya"),
@@ -42,9 +46,30 @@ fn codec(c: &mut Criterion) {
     }
 }
 
+/// `validate` and `decode` side by side, in one group so one run compares
+/// them: a 100-byte text (V1), an event (V2) and a ~1 KB nested JSON (V3).
+fn validate_vs_decode(c: &mut Criterion) {
+    let inputs = [
+        ("v1_text_100b", Value::Text("x".repeat(100))),
+        ("v2_event", Value::from_user_input(SEEDS[1].1)),
+        ("v3_json_1kb", Value::Json(common::nested_document())),
+    ];
+    let mut group = c.benchmark_group("validate_vs_decode");
+    for (name, value) in inputs {
+        let bytes = encode(&value);
+        group.bench_function(format!("validate/{name}"), |b| {
+            b.iter(|| validate(black_box(&bytes)))
+        });
+        group.bench_function(format!("decode/{name}"), |b| {
+            b.iter(|| decode(black_box(&bytes)))
+        });
+    }
+    group.finish();
+}
+
 mod group {
     // criterion_group! generates an undocumented `pub fn`.
     #![allow(missing_docs)]
-    criterion::criterion_group!(benches, super::codec);
+    criterion::criterion_group!(benches, super::codec, super::validate_vs_decode);
 }
 criterion_main!(group::benches);

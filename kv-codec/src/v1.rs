@@ -21,7 +21,7 @@ pub(crate) fn encode(text: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Reads the V1 payload.
-pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<String, DecodeError> {
-    reader.str().map(str::to_owned)
+/// Reads the V1 payload: the text, borrowed from the input.
+pub(crate) fn read<'a>(reader: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+    reader.str()
 }

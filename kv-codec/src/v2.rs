@@ -27,9 +27,9 @@ pub(crate) fn encode(data: &str, timestamp: Timestamp, out: &mut Vec<u8>) {
     varint::write(varint::zigzag(timestamp.micros()), out);
 }
 
-/// Reads the V2 payload.
-pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<(String, Timestamp), DecodeError> {
-    let data = reader.str()?.to_owned();
+/// Reads the V2 payload: the data, borrowed from the input, and the time.
+pub(crate) fn read<'a>(reader: &mut Reader<'a>) -> Result<(&'a str, Timestamp), DecodeError> {
+    let data = reader.str()?;
     let offset = reader.offset();
     let micros = varint::unzigzag(reader.varint()?);
     let timestamp = Timestamp::from_micros(micros)

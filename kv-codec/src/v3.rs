@@ -32,12 +32,13 @@
 //!
 //! Frozen: this layout never changes; a new layout gets a new version byte.
 
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Number, Value as Json};
 
 use crate::MAX_DEPTH;
 use crate::error::DecodeError;
 use crate::reader::Reader;
 use crate::varint;
+use crate::walk::{Leaf, Sink};
 
 /// The node type tags.
 mod tag {
@@ -109,26 +110,34 @@ fn encode_number(number: &Number, out: &mut Vec<u8>) {
     }
 }
 
-/// Reads the V3 payload.
-pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<Json, DecodeError> {
-    node(reader, 0)
+/// Walks the V3 payload, handing what it reads to `sink`.
+pub(crate) fn walk<'a, S: Sink<'a>>(
+    reader: &mut Reader<'a>,
+    sink: &mut S,
+) -> Result<S::Node, DecodeError> {
+    node(reader, sink, 0)
 }
 
-/// Reads one node; `depth` is the number of containers around it.
-fn node(reader: &mut Reader<'_>, depth: usize) -> Result<Json, DecodeError> {
+/// Walks one node; `depth` is the number of containers around it.
+fn node<'a, S: Sink<'a>>(
+    reader: &mut Reader<'a>,
+    sink: &mut S,
+    depth: usize,
+) -> Result<S::Node, DecodeError> {
     let offset = reader.offset();
-    match reader.byte()? {
-        tag::NULL => Ok(Json::Null),
-        tag::FALSE => Ok(Json::Bool(false)),
-        tag::TRUE => Ok(Json::Bool(true)),
-        tag::UINT => Ok(Json::Number(reader.varint()?.into())),
-        tag::NEGINT => negint(reader, offset),
-        tag::FLOAT => float(reader, offset),
-        tag::STRING => Ok(Json::String(reader.str()?.to_owned())),
-        tag::ARRAY => array(reader, enter(depth, offset)?),
-        tag::OBJECT => object(reader, enter(depth, offset)?),
-        tag => Err(DecodeError::UnknownTag { offset, tag }),
-    }
+    let leaf = match reader.byte()? {
+        tag::NULL => Leaf::Null,
+        tag::FALSE => Leaf::Bool(false),
+        tag::TRUE => Leaf::Bool(true),
+        tag::UINT => Leaf::Number(reader.varint()?.into()),
+        tag::NEGINT => Leaf::Number(negint(reader, offset)?),
+        tag::FLOAT => Leaf::Number(float(reader, offset)?),
+        tag::STRING => Leaf::String(reader.str()?),
+        tag::ARRAY => return array(reader, sink, enter(depth, offset)?),
+        tag::OBJECT => return object(reader, sink, enter(depth, offset)?),
+        tag => return Err(DecodeError::UnknownTag { offset, tag }),
+    };
+    Ok(sink.leaf(leaf))
 }
 
 /// The depth inside a container that starts at `offset`, if allowed.
@@ -142,39 +151,55 @@ fn enter(depth: usize, offset: usize) -> Result<usize, DecodeError> {
     Ok(depth + 1)
 }
 
-fn negint(reader: &mut Reader<'_>, offset: usize) -> Result<Json, DecodeError> {
+fn negint(reader: &mut Reader<'_>, offset: usize) -> Result<Number, DecodeError> {
     let magnitude =
         i64::try_from(reader.varint()?).map_err(|_| DecodeError::IntegerOverflow { offset })?;
-    Ok(Json::Number((!magnitude).into()))
+    Ok((!magnitude).into())
 }
 
-fn float(reader: &mut Reader<'_>, offset: usize) -> Result<Json, DecodeError> {
+fn float(reader: &mut Reader<'_>, offset: usize) -> Result<Number, DecodeError> {
     let float = f64::from_le_bytes(reader.array()?);
-    let number = Number::from_f64(float).ok_or(DecodeError::NonFiniteFloat { offset })?;
-    Ok(Json::Number(number))
+    Number::from_f64(float).ok_or(DecodeError::NonFiniteFloat { offset })
 }
 
-fn array(reader: &mut Reader<'_>, depth: usize) -> Result<Json, DecodeError> {
+fn array<'a, S: Sink<'a>>(
+    reader: &mut Reader<'a>,
+    sink: &mut S,
+    depth: usize,
+) -> Result<S::Node, DecodeError> {
     let (count, capacity) = reader.count(MIN_ELEMENT_BYTES)?;
-    let mut items = Vec::with_capacity(capacity);
+    let mut items = sink.start_array(capacity);
     for _ in 0..count {
-        items.push(node(reader, depth)?);
+        let item = node(reader, sink, depth)?;
+        sink.push(&mut items, item);
     }
-    Ok(Json::Array(items))
+    Ok(sink.end_array(items))
 }
 
-fn object(reader: &mut Reader<'_>, depth: usize) -> Result<Json, DecodeError> {
+fn object<'a, S: Sink<'a>>(
+    reader: &mut Reader<'a>,
+    sink: &mut S,
+    depth: usize,
+) -> Result<S::Node, DecodeError> {
     let (count, capacity) = reader.count(MIN_MEMBER_BYTES)?;
-    let mut members = Map::with_capacity(capacity);
-    for _ in 0..count {
-        let offset = reader.offset();
-        let key = reader.str()?.to_owned();
-        let item = node(reader, depth)?;
-        if members.insert(key, item).is_some() {
-            return Err(DecodeError::DuplicateKey { offset });
-        }
+    let mut members = sink.start_object(count, capacity);
+    match (0..count).try_for_each(|_| member(reader, sink, &mut members, depth)) {
+        Ok(()) => sink.end_object(members),
+        Err(error) => Err(sink.abandon_object(members, error)),
     }
-    Ok(Json::Object(members))
+}
+
+/// Walks one object member: key, value, then the duplicate-key check.
+fn member<'a, S: Sink<'a>>(
+    reader: &mut Reader<'a>,
+    sink: &mut S,
+    members: &mut S::Object,
+    depth: usize,
+) -> Result<(), DecodeError> {
+    let offset = reader.offset();
+    let key = reader.str()?;
+    let item = node(reader, sink, depth)?;
+    sink.insert(members, offset, key, item)
 }
 
 #[cfg(test)]

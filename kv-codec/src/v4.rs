@@ -26,8 +26,8 @@ pub(crate) fn encode(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(bytes);
 }
 
-/// Reads the V4 payload.
-pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<Vec<u8>, DecodeError> {
+/// Reads the V4 payload: the bytes, borrowed from the input.
+pub(crate) fn read<'a>(reader: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
     let len = reader.length()?;
-    reader.take(len).map(<[u8]>::to_vec)
+    reader.take(len)
 }

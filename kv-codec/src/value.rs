@@ -3,8 +3,8 @@
 use std::fmt;
 
 use crate::error::DecodeError;
-use crate::reader::Reader;
 use crate::timestamp::Timestamp;
+use crate::walk::{Build, walk};
 use crate::{classify, render, v1, v2, v3, v4};
 
 /// A schema version: the first byte of every encoded value.
@@ -173,20 +173,7 @@ impl Value {
 
     /// Decodes one value that fills `bytes` exactly.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
-        let (&version, _) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        let schema = Schema::from_version(version).ok_or(DecodeError::UnknownVersion(version))?;
-        let mut reader = Reader::new(bytes, 1);
-        let value = match schema {
-            Schema::V1 => Value::Text(v1::decode(&mut reader)?),
-            Schema::V2 => {
-                let (data, timestamp) = v2::decode(&mut reader)?;
-                Value::Event { data, timestamp }
-            }
-            Schema::V3 => Value::Json(v3::decode(&mut reader)?),
-            Schema::V4 => Value::Bytes(v4::decode(&mut reader)?),
-        };
-        reader.finish()?;
-        Ok(value)
+        walk(bytes, &mut Build)
     }
 }
 

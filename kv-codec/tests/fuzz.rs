@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{arb_value, unhex};
+use common::{arb_hostile_bytes, arb_value, unhex};
 use kv_codec::{DecodeError, MAX_DEPTH, Schema, Value, VarintProblem, decode, encode, validate};
 use proptest::prelude::*;
 
@@ -45,29 +45,10 @@ fn assert_prefixes_truncated(bytes: &[u8]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2048))]
+    #![proptest_config(ProptestConfig::with_cases(6144))]
 
     #[test]
-    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = check(&bytes);
-    }
-
-    #[test]
-    fn random_payloads_after_a_known_version_never_panic(
-        version in 1u8..=3,
-        payload in prop::collection::vec(any::<u8>(), 0..256),
-    ) {
-        let mut bytes = vec![version];
-        bytes.extend_from_slice(&payload);
-        let _ = check(&bytes);
-    }
-
-    #[test]
-    fn random_v3_trees_of_small_tags_never_panic(raw in prop::collection::vec(any::<u8>(), 0..512)) {
-        // Mostly valid tags and tiny counts (three quarters of the bytes are
-        // 0..=9), so decoding reaches deep into the tree decoder.
-        let mut bytes = vec![Schema::V3.version()];
-        bytes.extend(raw.iter().map(|&b| if b < 0xc0 { b % 10 } else { b }));
+    fn hostile_bytes_never_panic(bytes in arb_hostile_bytes()) {
         let _ = check(&bytes);
     }
 }

@@ -1,7 +1,7 @@
 //! Strategies and helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use kv_codec::{Timestamp, Value};
+use kv_codec::{Schema, Timestamp, Value};
 use proptest::prelude::*;
 use serde_json::{Number, Value as Json};
 
@@ -77,6 +77,27 @@ pub fn arb_value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// Hostile input: arbitrary bytes; an arbitrary payload after a version byte
+/// (the known ones and their neighbours); a V3 payload of mostly valid tags
+/// and tiny counts (three quarters of the bytes are 0..=9), so decoding
+/// reaches deep into the tree decoder.
+pub fn arb_hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let payload = || prop::collection::vec(any::<u8>(), 0..256);
+    prop_oneof![
+        payload(),
+        (0u8..=5, payload()).prop_map(|(version, payload)| {
+            let mut bytes = vec![version];
+            bytes.extend_from_slice(&payload);
+            bytes
+        }),
+        prop::collection::vec(any::<u8>(), 0..512).prop_map(|raw| {
+            let mut bytes = vec![Schema::V3.version()];
+            bytes.extend(raw.iter().map(|&b| if b < 0xc0 { b % 10 } else { b }));
+            bytes
+        }),
+    ]
+}
+
 /// `depth` arrays nested in each other around `inner`.
 pub fn nested_arrays(depth: usize, inner: Json) -> Json {
     (0..depth).fold(inner, |json, _| Json::Array(vec![json]))
@@ -107,4 +128,21 @@ pub fn unhex(text: &str) -> Vec<u8> {
         .chunks(2)
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
         .collect()
+}
+
+/// A ~1 KB V3 document (encoded) of nested objects and arrays, as the
+/// benchmark validates.
+pub fn nested_document() -> Json {
+    let people: Vec<Json> = (0..10)
+        .map(|i| {
+            serde_json::json!({
+                "id": i,
+                "nama": format!("Mahasiswa {i}"),
+                "aktif": i % 2 == 0,
+                "nilai": [90, 85.5, -3, null],
+                "alamat": {"kota": "Yogyakarta", "kode": 55281}
+            })
+        })
+        .collect();
+    serde_json::json!({"jurusan": "Sistem Informasi", "angkatan": 2022, "mahasiswa": people})
 }
