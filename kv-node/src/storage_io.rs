@@ -341,8 +341,12 @@ fn put_group_blocking(r: &Replica, pairs: Vec<(Bytes, Bytes)>) -> Vec<IoResult<P
             Err(e) => results.push(Some(Err(IoError::InvalidValue(e.to_string())))),
         }
     }
-    let written: Vec<IoResult<Position>> = if valid.is_empty() {
-        Vec::new()
+    let written: Vec<IoResult<Position>> = if valid.len() <= 1 {
+        // Alone: the store's single put (no batch to build).
+        valid
+            .into_iter()
+            .map(|(key, value)| Ok(r.put(key, value)?))
+            .collect()
     } else {
         let count = valid.len() as u64;
         match r.put_batch(valid.clone()) {
