@@ -210,7 +210,9 @@ fn with_values(
 ) -> Result<Vec<ScanEntry>, kv_storage::Error> {
     let mut entries = Vec::new();
     for key in keys {
-        if let Some(value) = r.get(&key)? {
+        // One pass over the keys: values read from disk stay out of the
+        // hot cache (`Store::peek`).
+        if let Some(value) = r.store.peek(&key)? {
             entries.push(ScanEntry {
                 key,
                 value: Some(value),

@@ -433,8 +433,15 @@ impl Inner {
     }
 
     /// The value of `key` from the cache or its segment.
-    pub(crate) fn read_value(&self, hash: u64, key: &[u8]) -> Result<Option<Bytes>, Error> {
-        Ok(self.read_current(hash, key)?.map(|(value, _)| value))
+    pub(crate) fn read_value(
+        &self,
+        hash: u64,
+        key: &[u8],
+        fill: Fill,
+    ) -> Result<Option<Bytes>, Error> {
+        Ok(self
+            .read_current_with(hash, key, fill)?
+            .map(|(value, _)| value))
     }
 
     /// The value of `key` and the LSN of the record it came from.
@@ -442,6 +449,15 @@ impl Inner {
         &self,
         hash: u64,
         key: &[u8],
+    ) -> Result<Option<(Bytes, Lsn)>, Error> {
+        self.read_current_with(hash, key, Fill::Yes)
+    }
+
+    fn read_current_with(
+        &self,
+        hash: u64,
+        key: &[u8],
+        fill: Fill,
     ) -> Result<Option<(Bytes, Lsn)>, Error> {
         for _ in 0..MAX_READ_RETRIES {
             let Some(loc) = self.live_loc(hash, key) else {
@@ -457,7 +473,7 @@ impl Inner {
                 continue;
             };
             bump(&self.counters.cache_misses, 1);
-            let value = self.read_cold(&segment, hash, key, &loc)?;
+            let value = self.read_cold(&segment, hash, key, &loc, fill)?;
             return Ok(Some((value, loc.lsn())));
         }
         Err(Error::corrupted(
@@ -483,6 +499,7 @@ impl Inner {
         hash: u64,
         key: &[u8],
         loc: &Loc,
+        fill: Fill,
     ) -> Result<Bytes, Error> {
         let offset = u64::from(loc.offset);
         let (bytes, info) = segment.read_record(offset, loc.len() as usize)?;
@@ -493,9 +510,21 @@ impl Inner {
             return Err(Error::corrupted(&segment.path, offset, why));
         }
         let data = bytes.slice(info.key_start..info.value_range().end);
-        self.cache.insert(hash, data.clone(), key.len(), loc.lsn());
+        if fill == Fill::Yes {
+            self.cache.insert(hash, data.clone(), key.len(), loc.lsn());
+        }
         Ok(data.slice(key.len()..))
     }
+}
+
+/// Whether a read from disk puts the value in the hot cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fill {
+    /// Yes: a `get`, likely to be asked again.
+    Yes,
+    /// No: a one-pass read (a scan with values), which would otherwise
+    /// evict the working set and pay a cache insert per key.
+    No,
 }
 
 #[cfg(test)]

@@ -141,13 +141,14 @@ pub struct Iter<'a> {
 }
 
 impl<'a> Iter<'a> {
-    /// Pairs each key with its value, read on demand; keys deleted since
-    /// they were listed are skipped.
+    /// Pairs each key with its value, read on demand ([`Store::peek`]: a
+    /// value read from disk does not go into the hot cache); keys deleted
+    /// since they were listed are skipped.
     pub fn with_values(self) -> impl Iterator<Item = Result<(Bytes, Bytes), Error>> + 'a {
         let store = self.store;
         self.filter_map(move |key| match key {
             Err(e) => Some(Err(e)),
-            Ok(key) => store.get(&key).map(|v| v.map(|v| (key, v))).transpose(),
+            Ok(key) => store.peek(&key).map(|v| v.map(|v| (key, v))).transpose(),
         })
     }
 }

@@ -12,7 +12,7 @@ use crate::cache::HotCache;
 use crate::compaction::{self, Scope};
 use crate::error::Error;
 use crate::fault::FaultPoint;
-use crate::inner::{Inner, Layout, RecordOp, Writer};
+use crate::inner::{Fill, Inner, Layout, RecordOp, Writer};
 use crate::keydir::KeyDir;
 use crate::lock::DirLock;
 use crate::options::{DEFAULT_HOT_CACHE_BYTES, Options};
@@ -167,7 +167,22 @@ impl Store {
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
         let inner = &*self.inner;
         inner.check_open()?;
-        inner.read_value(inner.keydir.hash(key), key)
+        inner.read_value(inner.keydir.hash(key), key, Fill::Yes)
+    }
+
+    /// The current value of `key`, as [`Store::get`], without putting a
+    /// value read from disk into the hot cache: for one-pass reads such as
+    /// a scan with values ([`Iter::with_values`](crate::Iter::with_values)
+    /// uses it), which would otherwise push out the keys that are read
+    /// again and pay a cache insert per key.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    pub fn peek(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        inner.read_value(inner.keydir.hash(key), key, Fill::No)
     }
 
     /// The current value of `key` if it can be answered from memory alone:

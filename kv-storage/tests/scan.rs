@@ -136,3 +136,35 @@ fn scan_of_a_closed_store_is_an_error() {
     assert!(matches!(it.next(), Some(Err(kv_storage::Error::Closed))));
     assert!(it.next().is_none());
 }
+
+#[test]
+fn a_scan_with_values_leaves_the_hot_cache_alone_and_a_get_fills_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = tiny(1 << 20, 1 << 20);
+    {
+        let store = Store::open(dir.path(), opts.clone()).unwrap();
+        for i in 0..200 {
+            store.put(&key(i), &value(i, 1)).unwrap();
+        }
+        store.close().unwrap();
+    }
+    // Reopened: nothing is hot; every value is on disk.
+    let store = Store::open(dir.path(), opts).unwrap();
+    assert_eq!(store.stats().hot_keys, 0);
+    let pairs: Vec<_> = store
+        .iter()
+        .with_values()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(pairs.len(), 200);
+    for (k, v) in &pairs {
+        assert_eq!(store.peek(k).unwrap().as_ref(), Some(v));
+    }
+    assert_eq!(
+        store.stats().hot_keys,
+        0,
+        "one pass over the store caches nothing"
+    );
+    assert_eq!(store.get(&key(7)).unwrap().unwrap(), value(7, 1));
+    assert_eq!(store.stats().hot_keys, 1, "a get still fills the cache");
+}
