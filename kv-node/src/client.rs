@@ -6,8 +6,9 @@
 //! in-flight queue, both under one short lock (so the wire order is the
 //! queue order), and wakes the writer task only when the buffer was empty.
 //! The writer swaps the buffer for its spare one and writes it whole: a
-//! burst of requests goes out in one syscall, with no allocation or channel
-//! message per request. A node answers a connection's requests in order,
+//! burst of requests goes out in one syscall, with no buffer or channel
+//! message of its own per request (a oneshot carries each reply back). A
+//! node answers a connection's requests in order,
 //! so the reader task matches each read's worth of replies against the
 //! front of the in-flight queue under one lock (else by id; a reply for a
 //! request no longer waiting is dropped): no map, no lock held across an
