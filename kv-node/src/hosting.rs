@@ -130,5 +130,9 @@ fn move_aside(dir: &Path) -> Result<PathBuf> {
     }
     std::fs::rename(dir, &aside)
         .map_err(|e| Error::io(format!("moving {} aside", dir.display()), e))?;
+    // The rename is durable before a fresh store is created in its place.
+    if let Some(parent) = dir.parent() {
+        kv_storage::durable::sync_dir(parent)?;
+    }
     Ok(aside)
 }
