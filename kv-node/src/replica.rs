@@ -83,8 +83,8 @@ pub(crate) struct Replica {
     /// token of this tracker while it runs, so shutdown can wait for the
     /// calls a cancelled task left running on the blocking pool.
     blocking_calls: TaskTracker,
-    /// Single puts of concurrent requests waiting to be written together
-    /// (`storage_io::put`).
+    /// Client puts of concurrent requests waiting to be written together
+    /// (`storage_io::put_group`).
     pub(crate) put_queue: crate::storage_io::PutQueue,
 }
 
@@ -374,8 +374,12 @@ impl Replica {
     }
 
     /// Writes every pair with one store batch (one `write(2)`, one sync,
-    /// all or none after a crash), holding each key's lock shared.
-    pub fn put_batch(&self, pairs: Vec<(Bytes, Bytes)>) -> Result<Position, kv_storage::Error> {
+    /// all or none after a crash), holding each key's lock shared; each
+    /// pair's position, in order.
+    pub fn put_batch(
+        &self,
+        pairs: Vec<(Bytes, Bytes)>,
+    ) -> Result<Vec<Position>, kv_storage::Error> {
         let mut stripes: Vec<usize> = pairs.iter().map(|(k, _)| self.stripe(k)).collect();
         stripes.sort_unstable();
         stripes.dedup();
@@ -391,17 +395,20 @@ impl Replica {
         let written = self.store.write_batch(&batch);
         self.refresh_position();
         let Some(last) = written?.map(Position::from) else {
-            return Ok(self.position());
+            return Ok(Vec::new());
         };
         // A batch of puts writes every record, with consecutive LSNs.
         let first = last.lsn + 1 - pairs.len() as u64;
-        self.record_all((first..).zip(pairs).map(|(lsn, (key, value))| Entry {
-            position: Position { lsn, ..last },
+        let positions: Vec<Position> = (first..=last.lsn)
+            .map(|lsn| Position { lsn, ..last })
+            .collect();
+        self.record_all(positions.iter().zip(pairs).map(|(&position, (key, value))| Entry {
+            position,
             key,
             value: Some(value),
             expiry: None,
         }));
-        Ok(last)
+        Ok(positions)
     }
 
     pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {

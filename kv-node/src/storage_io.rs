@@ -246,8 +246,9 @@ pub(crate) async fn put(replica: &Arc<Replica>, key: Bytes, value: Bytes) -> IoR
 /// at the same moment ([`PutQueue`]): one store batch (one `write(2)`, one
 /// sync) for all of them; each put's own result, in order. A value that is
 /// not valid kv-codec fails alone. When the store refuses the batch (a key
-/// or value over its limits; a refused batch writes nothing), the puts are
-/// written one by one, so each gets the answer it would have got alone.
+/// or value over its limits, or a failing store; a refused batch writes
+/// nothing), the puts are written one by one, so each gets the answer it
+/// would have got alone.
 pub(crate) async fn put_group(
     replica: &Arc<Replica>,
     pairs: Vec<(Bytes, Bytes)>,
@@ -323,7 +324,8 @@ pub(crate) async fn put_batch(
         for (_, value) in &pairs {
             kv_codec::validate(value).map_err(|e| IoError::InvalidValue(e.to_string()))?;
         }
-        Ok(r.put_batch(pairs)?)
+        let positions = r.put_batch(pairs)?;
+        Ok(positions.last().copied().unwrap_or_else(|| r.position()))
     })
     .await
 }
@@ -348,12 +350,10 @@ fn put_group_blocking(r: &Replica, pairs: Vec<(Bytes, Bytes)>) -> Vec<IoResult<P
             .map(|(key, value)| Ok(r.put(key, value)?))
             .collect()
     } else {
-        let count = valid.len() as u64;
         match r.put_batch(valid.clone()) {
-            // A batch of puts writes every record, with consecutive LSNs.
-            Ok(last) => (last.lsn + 1 - count..=last.lsn)
-                .map(|lsn| Ok(Position { lsn, ..last }))
-                .collect(),
+            Ok(positions) => positions.into_iter().map(Ok).collect(),
+            // Refused whole (a key or value over the limits): nothing was
+            // written; one by one, each put gets its own answer.
             Err(_) => valid
                 .into_iter()
                 .map(|(key, value)| Ok(r.put(key, value)?))
@@ -365,9 +365,7 @@ fn put_group_blocking(r: &Replica, pairs: Vec<(Bytes, Bytes)>) -> Vec<IoResult<P
         .into_iter()
         .map(|result| {
             result.unwrap_or_else(|| {
-                written
-                    .next()
-                    .unwrap_or_else(|| Err(IoError::Task("a put of the group got no result".into())))
+                written.next().unwrap_or_else(|| Err(unanswered()))
             })
         })
         .collect()

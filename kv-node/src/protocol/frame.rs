@@ -205,38 +205,41 @@ pub(crate) fn put_frame(
     dst.put_u32(0);
     body(dst);
     let len = dst.len() - start - HEADER_BYTES;
-    let prefix = u32::try_from(len).ok().filter(|_| len <= max_frame_bytes);
-    match (prefix, dst.get_mut(start..start + HEADER_BYTES)) {
-        (Some(prefix), Some(header)) => {
-            header.copy_from_slice(&prefix.to_be_bytes());
+    match length_prefix(len, max_frame_bytes) {
+        Ok(prefix) => {
+            // The four bytes put at `start` above.
+            if let Some(header) = dst.get_mut(start..start + HEADER_BYTES) {
+                header.copy_from_slice(&prefix);
+            }
             Ok(())
         }
-        _ => {
+        Err(e) => {
             dst.truncate(start);
-            Err(FrameError::TooLarge {
-                len,
-                limit: max_frame_bytes,
-            })
+            Err(e)
         }
     }
+}
+
+/// The four-byte length prefix of a `len`-byte body, or why no frame may
+/// carry it.
+fn length_prefix(len: usize, max_frame_bytes: usize) -> Result<[u8; HEADER_BYTES], FrameError> {
+    u32::try_from(len)
+        .ok()
+        .filter(|_| len <= max_frame_bytes)
+        .map(u32::to_be_bytes)
+        .ok_or(FrameError::TooLarge {
+            len,
+            limit: max_frame_bytes,
+        })
 }
 
 impl Encoder<Bytes> for FrameCodec {
     type Error = FrameError;
 
     fn encode(&mut self, data: Bytes, dst: &mut BytesMut) -> Result<(), FrameError> {
-        let len = data.len();
-        let Some(prefix) = u32::try_from(len)
-            .ok()
-            .filter(|_| len <= self.max_frame_bytes)
-        else {
-            return Err(FrameError::TooLarge {
-                len,
-                limit: self.max_frame_bytes,
-            });
-        };
-        dst.reserve(HEADER_BYTES + len);
-        dst.put_u32(prefix);
+        let prefix = length_prefix(data.len(), self.max_frame_bytes)?;
+        dst.reserve(HEADER_BYTES + data.len());
+        dst.extend_from_slice(&prefix);
         dst.extend_from_slice(&data);
         Ok(())
     }

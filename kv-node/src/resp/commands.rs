@@ -92,18 +92,18 @@ const MAX_CONCURRENT_RUN: usize = 32;
 /// rest (`GET`s, `SET`s forwarded to other leaders) run side by side with
 /// it.
 pub(crate) async fn execute_run(front: &Front, run: &[Command]) -> Vec<Reply> {
-    let mut local_sets = Vec::new();
-    let mut others = Vec::new();
+    // The local SETs' places in the run and their keys and values; the
+    // other commands with their places.
+    let (mut at, mut sets, mut others) = (Vec::new(), Vec::new(), Vec::new());
     for (i, command) in run.iter().enumerate() {
         match local_set(front, command) {
-            Some((key, value)) => local_sets.push((i, key, value)),
+            Some(set) => {
+                at.push(i);
+                sets.push(set);
+            }
             None => others.push((i, command)),
         }
     }
-    let (at, sets): (Vec<usize>, Vec<(Bytes, Bytes)>) = local_sets
-        .into_iter()
-        .map(|(i, key, value)| (i, (key, value)))
-        .unzip();
     let (written, replies) = futures::join!(
         route::set_group(front, sets),
         join_all(others.iter().map(|(_, c)| execute_simple(front, c)))
@@ -128,7 +128,7 @@ pub(crate) async fn execute_run(front: &Front, run: &[Command]) -> Vec<Reply> {
 fn local_set(front: &Front, args: &Command) -> Option<(Bytes, Bytes)> {
     match args.as_slice() {
         [name, key, value]
-            if name.eq_ignore_ascii_case(b"SET") && route::writes_locally(front, key) =>
+            if name.eq_ignore_ascii_case(b"SET") && route::leads(front, key) =>
         {
             Some((key.clone(), value.clone()))
         }

@@ -18,7 +18,7 @@ use crate::protocol::{Conditional, KeyTtl, Keyspace, KeyspaceReply, Response};
 use crate::server;
 
 /// True when this node leads `key`'s partition and is ready to serve it.
-fn leads(front: &Front, key: &[u8]) -> bool {
+pub(crate) fn leads(front: &Front, key: &[u8]) -> bool {
     let p = front.shared.options.map.partition_of(key);
     front
         .shared
@@ -83,12 +83,6 @@ pub(crate) async fn set(front: &Front, key: Bytes, raw: &[u8]) -> Result<(), Err
         forwarded(front);
         front.cluster.put(&key, &value).await.map(|_| ())
     }
-}
-
-/// Whether this node can take the write of `key` itself (it leads the
-/// key's partition and is ready).
-pub(crate) fn writes_locally(front: &Front, key: &[u8]) -> bool {
-    leads(front, key)
 }
 
 /// Writes plain `SET`s of keys this node leads as one group (group append:
