@@ -13,7 +13,9 @@
 //! other, choosing get or put at random with the read ratio and a key at
 //! random, and records each latency in its own hdrhistogram; the
 //! histograms are merged for the report. A progress bar is drawn on
-//! stderr only when stderr is a terminal.
+//! stderr only when stderr is a terminal. While the clients run, every
+//! node's `info` is read every 100 ms and each follower's distance behind
+//! its leader (in entries) goes into a replication-lag histogram.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use kv_codec::Value;
 use kv_node::{ClientOptions, ClusterClient};
-use kv_router::ClusterMap;
+use kv_router::{ClusterMap, Role};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -44,6 +46,9 @@ struct ClientResult {
     writes: Histogram<u64>,
     errors: u64,
     first_error: Option<String>,
+    /// Replication lag in entries, sampled during the run (the merged
+    /// result only; see [`sample_lag`]).
+    lag: Histogram<u64>,
 }
 
 impl ClientResult {
@@ -53,6 +58,7 @@ impl ClientResult {
             writes: histogram(),
             errors: 0,
             first_error: None,
+            lag: entries_histogram(),
         }
     }
 
@@ -321,6 +327,11 @@ async fn timed_run(
     control: &Control,
 ) -> ClientResult {
     let progress = progress_bar(args.ops, Arc::clone(&control.done));
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = tokio::spawn(sample_lag(
+        ClusterClient::new(map.clone(), options.clone()),
+        Arc::clone(&sampling),
+    ));
     let clients = u64::from(args.clients);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -347,11 +358,43 @@ async fn timed_run(
             }
         }
     }
+    sampling.store(false, Ordering::Relaxed);
+    if let Ok(lag) = sampler.await {
+        total.lag = lag;
+    }
     if let Some((bar, ticker)) = progress {
         ticker.abort();
         bar.finish_and_clear();
     }
     total
+}
+
+/// How often [`sample_lag`] reads the nodes' `info`.
+const LAG_SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// Until `sampling` is cleared: every [`LAG_SAMPLE_EVERY`], reads every
+/// node's `info` and records, for each partition it leads, how many
+/// entries each follower is behind (the leader's last position minus the
+/// follower's last acknowledged one). A node that does not answer is
+/// skipped for that sample.
+async fn sample_lag(client: ClusterClient, sampling: Arc<AtomicBool>) -> Histogram<u64> {
+    let mut lag = entries_histogram();
+    while sampling.load(Ordering::Relaxed) {
+        for (_, info) in client.cluster_info().await {
+            let Ok(info) = info else { continue };
+            for p in info.partitions.iter().filter(|p| p.role == Role::Leader) {
+                for f in &p.followers {
+                    lag.saturating_record(p.position.lsn.saturating_sub(f.acked.lsn));
+                }
+            }
+        }
+        tokio::time::sleep(LAG_SAMPLE_EVERY).await;
+    }
+    lag
+}
+
+fn entries_histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("constant precision is valid")
 }
 
 /// What one client does.
@@ -492,6 +535,17 @@ impl Report<'_> {
                 nanos(h.max())
             ));
         }
+        let lag = &self.result.lag;
+        if !lag.is_empty() {
+            out.line(format!(
+                "replication lag (entries behind the leader, {} samples every {} ms): p50 {}, p99 {}, max {}",
+                lag.len(),
+                LAG_SAMPLE_EVERY.as_millis(),
+                lag.value_at_quantile(0.5),
+                lag.value_at_quantile(0.99),
+                lag.max()
+            ));
+        }
         if let Some(n) = self.deleted {
             out.line(format!(
                 "cleanup: deleted {n} keys under {}",
@@ -532,6 +586,12 @@ impl Report<'_> {
             "ops_per_s": self.rate(),
             "errors": self.result.errors,
             "latency_ns": latency,
+            "replication_lag_entries": (!self.result.lag.is_empty()).then(|| json!({
+                "samples": self.result.lag.len(),
+                "p50": self.result.lag.value_at_quantile(0.5),
+                "p99": self.result.lag.value_at_quantile(0.99),
+                "max": self.result.lag.max(),
+            })),
             "deleted": self.deleted,
         })
     }

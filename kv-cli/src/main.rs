@@ -49,6 +49,14 @@ use crate::command::{Command, Stdin};
 use crate::error::{CliError, EXIT_FAILED, EXIT_NOT_FOUND};
 use crate::output::{Out, Outcome};
 
+/// mimalloc rather than the system allocator: under many connections
+/// glibc's malloc took about a fifth of a node's CPU in arena-lock
+/// waits and chunk splitting (perf, pipelined SET; see
+/// `bench/redis/README.md`). redis-server ships with jemalloc for the
+/// same reason.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Usage errors exit with code 2 from here, `--help` with 0.
     let cli = args::parse();

@@ -48,6 +48,23 @@ use crate::replication::machine::ReplicaMachine;
 /// Number of per-key lock stripes of a replica.
 const KEY_LOCK_STRIPES: usize = 64;
 
+/// `entry` with its key and value copied into one allocation of their own
+/// (see [`Replica::record_all`]).
+fn detached(entry: Entry) -> Entry {
+    let key_len = entry.key.len();
+    let mut bytes = Vec::with_capacity(key_len + entry.value.as_ref().map_or(0, Bytes::len));
+    bytes.extend_from_slice(&entry.key);
+    if let Some(v) = &entry.value {
+        bytes.extend_from_slice(v);
+    }
+    let bytes = Bytes::from(bytes);
+    Entry {
+        key: bytes.slice(..key_len),
+        value: entry.value.map(|_| bytes.slice(key_len..)),
+        ..entry
+    }
+}
+
 /// What a read-modify-write decides, given the current value.
 pub(crate) enum Update<T> {
     /// Leave the key as it is; answer `T`.
@@ -222,14 +239,35 @@ impl Replica {
 
     /// Records `entries` (in LSN order) under one lock of the backlog, and
     /// wakes the followers' streams once.
+    ///
+    /// While no replication stream is subscribed (a partition without
+    /// followers, or followers not connected), nothing is kept: the window
+    /// restarts after these entries, and a stream that subscribes later
+    /// reads what precedes the window from the store. Kept entries are
+    /// copies: the key and value a request hands over are slices of its
+    /// connection's read buffer, and holding them would keep the whole
+    /// buffer alive, uncounted by the backlog's byte bound (and make the
+    /// connection allocate a fresh buffer for every read).
     fn record_all(&self, entries: impl IntoIterator<Item = Entry>) {
         let mut backlog = self.backlog.lock();
-        let mut grew = false;
-        for entry in entries {
-            grew |= backlog.push(entry);
+        let last_before = backlog.last();
+        if self.last_tx.receiver_count() == 0 {
+            let end = entries
+                .into_iter()
+                .map(|e| e.position.lsn)
+                .fold(last_before, Lsn::max);
+            if end > last_before {
+                backlog.reset(end);
+                drop(backlog);
+                self.last_tx.send_replace(end);
+            }
+            return;
         }
-        if grew {
-            let last = backlog.last();
+        for entry in entries {
+            backlog.push(detached(entry));
+        }
+        let last = backlog.last();
+        if last > last_before {
             drop(backlog);
             self.last_tx.send_replace(last);
         }
@@ -246,6 +284,14 @@ impl Replica {
     )]
     fn stripe_lock(&self, stripe: usize) -> &RwLock<()> {
         &self.key_locks[stripe % KEY_LOCK_STRIPES]
+    }
+
+    /// Whether no writer holds the lock of any of `keys` now (a
+    /// conditional write holds its key's lock while it reads the old value,
+    /// perhaps from disk). A hint for [`crate::storage_io`]'s choice of
+    /// thread: the answer may change before the caller takes the locks.
+    pub(crate) fn keys_free_now<'a>(&self, mut keys: impl Iterator<Item = &'a [u8]>) -> bool {
+        keys.all(|k| self.key_lock(k).try_read().is_some())
     }
 
     fn key_lock(&self, key: &[u8]) -> &RwLock<()> {

@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use hashbrown::HashTable;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::Lsn;
 
@@ -138,6 +138,23 @@ impl Shard {
         slot.account.bytes.fetch_sub(charge, Ordering::Relaxed);
         self.used -= charge;
         charge
+    }
+
+    /// Gives slot `idx` (holding the same key) a newer value in place;
+    /// returns the charge it had, or `data` back if the slot is empty.
+    fn overwrite(&mut self, idx: u32, data: Bytes, key_len: usize, lsn: Lsn) -> Result<u64, Bytes> {
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return Err(data);
+        };
+        let old = slot.charge();
+        slot.data = data;
+        slot.key_len = key_len;
+        slot.lsn = lsn;
+        let new = slot.charge();
+        slot.account.bytes.fetch_add(new, Ordering::Relaxed);
+        slot.account.bytes.fetch_sub(old, Ordering::Relaxed);
+        self.used = self.used + new - old;
+        Ok(old)
     }
 
     /// CLOCK: evicts until `need` more bytes fit in `budget`; returns freed.
@@ -284,14 +301,37 @@ impl StoreCache {
             .table
             .find(h, |&i| shard.is(i, self.store, key))
             .copied();
-        let mut freed = 0;
         if let Some(idx) = existing {
             if shard.slot(idx).is_some_and(|s| s.lsn >= lsn) {
                 return;
             }
-            freed += shard.evict(idx);
+            // An overwrite: the slot takes the new value in place (one
+            // table probe instead of a removal and an insertion).
+            match shard.overwrite(idx, data, key_len, lsn) {
+                Ok(old) => {
+                    let freed = old + shard.make_room(0, budget);
+                    drop(shard);
+                    self.adjust_used(charge, freed);
+                    return;
+                }
+                Err(data) => return self.insert_new(shard, h, data, key_len, lsn, budget),
+            }
         }
-        freed += shard.make_room(charge, budget);
+        self.insert_new(shard, h, data, key_len, lsn, budget);
+    }
+
+    /// [`StoreCache::insert`] of a key `shard` does not hold.
+    fn insert_new(
+        &self,
+        mut shard: RwLockWriteGuard<'_, Shard>,
+        h: u64,
+        data: Bytes,
+        key_len: usize,
+        lsn: Lsn,
+        budget: u64,
+    ) {
+        let charge = data.len() as u64 + ENTRY_OVERHEAD_BYTES;
+        let freed = shard.make_room(charge, budget);
         let slot = Slot {
             store: self.store,
             hash: h,
@@ -450,6 +490,33 @@ mod tests {
             s.insert(i, data(&i.to_le_bytes()[..3], b"cold!!"), 3, 1);
         }
         assert!(cache.used_bytes() <= cache.capacity_bytes());
+    }
+
+    #[test]
+    fn overwrites_in_place_keep_the_accounts_and_the_budget() {
+        // One shard's budget fits a few entries of these sizes.
+        let cache = HotCache::new(CACHE_SHARDS as u64 * 4 * (ENTRY_OVERHEAD_BYTES + 64));
+        let s = cache.register();
+        let charge = |len: usize| len as u64 + ENTRY_OVERHEAD_BYTES;
+        s.insert(0, data(b"k", &[1; 10]), 1, 1);
+        assert_eq!(s.usage(), (1, charge(11)));
+        s.insert(0, data(b"k", &[2; 60]), 1, 2);
+        assert_eq!(s.usage(), (1, charge(61)), "grown in place");
+        assert_eq!(s.get(0, b"k", 2).as_deref(), Some(&[2; 60][..]));
+        s.insert(0, data(b"k", &[3; 5]), 1, 3);
+        assert_eq!(s.usage(), (1, charge(6)), "shrunk in place");
+        assert_eq!(cache.used_bytes(), charge(6));
+        // Overwrites that grow past the budget evict, and the totals agree.
+        for lsn in 4..200u64 {
+            s.insert(
+                lsn % 7,
+                data(&[lsn as u8 % 7], &vec![lsn as u8; (lsn % 64) as usize]),
+                1,
+                lsn,
+            );
+            assert!(cache.used_bytes() <= cache.capacity_bytes());
+            assert_eq!(s.usage().1, cache.used_bytes());
+        }
     }
 
     #[test]

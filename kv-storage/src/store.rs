@@ -255,6 +255,40 @@ impl Store {
         self.inner.opts.sync
     }
 
+    /// Whether putting values of these `(key length, value length)` pairs
+    /// (one batch) would, right now, only copy bytes to the OS: the sync
+    /// policy does not wait for an fsync, nobody holds the writer lock, and
+    /// the records fit in the active segment (no roll, which fsyncs and
+    /// creates files). A hint for callers that choose where to run a write
+    /// (an async server runs quick ones on its own thread): another writer
+    /// may change the answer before the write, and a `write(2)` into the
+    /// page cache can still be slowed by the kernel's dirty-page limits.
+    ///
+    /// ```
+    /// use kv_storage::{Options, Store, SyncPolicy};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path(), Options { sync: SyncPolicy::Never, ..Options::default() })?;
+    /// assert!(store.write_is_quick([(3, 100)]));
+    /// let always = tempfile::tempdir()?;
+    /// let durable = Store::open(always.path(), Options { sync: SyncPolicy::Always, ..Options::default() })?;
+    /// assert!(!durable.write_is_quick([(3, 100)]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_is_quick(&self, puts: impl IntoIterator<Item = (usize, usize)>) -> bool {
+        let inner = &*self.inner;
+        if inner.opts.sync == crate::SyncPolicy::Always {
+            return false;
+        }
+        let len: u64 = puts
+            .into_iter()
+            .map(|(k, v)| crate::record::encoded_len(k, v, false) as u64)
+            .sum();
+        let Some(w) = inner.writer.try_lock() else {
+            return false;
+        };
+        w.offset.saturating_add(len) <= inner.opts.segment_bytes
+    }
+
     /// fsyncs everything written so far (shares the fsync with concurrent
     /// `Always` writers).
     pub fn sync(&self) -> Result<(), Error> {
