@@ -494,12 +494,10 @@ impl Replica {
         self.machine().observe_epoch(epoch);
         // Whatever was written, even before an error, goes to the backlog.
         let last = self.store.last_lsn();
-        for entry in entries {
+        self.record_all(entries.into_iter().filter_map(|entry| {
             let lsn = entry.position.lsn;
-            if lsn > before && lsn <= last {
-                self.record(entry.into());
-            }
-        }
+            (lsn > before && lsn <= last).then(|| entry.into())
+        }));
         result.map(|_| ())
     }
 

@@ -47,7 +47,8 @@
 //! pipelined get throughput with `spawn_blocking`). `Replica::position` is cached in memory and
 //! may be read anywhere.
 //!
-//! Client puts are written inline too when the write can only copy bytes
+//! Client puts (and a follower's replicated batches, [`apply`]) are
+//! written inline too when the write can only copy bytes
 //! to the OS: a batch of at most 256 KiB of keys and values that the store
 //! says is quick (`Store::write_is_quick`: no fsync to wait for under its
 //! sync policy, no segment roll, the writer lock free). The thread
@@ -317,12 +318,11 @@ const INLINE_WRITE_MAX_BYTES: usize = 256 * 1024;
 /// cache takes a few microseconds, as a socket write does.
 fn quick(replica: &Replica, batch: &[QueuedPuts]) -> bool {
     let pairs = || batch.iter().flat_map(|(pairs, _)| pairs);
+    let records = pairs().count();
     let bytes: usize = pairs().map(|(k, v)| k.len() + v.len()).sum();
     bytes <= INLINE_WRITE_MAX_BYTES
         && replica.keys_free_now(pairs().map(|(k, _)| &k[..]))
-        && replica
-            .store
-            .write_is_quick(pairs().map(|(k, v)| (k.len(), v.len())))
+        && replica.store.write_is_quick(records, bytes)
 }
 
 /// Puts that joined the queue while its owner wrote go to a drainer on
@@ -508,7 +508,20 @@ pub(crate) async fn conditional(
 }
 
 /// Applies replicated entries (follower side).
+/// Applies replicated entries: on the async worker when they are few bytes
+/// and the store says the write is quick (as client puts, see
+/// [`put_group`]; a follower applies every batch its leader sends, so a
+/// thread hand-off per batch would cost it as much as it cost the leader),
+/// else off the workers.
 pub(crate) async fn apply(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResult<()> {
+    let bytes: usize = entries
+        .iter()
+        .map(|e| e.key.len() + e.value.as_ref().map_or(0, Bytes::len))
+        .sum();
+    if bytes <= INLINE_WRITE_MAX_BYTES && replica.store.write_is_quick(entries.len(), bytes) {
+        let _in_flight = replica.blocking_call();
+        return Ok(replica.apply(entries)?);
+    }
     let r = Arc::clone(replica);
     blocking(replica, move || Ok(r.apply(entries)?)).await
 }

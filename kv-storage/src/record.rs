@@ -194,6 +194,10 @@ pub(crate) fn encoded_len(key_len: usize, value_len: usize, has_expiry: bool) ->
     FIXED_HEADER_BYTES + varint_len(k) + varint_len(v) + 1 + expiry + key_len + value_len
 }
 
+/// The most bytes a record adds beyond its key and value (both lengths at
+/// their longest varint, an expiry).
+pub(crate) const MAX_OVERHEAD_BYTES: usize = FIXED_HEADER_BYTES + 5 + 5 + 1 + EXPIRY_BYTES;
+
 /// What to encode: the record's fields besides its position.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fields<'a> {

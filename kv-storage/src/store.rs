@@ -255,8 +255,9 @@ impl Store {
         self.inner.opts.sync
     }
 
-    /// Whether putting values of these `(key length, value length)` pairs
-    /// (one batch) would, right now, only copy bytes to the OS: the sync
+    /// Whether writing `records` records holding `payload_bytes` of keys
+    /// and values in all (one batch of puts, deletes or replicated
+    /// entries) would, right now, only copy bytes to the OS: the sync
     /// policy does not wait for an fsync, nobody holds the writer lock, and
     /// the records fit in the active segment (no roll, which fsyncs and
     /// creates files). A hint for callers that choose where to run a write
@@ -268,21 +269,20 @@ impl Store {
     /// use kv_storage::{Options, Store, SyncPolicy};
     /// let dir = tempfile::tempdir()?;
     /// let store = Store::open(dir.path(), Options { sync: SyncPolicy::Never, ..Options::default() })?;
-    /// assert!(store.write_is_quick([(3, 100)]));
+    /// assert!(store.write_is_quick(1, 103));
     /// let always = tempfile::tempdir()?;
     /// let durable = Store::open(always.path(), Options { sync: SyncPolicy::Always, ..Options::default() })?;
-    /// assert!(!durable.write_is_quick([(3, 100)]));
+    /// assert!(!durable.write_is_quick(1, 103));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn write_is_quick(&self, puts: impl IntoIterator<Item = (usize, usize)>) -> bool {
+    pub fn write_is_quick(&self, records: usize, payload_bytes: usize) -> bool {
         let inner = &*self.inner;
         if inner.opts.sync == crate::SyncPolicy::Always {
             return false;
         }
-        let len: u64 = puts
-            .into_iter()
-            .map(|(k, v)| crate::record::encoded_len(k, v, false) as u64)
-            .sum();
+        let len = records
+            .saturating_mul(crate::record::MAX_OVERHEAD_BYTES)
+            .saturating_add(payload_bytes) as u64;
         let Some(w) = inner.writer.try_lock() else {
             return false;
         };

@@ -70,10 +70,11 @@ fn parse_args() -> Result<Args> {
             "--only" => a.only = Some(it.next().context("missing value")?),
             "--redis-benchmark-table" => a.redis_benchmark_table = true,
             "--client" => a.client = true,
+            "--partitions" => servers::set_partitions(u32::try_from(num()?)?),
             _ => bail!(
                 "usage: bench-redis [--single-ops N] [--pipelined-ops N] [--rounds N] \
                  [--no-redis-benchmark] [--dir BASE] [--only LABEL-PART] \
-                 [--redis-benchmark-table] [--client]"
+                 [--redis-benchmark-table] [--client] [--partitions N]"
             ),
         }
     }
@@ -192,6 +193,11 @@ fn fmt(x: f64) -> String {
         format!("{:.1}", x)
     }
 }
+
+/// The allocator the `kv` binary uses (kv-cli's `main.rs`), so the
+/// in-process node is measured as it runs in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
     let a = parse_args()?;

@@ -59,7 +59,17 @@ impl Drop for Redis {
     }
 }
 
-/// One kv node (RF 1, 4 partitions) serving from its own runtime.
+/// Partitions of every kv node started ([`set_partitions`]; default 4).
+static PARTITIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(4);
+
+/// Sets the partition count of the kv nodes started from now on
+/// (`--partitions N`).
+pub fn set_partitions(n: u32) {
+    PARTITIONS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One kv node (RF 1, 4 partitions unless `--partitions` says otherwise)
+/// serving from its own runtime.
 pub struct Kv {
     handle: Option<NodeHandle>,
     /// `127.0.0.1:<port>`.
@@ -78,7 +88,7 @@ impl Kv {
             let mut config = ClusterConfig::default_topology();
             config.nodes.truncate(1);
             config.replication_factor = 1;
-            config.partitions = 4;
+            config.partitions = PARTITIONS.load(std::sync::atomic::Ordering::Relaxed);
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?.to_string();
             let mut map = ClusterMap::new(&config)?;
