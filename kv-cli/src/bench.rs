@@ -18,8 +18,8 @@
 //! its leader (in entries) goes into a replication-lag histogram.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -245,9 +245,8 @@ async fn load_and_run(
         ));
         preload_figures = Some((loaded, secs));
     }
-    let started = Instant::now();
-    let result = timed_run(args, map, options, keys, control).await;
-    Ok((result, started.elapsed(), preload_figures))
+    let (result, elapsed) = timed_run(args, map, options, keys, control).await;
+    Ok((result, elapsed, preload_figures))
 }
 
 /// Deletes every bench key; returns how many existed.
@@ -319,19 +318,20 @@ fn random_value(rng: &mut StdRng, size: u32) -> Value {
     Value::Text(Alphanumeric.sample_string(rng, size as usize))
 }
 
+/// Runs the clients; their merged results (with the replication lag
+/// sampled meanwhile) and how long they took.
 async fn timed_run(
     args: &BenchArgs,
     map: &ClusterMap,
     options: &ClientOptions,
     keys: &Keys,
     control: &Control,
-) -> ClientResult {
+) -> (ClientResult, Duration) {
     let progress = progress_bar(args.ops, Arc::clone(&control.done));
-    let sampling = Arc::new(AtomicBool::new(true));
-    let sampler = tokio::spawn(sample_lag(
-        ClusterClient::new(map.clone(), options.clone()),
-        Arc::clone(&sampling),
-    ));
+    let lag_client = ClusterClient::new(map.clone(), options.clone());
+    let lag = Arc::new(Mutex::new(entries_histogram()));
+    let sampler = tokio::spawn(sample_lag(lag_client.clone(), Arc::clone(&lag)));
+    let started = Instant::now();
     let clients = u64::from(args.clients);
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
@@ -358,39 +358,51 @@ async fn timed_run(
             }
         }
     }
-    sampling.store(false, Ordering::Relaxed);
-    if let Ok(lag) = sampler.await {
-        total.lag = lag;
+    let elapsed = started.elapsed();
+    sampler.abort();
+    total.lag = std::mem::replace(&mut *lock(&lag), entries_histogram());
+    if total.lag.is_empty() {
+        // A run shorter than the first sample: one now, briefly.
+        let _ = tokio::time::timeout(LAG_SAMPLE_EVERY, sample_once(&lag_client, &lag)).await;
+        total.lag = std::mem::replace(&mut *lock(&lag), entries_histogram());
     }
     if let Some((bar, ticker)) = progress {
         ticker.abort();
         bar.finish_and_clear();
     }
-    total
+    (total, elapsed)
+}
+
+fn lock(lag: &Mutex<Histogram<u64>>) -> std::sync::MutexGuard<'_, Histogram<u64>> {
+    lag.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How often [`sample_lag`] reads the nodes' `info`.
 const LAG_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
-/// Until `sampling` is cleared: every [`LAG_SAMPLE_EVERY`], reads every
-/// node's `info` and records, for each partition it leads, how many
-/// entries each follower is behind (the leader's last position minus the
-/// follower's last acknowledged one). A node that does not answer is
-/// skipped for that sample.
-async fn sample_lag(client: ClusterClient, sampling: Arc<AtomicBool>) -> Histogram<u64> {
-    let mut lag = entries_histogram();
-    while sampling.load(Ordering::Relaxed) {
-        for (_, info) in client.cluster_info().await {
-            let Ok(info) = info else { continue };
-            for p in info.partitions.iter().filter(|p| p.role == Role::Leader) {
-                for f in &p.followers {
-                    lag.saturating_record(p.position.lsn.saturating_sub(f.acked.lsn));
-                }
-            }
-        }
+/// Until aborted: every [`LAG_SAMPLE_EVERY`], [`sample_once`] into `lag`.
+async fn sample_lag(client: ClusterClient, lag: Arc<Mutex<Histogram<u64>>>) {
+    loop {
+        sample_once(&client, &lag).await;
         tokio::time::sleep(LAG_SAMPLE_EVERY).await;
     }
-    lag
+}
+
+/// Reads every node's `info` and records in `lag`, for each partition it
+/// leads, how many entries each follower is behind (the leader's last
+/// position minus the follower's last acknowledged one). A node that does
+/// not answer is skipped.
+async fn sample_once(client: &ClusterClient, lag: &Mutex<Histogram<u64>>) {
+    for (_, info) in client.cluster_info().await {
+        let Ok(info) = info else { continue };
+        let mut lag = lock(lag);
+        for p in info.partitions.iter().filter(|p| p.role == Role::Leader) {
+            for f in &p.followers {
+                lag.saturating_record(p.position.lsn.saturating_sub(f.acked.lsn));
+            }
+        }
+    }
 }
 
 fn entries_histogram() -> Histogram<u64> {

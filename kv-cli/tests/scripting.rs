@@ -443,6 +443,10 @@ fn bench_reports_json_and_cleans_up_a_real_cluster() {
         report["latency_ns"]["all"]["p99"].as_u64().is_some(),
         "{report}"
     );
+    // The embedded cluster has followers: their lag was sampled.
+    let lag = &report["replication_lag_entries"];
+    assert!(lag["samples"].as_u64().is_some_and(|n| n >= 1), "{report}");
+    assert!(lag["p99"].as_u64() <= lag["max"].as_u64(), "{report}");
     assert_eq!(
         std::fs::read_dir(&tmp).unwrap().count(),
         0,
@@ -473,6 +477,11 @@ fn bench_reports_json_and_cleans_up_a_real_cluster() {
     );
     assert!(
         out.stdout.contains("cleanup: deleted 30 keys under b:"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains("replication lag (entries behind the leader, "),
         "{out:?}"
     );
     let out = run(d, &["-o", "json", "cluster"], "");
