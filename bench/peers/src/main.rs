@@ -161,6 +161,8 @@ fn run_engine(args: &Args, engine: &str, results: &mut Results) -> Result<()> {
             let run = spawn(&plan, base, engine, "durable", None)?;
             results.insert(engine, &format!("{step}#{round}"), run);
         }
+        let batches = spawn(plan, base, engine, "batch", None)?;
+        results.insert(engine, &format!("batch#{round}"), batches);
     }
     Ok(())
 }
@@ -188,6 +190,11 @@ fn spawn(
     let secs = started.elapsed().as_secs_f64();
     let label = match workload {
         "durable" => format!("{engine} {workload}, {} writer(s)", plan.writers),
+        "batch" => format!(
+            "{engine} {workload}es of {}, {} batches",
+            workload::BATCH_PUTS,
+            workload::batch_count(plan)
+        ),
         _ => format!("{engine} {workload}"),
     };
     eprintln!(

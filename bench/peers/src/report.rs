@@ -208,6 +208,24 @@ fn rows() -> Vec<Row> {
             true,
         ),
         Row(
+            "durable batches of 256 puts, 1 writer: puts/s ↑",
+            0,
+            |r, e| r.get(e, "batch", "ops_per_sec"),
+            true,
+        ),
+        Row(
+            "durable batches of 256 puts: batch p50 µs ↓",
+            0,
+            |r, e| r.get(e, "batch", "batch_p50_us"),
+            true,
+        ),
+        Row(
+            "durable batches of 256 puts: batch p99 µs ↓",
+            0,
+            |r, e| r.get(e, "batch", "batch_p99_us"),
+            true,
+        ),
+        Row(
             "durable, N writers / 1 writer ↑",
             2,
             |r, e| {

@@ -52,6 +52,7 @@ pub fn run<E: Engine>(workload: &str, dir: &Path, plan: &Plan) -> Result<Figures
         "reopen" => reopen::<E>(dir, plan.keys, false),
         "reopen-compact" => reopen::<E>(dir, plan.keys, true),
         "durable" => durable::<E>(dir, plan.durable_ops, plan.writers),
+        "batch" => durable_batches::<E>(dir, batch_count(plan) * BATCH_PUTS),
         other => bail!("unknown workload {other:?}"),
     }
 }
@@ -175,6 +176,57 @@ fn durable<E: Engine>(dir: &Path, ops: u64, writers: u64) -> Result<Figures> {
     Ok(figures)
 }
 
+/// Puts per batch of the `batch` workload (a full pipeline's worth, as
+/// kv-node's group append writes).
+pub const BATCH_PUTS: u64 = 256;
+
+/// Batches the `batch` workload writes: a tenth of the durable puts (at
+/// least 10), so a run stays about as long as a durable one.
+pub fn batch_count(plan: &Plan) -> u64 {
+    (plan.durable_ops / 10).max(10)
+}
+
+/// One writer putting `ops` pairs in durable batches of [`BATCH_PUTS`]
+/// (each durable before the next is built); puts/s and per-batch latency.
+fn durable_batches<E: Engine>(dir: &Path, ops: u64) -> Result<Figures> {
+    let engine = E::open(dir, Mode::Durable)?;
+    let batches = ops / BATCH_PUTS;
+    let mut latencies = Vec::with_capacity(batches as usize);
+    let started = Instant::now();
+    for b in 0..batches {
+        let pairs: Vec<_> = (b * BATCH_PUTS..(b + 1) * BATCH_PUTS)
+            .map(|i| {
+                let k = data::key(DURABLE_SEED, i);
+                let v = data::value(&k);
+                (k, v)
+            })
+            .collect();
+        let put = Instant::now();
+        engine.durable_batch(&pairs)?;
+        latencies.push(put.elapsed());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let total = batches * BATCH_PUTS;
+    let mut reader = engine.reader()?;
+    for i in 0..total {
+        let k = data::key(DURABLE_SEED, i);
+        ensure!(
+            reader.check(&k, &data::value(&k))?,
+            "batched key {i} wrong or missing"
+        );
+    }
+    drop(reader);
+    let mut figures = Figures::from([
+        ("ops_per_sec".into(), total as f64 / secs),
+        ("batch_p50_us".into(), sys::percentile_us(&mut latencies, 0.50)),
+        ("batch_p99_us".into(), sys::percentile_us(&mut latencies, 0.99)),
+        ("ops".into(), total as f64),
+    ]);
+    figures.extend(engine.counters());
+    engine.close()?;
+    Ok(figures)
+}
+
 fn durable_writer<E: Engine>(engine: &E, first: u64, count: u64) -> Result<Vec<Duration>> {
     let mut latencies = Vec::with_capacity(count as usize);
     for i in first..first + count {
@@ -260,6 +312,11 @@ mod tests {
         let durable = run::<E>("durable", fresh.path(), &small).unwrap();
         assert_eq!(durable["ops"], 64.0);
         assert!(durable["p99_us"] >= durable["p50_us"]);
+        // Every batched key is checked by the workload itself.
+        let fresh = tempfile::tempdir().unwrap();
+        let batches = run::<E>("batch", fresh.path(), &small).unwrap();
+        assert_eq!(batches["ops"], (10 * BATCH_PUTS) as f64);
+        assert!(batches["batch_p99_us"] >= batches["batch_p50_us"]);
     }
 
     #[test]

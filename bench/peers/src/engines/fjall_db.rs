@@ -37,6 +37,14 @@ impl Engine for Fjall {
         Ok(self.db.persist(PersistMode::SyncAll)?)
     }
 
+    fn durable_batch(&self, pairs: &[(Key, Value)]) -> Result<()> {
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        for (k, v) in pairs {
+            batch.insert(&self.items, &k[..], &v[..]);
+        }
+        Ok(batch.commit()?)
+    }
+
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
         Ok(Box::new(GetReader(|key: &[u8], expected: &[u8]| {
             Ok(self.items.get(key)?.is_some_and(|v| &*v == expected))

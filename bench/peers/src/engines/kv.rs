@@ -40,6 +40,15 @@ impl Engine for KvStorage {
         Ok(())
     }
 
+    fn durable_batch(&self, pairs: &[(Key, Value)]) -> Result<()> {
+        let mut batch = kv_storage::WriteBatch::new();
+        for (k, v) in pairs {
+            batch.put(k, v);
+        }
+        self.0.write_batch(&batch)?;
+        Ok(())
+    }
+
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
         Ok(Box::new(GetReader(|key: &[u8], expected: &[u8]| {
             Ok(self.0.get(key)?.is_some_and(|v| v == expected))

@@ -50,6 +50,10 @@ pub trait Engine: Sized + Send + Sync {
     /// Writes one pair and returns only once it is durable.
     fn durable_put(&self, key: &[u8], value: &[u8]) -> Result<()>;
 
+    /// Writes `pairs` as one atomic batch and returns once it is durable
+    /// (the engine's batch write with its durable commit).
+    fn durable_batch(&self, pairs: &[(Key, Value)]) -> Result<()>;
+
     /// A value checker for one thread.
     fn reader(&self) -> Result<Box<dyn Reader + '_>>;
 

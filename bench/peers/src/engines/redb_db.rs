@@ -47,6 +47,17 @@ impl Engine for Redb {
         Ok(txn.commit()?)
     }
 
+    fn durable_batch(&self, pairs: &[(Key, Value)]) -> Result<()> {
+        let txn = self.0.begin_write()?;
+        {
+            let mut table = txn.open_table(TABLE)?;
+            for (k, v) in pairs {
+                table.insert(&k[..], &v[..])?;
+            }
+        }
+        Ok(txn.commit()?)
+    }
+
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
         let table = self.0.begin_read()?.open_table(TABLE)?;
         Ok(Box::new(RedbReader(table)))

@@ -38,6 +38,16 @@ impl Engine for Sled {
         Ok(())
     }
 
+    fn durable_batch(&self, pairs: &[(Key, Value)]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in pairs {
+            batch.insert(&k[..], &v[..]);
+        }
+        self.0.apply_batch(batch)?;
+        self.0.flush()?;
+        Ok(())
+    }
+
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
         Ok(Box::new(GetReader(|key: &[u8], expected: &[u8]| {
             Ok(self.0.get(key)?.is_some_and(|v| &*v == expected))
