@@ -662,17 +662,40 @@ mod tests {
     /// runtime), so the failure shows instead of a hang.
     const SAFETY_RELEASE: Duration = Duration::from_secs(10);
 
-    /// Holds `replica`'s store writer lock on another thread until told to
-    /// release it (or `SAFETY_RELEASE` passes).
-    fn hold_writer(replica: &Arc<Replica>) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    /// What a test holds on another thread while a store call waits.
+    #[derive(Clone, Copy)]
+    enum Held {
+        /// The store's writer lock (a slow disk under a segment roll).
+        Writer,
+        /// The lock of the key the call writes (a conditional write
+        /// reading the old value).
+        Key(&'static [u8]),
+    }
+
+    /// Holds `what` of `replica` on another thread until told to release
+    /// it (or `SAFETY_RELEASE` passes).
+    fn hold(
+        replica: &Arc<Replica>,
+        what: Held,
+    ) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
         let (held_tx, held_rx) = mpsc::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let r = Arc::clone(replica);
         let holder = std::thread::spawn(move || {
-            let guard = r.store.hold_writer();
-            held_tx.send(()).unwrap();
-            let _ = release_rx.recv_timeout(SAFETY_RELEASE);
-            drop(guard);
+            let wait = move || {
+                held_tx.send(()).unwrap();
+                let _ = release_rx.recv_timeout(SAFETY_RELEASE);
+            };
+            match what {
+                Held::Writer => {
+                    let _guard = r.store.hold_writer();
+                    wait();
+                }
+                Held::Key(key) => {
+                    let _guard = r.hold_key(key);
+                    wait();
+                }
+            }
         });
         held_rx.recv().unwrap();
         (release_tx, holder)
@@ -698,9 +721,12 @@ mod tests {
     /// it is what lets the lock go. Were the call made inline, the other
     /// task would run only after the safety release, and the order of
     /// events would show it.
-    fn assert_runtime_stays_free<T: Send + 'static>(call: impl Fn(Arc<Replica>) -> Call<T>) {
+    fn assert_runtime_stays_free<T: Send + 'static>(
+        held: Held,
+        call: impl Fn(Arc<Replica>) -> Call<T>,
+    ) {
         for rt in one_worker_runtimes() {
-            assert_stays_free_on(&rt, &call);
+            assert_stays_free_on(&rt, held, &call);
         }
     }
 
@@ -708,12 +734,13 @@ mod tests {
 
     fn assert_stays_free_on<T: Send + 'static>(
         rt: &tokio::runtime::Runtime,
+        held: Held,
         call: impl Fn(Arc<Replica>) -> Call<T>,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Options::default()).unwrap();
         let replica = Arc::new(Replica::new(0, Role::Leader, store, 1 << 20));
-        let (release, holder) = hold_writer(&replica);
+        let (release, holder) = hold(&replica, held);
         let events = Arc::new(parking_lot::Mutex::new(Vec::new()));
         rt.block_on(async {
             let (store_call, log) = (call(Arc::clone(&replica)), Arc::clone(&events));
@@ -746,14 +773,55 @@ mod tests {
 
     #[test]
     fn a_put_waiting_on_the_store_leaves_the_runtime_free() {
-        assert_runtime_stays_free(|r| {
+        assert_runtime_stays_free(Held::Writer, |r| {
+            Box::pin(async move { put(&r, Bytes::from_static(b"nama"), value()).await })
+        });
+    }
+
+    /// Puts are written on the async worker when they are quick, but not
+    /// when a conditional write holds their key: waiting for that lock
+    /// would stall every task of the worker.
+    #[test]
+    fn a_put_whose_key_is_locked_leaves_the_runtime_free() {
+        assert_runtime_stays_free(Held::Key(b"nama"), |r| {
             Box::pin(async move { put(&r, Bytes::from_static(b"nama"), value()).await })
         });
     }
 
     #[test]
     fn info_waiting_on_the_store_leaves_the_runtime_free() {
-        assert_runtime_stays_free(|r| Box::pin(async move { infos(vec![r]).await }));
+        assert_runtime_stays_free(Held::Writer, |r| {
+            Box::pin(async move { infos(vec![r]).await })
+        });
+    }
+
+    /// The backlog keeps entries only while a replication stream listens,
+    /// and then keeps copies: a put's key and value are slices of the
+    /// request's read buffer, which must not stay alive in the backlog.
+    #[test]
+    fn the_backlog_keeps_copies_and_only_while_a_stream_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let replica = Replica::new(0, Role::Leader, store, 1 << 20);
+        replica.put(Bytes::from_static(b"alone"), value()).unwrap();
+        assert!(
+            replica.backlog_after(0, usize::MAX).is_err(),
+            "nothing kept without a stream: read from the store"
+        );
+        let _stream = replica.subscribe_last();
+        let mut request = bytes::BytesMut::from(&b"nama"[..]);
+        request.extend_from_slice(&value());
+        let request = request.freeze();
+        let position = replica
+            .put(request.slice(..4), request.slice(4..))
+            .unwrap();
+        let kept = replica.backlog_after(position.lsn - 1, usize::MAX).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            (&kept[0].key[..], kept[0].value.as_deref()),
+            (&b"nama"[..], Some(&value()[..]))
+        );
+        assert!(request.is_unique(), "the backlog holds the request's buffer");
     }
 
     #[test]
