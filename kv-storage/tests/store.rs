@@ -243,3 +243,34 @@ fn store_is_send_and_sync() {
     assert_send_sync::<Store>();
     assert_send_sync::<HotCache>();
 }
+
+/// `write_is_quick` says no when the write would roll the active segment
+/// (a roll fsyncs and creates files) or wait for the writer lock, and yes
+/// again once the new segment has room.
+#[test]
+fn a_write_is_quick_only_when_it_fits_and_the_writer_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &tiny(64 * 1024, 0));
+    let payload = key(0).len() + 100;
+    assert!(store.write_is_quick(10, 10 * payload));
+    assert!(!store.write_is_quick(1, 64 * 1024), "would not fit");
+    // Fill the active segment until it says one more record may not fit.
+    let mut i = 0;
+    while store.write_is_quick(1, payload) {
+        assert!(i < 1000, "still quick after {i} records in 64 KiB");
+        store.put(&key(i), &[b'v'; 100]).unwrap();
+        i += 1;
+    }
+    let segments = store.stats().segments;
+    assert!(i > 100, "{i} records filled 64 KiB");
+    // The answer is conservative (it assumes the longest record header):
+    // at most one more record fits, the one after rolls.
+    for j in i..i + 2 {
+        store.put(&key(j), &[b'v'; 100]).unwrap();
+    }
+    assert!(store.stats().segments > segments, "a write rolled");
+    assert!(store.write_is_quick(1, payload), "the new segment has room");
+    let held = store.hold_writer();
+    assert!(!store.write_is_quick(1, payload), "the writer lock is held");
+    drop(held);
+}
