@@ -132,6 +132,31 @@ pub fn decode(bytes: &[u8]) -> Result<Value, DecodeError> {
     Value::decode(bytes)
 }
 
+/// Where the client's own bytes of an encoded V1 (text) or V4 (bytes) value
+/// sit in `bytes`: exactly what [`Value::into_bytes`] of [`decode`]`(bytes)`
+/// returns, found without building the value, so a server can answer with
+/// a slice of what it stored. `None` for V2 and V3 values (their client form
+/// is rendered) and for anything [`decode`] rejects.
+///
+/// ```
+/// use kv_codec::{Value, encode, verbatim};
+/// let stored = encode(&Value::Text("Rafi Widya".into()));
+/// let range = verbatim(&stored).unwrap();
+/// assert_eq!(&stored[range], b"Rafi Widya");
+/// assert_eq!(verbatim(&encode(&Value::from_user_input("[1, 2]"))), None);
+/// ```
+pub fn verbatim(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let (&version, _) = bytes.split_first()?;
+    let mut reader = reader::Reader::new(bytes, 1);
+    let len = match Schema::from_version(version)? {
+        Schema::V1 => v1::read(&mut reader).ok()?.len(),
+        Schema::V4 => v4::read(&mut reader).ok()?.len(),
+        Schema::V2 | Schema::V3 => return None,
+    };
+    reader.finish().ok()?;
+    Some(bytes.len() - len..bytes.len())
+}
+
 /// Checks that `bytes` is a valid encoded value and returns its schema.
 ///
 /// Applies exactly the checks of [`decode`], by the same code (one walk over

@@ -12,7 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use common::{arb_hostile_bytes, arb_number, arb_value, nested_document, unhex};
-use kv_codec::{DecodeError, Schema, Value, decode, encode, validate};
+use kv_codec::{DecodeError, Schema, Value, decode, encode, validate, verbatim};
 use proptest::prelude::*;
 use serde_json::Value as Json;
 
@@ -71,6 +71,15 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
 fn agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
     let decoded = decode(bytes).map(|value| value.schema());
     prop_assert_eq!(validate(bytes), decoded, "input {:02x?}", bytes);
+    // `verbatim` finds exactly the client bytes of V1 and V4 values.
+    let client = decode(bytes)
+        .ok()
+        .filter(|v| matches!(v, Value::Text(_) | Value::Bytes(_)))
+        .map(Value::into_bytes);
+    let found = verbatim(bytes)
+        .and_then(|r| bytes.get(r))
+        .map(<[u8]>::to_vec);
+    prop_assert_eq!(found, client, "input {:02x?}", bytes);
     Ok(())
 }
 

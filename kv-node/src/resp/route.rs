@@ -61,9 +61,13 @@ pub(crate) async fn get(front: &Front, key: Bytes) -> Result<Option<Bytes>, Erro
     let value = if leads(front, &key) {
         match local(server::get(&front.shared, key.clone()).await)? {
             Response::Value { value: None, .. } => None,
+            // Text and bytes are answered as stored, without a copy.
             Response::Value {
                 value: Some(bytes), ..
-            } => Some(kv_codec::decode(&bytes).map_err(Error::BadValue)?),
+            } => match kv_codec::verbatim(&bytes) {
+                Some(client) => return Ok(Some(bytes.slice(client))),
+                None => Some(kv_codec::decode(&bytes).map_err(Error::BadValue)?),
+            },
             other => return Err(unexpected(front, &other)),
         }
     } else {
