@@ -550,7 +550,7 @@ impl Report<'_> {
         let lag = &self.result.lag;
         if !lag.is_empty() {
             out.line(format!(
-                "replication lag (entries behind the leader, {} samples every {} ms): p50 {}, p99 {}, max {}",
+                "replication lag (entries behind the leader, {} follower samples, every {} ms): p50 {}, p99 {}, max {}",
                 lag.len(),
                 LAG_SAMPLE_EVERY.as_millis(),
                 lag.value_at_quantile(0.5),

@@ -306,23 +306,28 @@ pub(crate) async fn put_group(
 /// leave the worker like any store call.
 const INLINE_WRITE_MAX_BYTES: usize = 256 * 1024;
 
-/// Whether `batch` may be written on the async worker itself: it is small,
-/// no conditional write holds one of its keys' locks, and the store says
-/// the write would only copy bytes to the OS
-/// ([`kv_storage::Store::write_is_quick`]: no fsync to wait for, no
-/// segment roll, the writer lock free). Both are checked, not held: a lock
-/// taken between the check and the write makes the worker wait for that
-/// one operation (its holder never needs the worker to finish). Leaving the worker costs a thread
-/// hand-off per batch, which measured as the largest cost of pipelined
-/// writes without fsync (bench/redis/README.md); a `write(2)` into the page
-/// cache takes a few microseconds, as a socket write does.
+/// Whether a write of `records` records holding `bytes` of keys and values
+/// may run on the async worker itself: it is small, and the store says it
+/// would only copy bytes to the OS ([`kv_storage::Store::write_is_quick`]:
+/// no fsync to wait for, no segment roll, the writer lock free). Leaving
+/// the worker costs a thread hand-off per batch, which measured as the
+/// largest cost of pipelined writes without fsync (bench/redis/README.md);
+/// a `write(2)` into the page cache takes a few microseconds, as a socket
+/// write does.
+fn quick_write(replica: &Replica, records: usize, bytes: usize) -> bool {
+    bytes <= INLINE_WRITE_MAX_BYTES && replica.store.write_is_quick(records, bytes)
+}
+
+/// Whether `batch` may be written on the async worker itself: a
+/// [`quick_write`] none of whose keys' locks a conditional write holds.
+/// Locks and writer are checked, not held: one taken between the check and
+/// the write makes the worker wait for that one operation (its holder
+/// never needs the worker to finish).
 fn quick(replica: &Replica, batch: &[QueuedPuts]) -> bool {
     let pairs = || batch.iter().flat_map(|(pairs, _)| pairs);
     let records = pairs().count();
     let bytes: usize = pairs().map(|(k, v)| k.len() + v.len()).sum();
-    bytes <= INLINE_WRITE_MAX_BYTES
-        && replica.keys_free_now(pairs().map(|(k, _)| &k[..]))
-        && replica.store.write_is_quick(records, bytes)
+    quick_write(replica, records, bytes) && replica.keys_free_now(pairs().map(|(k, _)| &k[..]))
 }
 
 /// Puts that joined the queue while its owner wrote go to a drainer on
@@ -507,18 +512,16 @@ pub(crate) async fn conditional(
     .await
 }
 
-/// Applies replicated entries (follower side).
-/// Applies replicated entries: on the async worker when they are few bytes
-/// and the store says the write is quick (as client puts, see
-/// [`put_group`]; a follower applies every batch its leader sends, so a
-/// thread hand-off per batch would cost it as much as it cost the leader),
-/// else off the workers.
+/// Applies replicated entries (follower side): on the async worker when
+/// the write is quick ([`quick_write`], as for client puts: a follower
+/// applies every batch its leader sends, so a thread hand-off per batch
+/// would cost it as much as it cost the leader), else off the workers.
 pub(crate) async fn apply(replica: &Arc<Replica>, entries: Vec<Entry>) -> IoResult<()> {
     let bytes: usize = entries
         .iter()
         .map(|e| e.key.len() + e.value.as_ref().map_or(0, Bytes::len))
         .sum();
-    if bytes <= INLINE_WRITE_MAX_BYTES && replica.store.write_is_quick(entries.len(), bytes) {
+    if quick_write(replica, entries.len(), bytes) {
         let _in_flight = replica.blocking_call();
         return Ok(replica.apply(entries)?);
     }
