@@ -536,3 +536,28 @@ fn ctrl_c_stops_bench_with_a_summary_and_removes_its_temp_dir() {
         "temp dir removed"
     );
 }
+
+/// `cache_writes = false` reaches every node's stores: a put stays cold
+/// until the first read brings it into the hot tier.
+#[test]
+fn cache_writes_off_makes_puts_cold_until_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = "partitions = 4\nreplication_factor = 2\n\
+        [storage]\ncache_writes = false\n\
+        [[nodes]]\nid = 0\naddr = \"127.0.0.1:0\"\n\
+        [[nodes]]\nid = 1\naddr = \"127.0.0.1:0\"\n\
+        [[nodes]]\nid = 2\naddr = \"127.0.0.1:0\"\n";
+    std::fs::write(d.join("cold.toml"), config).unwrap();
+    let out = run(
+        d,
+        &["--config", "cold.toml", "--data-dir", "data"],
+        "put nama Budi\nstatus nama\nget nama\nstatus nama\nexit\n",
+    );
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"OK"), "{out:?}");
+    assert!(lines[1].starts_with("COLD_STORAGE "), "{out:?}");
+    assert_eq!(lines[2], "Budi", "{out:?}");
+    assert!(lines[3].starts_with("HOT_STORAGE "), "{out:?}");
+}

@@ -116,6 +116,7 @@ impl NodeOptions {
             max_key_bytes: limits::max_key_bytes(),
             max_value_bytes: limits::max_value_bytes(self.max_frame_bytes),
             hot_cache: Some(cache.clone()),
+            cache_writes: self.storage.cache_writes,
             clock: self.clock.clone(),
             ..kv_storage::Options::default()
         }

@@ -64,17 +64,21 @@ pub struct StorageConfig {
     /// Size at which a segment file is sealed and a new one started
     /// ([`MIN_SEGMENT_BYTES`]..=[`MAX_SEGMENT_BYTES`]).
     pub segment_bytes: u64,
+    /// Whether written values go into the hot cache (`true`, the default:
+    /// a `put` is `HOT_STORAGE` at once); `false` fills it on reads only.
+    pub cache_writes: bool,
 }
 
 impl Default for StorageConfig {
     /// The DESIGN §6 defaults: `interval` every 1000 ms, 64 MiB hot cache,
-    /// 64 MiB segments.
+    /// 64 MiB segments; written values are cached.
     fn default() -> Self {
         StorageConfig {
             sync: SyncMode::Interval,
             sync_interval_ms: DEFAULT_SYNC_INTERVAL_MS,
             hot_capacity_bytes: DEFAULT_HOT_CAPACITY_BYTES,
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            cache_writes: true,
         }
     }
 }

@@ -74,6 +74,7 @@ struct RawStorage {
     sync_interval_ms: Option<u64>,
     hot_capacity_bytes: Option<RawSize>,
     segment_bytes: Option<RawSize>,
+    cache_writes: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +141,7 @@ impl ClusterConfig {
                 size(self.storage.hot_capacity_bytes)
             ),
             format!("segment_bytes = {}", size(self.storage.segment_bytes)),
+            format!("cache_writes = {}", self.storage.cache_writes),
         ];
         for node in &self.nodes {
             out.extend(["".into(), "[[nodes]]".into(), format!("id = {}", node.id)]);
@@ -174,6 +176,7 @@ impl RawStorage {
                 .unwrap_or(defaults.hot_capacity_bytes),
             segment_bytes: bytes("segment_bytes", self.segment_bytes)?
                 .unwrap_or(defaults.segment_bytes),
+            cache_writes: self.cache_writes.unwrap_or(defaults.cache_writes),
         })
     }
 }

@@ -239,6 +239,15 @@ fn missing_and_mistyped_keys_are_toml_errors() {
         "partitions = 4294967296\nreplication_factor = 2\n{NODES}"
     ));
     toml_message(&with("[storage]\nsync_interval_ms = -1"));
+    assert!(toml_message(&with("[storage]\ncache_writes = \"no\"")).contains("no"));
+}
+
+#[test]
+fn cache_writes_defaults_to_true_and_can_be_turned_off() {
+    assert!(parse(&with("")).unwrap().storage.cache_writes);
+    let off = parse(&with("[storage]\ncache_writes = false")).unwrap();
+    assert!(!off.storage.cache_writes);
+    assert!(off.to_toml_string().contains("cache_writes = false"));
 }
 
 #[test]
@@ -498,6 +507,7 @@ fn to_toml_string_round_trips() {
         sync_interval_ms: 0,
         hot_capacity_bytes: u64::MAX,
         segment_bytes: 4096,
+        cache_writes: false,
     };
     c.nodes[1].addr = "[::1]:9000".into();
     c.nodes[2].data_dir = Some("dir with \"quotes\" \\ and\ttabs/ключ".into());
@@ -544,6 +554,7 @@ sync = "interval"
 sync_interval_ms = 1000
 hot_capacity_bytes = 67108864
 segment_bytes = 67108864
+cache_writes = true
 
 [[nodes]]
 id = 0

@@ -215,14 +215,24 @@ fn storage() -> impl Strategy<Value = StorageConfig> {
         Just(SyncMode::Interval),
         Just(SyncMode::Never)
     ];
-    (sync, 1u64.., 1u64.., MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).prop_map(
-        |(sync, sync_interval_ms, hot_capacity_bytes, segment_bytes)| StorageConfig {
-            sync,
-            sync_interval_ms,
-            hot_capacity_bytes,
-            segment_bytes,
-        },
+    (
+        sync,
+        1u64..,
+        1u64..,
+        MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES,
+        any::<bool>(),
     )
+        .prop_map(
+            |(sync, sync_interval_ms, hot_capacity_bytes, segment_bytes, cache_writes)| {
+                StorageConfig {
+                    sync,
+                    sync_interval_ms,
+                    hot_capacity_bytes,
+                    segment_bytes,
+                    cache_writes,
+                }
+            },
+        )
 }
 
 /// A valid config with varied addresses, data dirs (any text, quotes and

@@ -405,7 +405,12 @@ impl Inner {
     }
 
     /// Caches a value just written, if the cache would take it.
+    /// (With `Options::cache_writes` off, drops the key's older value.)
     pub(crate) fn cache_written(&self, hash: u64, key: &[u8], value: &[u8], lsn: Lsn) {
+        if !self.opts.cache_writes {
+            self.cache.remove(hash, key);
+            return;
+        }
         if self.cache.accepts(key.len() + value.len()) {
             let data = Bytes::from([key, value].concat());
             self.cache.insert(hash, data, key.len(), lsn);

@@ -169,6 +169,12 @@ pub struct Options {
     /// Hot-cache budget shared with other stores; `None` gives this store a
     /// private cache of 64 MiB.
     pub hot_cache: Option<HotCache>,
+    /// Whether a written value goes into the hot cache (default `true`:
+    /// just-written data is hot, as the original system's `status` shows).
+    /// With `false` only reads fill the cache, and a write drops the key's
+    /// older cached value: for write-heavy loads that rarely read back what
+    /// they wrote, it saves the copy and the cache update per write.
+    pub cache_writes: bool,
     /// When to merge sealed segments.
     pub compaction: CompactionPolicy,
     /// The time expiry is judged by. Default: the system clock.
@@ -183,6 +189,7 @@ impl Default for Options {
             max_key_bytes: DEFAULT_MAX_KEY_BYTES,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             hot_cache: None,
+            cache_writes: true,
             compaction: CompactionPolicy::default(),
             clock: Clock::system(),
         }

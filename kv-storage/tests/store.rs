@@ -274,3 +274,30 @@ fn a_write_is_quick_only_when_it_fits_and_the_writer_is_free() {
     assert!(!store.write_is_quick(1, payload), "the writer lock is held");
     drop(held);
 }
+
+/// With `cache_writes` off a put leaves the value on disk only (and drops
+/// an older cached value of its key); a read brings it into the cache.
+#[test]
+fn without_cache_writes_only_reads_fill_the_hot_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        cache_writes: false,
+        ..tiny(1 << 20, 1 << 20)
+    };
+    let store = open(dir.path(), &opts);
+    store.put(b"a", b"one").unwrap();
+    assert_eq!(store.location(b"a"), Location::Cold);
+    assert_eq!(store.stats().hot_keys, 0);
+    assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(store.location(b"a"), Location::Hot, "the read cached it");
+    store.put(b"a", b"two").unwrap();
+    assert_eq!(store.location(b"a"), Location::Cold, "the old value left");
+    assert_eq!(store.stats().hot_keys, 0);
+    assert_eq!(store.get(b"a").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(store.location(b"a"), Location::Hot);
+    // The default caches every write.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &tiny(1 << 20, 1 << 20));
+    store.put(b"a", b"one").unwrap();
+    assert_eq!(store.location(b"a"), Location::Hot);
+}
