@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail, ensure};
 
 use crate::data::{self, DURABLE_SEED, KEY_BYTES, LOAD_SEED, READ_SEED, Rng, VALUE_BYTES};
-use crate::engines::{Engine, Mode};
+use crate::engines::{Engine, Mode, check_keys};
 use crate::sys;
 
 /// Figures a workload reports (name → number).
@@ -154,21 +154,32 @@ fn durable<E: Engine>(dir: &Path, ops: u64, writers: u64) -> Result<Figures> {
         Ok(all)
     });
     let secs = started.elapsed().as_secs_f64();
-    let mut latencies = latencies?;
     let total = per_writer * writers;
-    let mut reader = engine.reader()?;
-    for i in 0..total {
-        let k = data::key(DURABLE_SEED, i);
-        ensure!(
-            reader.check(&k, &data::value(&k))?,
-            "durable key {i} wrong or missing"
-        );
-    }
-    drop(reader);
+    durable_figures(engine, total, secs, latencies?, "")
+}
+
+/// After a durable run that wrote keys `0..total` of [`DURABLE_SEED`] in
+/// `secs`: checks every value, then puts/s, the latencies' p50 and p99
+/// (named `<latency>p50_us`, `<latency>p99_us`) and the engine's counters;
+/// closes the engine.
+fn durable_figures<E: Engine>(
+    engine: E,
+    total: u64,
+    secs: f64,
+    mut latencies: Vec<Duration>,
+    latency: &str,
+) -> Result<Figures> {
+    check_keys(&mut *engine.reader()?, DURABLE_SEED, total, "durable")?;
     let mut figures = Figures::from([
         ("ops_per_sec".into(), total as f64 / secs),
-        ("p50_us".into(), sys::percentile_us(&mut latencies, 0.50)),
-        ("p99_us".into(), sys::percentile_us(&mut latencies, 0.99)),
+        (
+            format!("{latency}p50_us"),
+            sys::percentile_us(&mut latencies, 0.50),
+        ),
+        (
+            format!("{latency}p99_us"),
+            sys::percentile_us(&mut latencies, 0.99),
+        ),
         ("ops".into(), total as f64),
     ]);
     figures.extend(engine.counters());
@@ -206,25 +217,7 @@ fn durable_batches<E: Engine>(dir: &Path, ops: u64) -> Result<Figures> {
         latencies.push(put.elapsed());
     }
     let secs = started.elapsed().as_secs_f64();
-    let total = batches * BATCH_PUTS;
-    let mut reader = engine.reader()?;
-    for i in 0..total {
-        let k = data::key(DURABLE_SEED, i);
-        ensure!(
-            reader.check(&k, &data::value(&k))?,
-            "batched key {i} wrong or missing"
-        );
-    }
-    drop(reader);
-    let mut figures = Figures::from([
-        ("ops_per_sec".into(), total as f64 / secs),
-        ("batch_p50_us".into(), sys::percentile_us(&mut latencies, 0.50)),
-        ("batch_p99_us".into(), sys::percentile_us(&mut latencies, 0.99)),
-        ("ops".into(), total as f64),
-    ]);
-    figures.extend(engine.counters());
-    engine.close()?;
-    Ok(figures)
+    durable_figures(engine, batches * BATCH_PUTS, secs, latencies, "batch_")
 }
 
 fn durable_writer<E: Engine>(engine: &E, first: u64, count: u64) -> Result<Vec<Duration>> {

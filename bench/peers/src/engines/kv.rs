@@ -9,7 +9,7 @@ use anyhow::{Result, ensure};
 use kv_storage::{Options, Store, SyncPolicy};
 
 use super::{CACHE_BYTES, Engine, Extras, GetReader, Mode, Reader};
-use crate::data::{self, Key, LOAD_SEED, Value};
+use crate::data::{Key, LOAD_SEED, Value};
 
 /// kv-storage under test.
 pub struct KvStorage(Store);
@@ -88,14 +88,7 @@ impl Engine for KvStorage {
         let (allocated, apparent) = crate::sys::disk_usage(dir)?;
         let log_bytes = bytes_of(dir, ".log")?;
         let hint_bytes = bytes_of(dir, ".hint")?;
-        let mut reader = self.reader()?;
-        for i in 0..n {
-            let k = data::key(LOAD_SEED, i);
-            ensure!(
-                reader.check(&k, &data::value(&k))?,
-                "key {i} wrong after compact"
-            );
-        }
+        super::check_keys(&mut *self.reader()?, LOAD_SEED, n, "compacted")?;
         Ok(Extras::from([
             ("compact_secs".into(), secs),
             ("compact_input_segments".into(), c.input_segments as f64),

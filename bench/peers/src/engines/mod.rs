@@ -76,6 +76,19 @@ pub trait Engine: Sized + Send + Sync {
     fn close(self) -> Result<()>;
 }
 
+/// Checks that keys `0..n` of `seed` hold their values (`what` names them
+/// in the error).
+pub fn check_keys(reader: &mut (dyn Reader + '_), seed: u64, n: u64, what: &str) -> Result<()> {
+    for i in 0..n {
+        let k = crate::data::key(seed, i);
+        anyhow::ensure!(
+            reader.check(&k, &crate::data::value(&k))?,
+            "{what} key {i} wrong or missing"
+        );
+    }
+    Ok(())
+}
+
 /// Checker for engines whose `get` needs no per-thread state.
 pub struct GetReader<F>(pub F);
 
