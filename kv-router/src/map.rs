@@ -173,6 +173,39 @@ impl ClusterMap {
         self.node(id).map(|n| n.addr.as_str())
     }
 
+    /// Replaces partition `p`'s replicas (leader first), as the control
+    /// plane does when it elects a leader. The list must name
+    /// `replication_factor` distinct nodes of the map. The version is
+    /// unchanged: the caller sets the version the change belongs to.
+    pub fn set_replicas(&mut self, p: PartitionId, replicas: &[NodeId]) -> Result<(), ConfigError> {
+        let rf = self.replication_factor as usize;
+        let start = (p as usize).saturating_mul(rf);
+        if p >= self.partitions || replicas.len() != rf {
+            return Err(ConfigError::Placement {
+                partition: p,
+                reason: format!(
+                    "needs {rf} replicas within {} partitions, got {replicas:?}",
+                    self.partitions
+                ),
+            });
+        }
+        for (i, n) in replicas.iter().enumerate() {
+            if self.node(*n).is_none() {
+                return Err(ConfigError::UnknownNode { node: *n });
+            }
+            if replicas.get(..i).is_some_and(|before| before.contains(n)) {
+                return Err(ConfigError::Placement {
+                    partition: p,
+                    reason: format!("node {n} is listed twice"),
+                });
+            }
+        }
+        if let Some(slot) = self.replicas.get_mut(start..start + rf) {
+            slot.copy_from_slice(replicas);
+        }
+        Ok(())
+    }
+
     /// Publishes the address node `id` actually listens on (an embedded
     /// cluster binds port 0, then records the port it got).
     ///

@@ -1,0 +1,1 @@
+//! openraft's storage (to come).
