@@ -208,6 +208,7 @@ pub fn node_options(
     let mut options = NodeOptions::new(id, map.clone(), node_data_dir(config, id, data_dir));
     options.storage = config.storage.clone();
     options.replication = config.replication.clone();
+    options.control = config.control.failover.then(|| config.control.clone());
     security.apply(&mut options);
     options.resp_addr = resp.map(str::to_string).or_else(|| {
         let node = config.nodes.iter().find(|n| n.id == id);
@@ -324,12 +325,13 @@ impl Embedded {
     }
 }
 
-/// Shuts nodes down, returning the errors (each node is tried).
+/// Shuts nodes down, returning the errors (each node is tried). The whole
+/// cluster stops, so no node hands its leaderships over.
 async fn shutdown_all(nodes: Vec<NodeHandle>) -> Vec<String> {
     let mut errors = Vec::new();
     for node in nodes {
         let id = node.id();
-        if let Err(e) = node.shutdown().await {
+        if let Err(e) = node.shutdown_without_handover().await {
             errors.push(format!("shutting down node {id}: {e}"));
         }
     }
@@ -473,4 +475,52 @@ async fn remote_map(target: &str) -> Result<(ClusterMap, ClientOptions), CliErro
         .await
         .map_err(|e| CliError::failed(&format!("fetching the cluster map from {target}"), e))?;
     Ok((map, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kv_codec::Value;
+
+    /// The embedded cluster runs the control plane: one of its nodes
+    /// stopping (here without handing anything over, as a crash would)
+    /// leaves every partition writable once the controller has elected new
+    /// leaders.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_go_on_when_an_embedded_node_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClusterConfig::default_topology();
+        let mut embedded = Embedded::start(&config, dir.path(), None).await.unwrap();
+        let options = ClientOptions {
+            failover_wait: Duration::from_secs(15),
+            ..embedded.security.client_options()
+        };
+        let client = ClusterClient::new(embedded.map().clone(), options);
+        let keys: Vec<String> = (0..40).map(|i| format!("before:{i}")).collect();
+        for k in &keys {
+            let value = Value::from_user_input(k);
+            let all = Some(kv_router::AckMode::All);
+            client.put_with(k.as_bytes(), &value, all).await.unwrap();
+        }
+        // Node 0 leads partitions 0 and 3.
+        let node0 = embedded.nodes.remove(0);
+        assert_eq!(node0.id(), 0);
+        node0.shutdown_without_handover().await.unwrap();
+        for i in 0..40 {
+            let k = format!("after:{i}");
+            client
+                .put(k.as_bytes(), &Value::from_user_input(&k))
+                .await
+                .unwrap();
+        }
+        for p in [0, 3] {
+            let leader = client.map().leader(p);
+            assert!(leader.is_some_and(|l| l != 0), "partition {p}: {leader:?}");
+        }
+        for k in &keys {
+            let read = client.get(k.as_bytes()).await.unwrap();
+            assert_eq!(read.value.map(|v| v.render()).as_ref(), Some(k));
+        }
+        embedded.shutdown().await.unwrap();
+    }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use kv_codec::Value;
+use kv_node::protocol::control::ControllerInfo;
 use kv_node::protocol::{HistoryInfo, KeyTtl, NodeInfo, PartitionKeys};
 use kv_node::{ClusterClient, Location, Read};
 use kv_router::{AckMode, NodeId, PartitionId};
@@ -80,9 +81,15 @@ pub enum Command {
         /// The node id.
         node: NodeId,
     },
-    /// Nodes and their health; per partition the leader, followers, LSNs
-    /// and replication lag.
-    Cluster,
+    /// Nodes and their health, the controller (leader, term, voters); per
+    /// partition the leader, epoch, followers, LSNs, lag and in-sync set.
+    /// `cluster transfer P NODE` and `cluster promote P NODE --unclean`
+    /// move a partition's leadership.
+    Cluster {
+        /// What to change (nothing: show the cluster).
+        #[command(subcommand)]
+        action: Option<ClusterAction>,
+    },
     /// List keys through every partition, in scan order (a key present for
     /// the whole scan is listed at least once).
     #[command(override_usage = "scan [PREFIX] [--limit <N>]")]
@@ -188,13 +195,40 @@ impl Command {
             | Command::Expire { key, .. }
             | Command::Persist { key } => Some(key),
             Command::Inspect { .. }
-            | Command::Cluster
+            | Command::Cluster { .. }
             | Command::Scan { .. }
             | Command::Keys { .. }
             | Command::Mget { .. }
             | Command::Mset { .. } => None,
         }
     }
+}
+
+/// A change of partition leadership (`kv cluster transfer|promote`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum ClusterAction {
+    /// Hand partition P's leadership to NODE, an in-sync replica: the
+    /// leader stops taking writes for it, waits until NODE has everything,
+    /// then the controller makes NODE the leader. Nothing is lost.
+    Transfer {
+        /// The partition.
+        partition: PartitionId,
+        /// Its new leader.
+        node: NodeId,
+    },
+    /// Make NODE the leader of partition P although it is not in the
+    /// in-sync set (the partition has no in-sync replica left). Entries
+    /// only the old leader held are lost; the answer says how many NODE
+    /// lacked.
+    Promote {
+        /// The partition.
+        partition: PartitionId,
+        /// Its new leader.
+        node: NodeId,
+        /// Required: say that losing writes is accepted.
+        #[arg(long, required = true)]
+        unclean: bool,
+    },
 }
 
 /// Quoting state while walking a line.
@@ -480,8 +514,28 @@ pub enum Reply {
         /// files), when its info answered.
         histories: BTreeMap<PartitionId, HistoryInfo>,
     },
-    /// Every node's info (or the error reaching it).
-    Cluster(Vec<(NodeId, Result<NodeInfo, String>)>),
+    /// Every node's info (or the error reaching it), and the controller's
+    /// view (or why there is none).
+    Cluster {
+        /// Each node's info.
+        infos: Vec<(NodeId, Result<NodeInfo, String>)>,
+        /// The controller's view.
+        controller: Result<ControllerInfo, String>,
+    },
+    /// A partition's leadership moved.
+    Moved {
+        /// The partition.
+        partition: PartitionId,
+        /// Its new leader.
+        node: NodeId,
+        /// The map version of the change.
+        version: u64,
+        /// Entries the new leader lacked (what an unclean promotion lost),
+        /// when known.
+        behind: Option<u64>,
+        /// Whether it was an unclean promotion.
+        unclean: bool,
+    },
     /// Keys listed by `scan` or `keys`.
     Keys(KeyList),
     /// `mget`: one read per key, in order.
@@ -593,14 +647,38 @@ pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply,
                 histories,
             }
         }
-        Command::Cluster => Reply::Cluster(
-            client
+        Command::Cluster { action: None } => {
+            // Show the leaders the controller has chosen, not the ones this
+            // client started with.
+            client.refresh().await;
+            let infos = client
                 .cluster_info()
                 .await
                 .into_iter()
                 .map(|(id, info)| (id, info.map_err(|e| e.to_string())))
-                .collect(),
-        ),
+                .collect();
+            let controller = client.controller().await.map_err(|e| e.to_string());
+            Reply::Cluster { infos, controller }
+        }
+        Command::Cluster {
+            action: Some(action),
+        } => {
+            let (partition, node, unclean) = match *action {
+                ClusterAction::Transfer { partition, node } => (partition, node, false),
+                ClusterAction::Promote {
+                    partition, node, ..
+                } => (partition, node, true),
+            };
+            client.refresh().await;
+            let (version, behind) = client.move_leader(partition, node, unclean).await?;
+            Reply::Moved {
+                partition,
+                node,
+                version,
+                behind,
+                unclean,
+            }
+        }
     };
     Ok(reply)
 }

@@ -81,7 +81,32 @@ pub fn answer(command: &Command, reply: &Reply, map: &ClusterMap) -> Json {
                 .collect();
             json!({"node": node, "partitions": parts})
         }
-        Reply::Cluster(infos) => cluster(infos, map),
+        Reply::Cluster { infos, controller } => {
+            let mut out = cluster(infos, map);
+            out["controller"] = match controller {
+                Ok(c) => json!({
+                    "leader": c.leader,
+                    "term": c.term,
+                    "voters": c.voters,
+                    "map_version": c.version,
+                }),
+                Err(e) => json!({ "error": e }),
+            };
+            out
+        }
+        Reply::Moved {
+            partition,
+            node,
+            version,
+            behind,
+            unclean,
+        } => json!({
+            "partition": partition,
+            "leader": node,
+            "map_version": version,
+            "unclean": unclean,
+            "entries_behind": behind,
+        }),
         other => {
             let keys = match command {
                 Command::Mget { keys } => keys.as_slice(),

@@ -83,7 +83,10 @@ fn report(e: &CliError) -> ExitCode {
 /// only when stderr is a terminal.
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // openraft's own warnings are routine (a vote that crossed another, a
+    // peer that is down); kv logs what matters of the control plane itself.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,openraft=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -228,7 +231,7 @@ fn bench_main(rt: &Runtime, global: &GlobalOpts, args: &BenchArgs) -> Result<Exi
     }
     let result = rt.block_on(bench::run(
         args,
-        session.client.map(),
+        &session.client.map(),
         &session.client_options,
         &target,
         temp.is_some(),

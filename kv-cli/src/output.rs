@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use kv_codec::Value;
+use kv_node::protocol::control::ControllerInfo;
 use kv_node::protocol::{HistoryInfo, NodeInfo, PartitionInfo, PartitionKeys, ReplicaState};
 use kv_node::{Location, Read};
 use kv_router::{ClusterMap, NodeId, PartitionId};
@@ -107,14 +108,39 @@ pub fn render(reply: &Reply, map: &ClusterMap, raw: bool) -> Rendered {
         Reply::Ttl(read) => keyspace::render_ttl(read).with_stale_note(read, map),
         Reply::ExpiryChanged(true) => Rendered::answer(vec!["OK".to_string()]),
         Reply::ExpiryChanged(false) => Rendered::nil(),
-        Reply::Cluster(infos) => Rendered {
-            outcome: if infos.iter().any(|(_, i)| i.is_err()) {
-                Outcome::Degraded
-            } else {
-                Outcome::Ok
-            },
-            ..Rendered::answer(cluster_lines(infos, map))
-        },
+        Reply::Cluster { infos, controller } => {
+            let mut lines = vec![controller_line(controller)];
+            lines.extend(cluster_lines(infos, map));
+            Rendered {
+                outcome: if infos.iter().any(|(_, i)| i.is_err()) {
+                    Outcome::Degraded
+                } else {
+                    Outcome::Ok
+                },
+                ..Rendered::answer(lines)
+            }
+        }
+        Reply::Moved {
+            partition,
+            node,
+            version,
+            behind,
+            unclean,
+        } => {
+            let mut line =
+                format!("OK: partition {partition} is led by node {node} (map version {version})");
+            match (unclean, behind) {
+                (false, _) => {}
+                (true, Some(n)) => line.push_str(&format!(
+                    "; node {node} lacked {n} entr{} of the old leader's last reported position: lost",
+                    if *n == 1 { "y" } else { "ies" }
+                )),
+                (true, None) => line.push_str(
+                    "; how many entries the old leader held beyond it is unknown (the controller never heard its last position): they are lost",
+                ),
+            }
+            Rendered::answer(vec![line])
+        }
     }
 }
 
@@ -250,6 +276,25 @@ fn inspect_lines(
 
 fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// `controller: leader node 1, term 3, voters 0,1,2, map version 7`.
+fn controller_line(controller: &Result<ControllerInfo, String>) -> String {
+    match controller {
+        Ok(c) => {
+            let voters: Vec<String> = c.voters.iter().map(|v| v.to_string()).collect();
+            let leader = c
+                .leader
+                .map_or_else(|| "none".to_string(), |l| format!("node {l}"));
+            format!(
+                "controller: leader {leader}, term {}, voters {}, map version {}",
+                c.term,
+                voters.join(","),
+                c.version
+            )
+        }
+        Err(e) => format!("controller: {e}"),
+    }
 }
 
 /// Every node's info (or the error reaching it), by node.
@@ -582,14 +627,28 @@ mod tests {
             map_version: 0,
             partitions: vec![pinfo(1, Role::Follower, 3), pinfo(2, Role::Leader, 5)],
         };
-        let reply = Reply::Cluster(vec![
-            (0, Ok(node0)),
-            (1, Err("cannot connect".to_string())),
-            (2, Ok(node2)),
-        ]);
+        let reply = Reply::Cluster {
+            infos: vec![
+                (0, Ok(node0)),
+                (1, Err("cannot connect".to_string())),
+                (2, Ok(node2)),
+            ],
+            controller: Ok(ControllerInfo {
+                node: 0,
+                leader: Some(2),
+                term: 4,
+                voters: vec![0, 1, 2],
+                version: 7,
+                partitions: vec![],
+            }),
+        };
         let rendered = render(&reply, &map, false);
         assert_eq!(rendered.outcome, Outcome::Degraded);
-        let lines = rendered.lines;
+        let mut lines = rendered.lines;
+        assert_eq!(
+            lines.remove(0),
+            "controller: leader node 2, term 4, voters 0,1,2, map version 7"
+        );
         assert!(lines[0].starts_with("node 0 127.0.0.1:0 up, 3 partitions (2 led), 14 keys"));
         assert_eq!(lines[1], "node 1 127.0.0.1:0 DOWN: cannot connect");
         assert_eq!(
@@ -603,6 +662,27 @@ mod tests {
                 "partition 3: leader node 0 epoch=2 lsn=0 ready; follower node 1 DOWN lag=?; isr=0",
             ]
         );
+    }
+
+    #[test]
+    fn a_moved_leadership_says_what_an_unclean_promotion_lost() {
+        let map = map();
+        let moved = |unclean, behind| Reply::Moved {
+            partition: 2,
+            node: 0,
+            version: 9,
+            behind,
+            unclean,
+        };
+        let clean = render(&moved(false, Some(0)), &map, false).lines;
+        assert_eq!(clean, ["OK: partition 2 is led by node 0 (map version 9)"]);
+        let unclean = render(&moved(true, Some(12)), &map, false).lines;
+        assert!(
+            unclean[0].contains("node 0 lacked 12 entries"),
+            "{unclean:?}"
+        );
+        let unknown = render(&moved(true, None), &map, false).lines;
+        assert!(unknown[0].contains("unknown"), "{unknown:?}");
     }
 
     #[test]
@@ -655,8 +735,15 @@ mod tests {
             map_version: 0,
             partitions: vec![follower],
         };
-        let reply = Reply::Cluster(vec![(0, Ok(node0)), (1, Ok(node1))]);
+        let reply = Reply::Cluster {
+            infos: vec![(0, Ok(node0)), (1, Ok(node1))],
+            controller: Err("this cluster runs without a control plane".into()),
+        };
         let lines = render(&reply, &map, false).lines;
+        assert_eq!(
+            lines[0],
+            "controller: this cluster runs without a control plane"
+        );
         let p0 = lines
             .iter()
             .find(|l| l.starts_with("partition 0:"))

@@ -32,11 +32,6 @@ pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Resu
         )));
     }
     let dir = cluster::node_data_dir(&config, id, data_dir);
-    let roles: Vec<String> = map
-        .partitions_of(id)
-        .iter()
-        .map(|(p, role)| format!("{p} ({role})"))
-        .collect();
     let security = Security::from_config(&config)?;
     let options =
         cluster::node_options(&config, &map, id, data_dir, args.resp.as_deref(), &security);
@@ -44,6 +39,14 @@ pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Resu
     if let Some(warning) = security.exposure_warning(handle.local_addr()) {
         eprintln!("{warning}");
     }
+    // The roles the node opened its replicas in: the config's, or the
+    // control plane's last map (a leadership may have moved since).
+    let roles: Vec<String> = handle
+        .info()
+        .partitions
+        .iter()
+        .map(|p| format!("{} ({})", p.partition, p.role))
+        .collect();
     eprintln!(
         "node {id} listening on {}{}, data in {}, partitions {}",
         handle.local_addr(),

@@ -232,7 +232,7 @@ fn run_command(
         Err(e) => return (vec![error_text(&e, options)], true),
     };
     let map = session.client.map();
-    let rendered = output::render(&reply, map, options.raw);
+    let rendered = output::render(&reply, &map, options.raw);
     let failed = rendered.outcome == Outcome::Degraded;
     let mut text = Vec::new();
     match options.output {
@@ -240,7 +240,7 @@ fn run_command(
             text.extend(rendered.lines);
             text.extend(rendered.notes);
         }
-        OutputFormat::Json => text.push(json::answer(&cmd, &reply, map).to_string()),
+        OutputFormat::Json => text.push(json::answer(&cmd, &reply, &map).to_string()),
     }
     (text, failed)
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::nodes::{WAIT, client, config, sigterm, start_node};
+use common::nodes::{WAIT, client, sigterm, start_node, static_config};
 use common::{Running, free_ports, poll, run};
 use kv_router::partition_for;
 
@@ -49,7 +49,7 @@ fn damaged_stores_are_reported_by_kv_cluster_and_the_follower_resyncs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ports = free_ports(3);
-    std::fs::write(d.join("cluster.toml"), config(&ports)).unwrap();
+    std::fs::write(d.join("cluster.toml"), static_config(&ports)).unwrap();
     let mut nodes: Vec<Running> = (0..3).map(|id| start_node(d, id)).collect();
     let script: String = (0..KEYS)
         .map(|i| format!("put {} 'value {i}'\n", key(i)))

@@ -71,8 +71,14 @@ fn one_shot_commands_print_answers_and_exit_codes() {
 
     let out = kv_in(d, &["cluster"]);
     assert_eq!(out.code, Some(0), "{out:?}");
-    let lines = out.lines();
-    assert_eq!(lines.len(), 3 + 4, "{out:?}");
+    let mut lines = out.lines();
+    assert_eq!(lines.len(), 1 + 3 + 4, "{out:?}");
+    let controller = lines.remove(0);
+    assert!(
+        controller.starts_with("controller: leader node ")
+            && controller.contains(", voters 0,1,2, map version "),
+        "{out:?}"
+    );
     for (i, line) in lines[..3].iter().enumerate() {
         assert!(
             line.starts_with(&format!("node {i} 127.0.0.1:")) && line.contains(" up,"),

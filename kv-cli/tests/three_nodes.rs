@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::nodes::{WAIT, client, config, sigterm, start_node};
+use common::nodes::{WAIT, client, config, sigterm, start_node, static_config};
 use common::{Running, free_ports, kv, poll, run};
 use kv_router::partition_for;
 
@@ -47,7 +47,7 @@ fn killed_node_reads_fall_back_writes_fail_and_restart_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ports = free_ports(3);
-    std::fs::write(d.join("cluster.toml"), config(&ports)).unwrap();
+    std::fs::write(d.join("cluster.toml"), static_config(&ports)).unwrap();
     let mut nodes: Vec<Running> = (0..3).map(|id| start_node(d, id)).collect();
     wait_caught_up(d);
 

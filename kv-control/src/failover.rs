@@ -100,6 +100,24 @@ impl Liveness {
         now.saturating_duration_since(last) > timing.failure_after()
     }
 
+    /// How many entries `node`'s replica of `p` lacks against `leader`'s
+    /// last reported position (by LSN), or `None` when this view has no
+    /// report of either (the controller changed since the leader was last
+    /// heard of).
+    pub fn behind(&self, p: PartitionId, node: NodeId, leader: NodeId) -> Option<u64> {
+        let own = self.report(node, p)?.position.1;
+        let theirs = self.report(leader, p)?.position.1;
+        Some(theirs.saturating_sub(own))
+    }
+
+    /// True when `node` has reported but holds no working replica of `p`
+    /// (its store failed to open): it cannot lead `p` although it is alive.
+    pub fn lacks(&self, node: NodeId, p: PartitionId) -> bool {
+        self.reports
+            .get(&node)
+            .is_some_and(|r| !r.iter().any(|r| r.partition == p))
+    }
+
     /// What `node` last said about partition `p`.
     pub fn report(&self, node: NodeId, p: PartitionId) -> Option<&ReplicaReport> {
         self.reports.get(&node)?.iter().find(|r| r.partition == p)
@@ -125,8 +143,15 @@ pub fn plan(state: &ControlState, live: &Liveness, now: Instant, timing: &Timing
         let Some(leader) = record.leader() else {
             continue;
         };
-        if failed.contains(&leader) {
-            if let Some(command) = elect(p, record, live, &failed) {
+        // Down for this partition: failed, or alive with its store failed.
+        let down: BTreeSet<NodeId> = record
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&n| failed.contains(&n) || live.lacks(n, p))
+            .collect();
+        if down.contains(&leader) {
+            if let Some(command) = elect(p, record, live, &down) {
                 commands.push(command);
             }
             continue;
@@ -278,6 +303,22 @@ mod tests {
         s.apply(&isr[0]);
         live.heard(1, later, vec![report(0, (1, 5), None)]);
         assert!(plan(&s, &live, later, &TIMING).is_empty());
+    }
+
+    #[test]
+    fn a_live_leader_whose_store_failed_is_replaced() {
+        let t0 = Instant::now();
+        let mut live = Liveness::new(t0);
+        let s = three_way();
+        // node 0 is alive but reports no replica of partition 0
+        live.heard(0, t0, vec![]);
+        live.heard(1, t0, vec![report(0, (2, 7), None)]);
+        live.heard(2, t0, vec![report(0, (2, 9), None)]);
+        let commands = plan(&s, &live, t0, &TIMING);
+        assert!(
+            matches!(commands.as_slice(), [Command::Elect { leader: 2, isr, .. }] if isr == &vec![1, 2]),
+            "{commands:?}"
+        );
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub mod state;
 pub mod storage;
 
 pub use failover::{Liveness, ReplicaReport, Timing};
+/// The openraft this crate is built on (the types in [`TypeConfig`]'s
+/// traits), re-exported so users need no second, possibly different copy.
+pub use openraft;
 pub use state::{Command, ControlState, Epoch, PartitionRecord, Reply};
 
 openraft::declare_raft_types!(

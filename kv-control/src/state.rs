@@ -14,7 +14,7 @@ use kv_router::{ClusterMap, MapVersion, NodeId, PartitionId};
 use serde::{Deserialize, Serialize};
 
 /// A partition history's leader epoch (kv-node's `Epoch`).
-pub type Epoch = u64;
+pub type Epoch = u32;
 
 /// One partition as the controller knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

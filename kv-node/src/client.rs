@@ -39,6 +39,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::handshake::{self, Credentials, DialError};
 use crate::protocol::{
     self, Conditional, Conn, FrameCodec, Location, NodeInfo, PartitionKeys, PeerKind, Position,
@@ -56,6 +57,10 @@ pub struct ClientOptions {
     pub max_frame_bytes: usize,
     /// The client password the nodes ask for, if any.
     pub password: Option<String>,
+    /// How long a [`crate::ClusterClient`] request keeps retrying while
+    /// its partition's leader moves (a failover, a transfer, a leader
+    /// catching up) before it reports the error.
+    pub failover_wait: Duration,
 }
 
 impl Default for ClientOptions {
@@ -65,6 +70,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(5),
             max_frame_bytes: protocol::DEFAULT_MAX_FRAME_BYTES,
             password: None,
+            failover_wait: Duration::from_secs(8),
         }
     }
 }
@@ -396,6 +402,26 @@ impl NodeClient {
         }
     }
 
+    /// Reads a key at its partition's leader only (see
+    /// [`Request::GetLeader`]): a follower answers `NotLeader`.
+    pub async fn get_at_leader(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let key = Bytes::copy_from_slice(key);
+        match self.request(&Request::GetLeader { key }).await? {
+            Response::Value { value, .. } => Ok(value),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Reads a key even from a leader whose lease lapsed (see
+    /// [`Request::GetStale`]): the answer may be stale.
+    pub async fn get_stale(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let key = Bytes::copy_from_slice(key);
+        match self.request(&Request::GetStale { key }).await? {
+            Response::Value { value, .. } => Ok(value),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
     /// Writes a key (the node must lead its partition).
     pub async fn put(&self, key: &[u8], value: Bytes) -> Result<Position> {
         let key = Bytes::copy_from_slice(key);
@@ -479,6 +505,24 @@ impl NodeClient {
     pub async fn info(&self) -> Result<NodeInfo> {
         match self.request(&Request::Info).await? {
             Response::Info(info) => Ok(info),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    /// A control-plane request (`docs/protocol.md`, "Control"): the
+    /// controller's view, or an operator's transfer or promotion.
+    pub async fn control(&self, request: &ControlRequest) -> Result<ControlReply> {
+        let body = serde_json::to_vec(request).map_err(|e| Error::UnexpectedReply {
+            node: self.inner.node,
+            what: format!("control request not encodable: {e}"),
+        })?;
+        match self.request(&Request::Control(Bytes::from(body))).await? {
+            Response::Control(body) => {
+                serde_json::from_slice(&body).map_err(|e| Error::UnexpectedReply {
+                    node: self.inner.node,
+                    what: format!("bad control reply: {e}"),
+                })
+            }
             other => Err(self.unexpected(other)),
         }
     }

@@ -31,8 +31,9 @@ use futures::future::join_all;
 use kv_codec::Value;
 use kv_router::{NodeId, PartitionId};
 
+use crate::client::NodeClient;
 use crate::client_keyspace::PartitionPage;
-use crate::cluster_client::{ClusterClient, Read, Written, retry_recovering};
+use crate::cluster_client::{ClusterClient, Read, Written};
 use crate::error::{Error, Result};
 use crate::protocol::{KeyTtl, ScanEntry, ScanSpec};
 
@@ -243,31 +244,34 @@ impl ClusterClient {
                 .push((k, v));
         }
         let writes = groups.into_iter().map(|(p, batch)| async move {
-            let (node, client) = self.leader(p)?;
-            match retry_recovering(|| client.mset(p, batch.clone())).await {
-                Ok(position) => Ok(Written {
-                    partition: p,
-                    node,
-                    position,
-                }),
-                Err(e) => Err(ClusterClient::leader_error(p, node, e)),
-            }
+            let write = |client: NodeClient| {
+                let batch = batch.clone();
+                async move { client.mset(p, batch).await }
+            };
+            let (node, position) = self.at_leader(p, write).await?;
+            Ok(Written {
+                partition: p,
+                node,
+                position,
+            })
         });
         join_all(writes).await.into_iter().collect()
     }
 
     /// Writes a value that expires `ttl` after the leader takes it.
     pub async fn put_ttl(&self, key: &[u8], value: &Value, ttl: Duration) -> Result<Written> {
-        let (partition, node, client) = self.leader_of(key).await?;
+        let partition = self.map().partition_of(key);
         let bytes = Bytes::from(value.encode());
-        match retry_recovering(|| client.put_ttl(key, bytes.clone(), ttl)).await {
-            Ok(position) => Ok(Written {
-                partition,
-                node,
-                position,
-            }),
-            Err(e) => Err(ClusterClient::leader_error(partition, node, e)),
-        }
+        let write = |client: NodeClient| {
+            let bytes = bytes.clone();
+            async move { client.put_ttl(key, bytes, ttl).await }
+        };
+        let (node, position) = self.at_leader(partition, write).await?;
+        Ok(Written {
+            partition,
+            node,
+            position,
+        })
     }
 
     /// Makes an existing key expire `ttl` from now (at once when zero);
@@ -282,10 +286,9 @@ impl ClusterClient {
     }
 
     async fn set_expiry(&self, key: &[u8], ttl: Option<Duration>) -> Result<bool> {
-        let (partition, node, client) = self.leader_of(key).await?;
-        retry_recovering(|| client.expire(key, ttl))
-            .await
-            .map_err(|e| ClusterClient::leader_error(partition, node, e))
+        let partition = self.map().partition_of(key);
+        let write = |client: NodeClient| async move { client.expire(key, ttl).await };
+        Ok(self.at_leader(partition, write).await?.1)
     }
 
     /// A key's time to live, from the leader (or a follower, by its own

@@ -373,7 +373,8 @@ fn subscription_refusal(
     if from != node {
         return Some(format!("node {node} subscribed in the name of node {from}"));
     }
-    let replicas = shared.options.map.replicas(partition).unwrap_or(&[]);
+    let map = shared.map.read();
+    let replicas = map.replicas(partition).unwrap_or(&[]);
     if !replicas.contains(&node) {
         return Some(format!(
             "node {node} holds no replica of partition {partition}"

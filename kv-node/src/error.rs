@@ -234,6 +234,10 @@ pub enum Error {
     /// The peer sent something that does not decode.
     #[error("protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// The control plane refused or could not carry out a request (or
+    /// the cluster runs without one).
+    #[error("control plane: {0}")]
+    Control(String),
     /// The peer answered with a reply of the wrong kind.
     #[error("unexpected reply from node {node}: {what}")]
     UnexpectedReply {
@@ -321,6 +325,17 @@ impl Error {
             self,
             Error::Remote {
                 code: ErrorCode::ShuttingDown,
+                ..
+            }
+        )
+    }
+
+    /// True when the node does not lead the partition (any more).
+    pub fn is_not_leader(&self) -> bool {
+        matches!(
+            self,
+            Error::Remote {
+                code: ErrorCode::NotLeader,
                 ..
             }
         )

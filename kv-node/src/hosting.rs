@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kv_router::{PartitionId, Role};
+use kv_router::{ClusterMap, PartitionId, Role};
 use kv_storage::{HotCache, Store};
 use tracing::{error, warn};
 
@@ -50,16 +50,19 @@ pub(crate) struct Hosted {
     pub failed: BTreeMap<PartitionId, Failed>,
 }
 
-/// Opens every partition this node hosts (blocking).
-pub(crate) fn open(options: &NodeOptions) -> Result<Hosted> {
+/// Opens every partition this node hosts (blocking), in the roles `roles`
+/// gives them (the config's map, or the control plane's last one; the data
+/// directory's layout is checked against the config's).
+pub(crate) fn open(options: &NodeOptions, roles: &ClusterMap) -> Result<Hosted> {
     layout::check_or_record(&options.data_dir, &Layout::of(&options.map))?;
     let cache = HotCache::new(options.storage.hot_capacity_bytes);
     let mut hosted = Hosted {
         replicas: BTreeMap::new(),
         failed: BTreeMap::new(),
     };
-    for (p, role) in options.map.partitions_of(options.id) {
-        match open_one(options, &cache, p, role)? {
+    for (p, role) in roles.partitions_of(options.id) {
+        let has_leader = roles.leader(p).is_some_and(|leader| leader != options.id);
+        match open_one(options, &cache, p, role, has_leader)? {
             Ok(replica) => {
                 hosted.replicas.insert(p, Arc::new(replica));
             }
@@ -83,6 +86,7 @@ fn open_one(
     cache: &HotCache,
     p: PartitionId,
     role: Role,
+    has_leader: bool,
 ) -> Result<std::result::Result<Replica, Failed>> {
     let dir = partition_dir(options, p);
     let opened = Store::open(&dir, options.store_options(cache));
@@ -92,10 +96,6 @@ fn open_one(
         Err(e) => e,
     };
     error!(node = options.id, partition = p, ?role, error = %e, "partition store failed to open");
-    let has_leader = options
-        .map
-        .leader(p)
-        .is_some_and(|leader| leader != options.id);
     let resync = role == Role::Follower && has_leader;
     if !(resync && matches!(e, kv_storage::Error::Corrupted { .. })) {
         let problem = format!("store failed to open: {e}");

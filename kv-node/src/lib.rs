@@ -70,11 +70,18 @@
 //! - A replica never replaces its data with a history behind its own.
 //! - Bad input on a socket closes that connection only; the node stays up.
 //!
+//! - `control` (with `NodeOptions::control`): the node's half of the
+//!   control plane: a kv-control Raft member on the voters, heartbeats
+//!   and leases on every node, elections of partition leaders, `kv
+//!   cluster transfer`/`promote`, controlled shutdown
+//!   (`docs/replication.md`, "Failover").
+//!
 //! # Not here
 //!
-//! No failover or leader election yet (a dead leader's partitions are read
-//! only), no TLS (the handshake authenticates, it does not encrypt: the
-//! password and data cross the wire in the clear).
+//! No TLS (the handshake authenticates, it does not encrypt: the password
+//! and data cross the wire in the clear). No membership changes: the
+//! nodes and each partition's replica set are the config's; the control
+//! plane moves leaderships only.
 //!
 //! # Example
 //!
@@ -138,6 +145,7 @@ macro_rules! server {
 server! {
     mod atomic;
     mod connection;
+    mod control;
     mod convert;
     mod expiry;
     mod hosting;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kv_router::{ClusterMap, NodeId, ReplicationConfig, StorageConfig, SyncMode};
+use kv_router::{ClusterMap, ControlConfig, NodeId, ReplicationConfig, StorageConfig, SyncMode};
 use kv_storage::{Clock, HotCache, SyncPolicy};
 
 use crate::auth::ClusterSecret;
@@ -69,6 +69,11 @@ pub struct NodeOptions {
     /// The time key expiry is judged by on this node (unix ms): the system
     /// clock, unless a test moves one by hand.
     pub clock: Clock,
+    /// The control plane (automatic failover, DESIGN §9), when set: every
+    /// node of the cluster must run it with the same settings. `None`
+    /// (the default here; `kv` turns it on from `[control]`): the map is
+    /// the config's and never changes.
+    pub control: Option<ControlConfig>,
 }
 
 impl NodeOptions {
@@ -97,6 +102,7 @@ impl NodeOptions {
             resp_addr: None,
             resp_idle_timeout: Duration::from_secs(600),
             clock: Clock::system(),
+            control: None,
         }
     }
 

@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -88,6 +88,11 @@ pub(crate) struct Replica {
     /// every replication task of the term watches it.
     term_cancel: Mutex<CancellationToken>,
     full_resyncs: AtomicU64,
+    /// A leader handing its leadership over (`kv cluster transfer`): no
+    /// writes until the term ends (or the handover fails).
+    pub handing_over: AtomicBool,
+    /// When the current term started.
+    term_started: Mutex<std::time::Instant>,
     followers: Mutex<BTreeMap<NodeId, FollowerInfo>>,
     leader_view: Mutex<(bool, Position)>,
     /// The store's last position, as of the last change made through here.
@@ -122,6 +127,8 @@ impl Replica {
             install: Mutex::new(None),
             term_cancel: Mutex::new(CancellationToken::new()),
             full_resyncs: AtomicU64::new(0),
+            handing_over: AtomicBool::new(false),
+            term_started: Mutex::new(std::time::Instant::now()),
             followers: Mutex::new(BTreeMap::new()),
             leader_view: Mutex::new((false, Position::default())),
             position: Mutex::new(position),
@@ -191,7 +198,14 @@ impl Replica {
         let old = std::mem::replace(&mut *self.term_cancel.lock(), token.clone());
         old.cancel();
         self.insync.reset();
+        self.handing_over.store(false, Ordering::SeqCst);
+        *self.term_started.lock() = std::time::Instant::now();
         token
+    }
+
+    /// How long the current term has run.
+    pub fn term_age(&self) -> std::time::Duration {
+        self.term_started.lock().elapsed()
     }
 
     /// The current term's token.

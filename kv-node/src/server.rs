@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
-use kv_router::{AckMode, NodeId, PartitionId, Role};
+use kv_router::{AckMode, ClusterMap, NodeId, PartitionId, Role};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +55,13 @@ pub(crate) struct Shared {
     pub cancel: CancellationToken,
     pub tracker: TaskTracker,
     pub limits: Limits,
+    /// The map this node routes by: the config's until the control plane
+    /// publishes a newer one.
+    pub map: parking_lot::RwLock<Arc<ClusterMap>>,
+    /// Held while a new map is applied, so two are never applied at once.
+    pub map_change: tokio::sync::Mutex<()>,
+    /// The control plane (`[control] failover`), when it runs.
+    pub control: Option<Arc<crate::control::Control>>,
 }
 
 impl Shared {
@@ -128,20 +135,41 @@ impl NodeServer {
             .local_addr()
             .map_err(|e| Error::io("reading the listener address", e))?;
         let resp = bind_resp(options.resp_addr.as_deref()).await?;
+        // The roles the controller last gave this node's replicas, if any.
+        let roles = match options.control {
+            Some(_) => crate::control::last_applied_map(&options),
+            None => None,
+        }
+        .unwrap_or_else(|| options.map.clone());
         let opts = options.clone();
-        let hosted = tokio::task::spawn_blocking(move || hosting::open(&opts))
+        let open_roles = roles.clone();
+        let hosted = tokio::task::spawn_blocking(move || hosting::open(&opts, &open_roles))
             .await
             .map_err(|e| Error::io("opening stores", std::io::Error::other(e)))??;
         connection::warn_if_exposed(&options, local_addr);
+        let control = match &options.control {
+            Some(config) => Some(Arc::new(crate::control::Control::open(&options, config).await?)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             limits: Limits::new(&options),
+            map: parking_lot::RwLock::new(Arc::new(roles)),
+            map_change: tokio::sync::Mutex::new(()),
+            control,
             options,
             replicas: hosted.replicas,
             failed: hosted.failed,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
-        transport::start_replication(&shared).await;
+        // With a control plane, replication terms start when the
+        // controller's map arrives (a restarted node may no longer lead
+        // what the config says it does).
+        if shared.control.is_some() {
+            crate::control::Control::start(&shared);
+        } else {
+            transport::start_replication(&shared).await;
+        }
         crate::expiry::start(&shared);
         shared
             .tracker
@@ -237,14 +265,31 @@ impl NodeHandle {
                 reason: "a follower needs another node as its leader",
             });
         }
-        transport::start_term(&self.shared, replica, role, leader, epoch).await;
+        transport::start_term(&self.shared, replica, role, leader, epoch, false).await;
         Ok(())
     }
 
-    /// Stops accepting, closes every connection and replication stream,
-    /// waits for all tasks, and shuts every store down (hint files
-    /// written, fsynced), so the next start reopens fast.
+    /// Stops the node. With a control plane it first hands its
+    /// leaderships to in-sync followers (controlled shutdown: it stops
+    /// taking writes, waits until they hold everything it wrote, and asks
+    /// the controller to move them; at most a few seconds). Then it stops
+    /// accepting, closes every connection and replication stream, waits
+    /// for all tasks, and shuts every store down (hint files written,
+    /// fsynced), so the next start reopens fast.
     pub async fn shutdown(self) -> Result<()> {
+        crate::control::Control::stop(&self.shared, true).await;
+        self.stop().await
+    }
+
+    /// [`NodeHandle::shutdown`] without handing leaderships over first:
+    /// for stopping a whole cluster at once, where no node would be left
+    /// to take them.
+    pub async fn shutdown_without_handover(self) -> Result<()> {
+        crate::control::Control::stop(&self.shared, false).await;
+        self.stop().await
+    }
+
+    async fn stop(self) -> Result<()> {
         self.shared.cancel.cancel();
         self.shared.tracker.close();
         self.shared.tracker.wait().await;
@@ -385,6 +430,13 @@ pub(crate) async fn serve_connection(
                     if reply(&mut conn, &mut out, id, &response).await.is_err() {
                         return;
                     }
+                }
+                unflushed = true;
+            }
+            Ok((id, Request::Control(body))) => {
+                let response = crate::control::handle(&shared, kind, body).await;
+                if reply(&mut conn, &mut out, id, &response).await.is_err() {
+                    return;
                 }
                 unflushed = true;
             }
@@ -530,9 +582,11 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
     match request {
         Request::Ping => Response::Pong {
             node: shared.id(),
-            map_version: shared.options.map.version(),
+            map_version: shared.map.read().version(),
         },
         Request::Get { key } => get(shared, key).await,
+        Request::GetStale { key } => get_stale(shared, key).await,
+        Request::GetLeader { key } => get_at_leader(shared, key).await,
         Request::Status { key } => status(shared, key).await,
         Request::Put { key, value } => put(shared, key, value, None).await,
         Request::Delete { key } => delete(shared, key, None).await,
@@ -543,7 +597,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
             Err(e) => io_error(None, e),
         },
         Request::Info => info(shared).await,
-        Request::ClusterMap => Response::ClusterMap(shared.options.map.clone()),
+        Request::ClusterMap => Response::ClusterMap(ClusterMap::clone(&shared.map.read())),
         Request::Position { partition } => match shared.replicas.get(&partition) {
             Some(r) => Response::Position {
                 partition,
@@ -555,10 +609,10 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
         },
         Request::Conditional(op) => crate::atomic::execute(shared, op).await,
         Request::Keyspace(op) => crate::keyspace::execute(shared, op).await,
-        Request::Ack { .. } | Request::Subscribe { .. } => error_reply(
+        Request::Ack { .. } | Request::Subscribe { .. } | Request::Control(_) => error_reply(
             ErrorCode::InvalidRequest,
             None,
-            "replication message outside a replication stream".into(),
+            "replication or control message outside its connection path".into(),
         ),
     }
 }
@@ -572,7 +626,7 @@ pub(crate) fn not_hosted(shared: &Shared, partition: PartitionId) -> Response {
         );
         return error_reply(ErrorCode::Storage, None, message);
     }
-    let leader = shared.options.map.leader(partition);
+    let leader = shared.map.read().leader(partition);
     let message = match leader {
         Some(l) => format!(
             "node {} does not host partition {partition}; its leader is node {l}",
@@ -621,14 +675,70 @@ pub(crate) fn ready_to_read(shared: &Shared, r: &Replica, p: PartitionId) -> Res
     if r.state() == protocol::ReplicaState::Recovering {
         return Err(recovering(shared, p));
     }
+    if r.role() == Role::Leader && !lease_valid(shared) {
+        return Err(no_lease(shared, p));
+    }
     Ok(())
 }
 
+/// Whether this node's leaders hold a lease from the control plane (always
+/// true without one).
+fn lease_valid(shared: &Shared) -> bool {
+    shared.control.as_ref().is_none_or(|c| c.lease_valid())
+}
+
+/// A leader whose lease lapsed: it may have been replaced, so it neither
+/// writes nor answers leader reads until the controller renews the lease.
+fn no_lease(shared: &Shared, p: PartitionId) -> Response {
+    error_reply(
+        ErrorCode::Recovering,
+        None,
+        format!(
+            "node {} holds no lease from the controller for partition {p}: not serving as leader until it is renewed",
+            shared.id()
+        ),
+    )
+}
+
 pub(crate) async fn get(shared: &Shared, key: Bytes) -> Response {
+    match readable(shared, &key) {
+        Ok((r, p)) => read_value(r, p, key).await,
+        Err(reply) => reply,
+    }
+}
+
+/// A read only the partition's leader answers (`GetLeader`).
+async fn get_at_leader(shared: &Shared, key: Bytes) -> Response {
     let (r, p) = match readable(shared, &key) {
         Ok(found) => found,
         Err(reply) => return reply,
     };
+    if r.role() != Role::Leader {
+        let leader = r.machine().leader();
+        let message = format!(
+            "node {} follows partition {p}; read at its leader, node {}",
+            shared.id(),
+            leader.map_or_else(|| "?".to_string(), |l| l.to_string())
+        );
+        return error_reply(ErrorCode::NotLeader, leader, message);
+    }
+    read_value(r, p, key).await
+}
+
+/// A read a leader answers without its lease (`GetStale`); a replica
+/// still catching up does not answer it either.
+async fn get_stale(shared: &Shared, key: Bytes) -> Response {
+    let (r, p) = match replica_for(shared, &key) {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    if r.state() == protocol::ReplicaState::Recovering {
+        return recovering(shared, p);
+    }
+    read_value(r, p, key).await
+}
+
+async fn read_value(r: &Arc<Replica>, p: PartitionId, key: Bytes) -> Response {
     match storage_io::get(r, key).await {
         Ok(value) => Response::Value {
             partition: p,
@@ -675,6 +785,15 @@ pub(crate) fn writable<'a>(
 pub(crate) fn ready_to_write(shared: &Shared, r: &Replica, p: PartitionId) -> Result<(), Response> {
     let writable = r.machine().writable();
     match writable {
+        Ok(()) if !lease_valid(shared) => Err(no_lease(shared, p)),
+        Ok(()) if r.handing_over.load(std::sync::atomic::Ordering::SeqCst) => Err(error_reply(
+            ErrorCode::Recovering,
+            None,
+            format!(
+                "node {} is handing partition {p}'s leadership over; retry shortly",
+                shared.id()
+            ),
+        )),
         Ok(()) => Ok(()),
         Err(NotWritable::Recovering) => Err(recovering(shared, p)),
         Err(NotWritable::NotLeader(leader)) => {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ConfigError, NodeId, PartitionId, ReplicationConfig};
+use crate::{ConfigError, ControlConfig, NodeId, PartitionId, ReplicationConfig};
 
 /// The largest accepted partition count. Placement keeps
 /// `partitions × replication_factor` node ids in memory and every node makes a
@@ -176,6 +176,8 @@ pub struct ClusterConfig {
     pub security: SecurityConfig,
     /// The `[replication]` table (ack mode, in-sync replicas).
     pub replication: ReplicationConfig,
+    /// The `[control]` table (failover, controller voters, lease timing).
+    pub control: ControlConfig,
 }
 
 impl ClusterConfig {
@@ -199,6 +201,7 @@ impl ClusterConfig {
             placement: Vec::new(),
             security: SecurityConfig::default(),
             replication: ReplicationConfig::default(),
+            control: ControlConfig::default(),
         }
     }
 
@@ -214,6 +217,7 @@ impl ClusterConfig {
         }
         self.storage.validate()?;
         self.replication.validate(self.replication_factor)?;
+        self.control.validate(&self.nodes)?;
         self.check_placement()
     }
 

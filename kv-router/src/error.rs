@@ -136,6 +136,13 @@ pub enum ConfigError {
         replication_factor: u32,
     },
 
+    /// The `[control]` table is invalid.
+    #[error("[control]: {reason}")]
+    Control {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// `[replication]` `replica_lag_max_ms = 0`.
     #[error("replication.replica_lag_max_ms must be greater than 0")]
     ZeroReplicaLagMax,

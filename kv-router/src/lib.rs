@@ -92,6 +92,7 @@
 )]
 
 mod config;
+mod control;
 mod error;
 mod hash;
 mod map;
@@ -103,6 +104,9 @@ pub use config::{
     ClusterConfig, DEFAULT_HOT_CAPACITY_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SYNC_INTERVAL_MS,
     MAX_PARTITIONS, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, NodeConfig, PlacementOverride,
     SecurityConfig, StorageConfig, SyncMode,
+};
+pub use control::{
+    ControlConfig, DEFAULT_HEARTBEAT_MS, DEFAULT_LEASE_MS, DEFAULT_MARGIN_MS, DEFAULT_VOTERS,
 };
 pub use error::ConfigError;
 pub use hash::{key_hash, partition_for};

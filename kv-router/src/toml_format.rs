@@ -16,7 +16,7 @@ use toml_writer::{ToTomlValue, TomlStringBuilder};
 use crate::config::check_size;
 use crate::size::RawSize;
 use crate::{
-    ClusterConfig, ConfigError, NodeConfig, NodeId, PartitionId, PlacementOverride,
+    ClusterConfig, ConfigError, ControlConfig, NodeConfig, NodeId, PartitionId, PlacementOverride,
     ReplicationConfig, SecurityConfig, StorageConfig, SyncMode,
 };
 
@@ -35,6 +35,31 @@ struct RawConfig {
     security: RawSecurity,
     #[serde(default)]
     replication: RawReplication,
+    #[serde(default)]
+    control: RawControl,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawControl {
+    failover: Option<bool>,
+    voters: Option<Vec<NodeId>>,
+    heartbeat_ms: Option<u64>,
+    lease_ms: Option<u64>,
+    margin_ms: Option<u64>,
+}
+
+impl RawControl {
+    fn into_control(self) -> ControlConfig {
+        let d = ControlConfig::default();
+        ControlConfig {
+            failover: self.failover.unwrap_or(d.failover),
+            voters: self.voters.unwrap_or(d.voters),
+            heartbeat_ms: self.heartbeat_ms.unwrap_or(d.heartbeat_ms),
+            lease_ms: self.lease_ms.unwrap_or(d.lease_ms),
+            margin_ms: self.margin_ms.unwrap_or(d.margin_ms),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -120,6 +145,7 @@ impl ClusterConfig {
                 client_password: raw.security.client_password,
             },
             replication: raw.replication.into_replication(),
+            control: raw.control.into_control(),
         };
         config.validate()?;
         Ok(config)
@@ -161,6 +187,7 @@ impl ClusterConfig {
         }
         out.extend(security_lines(&self.security));
         out.extend(self.replication.toml_lines());
+        out.extend(self.control.toml_lines());
         out.push(String::new());
         out.join("\n")
     }

@@ -23,6 +23,13 @@ pub fn config(ports: &[u16]) -> String {
     text
 }
 
+/// [`config`] without the control plane: the map never changes, a dead
+/// leader's partitions refuse writes until it returns.
+#[allow(dead_code)]
+pub fn static_config(ports: &[u16]) -> String {
+    config(ports) + "\n[control]\nfailover = false\n"
+}
+
 /// Stops a node with SIGTERM and checks it exits cleanly.
 pub fn sigterm(node: &mut Running, what: &str) {
     node.signal("TERM");

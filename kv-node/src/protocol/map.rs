@@ -76,6 +76,7 @@ pub(super) fn decode_map(r: &mut WireReader) -> Result<ClusterMap, ProtocolError
         placement,
         security: SecurityConfig::default(),
         replication: kv_router::ReplicationConfig::default(),
+        control: kv_router::ControlConfig::default(),
     };
     ClusterMap::new(&config)
         .map(|m| m.with_version(version))

@@ -18,11 +18,14 @@
 //! | 0x08 | Position     | partition: u32 |
 //! | 0x09 | Subscribe    | partition: u32, from node: u32, after: position, epoch: u32 |
 //! | 0x0A | Ack          | partition: u32, applied: position |
+//! | 0x0B | GetStale     | key: bytes |
+//! | 0x0C | GetLeader    | key: bytes |
 //! | 0x20 | ClusterMap   | — |
 //! | 0x30 | Conditional  | see [`Conditional`] |
 //! | 0x50-0x55 | Keyspace | see [`Keyspace`]: scan, mget, mset, put with ttl, expire, ttl |
 //! | 0x60 | PutAcks      | acks: u8 (0 leader, 1 all), key: bytes, value: bytes |
 //! | 0x61 | DeleteAcks   | acks: u8 (0 leader, 1 all), key: bytes |
+//! | 0x70 | Control      | body: bytes (JSON, see [`super::control`]) |
 //!
 //! | type | reply         | fields |
 //! |------|---------------|--------|
@@ -42,6 +45,7 @@
 //! | 0xB0 | Applied       | partition: u32, written: bool, old: opt bytes |
 //! | 0xB1 | Counter       | partition: u32, value: i64 |
 //! | 0xD0-0xD3 | Keyspace      | see [`KeyspaceReply`] |
+//! | 0xE0 | Control       | body: bytes (JSON, see [`super::control`]) |
 //! | 0xFF | Error         | code: u8, leader: opt u32, message: string |
 //!
 //! `PutAcks` and `DeleteAcks` are `Put` and `Delete` with an explicit ack
@@ -83,6 +87,19 @@ pub enum Request {
     Ping,
     /// Read a key.
     Get {
+        /// The key.
+        key: Bytes,
+    },
+    /// Read a key at its partition's leader only: a follower answers
+    /// `NotLeader` (naming the leader), so an answer is never stale.
+    GetLeader {
+        /// The key.
+        key: Bytes,
+    },
+    /// Read a key from a leader without a lease too (it may have been
+    /// replaced, so the answer may be stale): the last resort of a client
+    /// that reached no other replica.
+    GetStale {
         /// The key.
         key: Bytes,
     },
@@ -154,6 +171,8 @@ pub enum Request {
     },
     /// Scan, multi-key and expiry requests.
     Keyspace(Keyspace),
+    /// A control-plane message (JSON, [`super::control::ControlRequest`]).
+    Control(Bytes),
 }
 
 /// What a node answers.
@@ -269,6 +288,8 @@ pub enum Response {
     },
     /// Reply to a keyspace request.
     Keyspace(KeyspaceReply),
+    /// Reply to `Control` (JSON, [`super::control::ControlReply`]).
+    Control(Bytes),
     /// Any request can fail with this.
     Error {
         /// The kind of failure.
@@ -291,10 +312,14 @@ mod ty {
     pub const POSITION: u8 = 0x08;
     pub const SUBSCRIBE: u8 = 0x09;
     pub const ACK: u8 = 0x0A;
+    pub const GET_STALE: u8 = 0x0B;
+    pub const GET_LEADER: u8 = 0x0C;
     pub const CLUSTER_MAP: u8 = 0x20;
     pub const CONDITIONAL: u8 = 0x30;
     pub const PUT_ACKS: u8 = 0x60;
     pub const DELETE_ACKS: u8 = 0x61;
+    pub const CONTROL: u8 = 0x70;
+    pub const CONTROL_REPLY: u8 = 0xE0;
     pub const APPLIED: u8 = 0xB0;
     pub const COUNTER: u8 = 0xB1;
     pub const PONG: u8 = 0x81;
@@ -354,6 +379,8 @@ impl Request {
         match self {
             Request::Ping => header(out, ty::PING, id),
             Request::Get { key } => keyed(out, ty::GET, id, key),
+            Request::GetStale { key } => keyed(out, ty::GET_STALE, id, key),
+            Request::GetLeader { key } => keyed(out, ty::GET_LEADER, id, key),
             Request::Delete { key } => keyed(out, ty::DELETE, id, key),
             Request::Status { key } => keyed(out, ty::STATUS, id, key),
             Request::Put { key, value } => {
@@ -403,6 +430,10 @@ impl Request {
                 header(out, k.type_byte(), id);
                 k.encode(out);
             }
+            Request::Control(body) => {
+                header(out, ty::CONTROL, id);
+                out.put_bytes_field(body);
+            }
         }
     }
 
@@ -414,6 +445,8 @@ impl Request {
         let request = match ty {
             ty::PING => Request::Ping,
             ty::GET => Request::Get { key: r.bytes()? },
+            ty::GET_STALE => Request::GetStale { key: r.bytes()? },
+            ty::GET_LEADER => Request::GetLeader { key: r.bytes()? },
             ty::PUT => Request::Put {
                 key: r.bytes()?,
                 value: r.bytes()?,
@@ -447,6 +480,7 @@ impl Request {
                 key: r.bytes()?,
             },
             t @ 0x50..=0x5F => Request::Keyspace(Keyspace::decode(t, &mut r)?),
+            ty::CONTROL => Request::Control(r.bytes()?),
             other => return Err(ProtocolError::UnknownMessage(other)),
         };
         r.finish()?;
@@ -567,6 +601,10 @@ impl Response {
                 header(out, k.type_byte(), id);
                 k.encode(out);
             }
+            Response::Control(body) => {
+                header(out, ty::CONTROL_REPLY, id);
+                out.put_bytes_field(body);
+            }
             Response::Error {
                 code,
                 leader,
@@ -646,6 +684,7 @@ impl Response {
                 value: r.u64()?.cast_signed(),
             },
             t @ 0xD0..=0xDF => Response::Keyspace(KeyspaceReply::decode(t, &mut r)?),
+            ty::CONTROL_REPLY => Response::Control(r.bytes()?),
             ty::ERROR => decode_error(&mut r)?,
             other => return Err(ProtocolError::UnknownMessage(other)),
         };

@@ -11,6 +11,7 @@
 //! at its storage boundary.
 
 mod conditional;
+pub mod control;
 pub mod frame;
 pub mod handshake;
 mod info;

@@ -39,7 +39,7 @@
 //! The set is the leader's own view, kept in memory: it starts empty (the
 //! leader alone) at every start and every role change (a new term). The control plane will own it (DESIGN §9).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kv_router::{AckMode, NodeId, PartitionId, ReplicationConfig};
@@ -109,6 +109,11 @@ pub enum Progress {
 #[derive(Debug, Default)]
 pub struct Tracker {
     followers: BTreeMap<NodeId, FollowerSync>,
+    /// Followers the control plane's committed in-sync set holds: waited
+    /// for whatever their lag, until the controller records them out (so
+    /// an `acks = "all"` write never skips a replica that could still be
+    /// elected).
+    pinned: BTreeSet<NodeId>,
 }
 
 impl Tracker {
@@ -148,8 +153,24 @@ impl Tracker {
             .collect()
     }
 
+    /// The followers an `acks = "all"` write waits for: the in-sync ones
+    /// and the pinned ones, by id.
+    fn members(&self, now: Instant, lag_max: Duration) -> Vec<NodeId> {
+        let mut members: BTreeSet<NodeId> = self.in_sync(now, lag_max).into_iter().collect();
+        members.extend(self.pinned.iter().copied());
+        members.into_iter().collect()
+    }
+
+    /// Pins `nodes` (the committed in-sync set's followers), replacing the
+    /// earlier pins.
+    pub fn pin(&mut self, nodes: impl IntoIterator<Item = NodeId>) {
+        self.pinned = nodes.into_iter().collect();
+    }
+
     /// Whether a write may be applied now with `acks = "all"`: `Err` with
     /// the set's size (leader included) when it is below the minimum.
+    /// Counted by the followers' own acks: a pinned follower that stopped
+    /// acking is still waited for, but does not admit a write.
     pub fn admit(&self, now: Instant, policy: &AckPolicy) -> Result<(), usize> {
         let size = self.in_sync(now, policy.lag_max).len() + 1;
         if size < policy.min_insync {
@@ -161,7 +182,7 @@ impl Tracker {
 
     /// Where a write at `position` stands at `now`.
     pub fn progress(&self, position: Position, now: Instant, policy: &AckPolicy) -> Progress {
-        let members = self.in_sync(now, policy.lag_max);
+        let members = self.members(now, policy.lag_max);
         if members.len() + 1 < policy.min_insync {
             return Progress::TooFew {
                 in_sync: members.len() + 1,
@@ -169,7 +190,7 @@ impl Tracker {
         }
         let missing: Vec<NodeId> = members
             .into_iter()
-            .filter(|n| self.followers.get(n).is_some_and(|f| f.acked < position))
+            .filter(|n| self.followers.get(n).is_none_or(|f| f.acked < position))
             .collect();
         if missing.is_empty() {
             return Progress::Done;
@@ -254,6 +275,29 @@ impl InSync {
         self.acked_tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Pins the followers of the control plane's committed in-sync set
+    /// (see [`Tracker::pin`]) and wakes the waiting writers.
+    pub fn pin(&self, nodes: impl IntoIterator<Item = NodeId>) {
+        self.tracker.lock().pin(nodes);
+        self.acked_tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The last position `node` acknowledged, if it ever did this term.
+    pub fn acked_by(&self, node: NodeId) -> Option<Position> {
+        self.tracker.lock().followers.get(&node).map(|f| f.acked)
+    }
+
+    /// The pinned followers (the committed in-sync set's, see
+    /// [`Tracker::pin`]).
+    pub fn pinned(&self) -> Vec<NodeId> {
+        self.tracker.lock().pinned.iter().copied().collect()
+    }
+
+    /// The followers in sync now by their own acks (pins aside).
+    pub fn in_sync_now(&self, lag_max: Duration) -> Vec<NodeId> {
+        self.tracker.lock().in_sync(Instant::now(), lag_max)
+    }
+
     /// Whether `node` is in sync now.
     pub fn is_in_sync(&self, node: NodeId, lag_max: Duration) -> bool {
         self.tracker
@@ -265,6 +309,30 @@ impl InSync {
     /// refused now.
     pub fn admit(&self, policy: &AckPolicy) -> Result<(), usize> {
         self.tracker.lock().admit(Instant::now(), policy)
+    }
+
+    /// [`InSync::wait_for`] within the term `term` belongs to: when the
+    /// term ends first the wait ends with [`WaitError::TermEnded`].
+    ///
+    /// A new term cancels the old token and then resets the set, which
+    /// wakes this wait with nobody left to wait for: that must read as
+    /// "term ended", never as "every follower has it".
+    pub async fn wait_in_term(
+        &self,
+        position: Position,
+        policy: &AckPolicy,
+        deadline: tokio::time::Instant,
+        term: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), WaitError> {
+        let waited = tokio::select! {
+            biased;
+            () = term.cancelled() => Err(WaitError::TermEnded),
+            waited = self.wait_for(position, policy, deadline) => waited,
+        };
+        match waited {
+            Ok(()) if term.is_cancelled() => Err(WaitError::TermEnded),
+            other => other,
+        }
     }
 
     /// Waits until every in-sync follower has acknowledged `position`, the
@@ -327,8 +395,11 @@ where
         Ok(policy) => policy,
         Err(reply) => return reply,
     };
+    // The term the write is admitted in: if it ends before the followers
+    // confirm, the outcome is unknown.
+    let term = replica.term_token();
     match write().await {
-        Ok((reply, position)) => match replicated(shared, replica, position, policy).await {
+        Ok((reply, position)) => match replicated(shared, replica, position, policy, term).await {
             Ok(()) => reply,
             Err(unknown) => unknown,
         },
@@ -353,9 +424,10 @@ where
     Fut: Future<Output = (Vec<Response>, Option<Position>)>,
 {
     let policy = admit(shared, replica, partition, None)?;
+    let term = replica.term_token();
     let (mut replies, last) = write().await;
     if let Some(last) = last
-        && let Err(unknown) = replicated(shared, replica, last, policy).await
+        && let Err(unknown) = replicated(shared, replica, last, policy, term).await
     {
         for reply in &mut replies {
             if matches!(reply, Response::Written { .. }) {
@@ -399,16 +471,17 @@ async fn replicated(
     replica: &Replica,
     position: Position,
     policy: Option<AckPolicy>,
+    term: tokio_util::sync::CancellationToken,
 ) -> Result<(), Response> {
     let Some(policy) = policy else { return Ok(()) };
     let deadline = tokio::time::Instant::now() + shared.options.ack_timeout;
-    // A role change ends the term: this replica's followers and their
-    // acks are no longer its own, so the wait cannot be answered.
-    let term = replica.term_token();
-    let waited = tokio::select! {
-        waited = replica.insync.wait_for(position, &policy, deadline) => waited,
-        () = term.cancelled() => Err(WaitError::TermEnded),
-    };
+    // A role change ends the term (`term`, taken before the write): this
+    // replica's followers and their acks are no longer its own, so the
+    // wait cannot be answered.
+    let waited = replica
+        .insync
+        .wait_in_term(position, &policy, deadline, &term)
+        .await;
     waited.map_err(|e| {
         warn!(partition = replica.partition, error = %e, "acks = all write not confirmed");
         let message = format!("partition {}: {e}", replica.partition);
@@ -583,5 +656,40 @@ mod tests {
         assert!(
             matches!(timed_out, Err(WaitError::TimedOut { missing, .. }) if missing == vec![1])
         );
+    }
+
+    /// The soak found this: a role change cancels the term and resets the
+    /// set, and the reset left a waiter with nobody to wait for, so it
+    /// could answer "every in-sync replica has it" for a write no follower
+    /// had. The wait must end as "term ended", every time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_term_that_ends_during_the_wait_never_reads_as_replicated() {
+        let p = AckPolicy {
+            lag_max: Duration::from_secs(3600),
+            ..policy(1)
+        };
+        for _ in 0..200 {
+            let sync = std::sync::Arc::new(InSync::default());
+            sync.on_ack(1, pos(1), pos(1));
+            sync.pin([1]);
+            let term = tokio_util::sync::CancellationToken::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+            let waiter = {
+                let (sync, term) = (std::sync::Arc::clone(&sync), term.clone());
+                tokio::spawn(async move { sync.wait_in_term(pos(2), &p, deadline, &term).await })
+            };
+            tokio::task::yield_now().await;
+            // what `Replica::new_term` does
+            term.cancel();
+            sync.reset();
+            assert_eq!(waiter.await.ok(), Some(Err(WaitError::TermEnded)));
+        }
+        // A term already over when the wait starts ends it at once.
+        let sync = InSync::default();
+        let term = tokio_util::sync::CancellationToken::new();
+        term.cancel();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let waited = sync.wait_in_term(pos(2), &p, deadline, &term).await;
+        assert_eq!(waited, Err(WaitError::TermEnded));
     }
 }

@@ -115,6 +115,9 @@ pub struct ReplicaMachine {
     epoch: Epoch,
     /// The epoch a caller asked the next leadership to begin (if higher).
     wanted_epoch: Epoch,
+    /// The control plane elected this leader (see
+    /// [`ReplicaMachine::set_elected`]).
+    elected: bool,
     term: u64,
 }
 
@@ -131,6 +134,7 @@ impl ReplicaMachine {
             resyncing: false,
             epoch,
             wanted_epoch: 0,
+            elected: false,
             term: 0,
         }
     }
@@ -188,6 +192,7 @@ impl ReplicaMachine {
         self.term += 1;
         self.role = role;
         self.wanted_epoch = epoch.unwrap_or(0);
+        self.elected = false;
         let mut effects = vec![Effect::StopTasks];
         match role {
             Role::Leader => {
@@ -216,12 +221,22 @@ impl ReplicaMachine {
         }
     }
 
+    /// Marks this term's leadership as one the control plane elected from
+    /// the in-sync set (or an operator promoted): when no peer answers, an
+    /// empty replica begins its epoch rather than waiting, since the
+    /// controller, not a restart, chose it. A leader that only restarted
+    /// into its old leadership is not elected and keeps the no-wipe wait.
+    pub fn set_elected(&mut self, elected: bool) {
+        self.elected = elected;
+    }
+
     /// A recovering leader heard its peers' positions (silent peers left
     /// out): pull from the most advanced if it is ahead, else begin the
     /// new epoch.
     pub fn on_positions(&mut self, own: Position, replies: &[PeerPosition]) -> Effect {
         let positions: Vec<Position> = replies.iter().map(|r| r.position).collect();
-        let step = plan::recovery_step(own, &positions, !self.peers.is_empty());
+        let wait_for_peers = !self.peers.is_empty() && !self.elected;
+        let step = plan::recovery_step(own, &positions, wait_for_peers);
         match step {
             RecoveryStep::PullFrom(i) => match replies.get(i) {
                 Some(r) => Effect::PullFrom {
@@ -359,6 +374,9 @@ mod tests {
         let silent = [peer(1, p(2, 9), 6)];
         assert_eq!(m.on_positions(p(3, 9), &silent), Effect::BeginEpoch(7));
         assert_eq!(m.on_positions(p(0, 0), &[]), Effect::RetryLater);
+        // ...unless the control plane elected it: it begins at once.
+        m.set_elected(true);
+        assert!(matches!(m.on_positions(p(0, 0), &[]), Effect::BeginEpoch(_)));
     }
 
     #[test]

@@ -117,6 +117,8 @@ async fn session(
             warn!(partition = replica.partition, %reason, "refusing a replication message");
             return SessionEnd::Disconnected(reason);
         }
+        // An `Entries` (a heartbeat too) says where the source ends now.
+        let source_end_known = matches!(message, Response::Entries { .. });
         let local = match local_view(replica, &message).await {
             Ok(local) => local,
             Err(reason) => return SessionEnd::Disconnected(reason),
@@ -132,6 +134,14 @@ async fn session(
         }
         note_resynced(replica, machine);
         if target.is_some_and(|t| replica.position() >= t) {
+            return SessionEnd::TargetReached;
+        }
+        // The source no longer holds the target (log matching cut it from
+        // its history after it answered the position question: it follows
+        // a newer leader now) and this replica has everything it has: end,
+        // so the recovery asks the peers again instead of waiting forever.
+        let has_all = source_end_known && replica.position() >= machine.source_last;
+        if target.is_some_and(|t| machine.source_last < t) && has_all {
             return SessionEnd::TargetReached;
         }
     }
@@ -205,9 +215,10 @@ pub(super) async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
                     abandon_unfinished_snapshot(&replica, &machine).await;
                     if let SessionEnd::Disconnected(reason) = end {
                         warn!(partition = p, from = node, %reason, "catch-up from peer interrupted");
-                    } else {
+                    } else if replica.position() >= target {
                         continue;
                     }
+                    // (else the peer lost the target: ask again after a pause)
                 }
             }
             _ => debug!(

@@ -22,6 +22,7 @@ use super::machine::{Effect, SubscribeAnswer};
 use super::pull;
 use super::source::{SourceStream, Step};
 use crate::error::ErrorCode;
+use crate::options::NodeOptions;
 use crate::protocol::handshake::{self, Credentials};
 use crate::protocol::{self, Conn, Entry, Epoch, PeerKind, Position, Request, RequestId, Response};
 use crate::replica::Replica;
@@ -43,26 +44,28 @@ pub(crate) async fn start_replication(shared: &Arc<Shared>) {
             continue;
         };
         let leader = shared.options.map.leader(p);
-        start_term(shared, replica, role, leader, None).await;
+        start_term(shared, replica, role, leader, None, false).await;
     }
 }
 
 /// Ends `replica`'s current term and starts a new one as `role` (see
 /// [`super::machine::ReplicaMachine::set_role`]). A leader with no peers
 /// has begun its epoch when this returns; other work runs in the term's
-/// tasks.
+/// tasks. `elected`: the control plane moved the leadership here (see
+/// [`super::machine::ReplicaMachine::set_elected`]).
 pub(crate) async fn start_term(
     shared: &Arc<Shared>,
     replica: &Arc<Replica>,
     role: Role,
     leader: Option<NodeId>,
     epoch: Option<Epoch>,
+    elected: bool,
 ) {
     let me = shared.id();
     let p = replica.partition;
     let peers: Vec<NodeId> = shared
-        .options
         .map
+        .read()
         .replicas(p)
         .unwrap_or(&[])
         .iter()
@@ -73,7 +76,9 @@ pub(crate) async fn start_term(
     let effects = {
         let mut m = replica.machine();
         m.set_peers(peers);
-        m.set_role(me, role, leader, epoch, replica.position())
+        let effects = m.set_role(me, role, leader, epoch, replica.position());
+        m.set_elected(elected);
+        effects
     };
     info!(
         node = me,
@@ -146,8 +151,13 @@ pub(super) async fn send_request(conn: &mut Conn, id: RequestId, request: &Reque
 /// from that node and, when this node holds the cluster secret, that it
 /// holds it too; otherwise nothing is sent or applied.
 pub(super) async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
-    let addr = shared.options.map.addr(node)?;
-    let options = &shared.options;
+    connect_peer(&shared.options, node).await
+}
+
+/// [`connect`] with a node's options alone (the control plane dials
+/// before the node's shared state exists).
+pub(crate) async fn connect_peer(options: &NodeOptions, node: NodeId) -> Option<Conn> {
+    let addr = options.map.addr(node)?;
     let mut conn = protocol::connect(addr, options.peer_timeout, options.max_frame_bytes)
         .await
         .ok()?;
@@ -155,7 +165,7 @@ pub(super) async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
         secret: options.secret.clone(),
         password: options.client_password.clone(),
     };
-    let kind = PeerKind::Node(shared.id());
+    let kind = PeerKind::Node(options.id);
     match handshake::dial(
         &mut conn,
         kind,
@@ -167,7 +177,7 @@ pub(super) async fn connect(shared: &Shared, node: NodeId) -> Option<Conn> {
     {
         Ok(_) => Some(conn),
         Err(e) => {
-            warn!(node = shared.id(), peer = node, %addr, error = %e, "peer handshake failed; not trusting this connection");
+            warn!(node = options.id, peer = node, %addr, error = %e, "peer handshake failed; not trusting this connection");
             None
         }
     }
