@@ -463,8 +463,7 @@ async fn controller_loop(shared: Arc<Shared>, control: Arc<Control>) {
         let commands = if state.is_initialized() {
             let now = Instant::now();
             let mut live = control.liveness.lock();
-            let (_, liveness) =
-                live.get_or_insert_with(|| (metrics.current_term, Liveness::new(now)));
+            let liveness = liveness_of_term(&mut live, metrics.current_term);
             failover::plan(&state, liveness, now, &control.timing)
         } else {
             vec![ControlState::init_from(&shared.options.map)]
@@ -589,7 +588,7 @@ async fn heartbeat(
     {
         let term = raft.metrics().borrow().current_term;
         let mut live = control.liveness.lock();
-        let (_, liveness) = live.get_or_insert_with(|| (term, Liveness::new(received)));
+        let liveness = liveness_of_term(&mut live, term);
         if stopping {
             liveness.departed(node);
         } else {
@@ -604,6 +603,17 @@ async fn heartbeat(
         lease_ms: if stopping { 0 } else { control.config.lease_ms },
         state: newer,
     }
+}
+
+/// The view of the nodes for the Raft term this node leads in: a fresh one
+/// (every node given a whole failure timeout from now) when the term
+/// changed, even if this node led an earlier term too (another controller
+/// may have granted leases in between).
+fn liveness_of_term(live: &mut Option<(u64, Liveness)>, term: u64) -> &mut Liveness {
+    if live.as_ref().is_none_or(|(t, _)| *t != term) {
+        *live = None;
+    }
+    &mut live.get_or_insert_with(|| (term, Liveness::new(Instant::now()))).1
 }
 
 /// This node's Raft member, when it leads the controller group.
