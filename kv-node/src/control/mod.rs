@@ -164,6 +164,14 @@ impl Control {
         }
     }
 
+    /// The voters to ask for the controller leader, in order: the one last
+    /// heard of as leader first, then the others.
+    fn controller_candidates(&self) -> Vec<NodeId> {
+        let hint = *self.hint.lock();
+        let others = self.voters.iter().copied().filter(|&v| Some(v) != hint);
+        hint.into_iter().chain(others).collect()
+    }
+
     /// The controller's view, as this node knows it.
     fn info(&self, node: NodeId) -> ControllerInfo {
         let (leader, term) = match &self.raft {
@@ -280,9 +288,7 @@ async fn heartbeat_once(
         replicas: replicas.clone(),
         stopping,
     };
-    let mut candidates: Vec<NodeId> = control.hint.lock().iter().copied().collect();
-    candidates.extend(control.voters.iter().copied());
-    candidates.dedup();
+    let candidates = control.controller_candidates();
     let timeout = Duration::from_millis(control.config.lease_ms / 2);
     let mut last_err = String::from("no voter answered");
     for target in candidates {
@@ -684,9 +690,7 @@ async fn ask_controller(
         node,
         unclean: false,
     };
-    let mut candidates: Vec<NodeId> = control.hint.lock().iter().copied().collect();
-    candidates.extend(control.voters.iter().copied());
-    candidates.dedup();
+    let candidates = control.controller_candidates();
     let timeout = Duration::from_secs(2);
     let mut last = ControlReply::Failed {
         message: "no controller voter answered".into(),
