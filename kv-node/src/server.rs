@@ -714,13 +714,7 @@ async fn get_at_leader(shared: &Shared, key: Bytes) -> Response {
         Err(reply) => return reply,
     };
     if r.role() != Role::Leader {
-        let leader = r.machine().leader();
-        let message = format!(
-            "node {} follows partition {p}; read at its leader, node {}",
-            shared.id(),
-            leader.map_or_else(|| "?".to_string(), |l| l.to_string())
-        );
-        return error_reply(ErrorCode::NotLeader, leader, message);
+        return not_leader(shared, p, r.machine().leader(), "read at");
     }
     read_value(r, p, key).await
 }
@@ -796,15 +790,19 @@ pub(crate) fn ready_to_write(shared: &Shared, r: &Replica, p: PartitionId) -> Re
         )),
         Ok(()) => Ok(()),
         Err(NotWritable::Recovering) => Err(recovering(shared, p)),
-        Err(NotWritable::NotLeader(leader)) => {
-            let message = format!(
-                "node {} is a follower of partition {p}; write to its leader, node {}",
-                shared.id(),
-                leader.map_or_else(|| "?".to_string(), |l| l.to_string())
-            );
-            Err(error_reply(ErrorCode::NotLeader, leader, message))
-        }
+        Err(NotWritable::NotLeader(leader)) => Err(not_leader(shared, p, leader, "write to")),
     }
+}
+
+/// `NotLeader` for a request this follower of `p` may not answer: `to`
+/// its leader, whom the reply names when known.
+fn not_leader(shared: &Shared, p: PartitionId, leader: Option<NodeId>, to: &str) -> Response {
+    let message = format!(
+        "node {} is a follower of partition {p}; {to} its leader, node {}",
+        shared.id(),
+        leader.map_or_else(|| "?".to_string(), |l| l.to_string())
+    );
+    error_reply(ErrorCode::NotLeader, leader, message)
 }
 
 /// A put at the leader, answered under `acks` (`None`: the cluster's

@@ -658,13 +658,10 @@ async fn transfer(
     }
     replica.handing_over.store(true, Ordering::SeqCst);
     let end = replica.position();
-    let deadline = Instant::now() + HANDOVER_WAIT;
-    while replica.insync.acked_by(node).is_none_or(|acked| acked < end) {
-        if Instant::now() >= deadline {
-            replica.handing_over.store(false, Ordering::SeqCst);
-            return failed(format!("node {node} did not catch up within {HANDOVER_WAIT:?}; partition {partition} stays here"));
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let deadline = tokio::time::Instant::now() + HANDOVER_WAIT;
+    if !replica.insync.wait_acked(&[node], end, deadline).await {
+        replica.handing_over.store(false, Ordering::SeqCst);
+        return failed(format!("node {node} did not catch up within {HANDOVER_WAIT:?}; partition {partition} stays here"));
     }
     let reply = ask_controller(shared, control, partition, node).await;
     match &reply {
@@ -776,18 +773,12 @@ async fn promote(
 /// Waits (until `deadline`) until every in-sync follower of each of `led`
 /// has acknowledged the leader's last position.
 async fn followers_caught_up(led: &[Arc<Replica>], lag_max: Duration, deadline: Instant) {
+    let deadline = tokio::time::Instant::from_std(deadline);
     for replica in led {
-        let end = replica.position();
         let followers = replica.insync.in_sync_now(lag_max);
-        let policy = crate::replication::insync::AckPolicy {
-            default_acks: kv_router::AckMode::All,
-            min_insync: 1,
-            lag_max,
-        };
-        replica.insync.pin(followers);
         let _ = replica
             .insync
-            .wait_for(end, &policy, tokio::time::Instant::from_std(deadline))
+            .wait_acked(&followers, replica.position(), deadline)
             .await;
     }
 }

@@ -282,9 +282,30 @@ impl InSync {
         self.acked_tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The last position `node` acknowledged, if it ever did this term.
-    pub fn acked_by(&self, node: NodeId) -> Option<Position> {
-        self.tracker.lock().followers.get(&node).map(|f| f.acked)
+    /// Waits until each of `nodes` has acknowledged `position` (true), or
+    /// `deadline` passes (false).
+    pub async fn wait_acked(
+        &self,
+        nodes: &[NodeId],
+        position: Position,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        loop {
+            // Subscribed before looking, so an ack in between still wakes us.
+            let mut acked_rx = self.acked_tx.subscribe();
+            let done = {
+                let t = self.tracker.lock();
+                let has = |n: &NodeId| t.followers.get(n).is_some_and(|f| f.acked >= position);
+                nodes.iter().all(has)
+            };
+            if done {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, acked_rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
     }
 
     /// The pinned followers (the committed in-sync set's, see
@@ -691,5 +712,22 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
         let waited = sync.wait_in_term(pos(2), &p, deadline, &term).await;
         assert_eq!(waited, Err(WaitError::TermEnded));
+    }
+
+    #[tokio::test]
+    async fn wait_acked_waits_for_each_named_node() {
+        let sync = std::sync::Arc::new(InSync::default());
+        sync.on_ack(1, pos(2), pos(2));
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let waiter = {
+            let sync = std::sync::Arc::clone(&sync);
+            tokio::spawn(async move { sync.wait_acked(&[1, 2], pos(2), far).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "node 2 has not acked");
+        sync.on_ack(2, pos(2), pos(2));
+        assert_eq!(waiter.await.ok(), Some(true));
+        let soon = tokio::time::Instant::now() + Duration::from_millis(20);
+        assert!(!sync.wait_acked(&[1], pos(3), soon).await);
     }
 }
