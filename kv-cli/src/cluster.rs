@@ -325,17 +325,14 @@ impl Embedded {
     }
 }
 
-/// Shuts nodes down, returning the errors (each node is tried). The whole
-/// cluster stops, so no node hands its leaderships over.
+/// Shuts nodes down together, returning the errors (each node is
+/// tried). The whole cluster stops, so no node hands its leaderships over.
 async fn shutdown_all(nodes: Vec<NodeHandle>) -> Vec<String> {
-    let mut errors = Vec::new();
-    for node in nodes {
-        let id = node.id();
-        if let Err(e) = node.shutdown_without_handover().await {
-            errors.push(format!("shutting down node {id}: {e}"));
-        }
-    }
-    errors
+    NodeHandle::shutdown_together(nodes)
+        .await
+        .into_iter()
+        .map(|(id, e)| format!("shutting down node {id}: {e}"))
+        .collect()
 }
 
 /// A client and, for an embedded cluster, the nodes behind it.

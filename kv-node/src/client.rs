@@ -61,6 +61,12 @@ pub struct ClientOptions {
     /// its partition's leader moves (a failover, a transfer, a leader
     /// catching up) before it reports the error.
     pub failover_wait: Duration,
+    /// How long a [`crate::ClusterClient`] read waits for a leader that
+    /// answers but is not serving yet (its lease lapsed, or it is catching
+    /// up) before a follower answers instead, flagged stale. A late lease
+    /// renewal or a catch-up takes well under this; when the leader is
+    /// being replaced, a stale answer now beats a fresh one seconds later.
+    pub stale_read_after: Duration,
 }
 
 impl Default for ClientOptions {
@@ -71,6 +77,7 @@ impl Default for ClientOptions {
             max_frame_bytes: protocol::DEFAULT_MAX_FRAME_BYTES,
             password: None,
             failover_wait: Duration::from_secs(8),
+            stale_read_after: Duration::from_secs(2),
         }
     }
 }
@@ -273,10 +280,13 @@ impl NodeClient {
                 leader: None,
             }),
             Err(DialError::TimedOut(after)) => Err(self.timeout(after)),
-            Err(DialError::Failed(reason)) => Err(Error::Handshake {
+            Err(e @ (DialError::Failed(_) | DialError::Closed)) => Err(Error::Handshake {
                 node: inner.node,
                 addr: inner.addr.clone(),
-                reason,
+                reason: match e {
+                    DialError::Failed(reason) => reason,
+                    _ => "the node closed the connection".into(),
+                },
             }),
         }
     }

@@ -14,7 +14,10 @@
 //! `get` reads at the leader with `GetLeader` (a follower refuses it, so
 //! an old map never passes a follower's answer off as the leader's); when
 //! the leader cannot answer, a follower does and the answer says which
-//! node gave it and that it may be stale. Other reads go to the leader
+//! node gave it and that it may be stale. A leader that answers but is not
+//! serving yet (its lease lapsed, or it is catching up) is asked again
+//! until `stale_read_after` has passed first, so a late lease renewal does
+//! not turn reads stale. Other reads go to the leader
 //! and fall back to the followers in placement order the same way. Each
 //! node has one pipelining [`NodeClient`], which redials by itself when a
 //! node comes back.
@@ -91,6 +94,8 @@ pub struct ClusterClient {
     nodes: BTreeMap<NodeId, NodeClient>,
     /// How long a request keeps trying while its partition's leader moves.
     failover_wait: Duration,
+    /// How long a read waits for a leader that is not serving yet.
+    stale_read_after: Duration,
 }
 
 impl ClusterClient {
@@ -105,6 +110,7 @@ impl ClusterClient {
             map: Arc::new(RwLock::new(Arc::new(map))),
             nodes,
             failover_wait: options.failover_wait,
+            stale_read_after: options.stale_read_after,
         }
     }
 
@@ -205,7 +211,13 @@ impl ClusterClient {
         let replicas = self.map().replicas(partition).unwrap_or(&[]).to_vec();
         let mut last_err = None;
         for (i, node) in replicas.iter().enumerate().skip(skip) {
-            match ask(self.node(*node)?.clone()).await {
+            let client = self.node(*node)?;
+            let answer = if i == 0 && !all_stale {
+                self.unless_settling(client, &ask).await
+            } else {
+                ask(client.clone()).await
+            };
+            match answer {
                 Ok(value) => {
                     return Ok(Read {
                         value,
@@ -263,7 +275,11 @@ impl ClusterClient {
         let mut refreshed = false;
         loop {
             let (node, client) = self.leader(partition)?;
-            match client.get_at_leader(key).await {
+            let at_leader = |c: NodeClient| {
+                let key = Bytes::copy_from_slice(key);
+                async move { c.get_at_leader(&key).await }
+            };
+            match self.unless_settling(&client, &at_leader).await {
                 Ok(value) => {
                     return Ok(Read {
                         value,
@@ -316,6 +332,25 @@ impl ClusterClient {
             async move { c.status(&key).await.map(|(_, location)| location) }
         })
         .await
+    }
+
+    /// Asks a leader, again while it answers `Recovering` (its lease
+    /// lapsed, or it is catching up: a state that usually settles within
+    /// moments) until `stale_read_after` has passed; the last answer.
+    async fn unless_settling<T, F, Fut>(&self, leader: &NodeClient, ask: &F) -> Result<T>
+    where
+        F: Fn(NodeClient) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.stale_read_after;
+        loop {
+            match ask(leader.clone()).await {
+                Err(e) if e.is_recovering() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// `partition`'s leader in the current map and its client.

@@ -326,7 +326,12 @@ async fn prove_peer(
             .as_ref()
             .map(|s| s.server_proof(&exchange).into()),
     };
-    let refused = |e: handshake::DialError| (ErrorCode::InvalidRequest, e.to_string());
+    // A dialer that left mid-proof (it stopped, or gave up) is gone, not
+    // refused.
+    let refused = |e: handshake::DialError| match e {
+        handshake::DialError::Closed => Refusal::Gone,
+        e => Refusal::Reply(ErrorCode::InvalidRequest, e.to_string()),
+    };
     handshake::send(conn, &challenge).await.map_err(refused)?;
     let Handshake::Proof(proof) = handshake::receive(conn).await.map_err(refused)? else {
         return Err(Refusal::Reply(

@@ -289,6 +289,30 @@ impl NodeHandle {
         self.stop().await
     }
 
+    /// Stops the nodes of one cluster together, none handing its
+    /// leaderships over (no node would be left to take them). Every
+    /// control-plane member stops first and every node stops serving
+    /// before any of them finishes, so no node is left calling a peer that
+    /// is already gone; then each finishes as [`NodeHandle::shutdown`]
+    /// does. Every node is stopped; the errors come with their node's id.
+    pub async fn shutdown_together(nodes: Vec<NodeHandle>) -> Vec<(NodeId, Error)> {
+        let stops = nodes
+            .iter()
+            .map(|n| crate::control::Control::stop(&n.shared, false));
+        futures::future::join_all(stops).await;
+        for node in &nodes {
+            node.shared.cancel.cancel();
+        }
+        let mut errors = Vec::new();
+        for node in nodes {
+            let id = node.id();
+            if let Err(e) = node.stop().await {
+                errors.push((id, e));
+            }
+        }
+        errors
+    }
+
     async fn stop(self) -> Result<()> {
         self.shared.cancel.cancel();
         self.shared.tracker.close();

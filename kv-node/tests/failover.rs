@@ -303,3 +303,51 @@ async fn a_rolling_restart_of_every_node_loses_no_acknowledged_write() {
     }
     cluster.shutdown().await;
 }
+
+/// A leader that stays reachable but lost its lease (here: the controller
+/// lost its majority) is waited for by reads, up to `stale_read_after`:
+/// when the majority returns in time, the read is the leader's, not a
+/// stale fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_waits_for_a_leader_to_regain_its_lease_before_answering_stale() {
+    let mut cluster = control_cluster().await;
+    let client = cluster.client();
+    // partition 0 is led by node 0 (placement)
+    let keys = keys_in(&cluster.map, 0, 1, "lease");
+    put_named(&client, &keys).await;
+    for id in [1, 2] {
+        let node = cluster.nodes[id].take().unwrap();
+        node.shutdown_without_handover().await.unwrap();
+    }
+    // Node 0 alone: no controller majority renews its lease.
+    let leader = cluster.client().node(0).unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match leader.get_at_leader(keys[0].as_bytes()).await {
+            Err(e) if e.is_recovering() => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "node 0 kept serving without a controller majority: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let patient = kv_node::ClusterClient::new(
+        cluster.map.clone(),
+        kv_node::ClientOptions {
+            stale_read_after: Duration::from_secs(60),
+            ..kv_node::ClientOptions::default()
+        },
+    );
+    let key = keys[0].clone();
+    let read = tokio::spawn(async move { patient.get(key.as_bytes()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!read.is_finished(), "the read did not wait for the leader");
+    cluster.restart(1).await;
+    cluster.restart(2).await;
+    let read = read.await.unwrap().unwrap();
+    assert!(!read.stale, "{read:?}");
+    assert_eq!(read.value.map(|v| v.render()), Some(keys[0].clone()));
+    cluster.shutdown().await;
+}

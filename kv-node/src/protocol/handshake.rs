@@ -199,6 +199,10 @@ pub(crate) enum DialError {
     Refused { code: ErrorCode, message: String },
     #[error("handshake failed: {0}")]
     Failed(String),
+    /// The other side closed the connection mid-handshake (it stopped, or
+    /// gave up waiting).
+    #[error("handshake failed: the other side closed the connection")]
+    Closed,
     #[error("no handshake answer within {0:?}")]
     TimedOut(Duration),
 }
@@ -308,7 +312,7 @@ pub(crate) async fn receive(conn: &mut Conn) -> Result<Handshake, DialError> {
     let frame = match conn.next().await {
         Some(Ok(frame)) => frame.freeze(),
         Some(Err(e)) => return Err(DialError::Failed(format!("reading: {e}"))),
-        None => return Err(DialError::Failed("the node closed the connection".into())),
+        None => return Err(DialError::Closed),
     };
     match Handshake::decode(frame) {
         Ok(Handshake::Refused { code, message }) => Err(DialError::Refused { code, message }),
