@@ -97,7 +97,10 @@ fn by_key<K: Ord, V>(history: &History<K, V>) -> BTreeMap<&K, Vec<&Op<K, V>>> {
 
 /// The ops at `positions` of `ops`.
 fn select<'a, K, V>(ops: &[&'a Op<K, V>], positions: &[usize]) -> Vec<&'a Op<K, V>> {
-    positions.iter().filter_map(|&i| ops.get(i).copied()).collect()
+    positions
+        .iter()
+        .filter_map(|&i| ops.get(i).copied())
+        .collect()
 }
 
 fn linearizable_key<K, V>(

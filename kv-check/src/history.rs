@@ -105,12 +105,12 @@ impl<K, V> Op<K, V> {
 /// [`Outcome::Ok`], reads answer with [`Outcome::Value`]; either may be
 /// [`Outcome::Failed`] or [`Outcome::Unknown`].
 fn outcome_fits_call<V>(call: &Call<V>, outcome: &Outcome<V>) -> bool {
-    match (call, outcome) {
-        (_, Outcome::Failed | Outcome::Unknown) => true,
-        (Call::Put(_) | Call::Delete, Outcome::Ok) => true,
-        (Call::Get | Call::StaleGet, Outcome::Value(_)) => true,
-        _ => false,
-    }
+    matches!(
+        (call, outcome),
+        (_, Outcome::Failed | Outcome::Unknown)
+            | (Call::Put(_) | Call::Delete, Outcome::Ok)
+            | (Call::Get | Call::StaleGet, Outcome::Value(_))
+    )
 }
 
 /// Why an op could not be recorded.
@@ -220,7 +220,12 @@ impl<K, V> History<K, V> {
     /// Records that op `id` returned `outcome` at time `at`. Completing
     /// with [`Outcome::Unknown`] records when the client gave up; the op
     /// may still take effect later.
-    pub fn complete(&mut self, id: OpId, outcome: Outcome<V>, at: Time) -> Result<(), HistoryError> {
+    pub fn complete(
+        &mut self,
+        id: OpId,
+        outcome: Outcome<V>,
+        at: Time,
+    ) -> Result<(), HistoryError> {
         let op = self.ops.get_mut(id.0).ok_or(HistoryError::NoSuchOp(id))?;
         if op.returned.is_some() {
             return Err(HistoryError::AlreadyCompleted(id));

@@ -107,7 +107,9 @@ struct Interner<'a, V> {
 
 impl<'a, V: Eq + Hash> Interner<'a, V> {
     fn new() -> Self {
-        Interner { ids: HashMap::new() }
+        Interner {
+            ids: HashMap::new(),
+        }
     }
 
     fn id(&mut self, value: Option<&'a V>) -> State {

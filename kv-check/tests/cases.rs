@@ -26,10 +26,21 @@ fn op(
 }
 
 fn put(process: u32, value: &'static str, invoked: u64, returned: u64) -> TestOp {
-    op(process, Call::Put(value), invoked, Some(returned), Outcome::Ok)
+    op(
+        process,
+        Call::Put(value),
+        invoked,
+        Some(returned),
+        Outcome::Ok,
+    )
 }
 
-fn put_with(process: u32, value: &'static str, invoked: u64, outcome: Outcome<&'static str>) -> TestOp {
+fn put_with(
+    process: u32,
+    value: &'static str,
+    invoked: u64,
+    outcome: Outcome<&'static str>,
+) -> TestOp {
     op(process, Call::Put(value), invoked, None, outcome)
 }
 
@@ -38,11 +49,23 @@ fn delete(process: u32, invoked: u64, returned: u64) -> TestOp {
 }
 
 fn get(process: u32, seen: Option<&'static str>, invoked: u64, returned: u64) -> TestOp {
-    op(process, Call::Get, invoked, Some(returned), Outcome::Value(seen))
+    op(
+        process,
+        Call::Get,
+        invoked,
+        Some(returned),
+        Outcome::Value(seen),
+    )
 }
 
 fn stale_get(process: u32, seen: Option<&'static str>, invoked: u64, returned: u64) -> TestOp {
-    op(process, Call::StaleGet, invoked, Some(returned), Outcome::Value(seen))
+    op(
+        process,
+        Call::StaleGet,
+        invoked,
+        Some(returned),
+        Outcome::Value(seen),
+    )
 }
 
 fn history(ops: Vec<TestOp>) -> History<&'static str, &'static str> {
@@ -114,7 +137,11 @@ fn acknowledged_put_missing_from_the_final_read_is_a_lost_write() {
     let shrunk = violating_ops(&report, Property::Linearizability);
     assert_eq!(
         shrunk,
-        vec![put(1, "v1", 0, 10), put(2, "v2", 20, 30), get(4, Some("v1"), 1000, 1010)]
+        vec![
+            put(1, "v1", 0, 10),
+            put(2, "v2", 20, 30),
+            get(4, Some("v1"), 1000, 1010)
+        ]
     );
 }
 
@@ -350,7 +377,11 @@ fn exhausted_step_budget_is_undecided_not_a_verdict() {
 
 #[test]
 fn shrinking_can_be_turned_off() {
-    let ops = vec![put(1, "v1", 0, 10), get(3, Some("v0"), 20, 30), put(1, "v2", 40, 50)];
+    let ops = vec![
+        put(1, "v1", 0, 10),
+        get(3, Some("v0"), 20, 30),
+        put(1, "v2", 40, 50),
+    ];
     let options = CheckOptions {
         max_shrink_steps: 0,
         ..CheckOptions::default()
@@ -367,7 +398,13 @@ fn shrinking_can_be_turned_off() {
 fn shrinking_drops_unrelated_ops_and_keeps_the_story() {
     let mut ops = vec![];
     for i in 0..40u64 {
-        ops.push(op(5, Call::StaleGet, i * 10, Some(i * 10 + 5), Outcome::Value(None)));
+        ops.push(op(
+            5,
+            Call::StaleGet,
+            i * 10,
+            Some(i * 10 + 5),
+            Outcome::Value(None),
+        ));
     }
     ops.extend([
         put(1, "v1", 1000, 1010),
@@ -380,7 +417,11 @@ fn shrinking_drops_unrelated_ops_and_keeps_the_story() {
     let shrunk = violating_ops(&report, Property::Linearizability);
     assert_eq!(
         shrunk,
-        vec![put(1, "v1", 1000, 1010), put(1, "v2", 1020, 1030), get(2, Some("v1"), 1060, 1070)]
+        vec![
+            put(1, "v1", 1000, 1010),
+            put(1, "v2", 1020, 1030),
+            get(2, Some("v1"), 1060, 1070)
+        ]
     );
 }
 
@@ -423,7 +464,10 @@ fn recorder_builds_ops_and_leaves_uncompleted_ones_unknown() {
     history.complete(a, Outcome::Ok, 200).expect("completes");
     assert_eq!(history.len(), 2);
     assert_eq!(history.op(a), Some(&put(1, "v1", 100, 200)));
-    assert_eq!(history.op(b), Some(&op(2, Call::Get, 150, None, Outcome::Unknown)));
+    assert_eq!(
+        history.op(b),
+        Some(&op(2, Call::Get, 150, None, Outcome::Unknown))
+    );
     assert!(check(&history, &CheckOptions::default()).is_ok());
 }
 
@@ -462,7 +506,10 @@ fn recorder_refuses_what_cannot_have_happened() {
 #[test]
 fn from_ops_refuses_malformed_ops() {
     assert_eq!(
-        History::from_ops(vec![put(1, "v", 0, 10), op(1, Call::Get, 5, None, Outcome::Value(None))]),
+        History::from_ops(vec![
+            put(1, "v", 0, 10),
+            op(1, Call::Get, 5, None, Outcome::Value(None))
+        ]),
         Err(HistoryError::MissingReturnTime { op: OpId(1) })
     );
     assert_eq!(
