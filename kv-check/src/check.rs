@@ -16,7 +16,9 @@ use crate::shrink::{Shrunk, Trial, shrink};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckOptions {
     /// Search steps allowed per key before its linearizability is reported
-    /// [`Undecided`]. A step visits one event of the history.
+    /// [`Undecided`]. A step visits one event of the history. The search's
+    /// memo gains at most one entry per step, of about `n / 8` bytes for a
+    /// key with `n` ops, so this bounds memory as well as time.
     pub max_steps: u64,
     /// Total work allowed for shrinking one violation (search steps, or ops
     /// scanned for the invented-values check); when it runs out the
@@ -26,11 +28,11 @@ pub struct CheckOptions {
 }
 
 impl Default for CheckOptions {
-    /// 10 million steps per key (about a second), 50 million for shrinking
-    /// each violation.
+    /// 2 million steps per key (realistic histories need a few steps per
+    /// op), 50 million for shrinking each violation.
     fn default() -> Self {
         CheckOptions {
-            max_steps: 10_000_000,
+            max_steps: 2_000_000,
             max_shrink_steps: 50_000_000,
         }
     }

@@ -276,7 +276,7 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Display for Op<K, V> {
     /// `?` for a return that was never recorded.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let process = format!("p{}", self.process);
-        write!(f, "{process:<4}[{} .. ", self.invoked)?;
+        write!(f, "{process:<3} [{} .. ", self.invoked)?;
         match self.returned {
             Some(t) => write!(f, "{t}]  ")?,
             None => write!(f, "?]  ")?,

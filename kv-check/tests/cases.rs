@@ -351,6 +351,17 @@ fn repeated_values_are_not_assumed_unique() {
 }
 
 #[test]
+fn value_of_a_failed_put_also_written_by_a_successful_one_is_not_invented() {
+    let mut failed = put_with(1, "v1", 0, Outcome::Failed);
+    failed.returned = Some(10);
+    assert_passes(vec![
+        failed,
+        put(1, "v1", 20, 30),
+        get(2, Some("v1"), 40, 50),
+    ]);
+}
+
+#[test]
 fn empty_history_passes() {
     assert_passes(vec![]);
 }

@@ -1,8 +1,6 @@
 //! Histories of a correct register store, generated from a sequential
 //! execution, and the values a read of them could not have returned.
 
-#![allow(dead_code)]
-
 use kv_check::{Call, Op, Outcome, Time};
 
 pub type Key = u8;
