@@ -1,0 +1,186 @@
+//! The checks: split the history by key (P-compositionality: a history of
+//! independent registers is linearizable iff each register's is), run each
+//! property on each key, and shrink what fails.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use crate::history::{History, Op};
+use crate::invented::invented_reads;
+use crate::linearizable::{Verdict, search};
+use crate::report::{Property, Report, Undecided, Violation};
+use crate::shrink::{Shrunk, Trial, shrink};
+
+/// Budgets that bound the checks' work on hard or huge histories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Search steps allowed per key before its linearizability is reported
+    /// [`Undecided`]. A step visits one event of the history. The search's
+    /// memo gains at most one entry per step, of about `n / 8` bytes for a
+    /// key with `n` ops, so this bounds memory as well as time.
+    pub max_steps: u64,
+    /// Total work allowed for shrinking one violation (search steps, or ops
+    /// scanned for the invented-values check); when it runs out the
+    /// violation is reported with the ops shrunk so far and
+    /// [`Violation::minimal`] false. 0 turns shrinking off.
+    pub max_shrink_steps: u64,
+}
+
+impl Default for CheckOptions {
+    /// 2 million steps per key (realistic histories need a few steps per
+    /// op), 50 million for shrinking each violation.
+    fn default() -> Self {
+        CheckOptions {
+            max_steps: 2_000_000,
+            max_shrink_steps: 50_000_000,
+        }
+    }
+}
+
+/// Runs every check: [`check_linearizable`] and
+/// [`check_no_invented_values`], with their results merged in key order.
+pub fn check<K, V>(history: &History<K, V>, options: &CheckOptions) -> Report<K, V>
+where
+    K: Ord + Clone + Debug,
+    V: Eq + Hash + Clone + Debug,
+{
+    let mut report = Report::default();
+    for (key, ops) in by_key(history) {
+        linearizable_key(key, &ops, options, &mut report);
+        no_invented_key(key, &ops, options, &mut report);
+    }
+    report
+}
+
+/// Checks that each key's puts, deletes and [`Get`](crate::Call::Get)s are
+/// linearizable against a register that starts absent. Failed ops, stale
+/// reads and reads with an unknown outcome are left out; unknown writes
+/// may take effect at any time after their invocation, or never.
+pub fn check_linearizable<K, V>(history: &History<K, V>, options: &CheckOptions) -> Report<K, V>
+where
+    K: Ord + Clone + Debug,
+    V: Eq + Hash + Clone + Debug,
+{
+    let mut report = Report::default();
+    for (key, ops) in by_key(history) {
+        linearizable_key(key, &ops, options, &mut report);
+    }
+    report
+}
+
+/// Checks that every value a read ([`Get`](crate::Call::Get) or
+/// [`StaleGet`](crate::Call::StaleGet)) returned was the argument of a put
+/// to the same key that was invoked before the read returned and whose
+/// outcome is not [`Failed`](crate::Outcome::Failed). Never undecided.
+pub fn check_no_invented_values<K, V>(
+    history: &History<K, V>,
+    options: &CheckOptions,
+) -> Report<K, V>
+where
+    K: Ord + Clone + Debug,
+    V: Eq + Hash + Clone + Debug,
+{
+    let mut report = Report::default();
+    for (key, ops) in by_key(history) {
+        no_invented_key(key, &ops, options, &mut report);
+    }
+    report
+}
+
+/// The history's ops grouped by key, each group in recorded order.
+fn by_key<K: Ord, V>(history: &History<K, V>) -> BTreeMap<&K, Vec<&Op<K, V>>> {
+    let mut keys: BTreeMap<&K, Vec<&Op<K, V>>> = BTreeMap::new();
+    for op in history.ops() {
+        keys.entry(&op.key).or_default().push(op);
+    }
+    keys
+}
+
+/// The ops at `positions` of `ops`.
+fn select<'a, K, V>(ops: &[&'a Op<K, V>], positions: &[usize]) -> Vec<&'a Op<K, V>> {
+    positions
+        .iter()
+        .filter_map(|&i| ops.get(i).copied())
+        .collect()
+}
+
+fn linearizable_key<K, V>(
+    key: &K,
+    ops: &[&Op<K, V>],
+    options: &CheckOptions,
+    report: &mut Report<K, V>,
+) where
+    K: Clone,
+    V: Eq + Hash + Clone,
+{
+    let first = search(ops, options.max_steps);
+    match first.verdict {
+        Verdict::Linearizable => {}
+        Verdict::Undecided => report.undecided.push(Undecided {
+            key: key.clone(),
+            steps: first.steps,
+        }),
+        Verdict::NotLinearizable => {
+            // Removing a put would let a read of its value fail as an
+            // invented read, hiding the ordering problem; don't.
+            let invented: HashSet<usize> = invented_reads(ops).into_iter().collect();
+            let all = (0..ops.len()).collect();
+            let shrunk = shrink(all, options.max_shrink_steps, |candidate| {
+                let sub = select(ops, candidate);
+                let trial = search(&sub, options.max_steps);
+                let no_new_invented = invented_reads(&sub)
+                    .iter()
+                    .all(|&j| candidate.get(j).is_some_and(|i| invented.contains(i)));
+                Trial {
+                    fails: trial.verdict == Verdict::NotLinearizable && no_new_invented,
+                    steps: trial.steps,
+                }
+            });
+            report
+                .violations
+                .push(violation(Property::Linearizability, key, ops, shrunk));
+        }
+    }
+}
+
+fn no_invented_key<K, V>(
+    key: &K,
+    ops: &[&Op<K, V>],
+    options: &CheckOptions,
+    report: &mut Report<K, V>,
+) where
+    K: Clone,
+    V: Eq + Hash + Clone,
+{
+    if invented_reads(ops).is_empty() {
+        return;
+    }
+    let all = (0..ops.len()).collect();
+    let shrunk = shrink(all, options.max_shrink_steps, |candidate| Trial {
+        fails: !invented_reads(&select(ops, candidate)).is_empty(),
+        steps: candidate.len() as u64,
+    });
+    report
+        .violations
+        .push(violation(Property::NoInventedValues, key, ops, shrunk));
+}
+
+/// A violation of `property` on `key`, showing the kept ops in invocation
+/// order.
+fn violation<K: Clone, V: Clone>(
+    property: Property,
+    key: &K,
+    ops: &[&Op<K, V>],
+    shrunk: Shrunk,
+) -> Violation<K, V> {
+    let mut kept = select(ops, &shrunk.kept);
+    kept.sort_by_key(|op| op.invoked);
+    Violation {
+        property,
+        key: key.clone(),
+        ops: kept.into_iter().cloned().collect(),
+        original_len: ops.len(),
+        minimal: shrunk.minimal,
+    }
+}

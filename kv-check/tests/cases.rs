@@ -1,0 +1,538 @@
+//! Hand-written histories: the anomalies the checker must report, the
+//! behaviours it must accept, and the recorder's refusals.
+
+use kv_check::{
+    Call, CheckOptions, History, HistoryError, Op, OpId, Outcome, Property, Report, check,
+    check_linearizable, check_no_invented_values,
+};
+
+type TestOp = Op<&'static str, &'static str>;
+
+fn op(
+    process: u32,
+    call: Call<&'static str>,
+    invoked: u64,
+    returned: Option<u64>,
+    outcome: Outcome<&'static str>,
+) -> TestOp {
+    Op {
+        process,
+        key: "k",
+        call,
+        invoked,
+        returned,
+        outcome,
+    }
+}
+
+fn put(process: u32, value: &'static str, invoked: u64, returned: u64) -> TestOp {
+    op(
+        process,
+        Call::Put(value),
+        invoked,
+        Some(returned),
+        Outcome::Ok,
+    )
+}
+
+fn put_with(
+    process: u32,
+    value: &'static str,
+    invoked: u64,
+    outcome: Outcome<&'static str>,
+) -> TestOp {
+    op(process, Call::Put(value), invoked, None, outcome)
+}
+
+fn delete(process: u32, invoked: u64, returned: u64) -> TestOp {
+    op(process, Call::Delete, invoked, Some(returned), Outcome::Ok)
+}
+
+fn get(process: u32, seen: Option<&'static str>, invoked: u64, returned: u64) -> TestOp {
+    op(
+        process,
+        Call::Get,
+        invoked,
+        Some(returned),
+        Outcome::Value(seen),
+    )
+}
+
+fn stale_get(process: u32, seen: Option<&'static str>, invoked: u64, returned: u64) -> TestOp {
+    op(
+        process,
+        Call::StaleGet,
+        invoked,
+        Some(returned),
+        Outcome::Value(seen),
+    )
+}
+
+fn history(ops: Vec<TestOp>) -> History<&'static str, &'static str> {
+    History::from_ops(ops).expect("a well-formed history")
+}
+
+fn full_check(ops: Vec<TestOp>) -> Report<&'static str, &'static str> {
+    check(&history(ops), &CheckOptions::default())
+}
+
+fn assert_passes(ops: Vec<TestOp>) {
+    let report = full_check(ops);
+    assert!(report.is_ok(), "expected a pass, got:\n{report}");
+}
+
+/// The shrunk ops of the report's violation of `property`.
+fn violating_ops(report: &Report<&'static str, &'static str>, property: Property) -> Vec<TestOp> {
+    let violation = report
+        .violation(property)
+        .unwrap_or_else(|| panic!("expected a {property} violation, got:\n{report}"));
+    assert_eq!(violation.key, "k");
+    assert!(violation.minimal);
+    violation.ops.clone()
+}
+
+// ---- Anomalies that must be reported ----
+
+#[test]
+fn read_of_a_value_never_written_is_invented() {
+    let report = full_check(vec![put(1, "v1", 0, 10), get(2, Some("v9"), 20, 30)]);
+    assert_eq!(
+        violating_ops(&report, Property::NoInventedValues),
+        vec![get(2, Some("v9"), 20, 30)]
+    );
+    assert!(report.violation(Property::Linearizability).is_some());
+}
+
+#[test]
+fn read_before_the_put_was_invoked_is_invented() {
+    let report = full_check(vec![get(2, Some("v1"), 0, 10), put(1, "v1", 20, 30)]);
+    assert_eq!(
+        violating_ops(&report, Property::NoInventedValues),
+        vec![get(2, Some("v1"), 0, 10)]
+    );
+}
+
+#[test]
+fn stale_read_after_a_completed_put_is_not_linearizable() {
+    let ops = vec![
+        put(1, "v1", 0, 10),
+        put(1, "v2", 20, 30),
+        get(2, Some("v1"), 40, 50),
+    ];
+    let report = full_check(ops.clone());
+    assert_eq!(violating_ops(&report, Property::Linearizability), ops);
+    assert!(report.violation(Property::NoInventedValues).is_none());
+}
+
+#[test]
+fn acknowledged_put_missing_from_the_final_read_is_a_lost_write() {
+    let ops = vec![
+        put(1, "v1", 0, 10),
+        put(2, "v2", 20, 30),
+        get(3, Some("v2"), 40, 50),
+        // The cluster heals; the final leader read misses v2.
+        get(4, Some("v1"), 1000, 1010),
+    ];
+    let report = full_check(ops);
+    let shrunk = violating_ops(&report, Property::Linearizability);
+    assert_eq!(
+        shrunk,
+        vec![
+            put(1, "v1", 0, 10),
+            put(2, "v2", 20, 30),
+            get(4, Some("v1"), 1000, 1010)
+        ]
+    );
+}
+
+#[test]
+fn final_read_of_absent_after_an_acknowledged_put_is_a_lost_write() {
+    let ops = vec![put(1, "v1", 0, 10), get(2, None, 100, 110)];
+    let report = full_check(ops.clone());
+    assert_eq!(violating_ops(&report, Property::Linearizability), ops);
+}
+
+#[test]
+fn later_read_older_than_an_earlier_read_is_not_monotonic() {
+    let ops = vec![
+        put(1, "v1", 0, 10),
+        // Concurrent with both reads: either may see it, but once one has,
+        // a later one must too.
+        put(2, "v2", 20, 100),
+        get(3, Some("v2"), 30, 40),
+        get(3, Some("v1"), 50, 60),
+    ];
+    let report = full_check(ops.clone());
+    assert_eq!(violating_ops(&report, Property::Linearizability), ops);
+}
+
+#[test]
+fn read_of_a_failed_put_is_reported() {
+    let ops = vec![
+        put_with(1, "v1", 0, Outcome::Failed),
+        get(2, Some("v1"), 20, 30),
+    ];
+    let mut ops = ops;
+    ops[0].returned = Some(10);
+    let report = full_check(ops);
+    assert_eq!(
+        violating_ops(&report, Property::NoInventedValues),
+        vec![get(2, Some("v1"), 20, 30)]
+    );
+    assert!(report.violation(Property::Linearizability).is_some());
+}
+
+#[test]
+fn unknown_put_seen_then_unseen_is_not_linearizable() {
+    let report = full_check(vec![
+        put_with(1, "v1", 0, Outcome::Unknown),
+        get(2, Some("v1"), 20, 30),
+        get(2, None, 40, 50),
+    ]);
+    assert!(report.violation(Property::Linearizability).is_some());
+}
+
+#[test]
+fn read_of_a_deleted_value_after_the_delete_is_reported() {
+    let report = full_check(vec![
+        put(1, "v1", 0, 10),
+        delete(1, 20, 30),
+        get(2, Some("v1"), 40, 50),
+    ]);
+    assert!(report.violation(Property::Linearizability).is_some());
+}
+
+#[test]
+fn stale_get_of_an_invented_value_is_reported() {
+    let report = full_check(vec![put(1, "v1", 0, 10), stale_get(2, Some("v0"), 20, 30)]);
+    assert_eq!(
+        violating_ops(&report, Property::NoInventedValues),
+        vec![stale_get(2, Some("v0"), 20, 30)]
+    );
+    assert!(report.violation(Property::Linearizability).is_none());
+}
+
+#[test]
+fn violations_are_found_per_key_and_reported_in_key_order() {
+    let mut ops = vec![put(1, "v1", 0, 10), get(2, None, 20, 30)];
+    ops.extend(ops.clone().into_iter().map(|mut op| {
+        op.key = "a";
+        op
+    }));
+    ops.push(Op {
+        key: "b",
+        ..get(1, None, 0, 5)
+    });
+    let report = full_check(ops);
+    let keys: Vec<_> = report.violations.iter().map(|v| v.key).collect();
+    assert_eq!(keys, vec!["a", "k"]);
+}
+
+// ---- Behaviours that must pass ----
+
+#[test]
+fn concurrent_put_and_get_may_see_the_old_value() {
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        put(1, "v2", 20, 50),
+        get(2, Some("v1"), 30, 40),
+    ]);
+}
+
+#[test]
+fn concurrent_put_and_get_may_see_the_new_value() {
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        put(1, "v2", 20, 50),
+        get(2, Some("v2"), 30, 40),
+    ]);
+}
+
+#[test]
+fn ops_that_touch_count_as_concurrent() {
+    assert_passes(vec![put(1, "v1", 0, 10), get(2, None, 10, 20)]);
+}
+
+#[test]
+fn unknown_put_may_be_visible_later() {
+    assert_passes(vec![
+        put_with(1, "v1", 0, Outcome::Unknown),
+        get(2, Some("v1"), 1000, 1010),
+    ]);
+}
+
+#[test]
+fn unknown_put_may_never_be_visible() {
+    assert_passes(vec![
+        put_with(1, "v1", 0, Outcome::Unknown),
+        get(2, None, 1000, 1010),
+    ]);
+}
+
+#[test]
+fn unknown_put_may_take_effect_after_the_client_gave_up() {
+    let mut timed_out = put_with(1, "v2", 20, Outcome::Unknown);
+    timed_out.returned = Some(30);
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        timed_out,
+        get(2, Some("v1"), 40, 50),
+        get(2, Some("v2"), 60, 70),
+    ]);
+}
+
+#[test]
+fn failed_put_never_seen_passes() {
+    let mut failed = put_with(1, "v2", 20, Outcome::Failed);
+    failed.returned = Some(30);
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        failed,
+        get(2, Some("v1"), 40, 50),
+    ]);
+}
+
+#[test]
+fn deletes_clear_the_key() {
+    assert_passes(vec![
+        get(2, None, 0, 5),
+        put(1, "v1", 10, 20),
+        get(2, Some("v1"), 30, 40),
+        delete(1, 50, 60),
+        get(2, None, 70, 80),
+        put(1, "v2", 90, 100),
+        get(2, Some("v2"), 110, 120),
+    ]);
+}
+
+#[test]
+fn unknown_delete_may_or_may_not_take_effect() {
+    let unknown_delete = op(1, Call::Delete, 20, None, Outcome::Unknown);
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        unknown_delete.clone(),
+        get(2, Some("v1"), 30, 40),
+        get(2, None, 50, 60),
+    ]);
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        unknown_delete,
+        get(2, Some("v1"), 30, 40),
+    ]);
+}
+
+#[test]
+fn stale_get_of_an_older_value_passes() {
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        put(1, "v2", 20, 30),
+        stale_get(2, Some("v1"), 40, 50),
+        stale_get(2, None, 60, 70),
+    ]);
+}
+
+#[test]
+fn reads_with_unknown_or_failed_outcomes_are_dropped() {
+    assert_passes(vec![
+        put(1, "v1", 0, 10),
+        op(2, Call::Get, 20, None, Outcome::Unknown),
+        op(2, Call::Get, 30, Some(40), Outcome::Failed),
+    ]);
+}
+
+#[test]
+fn repeated_values_are_not_assumed_unique() {
+    assert_passes(vec![
+        put(1, "a", 0, 10),
+        put(1, "b", 20, 30),
+        put(1, "a", 40, 50),
+        get(2, Some("a"), 60, 70),
+    ]);
+}
+
+#[test]
+fn value_of_a_failed_put_also_written_by_a_successful_one_is_not_invented() {
+    let mut failed = put_with(1, "v1", 0, Outcome::Failed);
+    failed.returned = Some(10);
+    assert_passes(vec![
+        failed,
+        put(1, "v1", 20, 30),
+        get(2, Some("v1"), 40, 50),
+    ]);
+}
+
+#[test]
+fn empty_history_passes() {
+    assert_passes(vec![]);
+}
+
+// ---- Budgets, shrinking and display ----
+
+#[test]
+fn exhausted_step_budget_is_undecided_not_a_verdict() {
+    let ops = vec![put(1, "v1", 0, 10), get(2, None, 100, 110)];
+    let options = CheckOptions {
+        max_steps: 1,
+        ..CheckOptions::default()
+    };
+    let report = check_linearizable(&history(ops), &options);
+    assert!(!report.is_ok());
+    assert!(!report.has_violations());
+    assert_eq!(report.undecided.len(), 1);
+    assert_eq!(report.undecided[0].key, "k");
+    assert_eq!(
+        report.to_string(),
+        "linearizability undecided on key \"k\": step budget ran out after 1 steps\n"
+    );
+}
+
+#[test]
+fn shrinking_can_be_turned_off() {
+    let ops = vec![
+        put(1, "v1", 0, 10),
+        get(3, Some("v0"), 20, 30),
+        put(1, "v2", 40, 50),
+    ];
+    let options = CheckOptions {
+        max_shrink_steps: 0,
+        ..CheckOptions::default()
+    };
+    let report = check_no_invented_values(&history(ops.clone()), &options);
+    let violation = report
+        .violation(Property::NoInventedValues)
+        .expect("an invented read");
+    assert!(!violation.minimal);
+    assert_eq!(violation.ops, ops);
+}
+
+#[test]
+fn shrinking_drops_unrelated_ops_and_keeps_the_story() {
+    let mut ops = vec![];
+    for i in 0..40u64 {
+        ops.push(op(
+            5,
+            Call::StaleGet,
+            i * 10,
+            Some(i * 10 + 5),
+            Outcome::Value(None),
+        ));
+    }
+    ops.extend([
+        put(1, "v1", 1000, 1010),
+        put(1, "v2", 1020, 1030),
+        get(2, Some("v2"), 1040, 1050),
+        get(2, Some("v1"), 1060, 1070),
+        get(2, Some("v1"), 1080, 1090),
+    ]);
+    let report = check_linearizable(&history(ops), &CheckOptions::default());
+    let shrunk = violating_ops(&report, Property::Linearizability);
+    assert_eq!(
+        shrunk,
+        vec![
+            put(1, "v1", 1000, 1010),
+            put(1, "v2", 1020, 1030),
+            get(2, Some("v1"), 1060, 1070)
+        ]
+    );
+}
+
+#[test]
+fn violation_displays_a_timeline_in_invocation_order() {
+    let ops = vec![
+        get(3, Some("v1"), 40, 50),
+        put(12, "v2", 20, 30),
+        put(1, "v1", 0, 10),
+        put_with(2, "v3", 60, Outcome::Unknown),
+    ];
+    let options = CheckOptions {
+        max_shrink_steps: 0,
+        ..CheckOptions::default()
+    };
+    let report = check_linearizable(&history(ops), &options);
+    assert_eq!(
+        report.to_string(),
+        "linearizability violated on key \"k\": no order of these ops, consistent with real \
+         time, satisfies a register (4 of 4 ops, partly shrunk, budget ran out)\n\
+         \x20 p1  [0 .. 10]  put \"k\" = \"v1\" -> ok\n\
+         \x20 p12 [20 .. 30]  put \"k\" = \"v2\" -> ok\n\
+         \x20 p3  [40 .. 50]  get \"k\" -> \"v1\"\n\
+         \x20 p2  [60 .. ?]  put \"k\" = \"v3\" -> unknown\n"
+    );
+}
+
+#[test]
+fn passing_report_displays_ok() {
+    assert_eq!(full_check(vec![put(1, "v1", 0, 10)]).to_string(), "ok\n");
+}
+
+// ---- The recorder ----
+
+#[test]
+fn recorder_builds_ops_and_leaves_uncompleted_ones_unknown() {
+    let mut history = History::new();
+    let a = history.invoke(1, "k", Call::Put("v1"), 100);
+    let b = history.invoke(2, "k", Call::Get, 150);
+    history.complete(a, Outcome::Ok, 200).expect("completes");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history.op(a), Some(&put(1, "v1", 100, 200)));
+    assert_eq!(
+        history.op(b),
+        Some(&op(2, Call::Get, 150, None, Outcome::Unknown))
+    );
+    assert!(check(&history, &CheckOptions::default()).is_ok());
+}
+
+#[test]
+fn recorder_refuses_what_cannot_have_happened() {
+    let mut history: History<&str, &str> = History::new();
+    let a = history.invoke(1, "k", Call::Put("v1"), 100);
+    let b = history.invoke(1, "k", Call::Get, 100);
+    assert_eq!(
+        history.complete(OpId(7), Outcome::Ok, 200),
+        Err(HistoryError::NoSuchOp(OpId(7)))
+    );
+    assert_eq!(
+        history.complete(a, Outcome::Ok, 99),
+        Err(HistoryError::ReturnedBeforeInvoked {
+            op: a,
+            invoked: 100,
+            returned: 99
+        })
+    );
+    assert_eq!(
+        history.complete(a, Outcome::Value(None), 200),
+        Err(HistoryError::OutcomeDoesNotFit { op: a })
+    );
+    assert_eq!(
+        history.complete(b, Outcome::Ok, 200),
+        Err(HistoryError::OutcomeDoesNotFit { op: b })
+    );
+    history.complete(a, Outcome::Ok, 200).expect("completes");
+    assert_eq!(
+        history.complete(a, Outcome::Ok, 300),
+        Err(HistoryError::AlreadyCompleted(a))
+    );
+}
+
+#[test]
+fn from_ops_refuses_malformed_ops() {
+    assert_eq!(
+        History::from_ops(vec![
+            put(1, "v", 0, 10),
+            op(1, Call::Get, 5, None, Outcome::Value(None))
+        ]),
+        Err(HistoryError::MissingReturnTime { op: OpId(1) })
+    );
+    assert_eq!(
+        History::from_ops(vec![put(1, "v", 10, 5)]),
+        Err(HistoryError::ReturnedBeforeInvoked {
+            op: OpId(0),
+            invoked: 10,
+            returned: 5
+        })
+    );
+    assert_eq!(
+        History::from_ops(vec![op(1, Call::Delete, 0, Some(1), Outcome::Value(None))]),
+        Err(HistoryError::OutcomeDoesNotFit { op: OpId(0) })
+    );
+}
