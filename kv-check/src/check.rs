@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use crate::history::{History, Op};
+use crate::history::{Call, History, Op, Outcome};
 use crate::invented::invented_reads;
 use crate::linearizable::{Verdict, search};
 use crate::report::{Property, Report, Undecided, Violation};
@@ -20,10 +20,11 @@ pub struct CheckOptions {
     /// memo gains at most one entry per step, of about `n / 8` bytes for a
     /// key with `n` ops, so this bounds memory as well as time.
     pub max_steps: u64,
-    /// Total work allowed for shrinking one violation (search steps, or ops
-    /// scanned for the invented-values check); when it runs out the
-    /// violation is reported with the ops shrunk so far and
-    /// [`Violation::minimal`] false. 0 turns shrinking off.
+    /// Total search steps allowed for shrinking one linearizability
+    /// violation; when it runs out the violation is reported with the ops
+    /// shrunk so far and [`Violation::minimal`] false. 0 turns shrinking
+    /// off. (An invented-values violation needs no search: it shows the
+    /// invented read.)
     pub max_shrink_steps: u64,
 }
 
@@ -48,7 +49,7 @@ where
     let mut report = Report::default();
     for (key, ops) in by_key(history) {
         linearizable_key(key, &ops, options, &mut report);
-        no_invented_key(key, &ops, options, &mut report);
+        no_invented_key(key, &ops, &mut report);
     }
     report
 }
@@ -73,17 +74,14 @@ where
 /// [`StaleGet`](crate::Call::StaleGet)) returned was the argument of a put
 /// to the same key that was invoked before the read returned and whose
 /// outcome is not [`Failed`](crate::Outcome::Failed). Never undecided.
-pub fn check_no_invented_values<K, V>(
-    history: &History<K, V>,
-    options: &CheckOptions,
-) -> Report<K, V>
+pub fn check_no_invented_values<K, V>(history: &History<K, V>) -> Report<K, V>
 where
     K: Ord + Clone + Debug,
     V: Eq + Hash + Clone + Debug,
 {
     let mut report = Report::default();
     for (key, ops) in by_key(history) {
-        no_invented_key(key, &ops, options, &mut report);
+        no_invented_key(key, &ops, &mut report);
     }
     report
 }
@@ -122,18 +120,17 @@ fn linearizable_key<K, V>(
             steps: first.steps,
         }),
         Verdict::NotLinearizable => {
-            // Removing a put would let a read of its value fail as an
-            // invented read, hiding the ordering problem; don't.
-            let invented: HashSet<usize> = invented_reads(ops).into_iter().collect();
             let all = (0..ops.len()).collect();
             let shrunk = shrink(all, options.max_shrink_steps, |candidate| {
-                let sub = select(ops, candidate);
-                let trial = search(&sub, options.max_steps);
-                let no_new_invented = invented_reads(&sub)
-                    .iter()
-                    .all(|&j| candidate.get(j).is_some_and(|i| invented.contains(i)));
+                if !keeps_observed_writes(ops, candidate) {
+                    return Trial {
+                        fails: false,
+                        steps: candidate.len() as u64,
+                    };
+                }
+                let trial = search(&select(ops, candidate), options.max_steps);
                 Trial {
-                    fails: trial.verdict == Verdict::NotLinearizable && no_new_invented,
+                    fails: trial.verdict == Verdict::NotLinearizable,
                     steps: trial.steps,
                 }
             });
@@ -144,23 +141,50 @@ fn linearizable_key<K, V>(
     }
 }
 
-fn no_invented_key<K, V>(
-    key: &K,
-    ops: &[&Op<K, V>],
-    options: &CheckOptions,
-    report: &mut Report<K, V>,
-) where
+/// Whether `candidate` (positions in `ops`) keeps every write whose result
+/// a kept read returned: a put of a value a kept `Get` returned, a delete
+/// while a kept `Get` returned absent. Only such sub-histories are
+/// witnesses: removing reads, or writes no kept read observed, never turns
+/// a linearizable history into one that is not (drop the removed ops from
+/// a linearization: every kept read still sees what it returned), so a
+/// sub-history that fails shows a failure of the whole. Removing an
+/// observed write could make a failure up (a delete that explained an
+/// absent read, a put whose value was read).
+fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]) -> bool {
+    let kept: HashSet<usize> = candidate.iter().copied().collect();
+    let observed: HashSet<Option<&V>> = candidate
+        .iter()
+        .filter_map(|&i| ops.get(i))
+        .filter_map(|op| match (&op.call, &op.outcome) {
+            (Call::Get, Outcome::Value(value)) => Some(value.as_ref()),
+            _ => None,
+        })
+        .collect();
+    ops.iter().enumerate().all(|(i, op)| {
+        kept.contains(&i)
+            || matches!(op.outcome, Outcome::Failed)
+            || match &op.call {
+                Call::Put(value) => !observed.contains(&Some(value)),
+                Call::Delete => !observed.contains(&None),
+                Call::Get | Call::StaleGet => true,
+            }
+    })
+}
+
+fn no_invented_key<K, V>(key: &K, ops: &[&Op<K, V>], report: &mut Report<K, V>)
+where
     K: Clone,
     V: Eq + Hash + Clone,
 {
-    if invented_reads(ops).is_empty() {
+    // The witness is the first invented read itself: shrinking by removing
+    // puts could only make up new invented reads.
+    let Some(&first) = invented_reads(ops).first() else {
         return;
-    }
-    let all = (0..ops.len()).collect();
-    let shrunk = shrink(all, options.max_shrink_steps, |candidate| Trial {
-        fails: !invented_reads(&select(ops, candidate)).is_empty(),
-        steps: candidate.len() as u64,
-    });
+    };
+    let shrunk = Shrunk {
+        kept: vec![first],
+        minimal: true,
+    };
     report
         .violations
         .push(violation(Property::NoInventedValues, key, ops, shrunk));

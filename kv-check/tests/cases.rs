@@ -390,17 +390,17 @@ fn exhausted_step_budget_is_undecided_not_a_verdict() {
 fn shrinking_can_be_turned_off() {
     let ops = vec![
         put(1, "v1", 0, 10),
-        get(3, Some("v0"), 20, 30),
+        get(3, None, 20, 30),
         put(1, "v2", 40, 50),
     ];
     let options = CheckOptions {
         max_shrink_steps: 0,
         ..CheckOptions::default()
     };
-    let report = check_no_invented_values(&history(ops.clone()), &options);
+    let report = check_linearizable(&history(ops.clone()), &options);
     let violation = report
-        .violation(Property::NoInventedValues)
-        .expect("an invented read");
+        .violation(Property::Linearizability)
+        .expect("a lost write");
     assert!(!violation.minimal);
     assert_eq!(violation.ops, ops);
 }
@@ -535,4 +535,45 @@ fn from_ops_refuses_malformed_ops() {
         History::from_ops(vec![op(1, Call::Delete, 0, Some(1), Outcome::Value(None))]),
         Err(HistoryError::OutcomeDoesNotFit { op: OpId(0) })
     );
+}
+
+/// Shrinking keeps a write that a kept read observed: removing the delete
+/// that explains the absent read would make up a "lost write" of v3 and
+/// could hide the real failure, the stale read of v1.
+#[test]
+fn shrinking_never_removes_a_write_a_kept_read_observed() {
+    let ops = vec![
+        put(1, "v3", 0, 10),
+        delete(2, 20, 30),
+        put(1, "v1", 40, 50),
+        put(2, "v2", 60, 70),
+        get(3, Some("v1"), 80, 90),
+        get(3, None, 35, 38),
+    ];
+    let report = check_linearizable(&history(ops.clone()), &CheckOptions::default());
+    let violation = report
+        .violation(Property::Linearizability)
+        .expect("the stale read");
+    assert_eq!(
+        violation.ops,
+        vec![ops[2].clone(), ops[3].clone(), ops[4].clone()],
+        "{violation}"
+    );
+}
+
+/// The invented-values witness is the invented read alone, even when the
+/// key's other reads are fine.
+#[test]
+fn an_invented_read_is_shown_alone() {
+    let ops = vec![
+        put(1, "v1", 0, 10),
+        get(2, Some("v1"), 20, 30),
+        get(3, Some("nobody"), 40, 50),
+    ];
+    let report = check_no_invented_values(&history(ops.clone()));
+    let violation = report
+        .violation(Property::NoInventedValues)
+        .expect("an invented read");
+    assert_eq!(violation.ops, vec![ops[2].clone()]);
+    assert!(check_no_invented_values(&history(ops[..2].to_vec())).is_ok());
 }

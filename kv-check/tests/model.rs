@@ -106,7 +106,7 @@ proptest! {
         let x = mutate(&mut ops, read, choice);
         assert_caught_and_shrunk(&ops, ops[read].key);
         if x == Some(FRESH) {
-            let report = check_no_invented_values(&history(ops.clone()), &CheckOptions::default());
+            let report = check_no_invented_values(&history(ops.clone()));
             prop_assert!(report.violation(Property::NoInventedValues).is_some());
         }
     }
