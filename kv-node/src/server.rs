@@ -699,8 +699,15 @@ pub(crate) fn ready_to_read(shared: &Shared, r: &Replica, p: PartitionId) -> Res
     if r.state() == protocol::ReplicaState::Recovering {
         return Err(recovering(shared, p));
     }
-    if r.role() == Role::Leader && !lease_valid(shared) {
-        return Err(no_lease(shared, p));
+    if r.role() == Role::Leader {
+        if !lease_valid(shared) {
+            return Err(no_lease(shared, p));
+        }
+        // The transfer's target may be leading already: a read here
+        // could miss its writes.
+        if r.handing_over.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(handing_over(shared, p));
+        }
     }
     Ok(())
 }
@@ -804,18 +811,26 @@ pub(crate) fn ready_to_write(shared: &Shared, r: &Replica, p: PartitionId) -> Re
     let writable = r.machine().writable();
     match writable {
         Ok(()) if !lease_valid(shared) => Err(no_lease(shared, p)),
-        Ok(()) if r.handing_over.load(std::sync::atomic::Ordering::SeqCst) => Err(error_reply(
-            ErrorCode::Recovering,
-            None,
-            format!(
-                "node {} is handing partition {p}'s leadership over; retry shortly",
-                shared.id()
-            ),
-        )),
+        Ok(()) if r.handing_over.load(std::sync::atomic::Ordering::SeqCst) => {
+            Err(handing_over(shared, p))
+        }
         Ok(()) => Ok(()),
         Err(NotWritable::Recovering) => Err(recovering(shared, p)),
         Err(NotWritable::NotLeader(leader)) => Err(not_leader(shared, p, leader, "write to")),
     }
+}
+
+/// A leader handing `p` over (`kv cluster transfer`) takes no writes and
+/// answers no leader reads meanwhile.
+fn handing_over(shared: &Shared, p: PartitionId) -> Response {
+    error_reply(
+        ErrorCode::Recovering,
+        None,
+        format!(
+            "node {} is handing partition {p}'s leadership over; retry shortly",
+            shared.id()
+        ),
+    )
 }
 
 /// `NotLeader` for a request this follower of `p` may not answer: `to`
