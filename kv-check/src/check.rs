@@ -2,11 +2,11 @@
 //! independent registers is linearizable iff each register's is), run each
 //! property on each key, and shrink what fails.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use crate::history::{Call, History, Op, Outcome};
+use crate::history::{Call, History, Op, Outcome, Time};
 use crate::invented::invented_reads;
 use crate::linearizable::{Verdict, search};
 use crate::report::{Property, Report, Undecided, Violation};
@@ -141,33 +141,93 @@ fn linearizable_key<K, V>(
     }
 }
 
-/// Whether `candidate` (positions in `ops`) keeps every write whose result
-/// a kept read returned: a put of a value a kept `Get` returned, a delete
-/// while a kept `Get` returned absent. Only such sub-histories are
-/// witnesses: removing reads, or writes no kept read observed, never turns
-/// a linearizable history into one that is not (drop the removed ops from
-/// a linearization: every kept read still sees what it returned), so a
-/// sub-history that fails shows a failure of the whole. Removing an
-/// observed write could make a failure up (a delete that explained an
-/// absent read, a put whose value was read).
+/// Whether `candidate` (positions in `ops`) keeps every write a kept read
+/// may have observed. Only such sub-histories are witnesses: removing
+/// reads, or writes no kept read can have observed, never turns a
+/// linearizable history into one that is not (drop the removed ops from a
+/// linearization: no kept read sat between a removed write and the next
+/// write), so a sub-history that fails shows a failure of the whole,
+/// while removing an observed write could make a failure up (a delete
+/// that explained an absent read, a put whose value was read).
+///
+/// A put whose value a kept `Get` returned stays. A kept `Get` that
+/// returned absent may have observed a delete unless it returned before
+/// the delete was invoked, or a kept acknowledged write lies wholly
+/// between them in real time (invoked after the delete returned, returned
+/// before the read was invoked), which every linearization orders in
+/// between.
 fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]) -> bool {
-    let kept: HashSet<usize> = candidate.iter().copied().collect();
-    let observed: HashSet<Option<&V>> = candidate
-        .iter()
-        .filter_map(|&i| ops.get(i))
-        .filter_map(|op| match (&op.call, &op.outcome) {
-            (Call::Get, Outcome::Value(value)) => Some(value.as_ref()),
-            _ => None,
-        })
-        .collect();
+    let mut kept = vec![false; ops.len()];
+    let mut shields = Vec::new();
+    for &i in candidate {
+        let Some(op) = ops.get(i) else { continue };
+        if let Some(slot) = kept.get_mut(i) {
+            *slot = true;
+        }
+        if let (Call::Put(_) | Call::Delete, Outcome::Ok, Some(returned)) =
+            (&op.call, &op.outcome, op.returned)
+        {
+            shields.push((returned, op.invoked));
+        }
+    }
+    // Acknowledged kept writes by return time, with the latest invocation
+    // among those returned so far.
+    shields.sort_unstable();
+    let mut latest = 0;
+    for shield in &mut shields {
+        latest = latest.max(shield.1);
+        shield.1 = latest;
+    }
+    // The latest invocation of a kept acknowledged write that returned
+    // before `t`.
+    let shield_before = |t: Time| -> Option<Time> {
+        let n = shields.partition_point(|&(returned, _)| returned < t);
+        n.checked_sub(1).and_then(|i| shields.get(i)).map(|s| s.1)
+    };
+    // Kept reads by result: (returned, shield), by return time, with the
+    // weakest shield from each read on.
+    let mut reads: HashMap<Option<&V>, Vec<(Time, Option<Time>)>> = HashMap::new();
+    for op in candidate.iter().filter_map(|&i| ops.get(i)) {
+        if let (Call::Get, Outcome::Value(value)) = (&op.call, &op.outcome) {
+            let returned = op.returned.unwrap_or(Time::MAX);
+            reads
+                .entry(value.as_ref())
+                .or_default()
+                .push((returned, shield_before(op.invoked)));
+        }
+    }
+    for list in reads.values_mut() {
+        list.sort_unstable();
+        let mut weakest = None::<Option<Time>>;
+        for read in list.iter_mut().rev() {
+            let w = weakest.map_or(read.1, |w| w.min(read.1));
+            weakest = Some(w);
+            read.1 = w;
+        }
+    }
     ops.iter().enumerate().all(|(i, op)| {
-        kept.contains(&i)
-            || matches!(op.outcome, Outcome::Failed)
-            || match &op.call {
-                Call::Put(value) => !observed.contains(&Some(value)),
-                Call::Delete => !observed.contains(&None),
-                Call::Get | Call::StaleGet => true,
-            }
+        match (&op.call, &op.outcome) {
+            _ if kept.get(i).copied().unwrap_or(true) => return true,
+            (_, Outcome::Failed) => return true,
+            // A put whose value a kept read returned stays, shielded or
+            // not: the witness should show where the value came from.
+            (Call::Put(value), _) => return !reads.contains_key(&Some(value)),
+            (Call::Delete, _) => {}
+            (Call::Get | Call::StaleGet, _) => return true,
+        }
+        let Some(list) = reads.get(&None) else {
+            return true;
+        };
+        let first = list.partition_point(|&(returned, _)| returned < op.invoked);
+        let Some(&(_, weakest)) = list.get(first) else {
+            return true;
+        };
+        // An unacknowledged write may take effect at any time.
+        let ended = match op.outcome {
+            Outcome::Ok => op.returned.unwrap_or(Time::MAX),
+            _ => Time::MAX,
+        };
+        weakest.is_some_and(|shield| shield > ended)
     })
 }
 

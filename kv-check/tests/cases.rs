@@ -577,3 +577,20 @@ fn an_invented_read_is_shown_alone() {
     assert_eq!(violation.ops, vec![ops[2].clone()]);
     assert!(check_no_invented_values(&history(ops[..2].to_vec())).is_ok());
 }
+
+/// A delete that an acknowledged put separates from an absent read cannot
+/// explain it, so shrinking drops it: the witness is the put and the read.
+#[test]
+fn shrinking_drops_deletes_a_later_put_shields_from_the_read() {
+    let ops = vec![
+        delete(1, 0, 10),
+        put(2, "v1", 20, 30),
+        delete(1, 5, 15),
+        get(3, None, 40, 50),
+    ];
+    let report = check_linearizable(&history(ops.clone()), &CheckOptions::default());
+    let violation = report
+        .violation(Property::Linearizability)
+        .expect("a lost put");
+    assert_eq!(violation.ops, vec![ops[1].clone(), ops[3].clone()]);
+}

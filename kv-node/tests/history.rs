@@ -1,18 +1,23 @@
 //! Client histories against a real cluster under faults, checked with
-//! kv-check: concurrent clients put, delete and read a few keys through
-//! `ClusterClient` while a nemesis moves leaderships (`transfer`), stops
-//! nodes with and without handing their leaderships over, and restarts
-//! them; every request's invocation and completion is recorded. After the
-//! cluster heals, a final leader read of every key joins the history.
+//! kv-check: four `ClusterClient` processes put (every value unique),
+//! delete and read eight keys while a seeded nemesis moves leaderships
+//! (`transfer`), restarts nodes with a controlled shutdown and, in one
+//! scenario, stops nodes without handing their leaderships over. Every
+//! request's invocation and completion is recorded; the first writes and,
+//! once the cluster has healed, a final leader read of every key are in
+//! the history too.
 //!
-//! Checked, with `acks = "all"` and never more than one node down (each
-//! partition keeps an in-sync replica): leader reads and writes are
-//! linearizable per key (so no acknowledged write is lost), no read
-//! returns a value nobody wrote, and the replicas end identical.
+//! Checked, never more than one node down (each partition keeps an
+//! in-sync replica): leader reads and writes are linearizable per key (so
+//! no acknowledged write is lost), no read returns a value nobody wrote,
+//! and every replica ends holding what its leader answers. Two scenarios:
+//! `acks = "all"` under every fault; `acks = "leader"` under planned
+//! moves only (those lose nothing either).
 //!
-//! The schedule comes from a seed (printed on failure); timing is real, so
-//! a seed does not replay bit for bit: this is a fault test, not the
-//! deterministic simulation.
+//! The schedule comes from a seed (printed on failure, with the whole
+//! history saved to the temp directory); timing is real, so a seed does
+//! not replay bit for bit: this is a fault test, not a deterministic
+//! simulation. `KV_HISTORY_SEEDS=N KV_HISTORY_FROM=S` runs more seeds.
 
 mod common;
 
@@ -29,6 +34,22 @@ use kv_router::{AckMode, ClusterConfig, ControlConfig, NodeId};
 fn acks_all_with_control(o: &mut NodeOptions) {
     o.control = Some(ControlConfig::default());
     o.replication.acks = AckMode::All;
+}
+
+fn acks_leader_with_control(o: &mut NodeOptions) {
+    o.control = Some(ControlConfig::default());
+    o.replication.acks = AckMode::Leader;
+}
+
+/// What a run promises, and the faults that keep the promise.
+#[derive(Clone, Copy, Debug)]
+enum Scenario {
+    /// `acks = "all"`: transfers, controlled restarts and stops without
+    /// handover lose no acknowledged write.
+    AcksAll,
+    /// `acks = "leader"`: only planned moves (transfers, controlled
+    /// restarts), which lose no acknowledged write either.
+    AcksLeaderPlanned,
 }
 
 /// A small seeded generator (xorshift64*), so a schedule is named by its
@@ -120,15 +141,26 @@ fn write_outcome(result: kv_node::Result<()>) -> Outcome<String> {
     }
 }
 
-/// The faults: every ~1.5 s one of a leadership transfer, a controlled
-/// restart, or a stop without handover (then a restart once a new leader
-/// took over); at most one node is down at a time.
-async fn nemesis(cluster: &mut TestCluster, client: &ClusterClient, rng: &mut Rng, rounds: u32) {
+/// The faults: every 0.4 to 1 s one of a leadership transfer, a
+/// controlled restart, or (`AcksAll` only) a stop without handover and a
+/// restart once a new leader took over; at most one node is down at a
+/// time.
+async fn nemesis(
+    cluster: &mut TestCluster,
+    client: &ClusterClient,
+    rng: &mut Rng,
+    scenario: Scenario,
+    rounds: u32,
+) {
     let nodes = cluster.map.nodes().len() as u64;
+    let faults = match scenario {
+        Scenario::AcksAll => 3,
+        Scenario::AcksLeaderPlanned => 2,
+    };
     for _ in 0..rounds {
-        tokio::time::sleep(Duration::from_millis(800 + rng.below(700))).await;
+        tokio::time::sleep(Duration::from_millis(400 + rng.below(600))).await;
         let node = rng.below(nodes) as NodeId;
-        match rng.below(3) {
+        match rng.below(faults) {
             0 => {
                 let map = client.map();
                 let p = rng.below(u64::from(map.partition_count())) as u32;
@@ -154,9 +186,12 @@ async fn nemesis(cluster: &mut TestCluster, client: &ClusterClient, rng: &mut Rn
 /// The process id of the first writes and the final reads.
 const FINAL: u32 = 99;
 
-async fn run_seed(seed: u64) {
-    let mut cluster =
-        TestCluster::start_with(ClusterConfig::default_topology(), acks_all_with_control).await;
+async fn run_seed(scenario: Scenario, seed: u64) {
+    let tweak = match scenario {
+        Scenario::AcksAll => acks_all_with_control,
+        Scenario::AcksLeaderPlanned => acks_leader_with_control,
+    };
+    let mut cluster = TestCluster::start_with(ClusterConfig::default_topology(), tweak).await;
     let client = cluster.client();
     let keys: Vec<String> = (0..cluster.map.partition_count())
         .flat_map(|p| common::keys_in(&cluster.map, p, 2, "history"))
@@ -193,7 +228,7 @@ async fn run_seed(seed: u64) {
         })
         .collect();
     let mut rng = Rng::new(seed);
-    nemesis(&mut cluster, &client, &mut rng, 6).await;
+    nemesis(&mut cluster, &client, &mut rng, scenario, 8).await;
     stop.store(true, Ordering::SeqCst);
     for p in processes {
         ops.extend(p.await.unwrap());
@@ -202,9 +237,18 @@ async fn run_seed(seed: u64) {
     // Healed: every node runs. The final leader reads join the history.
     cluster.wait_replicated(Duration::from_secs(20)).await;
     for key in keys.iter() {
-        let invoked = at(start);
-        let read = client.get(key.as_bytes()).await.unwrap();
-        assert!(!read.stale, "final read of {key} was stale");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (invoked, read) = loop {
+            let invoked = at(start);
+            match client.get(key.as_bytes()).await {
+                Ok(read) if !read.stale => break (invoked, read),
+                other => assert!(
+                    Instant::now() < deadline,
+                    "{scenario:?} seed {seed}: no leader answered for {key}: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         ops.push(Op {
             process: FINAL,
             key: key.clone(),
@@ -231,12 +275,12 @@ async fn run_seed(seed: u64) {
                 .map(|b| kv_codec::decode(&b).unwrap().render());
             assert_eq!(
                 &held, leader_has,
-                "seed {seed}: node {node} differs on {}",
+                "{scenario:?} seed {seed}: node {node} differs on {}",
                 op.key
             );
         }
     }
-    eprintln!("seed {seed}: {} ops checked", ops.len());
+    eprintln!("{scenario:?} seed {seed}: {} ops checked", ops.len());
     let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
     let report = kv_check::check(&history, &CheckOptions::default());
     if !report.is_ok() {
@@ -244,24 +288,36 @@ async fn run_seed(seed: u64) {
         let lines: Vec<String> = history.ops().iter().map(|o| o.to_string()).collect();
         let saved = std::fs::write(&path, lines.join("\n"));
         panic!(
-            "seed {seed} (whole history: {} {saved:?}):\n{report}",
+            "{scenario:?} seed {seed} (whole history: {} {saved:?}):\n{report}",
             path.display()
         );
     }
     cluster.shutdown().await;
 }
 
-/// Seeds 1 and 2; `KV_HISTORY_SEEDS=N` (and `KV_HISTORY_FROM=S`, default
-/// 1) runs N seeds from S instead, for long runs.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn histories_under_transfers_and_restarts_are_linearizable() {
+/// The seeds to run: 1 to 4; `KV_HISTORY_SEEDS=N` (and
+/// `KV_HISTORY_FROM=S`, default 1) runs N seeds from S instead, for long
+/// runs.
+fn seeds() -> std::ops::Range<u64> {
     let var = |name: &str, default: u64| {
         std::env::var(name)
             .ok()
             .map_or(default, |v| v.parse().expect("a number"))
     };
     let from = var("KV_HISTORY_FROM", 1);
-    for seed in from..from + var("KV_HISTORY_SEEDS", 2) {
-        run_seed(seed).await;
+    from..from + var("KV_HISTORY_SEEDS", 4)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_with_acks_all_under_crashes_and_moves_are_linearizable() {
+    for seed in seeds() {
+        run_seed(Scenario::AcksAll, seed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_with_acks_leader_under_planned_moves_are_linearizable() {
+    for seed in seeds() {
+        run_seed(Scenario::AcksLeaderPlanned, seed).await;
     }
 }
