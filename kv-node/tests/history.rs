@@ -194,7 +194,7 @@ async fn run_seed(scenario: Scenario, seed: u64) {
     let mut cluster = TestCluster::start_with(ClusterConfig::default_topology(), tweak).await;
     let client = cluster.client();
     let keys: Vec<String> = (0..cluster.map.partition_count())
-        .flat_map(|p| common::keys_in(&cluster.map, p, 2, "history"))
+        .flat_map(|p| common::keys_in(&cluster.map, p, 1, "history"))
         .collect();
     let keys = Arc::new(keys);
     // Every partition takes writes before the clients start; these first
@@ -215,7 +215,7 @@ async fn run_seed(scenario: Scenario, seed: u64) {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let processes: Vec<_> = (0..4)
+    let processes: Vec<_> = (0..5)
         .map(|process| {
             tokio::spawn(client_process(
                 process,
