@@ -46,12 +46,10 @@ where
     K: Ord + Clone + Debug,
     V: Eq + Hash + Clone + Debug,
 {
-    let mut report = Report::default();
-    for (key, ops) in by_key(history) {
-        linearizable_key(key, &ops, options, &mut report);
-        no_invented_key(key, &ops, &mut report);
-    }
-    report
+    per_key(history, |key, ops, report| {
+        linearizable_key(key, ops, options, report);
+        no_invented_key(key, ops, report);
+    })
 }
 
 /// Checks that each key's puts, deletes and [`Get`](crate::Call::Get)s are
@@ -63,11 +61,9 @@ where
     K: Ord + Clone + Debug,
     V: Eq + Hash + Clone + Debug,
 {
-    let mut report = Report::default();
-    for (key, ops) in by_key(history) {
-        linearizable_key(key, &ops, options, &mut report);
-    }
-    report
+    per_key(history, |key, ops, report| {
+        linearizable_key(key, ops, options, report)
+    })
 }
 
 /// Checks that every value a read ([`Get`](crate::Call::Get) or
@@ -79,20 +75,24 @@ where
     K: Ord + Clone + Debug,
     V: Eq + Hash + Clone + Debug,
 {
-    let mut report = Report::default();
-    for (key, ops) in by_key(history) {
-        no_invented_key(key, &ops, &mut report);
-    }
-    report
+    per_key(history, no_invented_key)
 }
 
-/// The history's ops grouped by key, each group in recorded order.
-fn by_key<K: Ord, V>(history: &History<K, V>) -> BTreeMap<&K, Vec<&Op<K, V>>> {
+/// Runs `each` on every key's ops (in recorded order), keys in order,
+/// into one report.
+fn per_key<K: Ord, V>(
+    history: &History<K, V>,
+    mut each: impl FnMut(&K, &[&Op<K, V>], &mut Report<K, V>),
+) -> Report<K, V> {
     let mut keys: BTreeMap<&K, Vec<&Op<K, V>>> = BTreeMap::new();
     for op in history.ops() {
         keys.entry(&op.key).or_default().push(op);
     }
-    keys
+    let mut report = Report::default();
+    for (key, ops) in keys {
+        each(key, &ops, &mut report);
+    }
+    report
 }
 
 /// The ops at `positions` of `ops`.
