@@ -33,7 +33,7 @@ use bytes::{Bytes, BytesMut};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use crate::net::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;
