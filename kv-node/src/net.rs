@@ -23,6 +23,7 @@ pub use turmoil::net::{TcpListener, TcpStream};
 /// returns end of stream or the error); cancel safe. tokio's
 /// `TcpStream::readable`; turmoil has no readiness API, so under `sim`
 /// it is a one-byte peek (the segment stays buffered for the next read).
+#[cfg(feature = "server")]
 pub(crate) async fn readable(socket: &mut TcpStream) -> std::io::Result<()> {
     #[cfg(not(feature = "sim"))]
     {

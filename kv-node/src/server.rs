@@ -946,5 +946,6 @@ fn node_info(shared: &Shared, mut partitions: Vec<PartitionInfo>) -> NodeInfo {
     }
 }
 
-#[cfg(test)]
+// Real sockets on a real runtime: not under the simulator.
+#[cfg(all(test, not(feature = "sim")))]
 mod tests;

@@ -13,6 +13,8 @@
 //! The schedule comes from a seed (printed on failure); timing is real, so
 //! a seed does not replay bit for bit: this is a fault test, not the
 //! deterministic simulation.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 
