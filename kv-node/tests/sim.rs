@@ -2,7 +2,9 @@
 //! plane) and a client inside one turmoil simulation, on simulated TCP
 //! and time. Built only with feature `sim` (`required-features`).
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use kv_codec::Value;
@@ -78,6 +80,12 @@ fn sim(seconds: u64, seed: u64) -> turmoil::Sim<'static> {
     turmoil::Builder::new()
         .simulation_duration(Duration::from_secs(seconds))
         .rng_seed(seed)
+        // A LAN, not turmoil's default of up to 100 ms (the control
+        // plane's RPCs time out after 100 ms).
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(5))
+        // Simulated wall clock (turmoil::since_epoch) from a fixed epoch.
+        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
         .build()
 }
 
@@ -97,6 +105,192 @@ fn put_get_without_control_plane() {
             let r = c.get(key.as_bytes()).await?;
             assert_eq!(r.value, Some(Value::from_user_input(&format!("v{i}"))), "{w:?}");
         }
+        Ok(())
+    });
+    let started = std::time::Instant::now();
+    sim.run().unwrap();
+    eprintln!("sim elapsed {:?}, wall {:?}", sim.elapsed(), started.elapsed());
+}
+
+fn key_in(map: &ClusterMap, p: u32, salt: &str) -> String {
+    (0..)
+        .map(|i| format!("{salt}-{i}"))
+        .find(|k| map.partition_of(k.as_bytes()) == p)
+        .unwrap()
+}
+
+/// Puts a key in every partition until each takes it (the controller
+/// elects itself, seeds the map and grants leases first); the simulated
+/// time that took.
+async fn wait_writable(c: &ClusterClient, map: &ClusterMap, within: Duration) -> Duration {
+    let start = tokio::time::Instant::now();
+    for p in 0..map.partition_count() {
+        let key = key_in(map, p, "ready");
+        while let Err(e) = c.put(key.as_bytes(), &Value::from_user_input("x")).await {
+            assert!(start.elapsed() < within, "partition {p} never took writes: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    start.elapsed()
+}
+
+/// Three nodes with the control plane (openraft) on; every partition
+/// becomes writable, then a client puts and gets.
+#[test]
+fn put_get_with_control_plane() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(120, 2);
+    add_nodes(&mut sim, &map, dir.path(), true);
+    let c = client(&map);
+    let m = map.clone();
+    sim.client("client", async move {
+        let took = wait_writable(&c, &m, Duration::from_secs(60)).await;
+        eprintln!("all partitions writable after {took:?} simulated");
+        let info = c.controller().await?;
+        eprintln!("controller leader {:?} term {}", info.leader, info.term);
+        for i in 0..20 {
+            let key = format!("k{i}");
+            c.put(key.as_bytes(), &Value::from_user_input(&format!("v{i}"))).await?;
+            let r = c.get(key.as_bytes()).await?;
+            assert_eq!(r.value, Some(Value::from_user_input(&format!("v{i}"))));
+        }
+        Ok(())
+    });
+    let started = std::time::Instant::now();
+    sim.run().unwrap();
+    eprintln!("sim elapsed {:?}, wall {:?}", sim.elapsed(), started.elapsed());
+}
+
+/// What the client asks the harness (the loop stepping the simulation)
+/// to do to a host: only the harness can crash or bounce one.
+#[derive(Debug, Clone, PartialEq)]
+enum Fault {
+    Crash(String),
+    Bounce(String),
+}
+
+/// Steps `sim` to the end, carrying out the faults the client asks for.
+fn run_with_faults(sim: &mut turmoil::Sim<'_>, faults: &Rc<RefCell<Vec<Fault>>>) {
+    let started = std::time::Instant::now();
+    loop {
+        for f in faults.borrow_mut().drain(..) {
+            eprintln!("[{:?}] harness: {f:?}", sim.elapsed());
+            match f {
+                Fault::Crash(h) => sim.crash(h),
+                Fault::Bounce(h) => sim.bounce(h),
+            }
+        }
+        if sim.step().unwrap() {
+            break;
+        }
+    }
+    eprintln!("sim elapsed {:?}, wall {:?}", sim.elapsed(), started.elapsed());
+}
+
+fn keys_in(map: &ClusterMap, p: u32, n: usize, salt: &str) -> Vec<String> {
+    (0..)
+        .map(|i| format!("{salt}-{i}"))
+        .filter(|k| map.partition_of(k.as_bytes()) == p)
+        .take(n)
+        .collect()
+}
+
+/// With the control plane on, the leader of partition 0 is crashed; the
+/// controller fails the partition over and it takes writes again, in
+/// simulated time; the old leader is bounced and comes back.
+#[test]
+fn crashed_leader_fails_over() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(300, 3);
+    add_nodes(&mut sim, &map, dir.path(), true);
+    let faults = Rc::new(RefCell::new(Vec::new()));
+    let c = client(&map);
+    let m = map.clone();
+    let f = Rc::clone(&faults);
+    sim.client("client", async move {
+        let took = wait_writable(&c, &m, Duration::from_secs(60)).await;
+        eprintln!("all partitions writable after {took:?} simulated");
+        let before = keys_in(&m, 0, 10, "before");
+        for k in &before {
+            c.put(k.as_bytes(), &Value::from_user_input(k)).await?;
+        }
+        // Let the follower catch up (no ack mode asked for).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c.refresh().await;
+        let old = c.map().leader(0).expect("partition 0 has a leader");
+        eprintln!("partition 0 led by {old}; crashing it");
+        f.borrow_mut().push(Fault::Crash(host(old)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let crashed = tokio::time::Instant::now();
+        let after = keys_in(&m, 0, 10, "after");
+        for k in &after {
+            loop {
+                match c.put(k.as_bytes(), &Value::from_user_input(k)).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        assert!(crashed.elapsed() < Duration::from_secs(60), "no failover: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+        let new = c.map().leader(0);
+        eprintln!("failover took {:?} simulated; partition 0 now led by {new:?}", crashed.elapsed());
+        assert_ne!(new, Some(old));
+        for k in before.iter().chain(&after) {
+            let r = c.get(k.as_bytes()).await?;
+            assert_eq!(r.value, Some(Value::from_user_input(k)), "key {k}");
+        }
+        // The old leader comes back on its data directory.
+        f.borrow_mut().push(Fault::Bounce(host(old)));
+        let back = tokio::time::Instant::now();
+        loop {
+            match c.node_info(old).await {
+                Ok(info) => {
+                    eprintln!("node {old} back after {:?}: {:?}", back.elapsed(),
+                        info.partitions.iter().map(|p| (p.partition, p.role, p.state)).collect::<Vec<_>>());
+                    break;
+                }
+                Err(e) => {
+                    assert!(back.elapsed() < Duration::from_secs(60), "node {old} never came back: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        Ok(())
+    });
+    run_with_faults(&mut sim, &faults);
+}
+
+/// One simulated minute of an idle cluster with the control plane on
+/// (heartbeats, leases, Raft): how long it takes in wall time.
+#[test]
+fn idle_minute_with_control_plane() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(120, 4);
+    add_nodes(&mut sim, &map, dir.path(), true);
+    let c = client(&map);
+    let m = map.clone();
+    sim.client("client", async move {
+        wait_writable(&c, &m, Duration::from_secs(60)).await;
+        let wall = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        eprintln!("idle simulated minute took {:?} wall", wall.elapsed());
+        let wall = std::time::Instant::now();
+        let start = tokio::time::Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < Duration::from_secs(10) {
+            let k = format!("busy-{n}");
+            c.put(k.as_bytes(), &Value::from_user_input(&k)).await?;
+            n += 1;
+        }
+        eprintln!("10 simulated s of sequential puts: {n} puts, {:?} wall", wall.elapsed());
         Ok(())
     });
     let started = std::time::Instant::now();
