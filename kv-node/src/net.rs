@@ -34,3 +34,34 @@ pub(crate) async fn readable(socket: &mut TcpStream) -> std::io::Result<()> {
         socket.peek(&mut [0u8; 1]).await.map(|_| ())
     }
 }
+
+/// `tokio::task::spawn_blocking`, except under `sim`: there the call runs
+/// on the simulated host's own thread, as a task, when the scheduler
+/// polls it. A blocking-pool thread would finish in wall time, and the
+/// simulation would see its result in whichever tick it happened to land
+/// in; inline, store calls take no simulated time and happen in the same
+/// order on every run.
+#[cfg(feature = "server")]
+pub(crate) fn spawn_blocking<F, R>(f: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    #[cfg(not(feature = "sim"))]
+    {
+        tokio::task::spawn_blocking(f)
+    }
+    #[cfg(feature = "sim")]
+    {
+        tokio::task::spawn(async move { f() })
+    }
+}
+
+/// Now, by the runtime's clock, as a `std::time::Instant`: the system's
+/// clock in a normal build; under `sim` (or tokio's paused test clock)
+/// the simulated one, so deadlines, leases and failure detection that are
+/// measured in `std::time::Instant` follow simulated time.
+#[cfg(feature = "server")]
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}

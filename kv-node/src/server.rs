@@ -143,7 +143,7 @@ impl NodeServer {
         .unwrap_or_else(|| options.map.clone());
         let opts = options.clone();
         let open_roles = roles.clone();
-        let hosted = tokio::task::spawn_blocking(move || hosting::open(&opts, &open_roles))
+        let hosted = crate::net::spawn_blocking(move || hosting::open(&opts, &open_roles))
             .await
             .map_err(|e| Error::io("opening stores", std::io::Error::other(e)))??;
         connection::warn_if_exposed(&options, local_addr);

@@ -41,6 +41,10 @@ fn options(id: NodeId, map: &ClusterMap, dir: &std::path::Path, control: bool) -
     o.storage.sync = SyncMode::Never;
     o.heartbeat_interval = Duration::from_millis(100);
     o.secret = Some(ClusterSecret::new(TEST_SECRET).unwrap());
+    // Key expiry by the simulated wall clock (turmoil's epoch + elapsed).
+    o.clock = kv_storage::Clock::from_fn(|| {
+        turmoil::since_epoch().map_or(0, |d| d.as_millis() as u64)
+    });
     if control {
         o.control = Some(ControlConfig::default());
     }
@@ -296,4 +300,82 @@ fn idle_minute_with_control_plane() {
     let started = std::time::Instant::now();
     sim.run().unwrap();
     eprintln!("sim elapsed {:?}, wall {:?}", sim.elapsed(), started.elapsed());
+}
+
+/// One seeded run with the control plane on: every put's simulated
+/// completion time, partition, node and position, and when partition 0's
+/// crashed leader was replaced. Two runs with the same seed must match
+/// for the simulation to be deterministic.
+fn fingerprint(seed: u64) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(120, seed);
+    add_nodes(&mut sim, &map, dir.path(), true);
+    let trace = Rc::new(RefCell::new(Vec::new()));
+    let faults = Rc::new(RefCell::new(Vec::new()));
+    let c = client(&map);
+    let m = map.clone();
+    let (t, f) = (Rc::clone(&trace), Rc::clone(&faults));
+    sim.client("client", async move {
+        let start = tokio::time::Instant::now();
+        let took = wait_writable(&c, &m, Duration::from_secs(60)).await;
+        t.borrow_mut().push(format!("writable after {took:?}"));
+        for i in 0..300 {
+            let k = format!("fp-{i}");
+            if i == 150 {
+                f.borrow_mut().push(Fault::Crash(host(0)));
+            }
+            match c.put(k.as_bytes(), &Value::from_user_input(&k)).await {
+                Ok(w) => t.borrow_mut().push(format!(
+                    "{:?} {k} p{} n{} {:?}",
+                    start.elapsed(),
+                    w.partition,
+                    w.node,
+                    w.position
+                )),
+                Err(e) => t.borrow_mut().push(format!("{:?} {k} error {e}", start.elapsed())),
+            }
+        }
+        Ok(())
+    });
+    run_with_faults(&mut sim, &faults);
+    trace.take()
+}
+
+fn first_difference(a: &[String], b: &[String]) -> Option<usize> {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .or((a.len() != b.len()).then(|| a.len().min(b.len())))
+}
+
+/// Three runs in one process: which pairs agree (`SIM_FP_OUT` names a
+/// file to write the first run's trace to, for comparing processes).
+#[test]
+fn fingerprint_probe() {
+    let seed = std::env::var("SIM_SEED").map_or(7, |s| s.parse().unwrap());
+    let runs: Vec<Vec<String>> = (0..3).map(|_| fingerprint(seed)).collect();
+    if let Ok(path) = std::env::var("SIM_FP_OUT") {
+        std::fs::write(path, runs[0].join("\n")).unwrap();
+    }
+    for (i, j) in [(0, 1), (1, 2), (0, 2)] {
+        eprintln!("runs {i} and {j}: first difference {:?}", first_difference(&runs[i], &runs[j]));
+    }
+}
+
+#[test]
+fn same_seed_same_history() {
+    let a = fingerprint(7);
+    let b = fingerprint(7);
+    let first = a.iter().zip(&b).position(|(x, y)| x != y);
+    if let Some(i) = first {
+        panic!(
+            "runs diverge at event {i} of {}:\n  {}\n  {}",
+            a.len(),
+            a[i],
+            b[i]
+        );
+    }
+    assert_eq!(a.len(), b.len());
+    eprintln!("{} events identical; last: {}", a.len(), a.last().unwrap());
 }

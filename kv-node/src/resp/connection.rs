@@ -63,7 +63,7 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: TcpListener, port: u16) {
             max_command_bytes: options.max_frame_bytes + COMMAND_SLACK_BYTES,
             ..Limits::default()
         },
-        started: Instant::now(),
+        started: crate::net::now(),
         port,
         next_client_id: AtomicU64::new(1),
         connected: AtomicUsize::new(0),
