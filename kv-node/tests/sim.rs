@@ -356,6 +356,29 @@ fn fingerprint(seed: u64) -> Vec<String> {
         }
         Ok(())
     });
+    // SIM_CLIENTS=n more clients put and get ten shared keys meanwhile;
+    // the trace interleaves their completions.
+    let extra: usize = std::env::var("SIM_CLIENTS").map_or(0, |s| s.parse().unwrap());
+    for id in 0..extra {
+        let c = client(&map);
+        let t = Rc::clone(&trace);
+        sim.client(format!("c{id}"), async move {
+            let start = tokio::time::Instant::now();
+            for i in 0..150 {
+                let k = format!("mc-{}", (i * 7 + id) % 10);
+                let v = format!("c{id}-{i}");
+                let w = c.put(k.as_bytes(), &Value::from_user_input(&v)).await;
+                let r = c.get(k.as_bytes()).await;
+                t.borrow_mut().push(format!(
+                    "{:?} c{id} put {k}={v} {:?} get {:?}",
+                    start.elapsed(),
+                    w.map(|w| (w.node, w.position)).map_err(|e| e.to_string()),
+                    r.map(|r| (r.node, r.value.map(|v| v.render()))).map_err(|e| e.to_string()),
+                ));
+            }
+            Ok(())
+        });
+    }
     run_with_faults(&mut sim, &faults);
     trace.take()
 }
@@ -394,6 +417,7 @@ fn same_seed_same_history() {
             .env("SIM_FP_OUT", &out)
             .env("SIM_SEED", "7")
             .env("SIM_VICTIM", "raft")
+            .env("SIM_CLIENTS", "3")
             .env("RUST_LOG", "off")
             .status()
             .unwrap();
@@ -413,7 +437,7 @@ fn same_seed_same_history() {
             b.get(i)
         );
     }
-    assert!(a.len() > 300, "{a:?}");
+    assert!(a.len() > 700, "{a:?}");
     eprintln!("{} events identical; last: {}", a.len(), a.last().unwrap());
 }
 
