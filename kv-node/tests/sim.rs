@@ -536,3 +536,221 @@ fn partitioned_leader_fails_over() {
     sim.run().unwrap();
     eprintln!("sim elapsed {:?}, wall {:?}", sim.elapsed(), started.elapsed());
 }
+
+// ---------------------------------------------------------------------
+// A seeded nemesis and the history checker, in simulated time.
+
+use kv_check::{Call, CheckOptions, History, Op, Outcome};
+use std::cell::Cell;
+
+/// xorshift64*: a schedule is named by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// Simulated nanoseconds since the simulation began: the one clock all
+/// hosts share (each host's tokio clock has its own origin).
+fn sim_nanos() -> u64 {
+    turmoil::sim_elapsed().map_or(0, |d| d.as_nanos() as u64)
+}
+
+const FINAL: u32 = 99;
+
+type Ops = Rc<RefCell<Vec<Op<String, String>>>>;
+
+async fn history_client(process: u32, c: ClusterClient, keys: Rc<Vec<String>>, stop: Rc<Cell<bool>>, ops: Ops, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut n = 0u64;
+    while !stop.get() {
+        let key = keys[rng.below(keys.len() as u64) as usize].clone();
+        let invoked = sim_nanos();
+        let (call, outcome) = match rng.below(10) {
+            0..=4 => {
+                n += 1;
+                let value = format!("p{process}-{n}");
+                let put = c.put(key.as_bytes(), &Value::from_user_input(&value)).await;
+                (Call::Put(value), if put.is_ok() { Outcome::Ok } else { Outcome::Unknown })
+            }
+            5 => {
+                let deleted = c.delete(key.as_bytes()).await;
+                (Call::Delete, if deleted.is_ok() { Outcome::Ok } else { Outcome::Unknown })
+            }
+            _ => match c.get(key.as_bytes()).await {
+                Ok(read) => (
+                    if read.stale { Call::StaleGet } else { Call::Get },
+                    Outcome::Value(read.value.map(|v| v.render())),
+                ),
+                Err(_) => (Call::Get, Outcome::Unknown),
+            },
+        };
+        let returned = (!matches!(outcome, Outcome::Unknown)).then(sim_nanos);
+        ops.borrow_mut().push(Op { process, key, call, invoked, returned, outcome });
+        tokio::time::sleep(Duration::from_millis(rng.below(4))).await;
+    }
+}
+
+/// What the nemesis is doing to one node.
+enum Nemesis {
+    Idle { until: Duration },
+    Crashed { node: NodeId, until: Duration },
+    Cut { node: NodeId, until: Duration },
+}
+
+/// Runs one seed: three nodes with the control plane and `acks = all`,
+/// four clients on eight keys, and `rounds` faults (a crash and a bounce,
+/// or every link of one node held and released; one node at a time).
+/// Returns the history's op count, or panics with kv-check's report.
+fn history_seed(seed: u64, rounds: u32) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(600, seed);
+    for n in map.nodes() {
+        let (id, map, dir) = (n.id, map.clone(), dir.path().to_path_buf());
+        sim.host(host(id), move || {
+            let mut options = options(id, &map, &dir, true);
+            options.replication.acks = kv_router::AckMode::All;
+            async move {
+                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+                let _node = NodeServer::start(options, listener).await?;
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        });
+    }
+    let keys: Rc<Vec<String>> =
+        Rc::new((0..map.partition_count()).flat_map(|p| keys_in(&map, p, 2, "history")).collect());
+    let ops: Ops = Rc::new(RefCell::new(Vec::new()));
+    let stop = Rc::new(Cell::new(false));
+    let started = Rc::new(Cell::new(false));
+    let healed = Rc::new(Cell::new(false));
+    // Setup: every partition takes writes; those first writes are in the
+    // history. Then the clients start, and at the end (after the faults,
+    // once healed) the final leader reads.
+    {
+        let (c, m, keys, ops, started, healed) =
+            (client(&map), map.clone(), Rc::clone(&keys), Rc::clone(&ops), Rc::clone(&started), Rc::clone(&healed));
+        sim.client("setup", async move {
+            wait_writable(&c, &m, Duration::from_secs(60)).await;
+            for key in keys.iter() {
+                let invoked = sim_nanos();
+                c.put(key.as_bytes(), &Value::from_user_input(key)).await?;
+                ops.borrow_mut().push(Op { process: FINAL, key: key.clone(), call: Call::Put(key.clone()), invoked, returned: Some(sim_nanos()), outcome: Outcome::Ok });
+            }
+            started.set(true);
+            while !healed.get() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // Give failovers and catch-up time to settle.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            c.refresh().await;
+            for key in keys.iter() {
+                let invoked = sim_nanos();
+                let read = loop {
+                    match c.get(key.as_bytes()).await {
+                        Ok(r) if !r.stale => break r,
+                        _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                };
+                ops.borrow_mut().push(Op { process: FINAL, key: key.clone(), call: Call::Get, invoked, returned: Some(sim_nanos()), outcome: Outcome::Value(read.value.map(|v| v.render())) });
+            }
+            Ok(())
+        });
+    }
+    for process in 0..4u32 {
+        let (c, keys, stop, ops, started) = (client(&map), Rc::clone(&keys), Rc::clone(&stop), Rc::clone(&ops), Rc::clone(&started));
+        sim.client(format!("p{process}"), async move {
+            while !started.get() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            history_client(process, c, keys, stop, ops, seed * 31 + u64::from(process)).await;
+            Ok(())
+        });
+    }
+    let mut rng = Rng::new(seed);
+    let mut state = Nemesis::Idle { until: Duration::ZERO };
+    let mut done = 0;
+    let wall = std::time::Instant::now();
+    loop {
+        let now = sim.elapsed();
+        if started.get() && !healed.get() {
+            let node = |rng: &mut Rng| rng.below(3) as NodeId;
+            let ms = |lo: u64, spread: u64, rng: &mut Rng| Duration::from_millis(lo + rng.below(spread));
+            state = match state {
+                Nemesis::Idle { until } if now >= until && done == rounds => {
+                    stop.set(true);
+                    healed.set(true);
+                    eprintln!("[{now:?}] seed {seed}: nemesis done");
+                    Nemesis::Idle { until: Duration::MAX }
+                }
+                Nemesis::Idle { until } if now >= until => {
+                    let n = node(&mut rng);
+                    done += 1;
+                    if rng.below(2) == 0 {
+                        eprintln!("[{now:?}] crash n{n}");
+                        sim.crash(host(n));
+                        Nemesis::Crashed { node: n, until: now + ms(500, 3_000, &mut rng) }
+                    } else {
+                        eprintln!("[{now:?}] cut n{n} off");
+                        for other in map.nodes().iter().filter(|o| o.id != n) {
+                            sim.hold(host(n), host(other.id));
+                        }
+                        for p in 0..4 {
+                            sim.hold(host(n), format!("p{p}"));
+                        }
+                        sim.hold(host(n), "setup");
+                        Nemesis::Cut { node: n, until: now + ms(500, 3_000, &mut rng) }
+                    }
+                }
+                Nemesis::Crashed { node, until } if now >= until => {
+                    eprintln!("[{now:?}] bounce n{node}");
+                    sim.bounce(host(node));
+                    Nemesis::Idle { until: now + ms(800, 1_500, &mut rng) }
+                }
+                Nemesis::Cut { node, until } if now >= until => {
+                    eprintln!("[{now:?}] heal n{node}");
+                    for other in map.nodes().iter().filter(|o| o.id != node) {
+                        sim.release(host(node), host(other.id));
+                    }
+                    for p in 0..4 {
+                        sim.release(host(node), format!("p{p}"));
+                    }
+                    sim.release(host(node), "setup");
+                    Nemesis::Idle { until: now + ms(800, 1_500, &mut rng) }
+                }
+                s => s,
+            };
+        }
+        if sim.step().unwrap() {
+            break;
+        }
+    }
+    let ops = ops.take();
+    let n = ops.len();
+    eprintln!("seed {seed}: {n} ops in {:?} simulated, {:?} wall", sim.elapsed(), wall.elapsed());
+    let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
+    let report = kv_check::check(&history, &CheckOptions::default());
+    assert!(report.is_ok(), "seed {seed}:\n{report}");
+    n
+}
+
+/// Seeds 1 and 2 (`SIM_HISTORY_SEEDS=N` from `SIM_HISTORY_FROM=S`).
+#[test]
+fn histories_under_a_seeded_nemesis_are_linearizable() {
+    init_tracing();
+    let var = |name: &str, default: u64| std::env::var(name).ok().map_or(default, |v| v.parse().unwrap());
+    let from = var("SIM_HISTORY_FROM", 1);
+    for seed in from..from + var("SIM_HISTORY_SEEDS", 2) {
+        history_seed(seed, 8);
+    }
+}
