@@ -737,6 +737,10 @@ fn history_seed(seed: u64, rounds: u32) -> usize {
     }
     let ops = ops.take();
     let n = ops.len();
+    if let Ok(path) = std::env::var("SIM_HISTORY_OUT") {
+        let lines: Vec<String> = ops.iter().map(|o| o.to_string()).collect();
+        std::fs::write(path, lines.join("\n")).unwrap();
+    }
     eprintln!("seed {seed}: {n} ops in {:?} simulated, {:?} wall", sim.elapsed(), wall.elapsed());
     let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
     let report = kv_check::check(&history, &CheckOptions::default());
