@@ -197,9 +197,7 @@ where
     let handle = tokio::task::spawn(async move { f() });
     #[cfg(not(feature = "sim"))]
     let handle = tokio::task::spawn_blocking(f);
-    handle
-        .await
-        .map_err(io::Error::other)?
+    handle.await.map_err(io::Error::other)?
 }
 
 #[cfg(test)]
