@@ -145,7 +145,7 @@ impl Replica {
     }
 
     /// Test hook: how many blocking store calls on this replica run now.
-    #[cfg(test)]
+    #[cfg(all(test, not(feature = "sim")))]
     pub(crate) fn blocking_calls_running(&self) -> usize {
         self.blocking_calls.len()
     }

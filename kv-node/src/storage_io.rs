@@ -222,7 +222,7 @@ type QueuedPuts = (Vec<(Bytes, Bytes)>, oneshot::Sender<Vec<IoResult<Position>>>
 
 impl PutQueue {
     /// Test hook: how many requests' puts wait in the queue.
-    #[cfg(test)]
+    #[cfg(all(test, not(feature = "sim")))]
     pub(crate) fn len(&self) -> usize {
         self.waiting.lock().len()
     }
