@@ -52,6 +52,8 @@
 )]
 
 pub mod failover;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod state;
 pub mod storage;
 
@@ -70,7 +72,17 @@ openraft::declare_raft_types!(
         NodeId = kv_router::NodeId,
         Node = openraft::EmptyNode,
         SnapshotData = std::io::Cursor<Vec<u8>>,
+        AsyncRuntime = Runtime,
 );
+
+/// openraft's async runtime: tokio; under feature `sim`, tokio with a
+/// seeded generator for election timeouts ([`sim::SimRuntime`]).
+#[cfg(not(feature = "sim"))]
+pub type Runtime = openraft::TokioRuntime;
+/// openraft's async runtime: tokio; under feature `sim`, tokio with a
+/// seeded generator for election timeouts ([`sim::SimRuntime`]).
+#[cfg(feature = "sim")]
+pub type Runtime = sim::SimRuntime;
 
 /// A running Raft member of the control plane.
 pub type Raft = openraft::Raft<TypeConfig>;

@@ -190,9 +190,14 @@ where
     F: FnOnce() -> io::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(io::Error::other)?
+    // Under `sim` (a turmoil simulation) the call runs inline, as a task
+    // on the simulated host's thread: a pool thread would finish in wall
+    // time, in whichever simulated tick it landed.
+    #[cfg(feature = "sim")]
+    let handle = tokio::task::spawn(async move { f() });
+    #[cfg(not(feature = "sim"))]
+    let handle = tokio::task::spawn_blocking(f);
+    handle.await.map_err(io::Error::other)?
 }
 
 #[cfg(test)]

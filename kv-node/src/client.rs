@@ -29,11 +29,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::net::{OwnedReadHalf, OwnedWriteHalf};
 use bytes::{Bytes, BytesMut};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::Decoder;

@@ -33,7 +33,7 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use kv_router::{NodeId, PartitionId};
 use parking_lot::Mutex;
-use tokio::net::{TcpListener, TcpStream};
+use crate::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
@@ -423,7 +423,7 @@ pub(crate) async fn read_frame(shared: &Shared, conn: &mut Conn, idle: &mut Idle
             let readable = tokio::select! {
                 _ = shared.cancel.cancelled() => return Next::Closed,
                 _ = idle.as_mut() => return Next::Idle,
-                r = conn.get_ref().readable() => r,
+                r = crate::net::readable(conn.get_mut()) => r,
             };
             if readable.is_err() {
                 return Next::Closed;

@@ -134,6 +134,7 @@ mod client_keyspace;
 mod cluster_client;
 mod cluster_keyspace;
 mod error;
+pub mod net;
 pub mod protocol;
 
 /// Items of the server half: each is built only with feature `server`.

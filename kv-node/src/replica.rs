@@ -128,7 +128,7 @@ impl Replica {
             term_cancel: Mutex::new(CancellationToken::new()),
             full_resyncs: AtomicU64::new(0),
             handing_over: AtomicBool::new(false),
-            term_started: Mutex::new(std::time::Instant::now()),
+            term_started: Mutex::new(crate::net::now()),
             followers: Mutex::new(BTreeMap::new()),
             leader_view: Mutex::new((false, Position::default())),
             position: Mutex::new(position),
@@ -145,7 +145,7 @@ impl Replica {
     }
 
     /// Test hook: how many blocking store calls on this replica run now.
-    #[cfg(test)]
+    #[cfg(all(test, not(feature = "sim")))]
     pub(crate) fn blocking_calls_running(&self) -> usize {
         self.blocking_calls.len()
     }
@@ -199,7 +199,7 @@ impl Replica {
         old.cancel();
         self.insync.reset();
         self.handing_over.store(false, Ordering::SeqCst);
-        *self.term_started.lock() = std::time::Instant::now();
+        *self.term_started.lock() = crate::net::now();
         token
     }
 

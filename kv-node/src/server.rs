@@ -26,7 +26,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId, Role};
-use tokio::net::{TcpListener, TcpStream};
+use crate::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -143,7 +143,7 @@ impl NodeServer {
         .unwrap_or_else(|| options.map.clone());
         let opts = options.clone();
         let open_roles = roles.clone();
-        let hosted = tokio::task::spawn_blocking(move || hosting::open(&opts, &open_roles))
+        let hosted = crate::net::spawn_blocking(move || hosting::open(&opts, &open_roles))
             .await
             .map_err(|e| Error::io("opening stores", std::io::Error::other(e)))??;
         connection::warn_if_exposed(&options, local_addr);
@@ -946,5 +946,6 @@ fn node_info(shared: &Shared, mut partitions: Vec<PartitionInfo>) -> NodeInfo {
     }
 }
 
-#[cfg(test)]
+// Real sockets on a real runtime: not under the simulator.
+#[cfg(all(test, not(feature = "sim")))]
 mod tests;

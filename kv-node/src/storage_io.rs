@@ -156,10 +156,10 @@ async fn off_workers<T: Send + 'static>(
     call: impl FnOnce() -> IoResult<T> + Send + 'static,
 ) -> IoResult<T> {
     use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+    if !cfg!(feature = "sim") && Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
         return tokio::task::block_in_place(call);
     }
-    tokio::task::spawn_blocking(call)
+    crate::net::spawn_blocking(call)
         .await
         .map_err(|e| IoError::Task(e.to_string()))?
 }
@@ -176,7 +176,7 @@ async fn write<T: Send + 'static>(
     if replica.store.sync_policy() != kv_storage::SyncPolicy::Always {
         return blocking(replica, call).await;
     }
-    tokio::task::spawn_blocking(tracked(replica.blocking_call(), call))
+    crate::net::spawn_blocking(tracked(replica.blocking_call(), call))
         .await
         .map_err(|e| IoError::Task(e.to_string()))?
 }
@@ -222,7 +222,7 @@ type QueuedPuts = (Vec<(Bytes, Bytes)>, oneshot::Sender<Vec<IoResult<Position>>>
 
 impl PutQueue {
     /// Test hook: how many requests' puts wait in the queue.
-    #[cfg(test)]
+    #[cfg(all(test, not(feature = "sim")))]
     pub(crate) fn len(&self) -> usize {
         self.waiting.lock().len()
     }
@@ -338,7 +338,7 @@ fn quick(replica: &Replica, batch: &[QueuedPuts]) -> bool {
 fn hand_off_rest(r: &Arc<Replica>) {
     if let Some(more) = r.put_queue.take() {
         let drainer = Arc::clone(r);
-        tokio::task::spawn_blocking(tracked(r.blocking_call(), move || {
+        crate::net::spawn_blocking(tracked(r.blocking_call(), move || {
             write_queued(&drainer, more);
             while let Some(batch) = drainer.put_queue.take() {
                 write_queued(&drainer, batch);

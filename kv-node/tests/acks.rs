@@ -5,6 +5,8 @@
 //! is stopped and the test speaks node 1's side of the replication stream
 //! itself (the peer handshake proves the cluster secret as node 1), so an
 //! entry can be held unacknowledged for as long as the test wants.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,4 +1,6 @@
 //! A three-node cluster through `ClusterClient`, on real sockets.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Connection slots: caps answer clearly, idle and slow sockets are cut
 //! off, clients never starve peers, and a dropped client closes its
 //! socket (issue 8).
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! reports the partition (failed, resyncing, or with the tail it cut) and
 //! keeps serving its other partitions; a damaged follower resyncs from its
 //! leader; a damaged leader refuses and reports.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -6,6 +6,8 @@
 //!
 //! Before leader epochs and log matching, the follower resumed after its
 //! own LSN and kept the lost entries under the same positions forever.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

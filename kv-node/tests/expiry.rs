@@ -7,6 +7,8 @@
 //!
 //! Clocks are moved by hand (`NodeOptions::clock`), so no test depends on
 //! how fast the machine is; waits poll with generous deadlines.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Automatic failover through the control plane (DESIGN §9): real node
 //! servers on 127.0.0.1 running the openraft controller.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

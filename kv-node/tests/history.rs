@@ -1,8 +1,9 @@
 //! Client histories against a real cluster under faults, checked with
-//! kv-check: four `ClusterClient` processes put (every value unique),
-//! delete and read eight keys while a seeded nemesis moves leaderships
-//! (`transfer`), restarts nodes with a controlled shutdown and, in one
-//! scenario, stops nodes without handing their leaderships over. Every
+//! kv-check: five `ClusterClient` processes put (every value unique),
+//! delete and read four keys (one per partition) while a seeded nemesis
+//! moves leaderships (`transfer`), restarts nodes with a controlled
+//! shutdown and, in one scenario, stops nodes without handing their
+//! leaderships over. Every
 //! request's invocation and completion is recorded; the first writes and,
 //! once the cluster has healed, a final leader read of every key are in
 //! the history too.
@@ -16,8 +17,11 @@
 //!
 //! The schedule comes from a seed (printed on failure, with the whole
 //! history saved to the temp directory); timing is real, so a seed does
-//! not replay bit for bit: this is a fault test, not a deterministic
-//! simulation. `KV_HISTORY_SEEDS=N KV_HISTORY_FROM=S` runs more seeds.
+//! not replay bit for bit: this is a fault test, not the deterministic
+//! simulation (`tests/sim.rs`). `KV_HISTORY_SEEDS=N KV_HISTORY_FROM=S`
+//! runs more seeds.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

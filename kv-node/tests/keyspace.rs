@@ -1,5 +1,7 @@
 //! Cluster-wide scan, mget and mset through `ClusterClient`, on a real
 //! three-node cluster over TCP.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Memory from headers (issue 8): 100 connections each sending an almost
 //! complete 16 MiB frame. Alone in its test binary, so the process RSS is
 //! this test's.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Group append: the puts a client pipelines in one write reach the store
 //! as one batch per partition, and each is answered as if it were alone.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

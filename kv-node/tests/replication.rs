@@ -1,4 +1,6 @@
 //! Replication scenarios on an in-process cluster over real sockets.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -3,6 +3,8 @@
 //! forwarding (each key through every node), pipelines, binary and large
 //! values, many connections, atomic increments under contention, AUTH,
 //! bad input and a dead leader.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

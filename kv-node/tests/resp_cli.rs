@@ -2,6 +2,8 @@
 //! a user would, binary values shown in redis-cli's escaped form, INFO,
 //! and the hints' source (`COMMAND DOCS`). Skipped, with a printed reason,
 //! where `redis-cli` is not installed (`.ci/run` installs it when it can).
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! RESP `SCAN`, `KEYS` and the expiry commands through a real Redis
 //! client library (redis-rs) against an in-process three-node cluster on
 //! 127.0.0.1.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

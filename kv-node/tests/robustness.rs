@@ -1,4 +1,6 @@
 //! Bad input on a socket closes that connection; the node keeps serving.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Role changes at run time (`NodeHandle::set_role`) on a running cluster
 //! over real sockets: leader → follower and follower → leader without a
 //! restart, each new leadership in a higher epoch.
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! Key and value limits fit every envelope an entry travels in
 //! (docs/protocol.md, "Sizes"): tested at the exact boundary, and with the
 //! write that used to stop replication forever (issue 8).
+// Real sockets on a real runtime: not under the simulator (feature `sim`).
+#![cfg(not(feature = "sim"))]
 
 mod common;
 

@@ -107,7 +107,7 @@ impl Control {
     pub fn lease_valid(&self) -> bool {
         self.lease_until
             .lock()
-            .is_some_and(|until| Instant::now() < until)
+            .is_some_and(|until| crate::net::now() < until)
     }
 
     /// Starts the heartbeat loop, and the controller loop on a voter.
@@ -140,11 +140,11 @@ impl Control {
             .cloned()
             .collect();
         if handover && !led.is_empty() {
-            let deadline = Instant::now() + HANDOVER_WAIT;
+            let deadline = crate::net::now() + HANDOVER_WAIT;
             followers_caught_up(&led, lag_max, deadline).await;
             let mut links = Links::new();
             let mut handed_over = false;
-            while Instant::now() < deadline && !handed_over {
+            while crate::net::now() < deadline && !handed_over {
                 if heartbeat_once(shared, &control, &mut links).await.is_err() {
                     break;
                 }
@@ -223,7 +223,7 @@ async fn open_raft(
 ) -> Result<(kv_control::Raft, StateMachine)> {
     let dir = options.data_dir.join("controller");
     let open_dir = dir.clone();
-    let (log, machine) = tokio::task::spawn_blocking(move || kv_control::storage::open(&open_dir))
+    let (log, machine) = crate::net::spawn_blocking(move || kv_control::storage::open(&open_dir))
         .await
         .map_err(|e| Error::io("opening the controller storage", std::io::Error::other(e)))?
         .map_err(|e| Error::io(format!("opening {}", dir.display()), std::io::Error::other(e)))?;
@@ -292,7 +292,7 @@ async fn heartbeat_once(
     let timeout = Duration::from_millis(control.config.lease_ms / 2);
     let mut last_err = String::from("no voter answered");
     for target in candidates {
-        let sent = Instant::now();
+        let sent = crate::net::now();
         let reply = if target == shared.id() {
             let applied = *control.applied.lock();
             Ok(heartbeat(control, shared.id(), applied, replicas.clone(), stopping).await)
@@ -417,7 +417,7 @@ async fn remember(shared: &Shared, state: &ControlState) {
         return;
     };
     let dir = shared.options.data_dir.clone();
-    let written = tokio::task::spawn_blocking(move || {
+    let written = crate::net::spawn_blocking(move || {
         kv_storage::durable::write_atomic(&dir, LAST_MAP_FILE, &bytes)
     })
     .await;
@@ -467,7 +467,7 @@ async fn controller_loop(shared: Arc<Shared>, control: Arc<Control>) {
         }
         let state = machine.state();
         let commands = if state.is_initialized() {
-            let now = Instant::now();
+            let now = crate::net::now();
             let mut live = control.liveness.lock();
             let liveness = liveness_of_term(&mut live, metrics.current_term);
             failover::plan(&state, liveness, now, &control.timing)
@@ -586,7 +586,7 @@ async fn heartbeat(
     let Some(raft) = leading(control) else {
         return not_controller(control);
     };
-    let received = Instant::now();
+    let received = crate::net::now();
     if raft.ensure_linearizable().await.is_err() {
         return not_controller(control);
     }
@@ -619,7 +619,7 @@ fn liveness_of_term(live: &mut Option<(u64, Liveness)>, term: u64) -> &mut Liven
     if live.as_ref().is_none_or(|(t, _)| *t != term) {
         *live = None;
     }
-    &mut live.get_or_insert_with(|| (term, Liveness::new(Instant::now()))).1
+    &mut live.get_or_insert_with(|| (term, Liveness::new(crate::net::now()))).1
 }
 
 /// This node's Raft member, when it leads the controller group.

@@ -24,7 +24,7 @@ mod wire;
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use crate::net::TcpStream;
 use tokio_util::codec::Framed;
 
 pub use frame::{ByteBudget, FrameCodec, FrameError};

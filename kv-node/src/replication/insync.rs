@@ -264,7 +264,7 @@ impl InSync {
     pub fn on_ack(&self, node: NodeId, acked: Position, leader_end: Position) {
         self.tracker
             .lock()
-            .on_ack(node, acked, leader_end, Instant::now());
+            .on_ack(node, acked, leader_end, crate::net::now());
         self.acked_tx.send_modify(|n| *n = n.wrapping_add(1));
     }
 
@@ -316,20 +316,20 @@ impl InSync {
 
     /// The followers in sync now by their own acks (pins aside).
     pub fn in_sync_now(&self, lag_max: Duration) -> Vec<NodeId> {
-        self.tracker.lock().in_sync(Instant::now(), lag_max)
+        self.tracker.lock().in_sync(crate::net::now(), lag_max)
     }
 
     /// Whether `node` is in sync now.
     pub fn is_in_sync(&self, node: NodeId, lag_max: Duration) -> bool {
         self.tracker
             .lock()
-            .is_in_sync(node, Instant::now(), lag_max)
+            .is_in_sync(node, crate::net::now(), lag_max)
     }
 
     /// `Err` with the set's size when a write with `acks = "all"` must be
     /// refused now.
     pub fn admit(&self, policy: &AckPolicy) -> Result<(), usize> {
-        self.tracker.lock().admit(Instant::now(), policy)
+        self.tracker.lock().admit(crate::net::now(), policy)
     }
 
     /// [`InSync::wait_for`] within the term `term` belongs to: when the
@@ -371,7 +371,7 @@ impl InSync {
             let progress = self
                 .tracker
                 .lock()
-                .progress(position, Instant::now(), policy);
+                .progress(position, crate::net::now(), policy);
             let (missing, recheck) = match progress {
                 Progress::Done => return Ok(()),
                 Progress::TooFew { in_sync } => {

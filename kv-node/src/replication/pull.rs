@@ -5,7 +5,7 @@
 //! [`super::machine::ReplicaMachine`]'s.
 
 use std::sync::Arc;
-use std::time::Instant;
+
 
 use futures::StreamExt;
 use kv_router::{NodeId, PartitionId};
@@ -21,12 +21,12 @@ use crate::storage_io;
 
 /// Follows `leader` for one partition until the term ends.
 pub(super) async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: NodeId) {
-    let mut machine = FollowerMachine::new(Instant::now());
+    let mut machine = FollowerMachine::new(crate::net::now());
     loop {
         if let Some(at) = machine.next_tick() {
             tokio::time::sleep_until(at.into()).await;
         }
-        if machine.tick(Instant::now()) != Some(Action::Connect) {
+        if machine.tick(crate::net::now()) != Some(Action::Connect) {
             continue;
         }
         if let Some(conn) = connect(&shared, leader).await {
@@ -40,7 +40,7 @@ pub(super) async fn follow(shared: Arc<Shared>, replica: Arc<Replica>, leader: N
             );
         }
         replica.set_leader_view(false, None);
-        machine.disconnected(Instant::now());
+        machine.disconnected(crate::net::now());
     }
 }
 
@@ -209,8 +209,8 @@ pub(super) async fn recover(shared: Arc<Shared>, replica: Arc<Replica>) {
             Effect::PullFrom { node, target } => {
                 info!(partition = p, from = node, ?target, own = ?replica.position(), "leader is behind a peer; catching up before taking writes");
                 if let Some(conn) = connect(&shared, node).await {
-                    let mut machine = FollowerMachine::recovering(Instant::now());
-                    let _ = machine.tick(Instant::now());
+                    let mut machine = FollowerMachine::recovering(crate::net::now());
+                    let _ = machine.tick(crate::net::now());
                     let end = session(&shared, &replica, conn, &mut machine, Some(target)).await;
                     abandon_unfinished_snapshot(&replica, &machine).await;
                     if let SessionEnd::Disconnected(reason) = end {

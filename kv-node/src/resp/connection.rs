@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use crate::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::commands;
@@ -63,7 +63,7 @@ pub(crate) fn start(shared: &Arc<Shared>, listener: TcpListener, port: u16) {
             max_command_bytes: options.max_frame_bytes + COMMAND_SLACK_BYTES,
             ..Limits::default()
         },
-        started: Instant::now(),
+        started: crate::net::now(),
         port,
         next_client_id: AtomicU64::new(1),
         connected: AtomicUsize::new(0),
