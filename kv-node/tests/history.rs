@@ -24,6 +24,7 @@
 #![cfg(not(feature = "sim"))]
 
 mod common;
+mod workload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use common::TestCluster;
 use kv_check::{Call, CheckOptions, History, Op, Outcome};
-use kv_codec::Value;
 use kv_node::{ClusterClient, NodeOptions};
 use kv_router::{AckMode, ClusterConfig, ControlConfig, NodeId};
+use workload::{Process, Rng};
 
 fn acks_all_with_control(o: &mut NodeOptions) {
     o.control = Some(ControlConfig::default());
@@ -56,30 +57,13 @@ enum Scenario {
     AcksLeaderPlanned,
 }
 
-/// A small seeded generator (xorshift64*), so a schedule is named by its
-/// seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 /// Nanoseconds since the test began.
 fn at(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// One client process: random puts (each value unique), deletes and reads
-/// of `keys` until `stop`; returns its operations.
+/// One client process: random puts, deletes and reads of `keys` until
+/// `stop`; returns its operations.
 async fn client_process(
     process: u32,
     client: ClusterClient,
@@ -88,61 +72,13 @@ async fn client_process(
     stop: Arc<AtomicBool>,
     seed: u64,
 ) -> Vec<Op<String, String>> {
-    let mut rng = Rng::new(seed);
+    let mut me = Process::new(process, seed);
     let mut ops = Vec::new();
-    let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
-        let key = keys[rng.below(keys.len() as u64) as usize].clone();
-        let invoked = at(start);
-        let (call, outcome) = match rng.below(10) {
-            0..=4 => {
-                n += 1;
-                let value = format!("p{process}-{n}");
-                let put = client
-                    .put(key.as_bytes(), &Value::from_user_input(&value))
-                    .await;
-                (Call::Put(value), write_outcome(put.map(|_| ())))
-            }
-            5 => {
-                let deleted = client.delete(key.as_bytes()).await;
-                (Call::Delete, write_outcome(deleted.map(|_| ())))
-            }
-            _ => match client.get(key.as_bytes()).await {
-                Ok(read) => {
-                    let value = read.value.map(|v| v.render());
-                    let call = if read.stale {
-                        Call::StaleGet
-                    } else {
-                        Call::Get
-                    };
-                    (call, Outcome::Value(value))
-                }
-                // A read that failed says nothing.
-                Err(_) => (Call::Get, Outcome::Unknown),
-            },
-        };
-        let returned = (!matches!(outcome, Outcome::Unknown)).then(|| at(start));
-        ops.push(Op {
-            process,
-            key,
-            call,
-            invoked,
-            returned,
-            outcome,
-        });
-        tokio::time::sleep(Duration::from_millis(rng.below(4))).await;
+        ops.push(me.step(&client, &keys, || at(start)).await);
+        tokio::time::sleep(me.pause()).await;
     }
     ops
-}
-
-/// A write's outcome: acknowledged, or unknown (an error may come after
-/// the leader applied it; treating every error as "maybe" only weakens
-/// the check, never makes it wrong).
-fn write_outcome(result: kv_node::Result<()>) -> Outcome<String> {
-    match result {
-        Ok(()) => Outcome::Ok,
-        Err(_) => Outcome::Unknown,
-    }
 }
 
 /// The faults: every 0.4 to 1 s one of a leadership transfer, a

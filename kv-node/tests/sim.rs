@@ -21,6 +21,13 @@ use kv_codec::Value;
 use kv_node::{ClientOptions, ClusterClient, ClusterSecret, NodeOptions, NodeServer};
 use kv_router::{ClusterConfig, ClusterMap, ControlConfig, NodeId, SyncMode};
 
+#[path = "workload/keys.rs"]
+mod keys;
+mod workload;
+
+use keys::keys_in;
+use workload::{Process, Rng};
+
 const PORT: u16 = 7000;
 const TEST_SECRET: &str = "test cluster secret, 32 bytes ok";
 
@@ -46,7 +53,14 @@ fn map() -> ClusterMap {
     ClusterMap::new(&config).unwrap()
 }
 
-fn options(id: NodeId, map: &ClusterMap, dir: &std::path::Path, control: bool) -> NodeOptions {
+/// A node's options: the control plane on or off, and `tweak` on top.
+fn options(
+    id: NodeId,
+    map: &ClusterMap,
+    dir: &std::path::Path,
+    control: bool,
+    tweak: fn(&mut NodeOptions),
+) -> NodeOptions {
     let mut o = NodeOptions::new(id, map.clone(), dir.join(format!("node_{id}")));
     o.storage.sync = SyncMode::Never;
     o.heartbeat_interval = Duration::from_millis(100);
@@ -57,19 +71,34 @@ fn options(id: NodeId, map: &ClusterMap, dir: &std::path::Path, control: bool) -
     if control {
         o.control = Some(ControlConfig::default());
     }
+    tweak(&mut o);
     o
 }
+
+/// No change to a node's options.
+fn as_is(_: &mut NodeOptions) {}
 
 /// Adds the three node hosts, each running a real `NodeServer` until the
 /// simulation ends (or the host is crashed; a bounce starts it again on
 /// the same data directory).
 fn add_nodes(sim: &mut turmoil::Sim<'_>, map: &ClusterMap, dir: &std::path::Path, control: bool) {
+    add_nodes_with(sim, map, dir, control, as_is);
+}
+
+/// `add_nodes`, `tweak` applied to every node's options.
+fn add_nodes_with(
+    sim: &mut turmoil::Sim<'_>,
+    map: &ClusterMap,
+    dir: &std::path::Path,
+    control: bool,
+    tweak: fn(&mut NodeOptions),
+) {
     for n in map.nodes() {
         let id = n.id;
         let map = map.clone();
         let dir: PathBuf = dir.to_path_buf();
         sim.host(host(id), move || {
-            let options = options(id, &map, &dir, control);
+            let options = options(id, &map, &dir, control, tweak);
             async move {
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 let _node = NodeServer::start(options, listener).await?;
@@ -140,20 +169,13 @@ fn put_get_without_control_plane() {
     );
 }
 
-fn key_in(map: &ClusterMap, p: u32, salt: &str) -> String {
-    (0..)
-        .map(|i| format!("{salt}-{i}"))
-        .find(|k| map.partition_of(k.as_bytes()) == p)
-        .unwrap()
-}
-
 /// Puts a key in every partition until each takes it (the controller
 /// elects itself, seeds the map and grants leases first); the simulated
 /// time that took.
 async fn wait_writable(c: &ClusterClient, map: &ClusterMap, within: Duration) -> Duration {
     let start = tokio::time::Instant::now();
     for p in 0..map.partition_count() {
-        let key = key_in(map, p, "ready");
+        let key = keys_in(map, p, 1, "ready").remove(0);
         while let Err(e) = c.put(key.as_bytes(), &Value::from_user_input("x")).await {
             assert!(
                 start.elapsed() < within,
@@ -227,14 +249,6 @@ fn run_with_faults(sim: &mut turmoil::Sim<'_>, faults: &Rc<RefCell<Vec<Fault>>>)
         sim.elapsed(),
         started.elapsed()
     );
-}
-
-fn keys_in(map: &ClusterMap, p: u32, n: usize, salt: &str) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{salt}-{i}"))
-        .filter(|k| map.partition_of(k.as_bytes()) == p)
-        .take(n)
-        .collect()
 }
 
 /// With the control plane on, the leader of partition 0 is crashed; the
@@ -607,22 +621,6 @@ fn partitioned_leader_fails_over() {
 use kv_check::{Call, CheckOptions, History, Op, Outcome};
 use std::cell::Cell;
 
-/// xorshift64*: a schedule is named by its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 /// Simulated nanoseconds since the simulation began: the one clock all
 /// hosts share (each host's tokio clock has its own origin).
 fn sim_nanos() -> u64 {
@@ -641,58 +639,11 @@ async fn history_client(
     ops: Ops,
     seed: u64,
 ) {
-    let mut rng = Rng::new(seed);
-    let mut n = 0u64;
+    let mut me = Process::new(process, seed);
     while !stop.get() {
-        let key = keys[rng.below(keys.len() as u64) as usize].clone();
-        let invoked = sim_nanos();
-        let (call, outcome) = match rng.below(10) {
-            0..=4 => {
-                n += 1;
-                let value = format!("p{process}-{n}");
-                let put = c.put(key.as_bytes(), &Value::from_user_input(&value)).await;
-                (
-                    Call::Put(value),
-                    if put.is_ok() {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Unknown
-                    },
-                )
-            }
-            5 => {
-                let deleted = c.delete(key.as_bytes()).await;
-                (
-                    Call::Delete,
-                    if deleted.is_ok() {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Unknown
-                    },
-                )
-            }
-            _ => match c.get(key.as_bytes()).await {
-                Ok(read) => (
-                    if read.stale {
-                        Call::StaleGet
-                    } else {
-                        Call::Get
-                    },
-                    Outcome::Value(read.value.map(|v| v.render())),
-                ),
-                Err(_) => (Call::Get, Outcome::Unknown),
-            },
-        };
-        let returned = (!matches!(outcome, Outcome::Unknown)).then(sim_nanos);
-        ops.borrow_mut().push(Op {
-            process,
-            key,
-            call,
-            invoked,
-            returned,
-            outcome,
-        });
-        tokio::time::sleep(Duration::from_millis(rng.below(4))).await;
+        let op = me.step(&c, &keys, sim_nanos).await;
+        ops.borrow_mut().push(op);
+        tokio::time::sleep(me.pause()).await;
     }
 }
 
@@ -711,19 +662,9 @@ fn history_seed(seed: u64, rounds: u32) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let map = map();
     let mut sim = sim(600, seed);
-    for n in map.nodes() {
-        let (id, map, dir) = (n.id, map.clone(), dir.path().to_path_buf());
-        sim.host(host(id), move || {
-            let mut options = options(id, &map, &dir, true);
-            options.replication.acks = kv_router::AckMode::All;
-            async move {
-                let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-                let _node = NodeServer::start(options, listener).await?;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        });
-    }
+    add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
+        o.replication.acks = kv_router::AckMode::All;
+    });
     let keys: Rc<Vec<String>> = Rc::new(
         (0..map.partition_count())
             .flat_map(|p| keys_in(&map, p, 2, "history"))

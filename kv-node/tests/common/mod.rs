@@ -171,14 +171,10 @@ impl TestCluster {
     }
 }
 
-/// `n` distinct keys of partition `p` under `map`, named `{salt}-{i}`.
-pub fn keys_in(map: &ClusterMap, p: u32, n: usize, salt: &str) -> Vec<String> {
-    (0..)
-        .map(|i| format!("{salt}-{i}"))
-        .filter(|k| map.partition_of(k.as_bytes()) == p)
-        .take(n)
-        .collect()
-}
+#[path = "../workload/keys.rs"]
+mod keys;
+#[allow(unused_imports)]
+pub use keys::keys_in;
 
 /// Writes every key through `client`, each with its own name as its
 /// value (V1 text), one after another.

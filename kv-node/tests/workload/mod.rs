@@ -1,0 +1,97 @@
+//! The client workload both history tests share (`history.rs` on real
+//! sockets, `sim.rs` under turmoil): a seeded generator and one recorded
+//! operation at a time, checked later with kv-check.
+
+use kv_check::{Call, Op, Outcome};
+use kv_codec::Value;
+use kv_node::ClusterClient;
+
+/// xorshift64*: a schedule is named by its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// One client process's operations: half puts (each value unique, named
+/// after the process and `count`), a tenth deletes, the rest reads.
+pub struct Process {
+    pub id: u32,
+    pub rng: Rng,
+    /// Puts sent so far.
+    pub count: u64,
+}
+
+impl Process {
+    pub fn new(id: u32, seed: u64) -> Process {
+        Process {
+            id,
+            rng: Rng::new(seed),
+            count: 0,
+        }
+    }
+
+    /// Sends one random operation on one of `keys` and records it, times
+    /// by `now`. A failed write is recorded as unknown (an error may come
+    /// after the leader applied it: that only weakens the check, never
+    /// makes it wrong); a failed read says nothing.
+    pub async fn step(
+        &mut self,
+        client: &ClusterClient,
+        keys: &[String],
+        now: impl Fn() -> u64,
+    ) -> Op<String, String> {
+        let key = keys[self.rng.below(keys.len() as u64) as usize].clone();
+        let invoked = now();
+        let written = |ok: bool| if ok { Outcome::Ok } else { Outcome::Unknown };
+        let (call, outcome) = match self.rng.below(10) {
+            0..=4 => {
+                self.count += 1;
+                let value = format!("p{}-{}", self.id, self.count);
+                let put = client
+                    .put(key.as_bytes(), &Value::from_user_input(&value))
+                    .await;
+                (Call::Put(value), written(put.is_ok()))
+            }
+            5 => (
+                Call::Delete,
+                written(client.delete(key.as_bytes()).await.is_ok()),
+            ),
+            _ => match client.get(key.as_bytes()).await {
+                Ok(read) => {
+                    let call = if read.stale {
+                        Call::StaleGet
+                    } else {
+                        Call::Get
+                    };
+                    (call, Outcome::Value(read.value.map(|v| v.render())))
+                }
+                Err(_) => (Call::Get, Outcome::Unknown),
+            },
+        };
+        let returned = (!matches!(outcome, Outcome::Unknown)).then(&now);
+        Op {
+            process: self.id,
+            key,
+            call,
+            invoked,
+            returned,
+            outcome,
+        }
+    }
+
+    /// A pause of 0 to 3 ms before the next operation.
+    pub fn pause(&mut self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.rng.below(4))
+    }
+}
