@@ -76,11 +76,11 @@ openraft::declare_raft_types!(
 );
 
 /// openraft's async runtime: tokio; under feature `sim`, tokio with a
-/// seeded generator for election timeouts ([`sim::SimRuntime`]).
+/// seeded generator for election timeouts (`sim::SimRuntime`).
 #[cfg(not(feature = "sim"))]
 pub type Runtime = openraft::TokioRuntime;
 /// openraft's async runtime: tokio; under feature `sim`, tokio with a
-/// seeded generator for election timeouts ([`sim::SimRuntime`]).
+/// seeded generator for election timeouts (`sim::SimRuntime`).
 #[cfg(feature = "sim")]
 pub type Runtime = sim::SimRuntime;
 
