@@ -71,6 +71,12 @@ pub(crate) struct Control {
     /// The controller leader's view of the nodes, for the Raft term it
     /// leads in.
     liveness: Mutex<Option<(u64, Liveness)>>,
+    /// Held by the controller leader while it decides and commits
+    /// elections, and while it answers a heartbeat: a node is never
+    /// granted a lease between the decision that it failed and the commit
+    /// of the map that moves its leaderships (the heartbeat's reply then
+    /// carries that map, which the node applies before taking the lease).
+    deciding: tokio::sync::Mutex<()>,
     /// The controller leader as last heard of.
     hint: Mutex<Option<NodeId>>,
 }
@@ -99,6 +105,7 @@ impl Control {
             applied: Mutex::new(0),
             stopping: AtomicBool::new(false),
             liveness: Mutex::new(None),
+            deciding: tokio::sync::Mutex::new(()),
             hint: Mutex::new(None),
         })
     }
@@ -465,6 +472,7 @@ async fn controller_loop(shared: Arc<Shared>, control: Arc<Control>) {
             *control.liveness.lock() = None;
             continue;
         }
+        let _deciding = control.deciding.lock().await;
         let state = machine.state();
         let commands = if state.is_initialized() {
             let now = crate::net::now();
@@ -586,6 +594,7 @@ async fn heartbeat(
     let Some(raft) = leading(control) else {
         return not_controller(control);
     };
+    let _deciding = control.deciding.lock().await;
     let received = crate::net::now();
     if raft.ensure_linearizable().await.is_err() {
         return not_controller(control);
