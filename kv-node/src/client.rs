@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::net::{OwnedReadHalf, OwnedWriteHalf};
 use bytes::{Bytes, BytesMut};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId};
 use parking_lot::Mutex;
@@ -39,6 +38,7 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::net::{OwnedReadHalf, OwnedWriteHalf};
 use crate::protocol::control::{ControlReply, ControlRequest};
 use crate::protocol::handshake::{self, Credentials, DialError};
 use crate::protocol::{

@@ -33,7 +33,6 @@ use bytes::BytesMut;
 use futures::StreamExt;
 use kv_router::{NodeId, PartitionId};
 use parking_lot::Mutex;
-use crate::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +40,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::{self, Exchange};
 use crate::error::ErrorCode;
+use crate::net::{TcpListener, TcpStream};
 use crate::options::NodeOptions;
 use crate::protocol::frame::FrameError;
 use crate::protocol::handshake::{self, Handshake, Hello, PeerKind};

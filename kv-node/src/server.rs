@@ -26,7 +26,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use kv_router::{AckMode, ClusterMap, NodeId, PartitionId, Role};
-use crate::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,6 +34,7 @@ use tracing::{debug, info, warn};
 use crate::connection::{self, IdleTimer, Limits, Next};
 use crate::error::{Error, ErrorCode, ProtocolError, Result};
 use crate::hosting::{self, Failed};
+use crate::net::{TcpListener, TcpStream};
 use crate::options::NodeOptions;
 use crate::pipeline;
 use crate::protocol::{

@@ -24,8 +24,9 @@ mod wire;
 
 use std::time::Duration;
 
-use crate::net::TcpStream;
 use tokio_util::codec::Framed;
+
+use crate::net::TcpStream;
 
 pub use frame::{ByteBudget, FrameCodec, FrameError};
 pub use handshake::{PROTOCOL_VERSION, PeerKind};

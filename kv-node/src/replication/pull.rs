@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-
 use futures::StreamExt;
 use kv_router::{NodeId, PartitionId};
 use tracing::{debug, info, warn};

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use crate::net::{TcpListener, TcpStream};
 use tracing::debug;
 
 use super::commands;
@@ -15,6 +14,7 @@ use super::frame::{self, COMMAND_SLACK_BYTES, Command, FrameError, Limits};
 use super::reply::Reply;
 use crate::client::ClientOptions;
 use crate::cluster_client::ClusterClient;
+use crate::net::{TcpListener, TcpStream};
 use crate::server::{Shared, accept_loop};
 
 /// State shared by every RESP connection of one node.
