@@ -301,8 +301,13 @@ async fn heartbeat_once(
     for target in candidates {
         let sent = crate::net::now();
         let reply = if target == shared.id() {
+            // Bounded like a remote call: the controller may be busy
+            // committing an election (see `Control::deciding`).
             let applied = *control.applied.lock();
-            Ok(heartbeat(control, shared.id(), applied, replicas.clone(), stopping).await)
+            let own = heartbeat(control, shared.id(), applied, replicas.clone(), stopping);
+            tokio::time::timeout(timeout, own)
+                .await
+                .map_err(|_| format!("this node's controller did not answer within {timeout:?}"))
         } else {
             links
                 .entry(target)
