@@ -58,7 +58,10 @@ pub enum ErrorCode {
     TooLarge,
     /// The leader is catching up from a follower and refuses writes for now.
     Recovering,
-    /// The storage layer failed (I/O error, corruption).
+    /// The storage layer failed (I/O error, full disk, corruption, a store
+    /// poisoned by an earlier failed fsync). A write answered with it was
+    /// not applied; one applied whose fsync then failed is answered
+    /// [`ErrorCode::OutcomeUnknown`].
     Storage,
     /// A replication request would move a replica backwards.
     WouldRegress,
@@ -78,9 +81,10 @@ pub enum ErrorCode {
     /// A write with `acks = "all"` was refused before it was applied: the
     /// partition's in-sync set is smaller than `min_insync_replicas`.
     NotEnoughReplicas,
-    /// A write with `acks = "all"` was applied on the leader, but not
-    /// every in-sync replica acknowledged it (the set shrank below the
-    /// minimum, or the wait timed out): it may or may not survive.
+    /// A write was applied on the leader but not confirmed: with
+    /// `acks = "all"` not every in-sync replica acknowledged it (the set
+    /// shrank below the minimum, or the wait timed out), or with
+    /// `sync = "always"` its fsync failed. It may or may not survive.
     OutcomeUnknown,
     /// Anything else.
     Internal,

@@ -731,8 +731,13 @@ fn no_lease(shared: &Shared, p: PartitionId) -> Response {
     )
 }
 
+/// A read any ready replica answers; at the leader, only once its log is
+/// on the in-sync replicas ([`insync::committed_read`]).
 pub(crate) async fn get(shared: &Shared, key: Bytes) -> Response {
     match readable(shared, &key) {
+        Ok((r, p)) if r.role() == Role::Leader => {
+            insync::committed_read(shared, r, p, read_value(r, p, key)).await
+        }
         Ok((r, p)) => read_value(r, p, key).await,
         Err(reply) => reply,
     }
@@ -747,7 +752,7 @@ async fn get_at_leader(shared: &Shared, key: Bytes) -> Response {
     if r.role() != Role::Leader {
         return not_leader(shared, p, r.machine().leader(), "read at");
     }
-    read_value(r, p, key).await
+    insync::committed_read(shared, r, p, read_value(r, p, key)).await
 }
 
 /// A read a leader answers without its lease (`GetStale`); a replica
@@ -900,9 +905,11 @@ pub(crate) async fn delete(shared: &Shared, key: Bytes, acks: Option<AckMode>) -
 
 /// The error reply for a store call that failed.
 pub(crate) fn io_error(p: Option<PartitionId>, e: IoError) -> Response {
-    use kv_storage::Error::{KeyTooLarge, ValueTooLarge};
+    use kv_storage::Error::{KeyTooLarge, NotDurable, ValueTooLarge};
     let code = match &e {
         IoError::Store(KeyTooLarge { .. } | ValueTooLarge { .. }) => ErrorCode::TooLarge,
+        // Applied, but its fsync failed: it may or may not survive.
+        IoError::Store(NotDurable { .. }) => ErrorCode::OutcomeUnknown,
         IoError::Store(_) => ErrorCode::Storage,
         IoError::InvalidValue(_) => ErrorCode::InvalidValue,
         IoError::Task(_) => ErrorCode::Internal,

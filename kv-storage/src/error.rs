@@ -2,7 +2,11 @@
 //!
 //! - `KeyTooLarge` / `ValueTooLarge` / `BatchTooLarge`: the request is
 //!   wrong; reject it (nothing was written).
-//! - `Io`: the operating system failed; the write may or may not be on disk.
+//! - `Io`: the operating system failed; a write that returns it was not
+//!   applied (a partly written record is cut, or cut by recovery).
+//! - `NotDurable`: a write was applied (readers see it) but its fsync
+//!   failed under `SyncPolicy::Always`; whether it survives a crash is
+//!   unknown, and the store is poisoned.
 //! - `Corrupted`: the data on disk is damaged; a human has to look. The store
 //!   never returns a wrong value instead.
 //! - `Locked`: another `Store` (in this or another process) owns the directory.
@@ -116,6 +120,15 @@ pub enum Error {
     /// store refuses writes until it is reopened (recovery re-reads the disk).
     #[error("store is poisoned by an earlier failed fsync; reopen it")]
     Poisoned,
+    /// The write was applied (readers see it, replication may ship it),
+    /// but the fsync that `SyncPolicy::Always` waits for failed (`source`),
+    /// so a crash may lose it: whether it survives is unknown. The store
+    /// is poisoned. Every other error of a write means it was not applied.
+    #[error("write applied, but not made durable: {source}")]
+    NotDurable {
+        /// Why the fsync did not happen.
+        source: Box<Error>,
+    },
     /// Test-only: compaction was stopped at an injected fault point.
     #[doc(hidden)]
     #[error("fault injected at {0:?}")]

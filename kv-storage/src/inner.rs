@@ -44,8 +44,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -78,6 +77,21 @@ const MAX_READ_RETRIES: usize = 1000;
 pub(crate) fn presize_target(end: u64, segment_bytes: u64) -> u64 {
     let chunked = end.div_ceil(PRESIZE_CHUNK_BYTES) * PRESIZE_CHUNK_BYTES;
     chunked.min(segment_bytes.max(end))
+}
+
+/// Writes an append's bytes at `at` of the active segment (`path`); under
+/// feature `sim` through the simulated disk, which may fail it.
+fn append_at(file: &File, path: &Path, bytes: &[u8], at: u64) -> std::io::Result<()> {
+    #[cfg(feature = "sim")]
+    {
+        crate::sim::append(file, path, bytes, at)
+    }
+    #[cfg(not(feature = "sim"))]
+    {
+        use std::os::unix::fs::FileExt;
+        let _ = path;
+        file.write_all_at(bytes, at)
+    }
 }
 
 /// One record to append: see [`Inner::append_records`].
@@ -238,7 +252,7 @@ impl Inner {
             record::encode_in_batch(&mut w.buf, op.position, &op.fields(), more);
         }
         let start = w.offset;
-        let written = w.file.write_all_at(&w.buf, start);
+        let written = append_at(&w.file, &w.active.path, &w.buf, start);
         if w.buf.capacity() > MAX_KEPT_BUFFER_BYTES {
             w.buf = Vec::new();
         }
@@ -343,7 +357,7 @@ impl Inner {
 
     /// fdatasync of the active file under the writer lock; poisons on error.
     pub(crate) fn fsync_active(&self, w: &Writer) -> Result<(), Error> {
-        if let Err(e) = self.sync_file(&w.file) {
+        if let Err(e) = self.sync_file(&w.file, &w.active.path, w.offset) {
             self.group.poison();
             return Err(Error::io(&w.active.path, e));
         }
@@ -354,21 +368,33 @@ impl Inner {
 
     /// One group-commit fsync: returns the write sequence it covers.
     fn sync_once(&self) -> Result<u64, Error> {
-        let (file, seq, path) = {
+        let (file, seq, path, end) = {
             let w = self.writer.lock();
-            (w.file.clone(), w.seq, w.active.path.clone())
+            (w.file.clone(), w.seq, w.active.path.clone(), w.offset)
         };
-        self.sync_file(&file).map_err(|e| Error::io(path, e))?;
+        self.sync_file(&file, &path, end)
+            .map_err(|e| Error::io(path, e))?;
         bump(&self.counters.syncs, 1);
         Ok(seq)
     }
 
-    /// fdatasync, or the injected failure of a test.
-    fn sync_file(&self, file: &File) -> std::io::Result<()> {
+    /// fdatasync of the active segment at `path` (its records ending at
+    /// `end`), or the injected failure of a test. Under feature `sim` the
+    /// simulated disk records it instead (`sim.rs`).
+    fn sync_file(&self, file: &File, path: &Path, end: u64) -> std::io::Result<()> {
         if self.fail_next_sync.swap(false, Ordering::AcqRel) {
             return Err(std::io::Error::other("injected fsync failure"));
         }
-        file.sync_data()
+        #[cfg(feature = "sim")]
+        {
+            let _ = file;
+            crate::sim::sync_segment(path, end)
+        }
+        #[cfg(not(feature = "sim"))]
+        {
+            let _ = (path, end);
+            file.sync_data()
+        }
     }
 
     /// Makes every write up to `seq` durable (group commit).
@@ -379,7 +405,9 @@ impl Inner {
     /// Applies the sync policy to a write with sequence `seq`.
     pub(crate) fn after_write(&self, seq: u64) -> Result<(), Error> {
         match self.opts.sync {
-            SyncPolicy::Always => self.sync_to(seq),
+            SyncPolicy::Always => self.sync_to(seq).map_err(|e| Error::NotDurable {
+                source: Box::new(e),
+            }),
             SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
         }
     }

@@ -185,6 +185,8 @@ pub mod options;
 mod record;
 mod recovery;
 mod segment;
+#[cfg(feature = "sim")]
+pub mod sim;
 mod stats;
 mod sync;
 mod worker;

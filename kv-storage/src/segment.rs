@@ -225,6 +225,8 @@ impl Segment {
         file: Arc<File>,
         len: u64,
     ) -> Segment {
+        #[cfg(feature = "sim")]
+        crate::sim::opened(&path, len);
         Segment::with_data(path, header, Data::Active(file), len)
     }
 

@@ -510,6 +510,54 @@ async fn replicated(
     })
 }
 
+/// A leader read's wait, under `acks = "all"` (the cluster's default
+/// mode): until everything in the leader's log when `read` ran is on
+/// every in-sync follower, so a read never answers with a write that a
+/// failover could still lose (the write may be waiting for its own acks,
+/// or may never be shipped: its fsync failed). The read index of Raft,
+/// with the in-sync set as the quorum. Immediate when the set has
+/// nothing to wait for, with `acks = "leader"`, and when no other replica
+/// is in the set (none could take over with another history). `Err`: the
+/// reply for a leader that cannot confirm its log (its term ended, or its
+/// followers did not acknowledge within the ack timeout): `Recovering`,
+/// which a client asks again and then answers from another replica.
+pub(crate) async fn committed_read<Fut>(
+    shared: &Shared,
+    replica: &Replica,
+    partition: PartitionId,
+    read: Fut,
+) -> Response
+where
+    Fut: Future<Output = Response>,
+{
+    let policy = AckPolicy::from(&shared.options.replication);
+    if policy.default_acks == AckMode::Leader {
+        return read.await;
+    }
+    let term = replica.term_token();
+    let reply = read.await;
+    if !matches!(reply, Response::Value { .. }) {
+        return reply;
+    }
+    let end = replica.position();
+    let deadline = tokio::time::Instant::now() + shared.options.ack_timeout;
+    match replica
+        .insync
+        .wait_in_term(end, &policy, deadline, &term)
+        .await
+    {
+        Ok(()) | Err(WaitError::TooFewAfterWrite { .. }) => reply,
+        Err(e) => error_reply(
+            ErrorCode::Recovering,
+            None,
+            format!(
+                "partition {partition}: read not answered: the leader cannot confirm its log is on \
+                 its in-sync replicas ({e})"
+            ),
+        ),
+    }
+}
+
 /// Marks the followers in `partitions` (this node's `info`) that are in
 /// sync now.
 pub(crate) fn mark_in_sync(shared: &Shared, partitions: &mut [PartitionInfo]) {

@@ -4,7 +4,7 @@
 
 use kv_check::{Call, Op, Outcome};
 use kv_codec::Value;
-use kv_node::ClusterClient;
+use kv_node::{ClusterClient, Error, ErrorCode};
 
 /// xorshift64*: a schedule is named by its seed.
 pub struct Rng(u64);
@@ -20,6 +20,24 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// A write's outcome as the client reports it: failed only for the
+/// errors documented as "not applied" (no leader could be reached before
+/// anything was sent; too few in-sync replicas to accept it; the store
+/// failed before applying it).
+pub fn written(result: Result<(), Error>) -> Outcome<String> {
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(
+            Error::LeaderUnavailable { .. }
+            | Error::Remote {
+                code: ErrorCode::NotEnoughReplicas | ErrorCode::Storage,
+                ..
+            },
+        ) => Outcome::Failed,
+        Err(_) => Outcome::Unknown,
     }
 }
 
@@ -42,9 +60,9 @@ impl Process {
     }
 
     /// Sends one random operation on one of `keys` and records it, times
-    /// by `now`. A failed write is recorded as unknown (an error may come
-    /// after the leader applied it: that only weakens the check, never
-    /// makes it wrong); a failed read says nothing.
+    /// by `now`. A write that failed is recorded as failed when the error
+    /// says it was not applied (the client's contract, which the check
+    /// then holds it to), else as unknown; a failed read says nothing.
     pub async fn step(
         &mut self,
         client: &ClusterClient,
@@ -53,7 +71,6 @@ impl Process {
     ) -> Op<String, String> {
         let key = keys[self.rng.below(keys.len() as u64) as usize].clone();
         let invoked = now();
-        let written = |ok: bool| if ok { Outcome::Ok } else { Outcome::Unknown };
         let (call, outcome) = match self.rng.below(10) {
             0..=4 => {
                 self.count += 1;
@@ -61,11 +78,11 @@ impl Process {
                 let put = client
                     .put(key.as_bytes(), &Value::from_user_input(&value))
                     .await;
-                (Call::Put(value), written(put.is_ok()))
+                (Call::Put(value), written(put.map(|_| ())))
             }
             5 => (
                 Call::Delete,
-                written(client.delete(key.as_bytes()).await.is_ok()),
+                written(client.delete(key.as_bytes()).await.map(|_| ())),
             ),
             _ => match client.get(key.as_bytes()).await {
                 Ok(read) => {

@@ -282,6 +282,8 @@ impl<'a> SegmentLoad<'a> {
             file.set_len(committed)
                 .and_then(|()| file.sync_data())
                 .map_err(|e| Error::io(&seg.path, e))?;
+            #[cfg(feature = "sim")]
+            crate::sim::synced(&seg.path, committed);
             self.sum.truncated = file_len - committed;
             warn!(
                 segment = %seg.path.display(),
