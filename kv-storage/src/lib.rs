@@ -127,6 +127,13 @@
 //! - One `Store` per directory (an OS file lock); a failed fsync poisons the
 //!   store until it is reopened.
 //!
+//! # Cargo feature `sim`
+//!
+//! For kv-node's deterministic simulation only: the `sim` module, a
+//! simulated disk (active segments are not fdatasynced; their durable ends
+//! are recorded so a test can apply a power loss, and failing fsyncs or a
+//! full disk can be armed). A production build never enables it.
+//!
 //! # What it does not do
 //!
 //! No transactions (a [`WriteBatch`] is atomic across a crash, but readers
