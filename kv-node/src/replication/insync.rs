@@ -510,8 +510,8 @@ async fn replicated(
     })
 }
 
-/// A leader read's wait, under `acks = "all"` (the cluster's default
-/// mode): until everything in the leader's log when `read` ran is on
+/// A leader read's wait, when the cluster's configured default is
+/// `acks = "all"`: until everything in the leader's log when `read` ran is on
 /// every in-sync follower, so a read never answers with a write that a
 /// failover could still lose (the write may be waiting for its own acks,
 /// or may never be shipped: its fsync failed). The read index of Raft,
