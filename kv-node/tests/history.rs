@@ -34,7 +34,7 @@ use common::TestCluster;
 use kv_check::{Call, CheckOptions, History, Op, Outcome};
 use kv_node::{ClusterClient, NodeOptions};
 use kv_router::{AckMode, ClusterConfig, ControlConfig, NodeId};
-use workload::{Process, Rng};
+use workload::{Acked, Process, Rng};
 
 fn acks_all_with_control(o: &mut NodeOptions) {
     o.control = Some(ControlConfig::default());
@@ -63,7 +63,7 @@ fn at(start: Instant) -> u64 {
 }
 
 /// One client process: random puts, deletes and reads of `keys` until
-/// `stop`; returns its operations.
+/// `stop`; returns its operations and its acknowledged puts.
 async fn client_process(
     process: u32,
     client: ClusterClient,
@@ -71,14 +71,14 @@ async fn client_process(
     start: Instant,
     stop: Arc<AtomicBool>,
     seed: u64,
-) -> Vec<Op<String, String>> {
+) -> (Vec<Op<String, String>>, Vec<Acked>) {
     let mut me = Process::new(process, seed);
     let mut ops = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         ops.push(me.step(&client, &keys, || at(start)).await);
         tokio::time::sleep(me.pause()).await;
     }
-    ops
+    (ops, me.acked)
 }
 
 /// The faults: every 0.4 to 1 s one of a leadership transfer, a
@@ -170,8 +170,14 @@ async fn run_seed(scenario: Scenario, seed: u64) {
     let mut rng = Rng::new(seed);
     nemesis(&mut cluster, &client, &mut rng, scenario, 8).await;
     stop.store(true, Ordering::SeqCst);
+    let mut acked = Vec::new();
     for p in processes {
-        ops.extend(p.await.unwrap());
+        let (done, puts) = p.await.unwrap();
+        ops.extend(done);
+        acked.extend(puts);
+    }
+    if let Err(e) = workload::one_writer_per_epoch(&acked) {
+        panic!("{scenario:?} seed {seed}: more than one writer per epoch:\n{e}");
     }
 
     // Healed: every node runs. The final leader reads join the history.
@@ -260,4 +266,33 @@ async fn histories_with_acks_leader_under_planned_moves_are_linearizable() {
     for seed in seeds() {
         run_seed(Scenario::AcksLeaderPlanned, seed).await;
     }
+}
+
+/// The one-writer-per-epoch check both history tests apply to their
+/// acknowledged puts: two nodes writing one partition's epoch, or two puts
+/// at one position, fail it; leaders taking turns in rising epochs pass.
+#[test]
+fn the_one_writer_per_epoch_check_fails_on_two_writers() {
+    use kv_node::protocol::Position;
+    let put = |partition, epoch, lsn, node, value: &str| Acked {
+        partition,
+        position: Position { epoch, lsn },
+        node,
+        key: "k".into(),
+        value: value.into(),
+    };
+    let turns = [
+        put(0, 1, 1, 0, "a"),
+        put(0, 2, 2, 1, "b"),
+        put(1, 1, 1, 1, "c"),
+    ];
+    assert_eq!(workload::one_writer_per_epoch(&turns), Ok(()));
+
+    let two_writers = [put(0, 2, 5, 0, "a"), put(0, 2, 6, 1, "b")];
+    let e = workload::one_writer_per_epoch(&two_writers).unwrap_err();
+    assert!(e.contains("node 0 and node 1"), "{e}");
+
+    let one_position = [put(0, 2, 5, 0, "a"), put(0, 2, 5, 0, "b")];
+    let e = workload::one_writer_per_epoch(&one_position).unwrap_err();
+    assert!(e.contains("two puts acknowledged there"), "{e}");
 }

@@ -27,7 +27,7 @@ mod keys;
 mod workload;
 
 use keys::keys_in;
-use workload::{Process, Rng};
+use workload::{Acked, Process, Rng};
 
 const PORT: u16 = 7000;
 const TEST_SECRET: &str = "test cluster secret, 32 bytes ok";
@@ -657,15 +657,79 @@ async fn history_client(
     c: ClusterClient,
     keys: Rc<Vec<String>>,
     stop: Rc<Cell<bool>>,
-    ops: Ops,
+    (ops, acked): (Ops, Rc<RefCell<Vec<Acked>>>),
     seed: u64,
 ) {
     let mut me = Process::new(process, seed);
     while !stop.get() {
         let op = me.step(&c, &keys, sim_nanos).await;
         ops.borrow_mut().push(op);
+        acked.borrow_mut().append(&mut me.acked);
         tokio::time::sleep(me.pause()).await;
     }
+}
+
+/// Once healed: every replica of every partition reaches its leader's
+/// position, then holds what its leader answers for each key. `Err`:
+/// what differs (or what never converged within a simulated minute).
+async fn replicas_identical(c: &ClusterClient, keys: &[String]) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    'converge: loop {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("replicas did not converge: {last}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.refresh().await;
+        let map = c.map();
+        for p in 0..map.partition_count() {
+            let Some(leader) = map.leader(p) else {
+                last = format!("partition {p} has no leader");
+                continue 'converge;
+            };
+            let mut positions = Vec::new();
+            for &n in map.replicas(p).unwrap_or_default() {
+                match c.node_info(n).await {
+                    Ok(info) => match info.partitions.iter().find(|i| i.partition == p) {
+                        Some(i) if i.state == kv_node::protocol::ReplicaState::Ready => {
+                            positions.push((n, i.position))
+                        }
+                        other => {
+                            last = format!("partition {p} on node {n}: {other:?}");
+                            continue 'converge;
+                        }
+                    },
+                    Err(e) => {
+                        last = format!("node {n}: {e}");
+                        continue 'converge;
+                    }
+                }
+            }
+            let at_leader = positions.iter().find(|(n, _)| *n == leader).map(|x| x.1);
+            if positions.iter().any(|(_, pos)| Some(*pos) != at_leader) {
+                last = format!("partition {p} (leader {leader}): {positions:?}");
+                continue 'converge;
+            }
+        }
+        break;
+    }
+    let map = c.map();
+    for key in keys {
+        let p = map.partition_of(key.as_bytes());
+        let mut held = Vec::new();
+        for &n in map.replicas(p).unwrap_or_default() {
+            let value = c
+                .node(n)
+                .map_err(|e| e.to_string())?
+                .get(key.as_bytes())
+                .await;
+            held.push((n, value.map_err(|e| e.to_string())?));
+        }
+        if held.windows(2).any(|w| w[0].1 != w[1].1) {
+            return Err(format!("replicas differ on {key}: {held:?}"));
+        }
+    }
+    Ok(())
 }
 
 /// What the nemesis is doing to one node.
@@ -744,6 +808,8 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
             .collect(),
     );
     let ops: Ops = Rc::new(RefCell::new(Vec::new()));
+    let acked: Rc<RefCell<Vec<Acked>>> = Rc::new(RefCell::new(Vec::new()));
+    let replicas: Rc<RefCell<Option<Result<(), String>>>> = Rc::new(RefCell::new(None));
     let stop = Rc::new(Cell::new(false));
     let started = Rc::new(Cell::new(false));
     let healed = Rc::new(Cell::new(false));
@@ -751,13 +817,14 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     // history. Then the clients start, and at the end (after the faults,
     // once healed) the final leader reads.
     {
-        let (c, m, keys, ops, started, healed) = (
+        let (c, m, keys, ops, started, healed, replicas) = (
             client(&map),
             map.clone(),
             Rc::clone(&keys),
             Rc::clone(&ops),
             Rc::clone(&started),
             Rc::clone(&healed),
+            Rc::clone(&replicas),
         );
         sim.client("setup", async move {
             wait_writable(&c, &m, Duration::from_secs(60)).await;
@@ -797,22 +864,25 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     outcome: Outcome::Value(read.value.map(|v| v.render())),
                 });
             }
+            *replicas.borrow_mut() = Some(replicas_identical(&c, &keys).await);
             Ok(())
         });
     }
     for process in 0..4u32 {
-        let (c, keys, stop, ops, started) = (
+        let (c, keys, stop, ops, acked, started) = (
             client(&map),
             Rc::clone(&keys),
             Rc::clone(&stop),
             Rc::clone(&ops),
+            Rc::clone(&acked),
             Rc::clone(&started),
         );
         sim.client(format!("p{process}"), async move {
             while !started.get() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            history_client(process, c, keys, stop, ops, seed * 31 + u64::from(process)).await;
+            let seed = seed * 31 + u64::from(process);
+            history_client(process, c, keys, stop, (ops, acked), seed).await;
             Ok(())
         });
     }
@@ -986,6 +1056,14 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
     let report = kv_check::check(&history, &CheckOptions::default());
     assert!(report.is_ok(), "seed {seed} ({profile:?}):\n{report}");
+    if let Err(e) = workload::one_writer_per_epoch(&acked.borrow()) {
+        panic!("seed {seed} ({profile:?}): more than one writer per epoch:\n{e}");
+    }
+    match replicas.take() {
+        Some(Ok(())) => {}
+        Some(Err(e)) => panic!("seed {seed} ({profile:?}): after healing, {e}"),
+        None => panic!("seed {seed} ({profile:?}): the replica check did not run"),
+    }
     run
 }
 

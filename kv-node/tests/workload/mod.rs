@@ -4,7 +4,11 @@
 
 use kv_check::{Call, Op, Outcome};
 use kv_codec::Value;
+use std::collections::BTreeMap;
+
+use kv_node::protocol::Position;
 use kv_node::{ClusterClient, Error, ErrorCode};
+use kv_router::{NodeId, PartitionId};
 
 /// xorshift64*: a schedule is named by its seed.
 pub struct Rng(u64);
@@ -41,6 +45,46 @@ pub fn written(result: Result<(), Error>) -> Outcome<String> {
     }
 }
 
+/// An acknowledged put: where the leader said it wrote the value.
+#[derive(Clone, Debug)]
+pub struct Acked {
+    pub partition: PartitionId,
+    pub position: Position,
+    pub node: NodeId,
+    pub key: String,
+    pub value: String,
+}
+
+/// One writer per epoch: no two nodes acknowledged writes of one
+/// partition in the same epoch, and no two acknowledged puts share a
+/// position. `Err`: each violation, one line each.
+pub fn one_writer_per_epoch(acked: &[Acked]) -> Result<(), String> {
+    let mut writers: BTreeMap<(PartitionId, u32), NodeId> = BTreeMap::new();
+    let mut at: BTreeMap<(PartitionId, Position), &Acked> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for a in acked {
+        let writer = *writers
+            .entry((a.partition, a.position.epoch))
+            .or_insert(a.node);
+        if writer != a.node {
+            problems.push(format!(
+                "partition {} epoch {}: writes acknowledged by node {writer} and node {} ({:?})",
+                a.partition, a.position.epoch, a.node, a
+            ));
+        }
+        if let Some(other) = at.insert((a.partition, a.position), a) {
+            problems.push(format!(
+                "partition {} position {:?}: two puts acknowledged there: {} = {} by node {} and {} = {} by node {}",
+                a.partition, a.position, other.key, other.value, other.node, a.key, a.value, a.node
+            ));
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(problems.join("\n")),
+    }
+}
+
 /// One client process's operations: half puts (each value unique, named
 /// after the process and `count`), a tenth deletes, the rest reads.
 pub struct Process {
@@ -48,6 +92,8 @@ pub struct Process {
     pub rng: Rng,
     /// Puts sent so far.
     pub count: u64,
+    /// The puts acknowledged so far (for [`one_writer_per_epoch`]).
+    pub acked: Vec<Acked>,
 }
 
 impl Process {
@@ -56,6 +102,7 @@ impl Process {
             id,
             rng: Rng::new(seed),
             count: 0,
+            acked: Vec::new(),
         }
     }
 
@@ -78,6 +125,15 @@ impl Process {
                 let put = client
                     .put(key.as_bytes(), &Value::from_user_input(&value))
                     .await;
+                if let Ok(w) = &put {
+                    self.acked.push(Acked {
+                        partition: w.partition,
+                        position: w.position,
+                        node: w.node,
+                        key: key.clone(),
+                        value: value.clone(),
+                    });
+                }
                 (Call::Put(value), written(put.map(|_| ())))
             }
             5 => (
