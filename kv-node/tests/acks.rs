@@ -170,6 +170,45 @@ async fn acks_all_reply_waits_until_the_in_sync_follower_acknowledges() {
     cluster.shutdown().await;
 }
 
+/// Under `acks = "all"` a leader read is answered only once everything
+/// the leader held when it read is on the in-sync follower: a write still
+/// waiting for its ack (here one sent with `acks = "leader"`, so it was
+/// answered at once) is not visible to leader reads yet, since a failover
+/// to the follower could still lose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_read_waits_until_the_in_sync_follower_has_what_it_read() {
+    let (cluster, mut fake) = with_fake_follower(all_by_default_long_lag).await;
+    let key = key_in(&cluster.map, P, "dirty");
+    let client = cluster.client();
+    let written = client
+        .put_with(
+            key.as_bytes(),
+            &value("unreplicated"),
+            Some(AckMode::Leader),
+        )
+        .await
+        .expect("acks = leader answers at once");
+    let entries = fake.next_entries().await;
+    assert_eq!(entries.last().unwrap().position, written.position);
+    let leader = client.node(LEADER).unwrap().clone();
+    let read = {
+        let (leader, key) = (leader.clone(), key.clone());
+        tokio::spawn(async move { leader.get_at_leader(key.as_bytes()).await })
+    };
+    // The leader has the write, but its follower has not acknowledged it:
+    // the read must not answer yet.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !read.is_finished(),
+        "a leader read answered with a write its in-sync follower lacks: {:?}",
+        read.await
+    );
+    fake.ack(written.position).await;
+    let value = read.await.unwrap().expect("answered after the ack");
+    assert!(value.is_some(), "the write is visible once acknowledged");
+    cluster.shutdown().await;
+}
+
 /// Writes that arrive as keyspace requests (a put with a ttl, an mset)
 /// run under the cluster's ack mode too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
