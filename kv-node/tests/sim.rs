@@ -6,12 +6,15 @@
 //!
 //! The nemesis crashes and restarts nodes (`crash`/`bounce`) and cuts one
 //! node off from everyone, clients included, then heals the cut (links
-//! held, then released: the held messages arrive late). Four clients put,
-//! delete and read eight keys with `acks = "all"`; the histories are
-//! checked with kv-check. `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S` runs
-//! other seeds (default: 1 to 10, where seed 10 caught an injected bug
-//! the others missed, and seed 241, which found a real one; see
-//! docs/testing.md).
+//! held, then released: the held messages arrive late); its full profile
+//! also cuts power (unsynced bytes lost, torn tails), fails fsyncs and
+//! fills the disk (`kv_storage::sim`). Four clients put, delete and read
+//! eight keys with `acks = "all"`; the histories are checked with
+//! kv-check, the acknowledged puts for one writer per epoch, and the
+//! replicas for identical contents after healing.
+//! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic`
+//! runs other seeds (default: classic 1 to 10, full 1 to 6, and the seeds
+//! that found real bugs, [`FOUND`]; see docs/testing.md).
 
 use std::cell::RefCell;
 use std::path::PathBuf;
