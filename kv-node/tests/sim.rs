@@ -760,6 +760,26 @@ enum Nemesis {
     },
 }
 
+/// Crashes `node` (its data in `dir`) until `until`, with a power loss
+/// at the restart if `power`. The durable ends are taken first: closing
+/// a store syncs it, a killed process does not.
+fn crash(
+    sim: &mut turmoil::Sim<'_>,
+    dir: &std::path::Path,
+    node: NodeId,
+    until: Duration,
+    power: bool,
+) -> Nemesis {
+    let durable = kv_storage::sim::durable_under(dir);
+    sim.crash(host(node));
+    Nemesis::Crashed {
+        node,
+        until,
+        durable,
+        power,
+    }
+}
+
 /// Which faults a seed's nemesis draws from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Profile {
@@ -931,16 +951,8 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                             "[{now:?}] crash n{n}{}",
                             if power { " (power loss)" } else { "" }
                         );
-                        // Before the crash: closing a store syncs it, a
-                        // killed process does not.
-                        let durable = kv_storage::sim::durable_under(&node_dir(n));
-                        sim.crash(host(n));
-                        Nemesis::Crashed {
-                            node: n,
-                            until: now + ms(500, 3_000, &mut rng),
-                            durable,
-                            power,
-                        }
+                        let until = now + ms(500, 3_000, &mut rng);
+                        crash(&mut sim, &node_dir(n), n, until, power)
                     } else if kind >= 3 {
                         let faults = if kind == 3 {
                             Faults {
@@ -1026,14 +1038,8 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         // The kernel may have dropped the dirty pages: the
                         // operator restarts the node after a power loss.
                         eprintln!("[{now:?}] n{node}'s fsyncs failed: crash (power loss)");
-                        let durable = kv_storage::sim::durable_under(&node_dir(node));
-                        sim.crash(host(node));
-                        Nemesis::Crashed {
-                            node,
-                            until: now + ms(200, 1_000, &mut rng),
-                            durable,
-                            power: true,
-                        }
+                        let until = now + ms(200, 1_000, &mut rng);
+                        crash(&mut sim, &node_dir(node), node, until, true)
                     } else {
                         eprintln!("[{now:?}] n{node}'s disk has room again");
                         Nemesis::Idle {

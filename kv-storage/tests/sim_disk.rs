@@ -14,6 +14,20 @@ fn options(sync: SyncPolicy) -> Options {
     }
 }
 
+/// `store.put(key, value)` with `faults` armed for the store's `dir`.
+fn put_with_faults(
+    store: &Store,
+    dir: &std::path::Path,
+    faults: Faults,
+    key: &[u8],
+    value: &[u8],
+) -> Result<kv_storage::Position, Error> {
+    sim::set_faults(dir, faults);
+    let put = store.put(key, value);
+    sim::set_faults(dir, Faults::default());
+    put
+}
+
 fn key(i: usize) -> Vec<u8> {
     format!("key-{i:04}").into_bytes()
 }
@@ -104,9 +118,7 @@ fn an_armed_sync_failure_poisons_the_store() {
         fail_syncs: true,
         ..Faults::default()
     };
-    sim::set_faults(dir.path(), faults);
-    let failed = store.put(b"during", b"2");
-    sim::set_faults(dir.path(), Faults::default());
+    let failed = put_with_faults(&store, dir.path(), faults, b"during", b"2");
     // Applied (readers see it) but not durable: its outcome is unknown.
     assert!(
         matches!(failed, Err(Error::NotDurable { .. })),
@@ -126,9 +138,7 @@ fn a_full_disk_fails_appends_and_leaves_no_partial_record() {
         disk_full: true,
         ..Faults::default()
     };
-    sim::set_faults(dir.path(), faults);
-    let failed = store.put(b"during", &[7; 300]);
-    sim::set_faults(dir.path(), Faults::default());
+    let failed = put_with_faults(&store, dir.path(), faults, b"during", &[7; 300]);
     let Err(Error::Io { source, .. }) = failed else {
         panic!("expected ENOSPC, got {failed:?}");
     };
