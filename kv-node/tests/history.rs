@@ -217,7 +217,12 @@ async fn run_seed(scenario: Scenario, seed: u64) {
         for &node in map.replicas(p).unwrap() {
             let held = client.node(node).unwrap().get(op.key.as_bytes()).await;
             let held = held
-                .unwrap()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{scenario:?} seed {seed}: node {node} did not answer for {}: {e}",
+                        op.key
+                    )
+                })
                 .map(|b| kv_codec::decode(&b).unwrap().render());
             assert_eq!(
                 &held, leader_has,
