@@ -161,7 +161,16 @@ impl ClusterClient {
                         tokio::time::sleep(RETRY_PAUSE).await;
                     }
                 }
-                Err(e) => return Err(Self::leader_error(partition, node, e)),
+                Err(e) => {
+                    // A write the leader did not answer (or could not
+                    // confirm) is not retried, but the leader may be gone
+                    // (paused, cut off): the next request goes by the
+                    // newest map, not to the same silent node again.
+                    if matches!(e, Error::OutcomeUnknown { .. }) {
+                        self.refresh().await;
+                    }
+                    return Err(Self::leader_error(partition, node, e));
+                }
             }
         }
     }

@@ -8,13 +8,17 @@
 //! node off from everyone, clients included, then heals the cut (links
 //! held, then released: the held messages arrive late); its full profile
 //! also cuts power (unsynced bytes lost, torn tails), fails fsyncs and
-//! fills the disk (`kv_storage::sim`). Four clients put, delete and read
-//! eight keys with `acks = "all"`; the histories are checked with
-//! kv-check, the acknowledged puts for one writer per epoch, and the
-//! replicas for identical contents after healing.
-//! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic`
-//! runs other seeds (default: classic 1 to 10, full 1 to 6, and the seeds
-//! that found real bugs, [`FOUND`]; see docs/testing.md).
+//! fills the disk (`kv_storage::sim`); its `all` profile also pauses nodes
+//! (SIGSTOP), cuts two nodes from each other (a bridge), slows a node's
+//! messages and runs every node's clock at its own rate (pause and rate by
+//! kv's patch to turmoil, vendor/turmoil/PATCH.md). Four clients put,
+//! delete and read eight keys with `acks = "all"`; the histories are
+//! checked with kv-check, the acknowledged puts for one writer per epoch,
+//! and the replicas for identical contents after healing.
+//! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic|all`
+//! runs other seeds (default: classic 1 to 10, full and all 1 to 6, and
+//! the seeds that found real bugs, [`FOUND`]; see docs/testing.md).
+//! `SIM_SKEW_PER_MILLE=N` widens the `all` profile's clock rates to ±N‰.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -122,6 +126,9 @@ fn client(map: &ClusterMap) -> ClusterClient {
     ClusterClient::new(map.clone(), options)
 }
 
+/// How long a message takes at most on a healthy link.
+const MAX_LATENCY: Duration = Duration::from_millis(5);
+
 fn sim(seconds: u64, seed: u64) -> turmoil::Sim<'static> {
     // openraft's election timeouts, from the same seed.
     kv_control::sim::seed(seed);
@@ -131,7 +138,7 @@ fn sim(seconds: u64, seed: u64) -> turmoil::Sim<'static> {
         // A LAN, not turmoil's default of up to 100 ms (the control
         // plane's RPCs time out after 100 ms).
         .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(5))
+        .max_message_latency(MAX_LATENCY)
         // Simulated wall clock (turmoil::since_epoch) from a fixed epoch.
         .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
         // turmoil panics when a listener's SYN queue (or a socket's
@@ -231,6 +238,8 @@ fn put_get_with_control_plane() {
 enum Fault {
     Crash(String),
     Bounce(String),
+    Pause(String),
+    Resume(String),
 }
 
 /// Steps `sim` to the end, carrying out the faults the client asks for.
@@ -242,6 +251,8 @@ fn run_with_faults(sim: &mut turmoil::Sim<'_>, faults: &Rc<RefCell<Vec<Fault>>>)
             match f {
                 Fault::Crash(h) => sim.crash(h),
                 Fault::Bounce(h) => sim.bounce(h),
+                Fault::Pause(h) => sim.pause(h),
+                Fault::Resume(h) => sim.resume(h),
             }
         }
         if sim.step().unwrap() {
@@ -333,6 +344,106 @@ fn crashed_leader_fails_over() {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
+        }
+        Ok(())
+    });
+    run_with_faults(&mut sim, &faults);
+}
+
+/// With the control plane on, the leader of partition 0 is paused (the
+/// SIGSTOP case: its clock keeps time, its code does not run); the
+/// controller fails the partition over. Resumed, the old leader's clock
+/// has jumped past its lease, so it refuses a leader read at once rather
+/// than answer from its stale replica, then follows the new leader.
+#[test]
+fn paused_leader_fails_over_and_follows_when_resumed() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(300, 5);
+    add_nodes(&mut sim, &map, dir.path(), true);
+    let faults = Rc::new(RefCell::new(Vec::new()));
+    let c = client(&map);
+    let m = map.clone();
+    let f = Rc::clone(&faults);
+    sim.client("client", async move {
+        wait_writable(&c, &m, Duration::from_secs(60)).await;
+        let before = keys_in(&m, 0, 5, "before");
+        for k in &before {
+            c.put(k.as_bytes(), &Value::from_user_input(k)).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c.refresh().await;
+        let old = c.map().leader(0).expect("partition 0 has a leader");
+        eprintln!("partition 0 led by {old}; pausing it");
+        f.borrow_mut().push(Fault::Pause(host(old)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let paused = tokio::time::Instant::now();
+        let after = keys_in(&m, 0, 5, "after");
+        for k in &after {
+            while let Err(e) = c.put(k.as_bytes(), &Value::from_user_input(k)).await {
+                assert!(
+                    paused.elapsed() < Duration::from_secs(60),
+                    "no failover: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let new = c.map().leader(0);
+        eprintln!(
+            "failover after {:?}; partition 0 led by {new:?}",
+            paused.elapsed()
+        );
+        assert_ne!(new, Some(old));
+
+        // Resumed, the old leader still believes it leads partition 0
+        // (no heartbeat answer has told it otherwise), but its lease ran
+        // out while it was stopped: a leader read there must not answer
+        // from its replica, which lacks the last key (only ever sent to
+        // the new leader; the first may reach the old one late).
+        f.borrow_mut().push(Fault::Resume(host(old)));
+        let last = after.last().unwrap();
+        let read = c.node(old)?.get_at_leader(last.as_bytes()).await;
+        eprintln!("leader read at n{old} just after the resume: {read:?}");
+        if let Ok(held) = read {
+            assert_eq!(
+                held.map(|b| kv_codec::decode(&b).unwrap()),
+                Some(Value::from_user_input(last)),
+                "the resumed old leader answered a leader read from its stale replica"
+            );
+        }
+
+        // It then follows the new leader and catches up.
+        let resumed = tokio::time::Instant::now();
+        loop {
+            let leader_at = c.map().leader(0);
+            let positions = async {
+                let mine = c.node(old).ok()?.info().await.ok()?;
+                let mine = mine.partitions.into_iter().find(|p| p.partition == 0)?;
+                let theirs = c.node(leader_at?).ok()?.info().await.ok()?;
+                let theirs = theirs.partitions.into_iter().find(|p| p.partition == 0)?;
+                Some((mine.role, mine.position, theirs.position))
+            }
+            .await;
+            if let Some((kv_router::Role::Follower, mine, theirs)) = positions
+                && mine == theirs
+            {
+                eprintln!("n{old} follows at {mine:?} after {:?}", resumed.elapsed());
+                break;
+            }
+            assert!(
+                resumed.elapsed() < Duration::from_secs(60),
+                "n{old} never caught up as a follower: {positions:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for k in before.iter().chain(&after) {
+            let read = c.node(old)?.get_stale(k.as_bytes()).await?;
+            assert_eq!(
+                read.map(|b| kv_codec::decode(&b).unwrap()),
+                Some(Value::from_user_input(k)),
+                "n{old} on {k}"
+            );
         }
         Ok(())
     });
@@ -758,6 +869,34 @@ enum Nemesis {
         until: Duration,
         faults: Faults,
     },
+    /// Stopped as by SIGSTOP: its clock keeps time, its code does not run.
+    Paused {
+        node: NodeId,
+        until: Duration,
+    },
+    /// The link between two nodes is held (a bridge: both still reach the
+    /// third node and every client).
+    Bridged {
+        nodes: (NodeId, NodeId),
+        until: Duration,
+    },
+    /// Its messages (both ways, to everyone) take up to `max` to arrive.
+    Slow {
+        node: NodeId,
+        until: Duration,
+    },
+}
+
+/// The hosts `node` talks to in a history run: the other nodes, the
+/// client processes and the setup client.
+fn peers(map: &ClusterMap, node: NodeId) -> Vec<String> {
+    let nodes = map
+        .nodes()
+        .iter()
+        .filter(|o| o.id != node)
+        .map(|o| host(o.id));
+    let clients = (0..4).map(|p| format!("p{p}"));
+    nodes.chain(clients).chain(["setup".to_string()]).collect()
 }
 
 /// Crashes `node` (its data in `dir`) until `until`, with a power loss
@@ -792,7 +931,18 @@ enum Profile {
     /// fsyncs and a full disk (`kv_storage::sim`), with `sync = "always"`
     /// or, by seed, `"never"` and `min_insync_replicas = 2`.
     Full,
+    /// Also pauses (SIGSTOP and SIGCONT: the node's clock jumps over the
+    /// pause), bridges (two nodes cannot reach each other, both reach the
+    /// third), slow nodes (messages take up to 60 ms) and, for the whole
+    /// run, every node's clock at its own rate within ±10% (the lease
+    /// assumes drift well under `margin_ms / lease_ms`, 50%). Pause and
+    /// rate come from kv's patch to turmoil (vendor/turmoil/PATCH.md).
+    All,
 }
+
+/// The most a node's clock runs fast or slow in the `All` profile, in
+/// thousandths: 100 is ±10%.
+const SKEW_PER_MILLE: u64 = 100;
 
 /// How one seed went.
 #[derive(Debug, Default)]
@@ -802,6 +952,7 @@ struct SeedRun {
     power_losses: u32,
     bytes_lost: u64,
     disk_faults: u32,
+    pauses: u32,
 }
 
 /// Runs one seed: three nodes with the control plane and `acks = all`,
@@ -812,7 +963,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     let map = map();
     let mut sim = sim(600, seed);
     let mut rng = Rng::new(seed);
-    let always = profile == Profile::Full && rng.below(2) == 0;
+    let always = profile != Profile::Classic && rng.below(2) == 0;
     // What the full profile may do stays inside what kv promises: an
     // acknowledged `acks = "all"` write survives unless every in-sync
     // replica loses it. With `sync = "always"` every member has it on
@@ -823,14 +974,30 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
         (Profile::Classic, _) => add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
             o.replication.acks = kv_router::AckMode::All;
         }),
-        (Profile::Full, true) => add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
-            o.replication.acks = kv_router::AckMode::All;
-            o.storage.sync = SyncMode::Always;
-        }),
-        (Profile::Full, false) => add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
-            o.replication.acks = kv_router::AckMode::All;
-            o.replication.min_insync_replicas = 2;
-        }),
+        (Profile::Full | Profile::All, true) => {
+            add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
+                o.replication.acks = kv_router::AckMode::All;
+                o.storage.sync = SyncMode::Always;
+            })
+        }
+        (Profile::Full | Profile::All, false) => {
+            add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
+                o.replication.acks = kv_router::AckMode::All;
+                o.replication.min_insync_replicas = 2;
+            })
+        }
+    }
+    let mut skews = Vec::new();
+    if profile == Profile::All {
+        let bound = std::env::var("SIM_SKEW_PER_MILLE")
+            .map_or(SKEW_PER_MILLE, |v| v.parse().expect("a number"));
+        for n in map.nodes() {
+            let per_mille = rng.below(2 * bound + 1) as f64 - bound as f64;
+            let rate = 1.0 + per_mille / 1000.0;
+            sim.set_clock_rate(host(n.id), rate);
+            skews.push((n.id, rate));
+        }
+        eprintln!("seed {seed}: clock rates {skews:?}");
     }
     let node_dir = |n: NodeId| dir.path().join(format!("node_{n}"));
     let mut run = SeedRun::default();
@@ -944,6 +1111,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     let kind = match profile {
                         Profile::Classic => rng.below(2),
                         Profile::Full => rng.below(5),
+                        Profile::All => rng.pick(8),
                     };
                     if kind == 0 || kind == 2 {
                         let power = kind == 2;
@@ -953,7 +1121,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         );
                         let until = now + ms(500, 3_000, &mut rng);
                         crash(&mut sim, &node_dir(n), n, until, power)
-                    } else if kind >= 3 {
+                    } else if kind == 3 || kind == 4 {
                         let faults = if kind == 3 {
                             Faults {
                                 fail_syncs: true,
@@ -973,15 +1141,37 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                             until: now + ms(500, 3_000, &mut rng),
                             faults,
                         }
+                    } else if kind == 5 {
+                        eprintln!("[{now:?}] pause n{n}");
+                        sim.pause(host(n));
+                        run.pauses += 1;
+                        Nemesis::Paused {
+                            node: n,
+                            until: now + ms(300, 3_000, &mut rng),
+                        }
+                    } else if kind == 6 {
+                        let m = (n + 1 + rng.below(2) as NodeId) % 3;
+                        eprintln!("[{now:?}] bridge: n{n} and n{m} cut from each other");
+                        sim.hold(host(n), host(m));
+                        Nemesis::Bridged {
+                            nodes: (n, m),
+                            until: now + ms(500, 3_000, &mut rng),
+                        }
+                    } else if kind == 7 {
+                        let max = ms(10, 50, &mut rng);
+                        eprintln!("[{now:?}] n{n}'s messages take up to {max:?}");
+                        for other in peers(&map, n) {
+                            sim.set_link_max_message_latency(host(n), other, max);
+                        }
+                        Nemesis::Slow {
+                            node: n,
+                            until: now + ms(500, 3_000, &mut rng),
+                        }
                     } else {
                         eprintln!("[{now:?}] cut n{n} off");
-                        for other in map.nodes().iter().filter(|o| o.id != n) {
-                            sim.hold(host(n), host(other.id));
+                        for other in peers(&map, n) {
+                            sim.hold(host(n), other);
                         }
-                        for p in 0..4 {
-                            sim.hold(host(n), format!("p{p}"));
-                        }
-                        sim.hold(host(n), "setup");
                         Nemesis::Cut {
                             node: n,
                             until: now + ms(500, 3_000, &mut rng),
@@ -1017,13 +1207,35 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 }
                 Nemesis::Cut { node, until } if now >= until => {
                     eprintln!("[{now:?}] heal n{node}");
-                    for other in map.nodes().iter().filter(|o| o.id != node) {
-                        sim.release(host(node), host(other.id));
+                    for other in peers(&map, node) {
+                        sim.release(host(node), other);
                     }
-                    for p in 0..4 {
-                        sim.release(host(node), format!("p{p}"));
+                    Nemesis::Idle {
+                        until: now + ms(800, 1_500, &mut rng),
                     }
-                    sim.release(host(node), "setup");
+                }
+                Nemesis::Paused { node, until } if now >= until => {
+                    eprintln!("[{now:?}] resume n{node}");
+                    sim.resume(host(node));
+                    Nemesis::Idle {
+                        until: now + ms(800, 1_500, &mut rng),
+                    }
+                }
+                Nemesis::Bridged {
+                    nodes: (a, b),
+                    until,
+                } if now >= until => {
+                    eprintln!("[{now:?}] heal the bridge n{a}-n{b}");
+                    sim.release(host(a), host(b));
+                    Nemesis::Idle {
+                        until: now + ms(800, 1_500, &mut rng),
+                    }
+                }
+                Nemesis::Slow { node, until } if now >= until => {
+                    eprintln!("[{now:?}] n{node}'s messages are fast again");
+                    for other in peers(&map, node) {
+                        sim.set_link_max_message_latency(host(node), other, MAX_LATENCY);
+                    }
                     Nemesis::Idle {
                         until: now + ms(800, 1_500, &mut rng),
                     }
@@ -1063,13 +1275,14 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     run.ops = n;
     run.simulated = sim.elapsed();
     eprintln!(
-        "seed {seed} ({profile:?}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults",
+        "seed {seed} ({profile:?}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults, {} pauses",
         if always { ", sync always" } else { "" },
         sim.elapsed(),
         wall.elapsed(),
         run.power_losses,
         run.bytes_lost,
         run.disk_faults,
+        run.pauses,
     );
     let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
     let report = kv_check::check(&history, &CheckOptions::default());
@@ -1092,10 +1305,11 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
 /// Exact replays only alone in a fresh process (`SIM_HISTORY_FROM`).
 const FOUND: &[(u64, Profile)] = &[(241, Profile::Classic), (11, Profile::Full)];
 
-/// Seeds 1 to 10 of the classic nemesis, seeds 1 to 6 of the full one,
-/// and [`FOUND`]. `SIM_HISTORY_SEEDS=N` (from `SIM_HISTORY_FROM=S`,
-/// default 1) runs N seeds from S instead, of `SIM_HISTORY_PROFILE`
-/// (`full`, the default, or `classic`), and prints what they covered.
+/// Seeds 1 to 10 of the classic nemesis, seeds 1 to 6 of the full one and
+/// of the one with everything, and [`FOUND`]. `SIM_HISTORY_SEEDS=N` (from
+/// `SIM_HISTORY_FROM=S`, default 1) runs N seeds from S instead, of
+/// `SIM_HISTORY_PROFILE` (`full`, the default, `classic` or `all`), and
+/// prints what they covered.
 #[test]
 fn histories_under_a_seeded_nemesis_are_linearizable() {
     init_tracing();
@@ -1103,7 +1317,8 @@ fn histories_under_a_seeded_nemesis_are_linearizable() {
     let profile = match std::env::var("SIM_HISTORY_PROFILE").as_deref() {
         Ok("classic") => Profile::Classic,
         Ok("full") | Err(_) => Profile::Full,
-        Ok(other) => panic!("SIM_HISTORY_PROFILE={other}: classic or full"),
+        Ok("all") => Profile::All,
+        Ok(other) => panic!("SIM_HISTORY_PROFILE={other}: classic, full or all"),
     };
     let seeds: Vec<(u64, Profile)> = match var("SIM_HISTORY_SEEDS") {
         Some(n) => {
@@ -1113,6 +1328,7 @@ fn histories_under_a_seeded_nemesis_are_linearizable() {
         None => (1..=10)
             .map(|s| (s, Profile::Classic))
             .chain((1..=6).map(|s| (s, Profile::Full)))
+            .chain((1..=6).map(|s| (s, Profile::All)))
             .chain(FOUND.iter().copied())
             .collect(),
     };
@@ -1124,6 +1340,7 @@ fn histories_under_a_seeded_nemesis_are_linearizable() {
         total.power_losses += run.power_losses;
         total.bytes_lost += run.bytes_lost;
         total.disk_faults += run.disk_faults;
+        total.pauses += run.pauses;
     }
     eprintln!("{} seeds pass: {total:?}", seeds.len());
 }

@@ -195,12 +195,15 @@ impl Tracker {
         if missing.is_empty() {
             return Progress::Done;
         }
+        // When a missing follower would drop out of the set; a pinned
+        // one past that time stays in, so its past time is no reason to
+        // look again (waking for it would spin).
         let recheck = missing
             .iter()
             .filter_map(|n| self.followers.get(n).and_then(|f| f.caught_up_at))
-            .min()
-            .and_then(|at| at.checked_add(policy.lag_max))
-            .and_then(|at| at.checked_add(Duration::from_millis(1)));
+            .filter_map(|at| at.checked_add(policy.lag_max + Duration::from_millis(1)))
+            .filter(|&at| at > now)
+            .min();
         Progress::Waiting { missing, recheck }
     }
 }
@@ -675,6 +678,37 @@ mod tests {
         assert_eq!(
             t.progress(pos(5), ms(t0, 1001), &policy(3)),
             Progress::TooFew { in_sync: 2 }
+        );
+    }
+
+    /// A pinned member stays waited for after it lags past `lag_max`; the
+    /// time it would have dropped out is behind, so it is no reason to
+    /// look again: a recheck in the past made `wait_for` spin (found by
+    /// the simulation with clocks at their own rates).
+    #[test]
+    fn a_lagging_pinned_member_asks_for_no_recheck_in_the_past() {
+        let t0 = Instant::now();
+        let mut t = Tracker::default();
+        t.on_ack(1, pos(4), pos(4), t0);
+        t.on_ack(2, pos(4), pos(4), t0);
+        t.pin([2]);
+        t.on_ack(1, pos(5), pos(5), ms(t0, 500));
+        let now = ms(t0, 1500);
+        assert_eq!(
+            t.progress(pos(5), now, &policy(1)),
+            Progress::Waiting {
+                missing: vec![2],
+                recheck: None,
+            }
+        );
+        // A member that can still drop out is rechecked when it would.
+        t.on_ack(3, pos(4), pos(4), ms(t0, 1200));
+        assert_eq!(
+            t.progress(pos(5), now, &policy(1)),
+            Progress::Waiting {
+                missing: vec![2, 3],
+                recheck: Some(ms(t0, 2201)),
+            }
         );
     }
 
