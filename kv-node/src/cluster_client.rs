@@ -40,6 +40,9 @@ use crate::protocol::{Conditional, Location, NodeInfo, PartitionKeys, Position, 
 /// Pause between two attempts of a request whose leader is changing.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// How long [`ClusterClient::refresh`] waits for each node's map.
+const REFRESH_WAIT: Duration = Duration::from_secs(1);
+
 /// Whether a failed request to a partition leader may succeed if sent
 /// again, perhaps to another node: the leader moved (`NotLeader`), is not
 /// ready (`Recovering`, or its lease lapsed), or could not be reached
@@ -121,12 +124,17 @@ impl ClusterClient {
 
     /// Asks every node for its map and keeps the newest (highest version);
     /// true when it was newer than the one held. Nodes that do not answer
-    /// are skipped.
+    /// within a second are skipped: a silent node (paused, cut off)
+    /// does not hold up the refresh that routes around it.
     pub async fn refresh(&self) -> bool {
-        let asks = self.nodes.values().map(|c| c.cluster_map());
+        let asks = self
+            .nodes
+            .values()
+            .map(|c| tokio::time::timeout(REFRESH_WAIT, c.cluster_map()));
         let newest = futures::future::join_all(asks)
             .await
             .into_iter()
+            .flatten()
             .flatten()
             .max_by_key(ClusterMap::version);
         let Some(newest) = newest else { return false };
