@@ -285,6 +285,8 @@ fn the_one_writer_per_epoch_check_fails_on_two_writers() {
         node,
         key: "k".into(),
         value: value.into(),
+        leader_only: false,
+        at: 0,
     };
     let turns = [
         put(0, 1, 1, 0, "a"),

@@ -773,8 +773,10 @@ async fn history_client(
     stop: Rc<Cell<bool>>,
     (ops, acked): (Ops, Rc<RefCell<Vec<Acked>>>),
     seed: u64,
+    leader_acks: bool,
 ) {
     let mut me = Process::new(process, seed);
+    me.leader_acks = leader_acks;
     while !stop.get() {
         let op = me.step(&c, &keys, sim_nanos).await;
         ops.borrow_mut().push(op);
@@ -953,6 +955,7 @@ struct SeedRun {
     bytes_lost: u64,
     disk_faults: u32,
     pauses: u32,
+    rollbacks: Rollbacks,
 }
 
 /// Runs one seed: three nodes with the control plane and `acks = all`,
@@ -1001,6 +1004,8 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     }
     let node_dir = |n: NodeId| dir.path().join(format!("node_{n}"));
     let mut run = SeedRun::default();
+    // Each node's last power loss (simulated nanoseconds).
+    let mut power_lost = std::collections::BTreeMap::new();
     let keys: Rc<Vec<String>> = Rc::new(
         (0..map.partition_count())
             .flat_map(|p| keys_in(&map, p, 2, "history"))
@@ -1081,7 +1086,11 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let seed = seed * 31 + u64::from(process);
-            history_client(process, c, keys, stop, (ops, acked), seed).await;
+            // In the `all` profile one process only puts, with `acks =
+            // "leader"` (so it never waits on a follower), for the
+            // rollback-file check.
+            let leader_acks = profile == Profile::All && process == 3;
+            history_client(process, c, keys, stop, (ops, acked), seed, leader_acks).await;
             Ok(())
         });
     }
@@ -1195,6 +1204,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         .unwrap();
                         eprintln!("[{now:?}] n{node} lost power: {lost:?}");
                         run.power_losses += 1;
+                        power_lost.insert(node, now.as_nanos() as u64);
                         run.bytes_lost += lost.lost;
                     } else {
                         kv_storage::sim::crashed(&durable);
@@ -1295,7 +1305,131 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
         Some(Err(e)) => panic!("seed {seed} ({profile:?}): after healing, {e}"),
         None => panic!("seed {seed} ({profile:?}): the replica check did not run"),
     }
+    if profile == Profile::All {
+        // The stores are closed with the simulation, then read directly.
+        drop(sim);
+        // Under `sync = "never"` a node that lost power may have lost
+        // what it acknowledged on its own before (as documented).
+        let excused = if always {
+            Default::default()
+        } else {
+            power_lost
+        };
+        match rollback_check(node_dir, &acked.borrow(), &excused) {
+            Ok(seen) => {
+                eprintln!("seed {seed}: acks=leader puts {seen:?}");
+                run.rollbacks.add(&seen);
+            }
+            Err(e) => panic!("seed {seed} ({profile:?}): {e}"),
+        }
+    }
     run
+}
+
+/// What the rollback-file check found for the puts acknowledged under
+/// `acks = "leader"`.
+#[derive(Debug, Default)]
+struct Rollbacks {
+    /// Still in the acknowledging node's log at their position.
+    kept: u32,
+    /// Cut from that node's log, and in one of its rollback files.
+    rolled_back: u32,
+    /// Acknowledged before the node lost power, unsynced: may be gone.
+    power_lost: u32,
+    /// On a node whose history was replaced by a snapshot (a full
+    /// resync): not checkable.
+    resynced: u32,
+    /// Entries in the rollback files of the stores read (any write).
+    in_rollback_files: u32,
+}
+
+impl Rollbacks {
+    fn add(&mut self, other: &Rollbacks) {
+        self.kept += other.kept;
+        self.rolled_back += other.rolled_back;
+        self.power_lost += other.power_lost;
+        self.resynced += other.resynced;
+        self.in_rollback_files += other.in_rollback_files;
+    }
+}
+
+/// Nothing a leader acknowledged vanished without a trace: every put
+/// acknowledged under `acks = "leader"` is still in the acknowledging
+/// node's log at its position, or (cut as a deposed leader's divergent
+/// tail) in one of that node's rollback files. A put a node acknowledged
+/// before its last power loss under `sync = "never"` (`power_lost`) is
+/// excused. Reads the stores under `node_dir(n)` directly, so the nodes
+/// must be down.
+fn rollback_check(
+    node_dir: impl Fn(NodeId) -> PathBuf,
+    acked: &[Acked],
+    power_lost: &std::collections::BTreeMap<NodeId, u64>,
+) -> Result<Rollbacks, String> {
+    use std::collections::BTreeMap;
+    type Held = (
+        Option<BTreeMap<u64, kv_storage::Entry>>,
+        Vec<kv_storage::Entry>,
+    );
+    let mut stores: BTreeMap<(NodeId, u32), Held> = BTreeMap::new();
+    let mut seen = Rollbacks::default();
+    let rendered = |v: &Option<bytes::Bytes>| {
+        v.as_ref()
+            .map(|b| kv_codec::decode(b).map(|v| v.render()).unwrap_or_default())
+    };
+    for a in acked.iter().filter(|a| a.leader_only) {
+        if power_lost.get(&a.node).is_some_and(|&at| a.at < at) {
+            seen.power_lost += 1;
+            continue;
+        }
+        let (log, cut) = match stores.entry((a.node, a.partition)) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let dir = node_dir(a.node).join(format!("partition_{}", a.partition));
+                let store = kv_storage::Store::open(&dir, kv_storage::Options::default())
+                    .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+                let log = match store.entries_since(0, usize::MAX) {
+                    Ok(kv_storage::Since::Entries(entries)) => {
+                        Some(entries.into_iter().map(|e| (e.position.lsn, e)).collect())
+                    }
+                    Ok(_) => None,
+                    Err(e) => return Err(format!("reading {}: {e}", dir.display())),
+                };
+                store.close().map_err(|e| e.to_string())?;
+                let mut cut = Vec::new();
+                for file in kv_storage::rollback::list(&dir).map_err(|e| e.to_string())? {
+                    let file = kv_storage::rollback::read(&file).map_err(|e| e.to_string())?;
+                    cut.extend(file.entries);
+                }
+                seen.in_rollback_files += cut.len() as u32;
+                e.insert((log, cut))
+            }
+        };
+        let is_it = |e: &kv_storage::Entry| {
+            e.position.epoch == a.position.epoch
+                && e.position.lsn == a.position.lsn
+                && e.key.as_ref() == a.key.as_bytes()
+                && rendered(&e.value).as_deref() == Some(a.value.as_str())
+        };
+        match log {
+            Some(log) if log.get(&a.position.lsn).is_some_and(is_it) => seen.kept += 1,
+            _ if cut.iter().any(is_it) => seen.rolled_back += 1,
+            None => seen.resynced += 1,
+            Some(log) => {
+                return Err(format!(
+                    "node {} acknowledged {} = {} at {:?} (acks = leader); it is neither in its \
+                     log (which holds {:?} there) nor in a rollback file ({} entries cut)",
+                    a.node,
+                    a.key,
+                    a.value,
+                    a.position,
+                    log.get(&a.position.lsn)
+                        .map(|e| (e.position, rendered(&e.value))),
+                    cut.len()
+                ));
+            }
+        }
+    }
+    Ok(seen)
 }
 
 /// Seeds that found a bug, each kept as a regression (docs/testing.md):
@@ -1341,6 +1475,7 @@ fn histories_under_a_seeded_nemesis_are_linearizable() {
         total.bytes_lost += run.bytes_lost;
         total.disk_faults += run.disk_faults;
         total.pauses += run.pauses;
+        total.rollbacks.add(&run.rollbacks);
     }
     eprintln!("{} seeds pass: {total:?}", seeds.len());
 }

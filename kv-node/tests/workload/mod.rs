@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use kv_node::protocol::Position;
 use kv_node::{ClusterClient, Error, ErrorCode};
-use kv_router::{NodeId, PartitionId};
+use kv_router::{AckMode, NodeId, PartitionId};
 
 /// xorshift64*: a schedule is named by its seed.
 pub struct Rng(u64);
@@ -65,6 +65,11 @@ pub struct Acked {
     pub node: NodeId,
     pub key: String,
     pub value: String,
+    /// Acknowledged under `acks = "leader"`: on the leader only, so a
+    /// failover may cut it from that leader (into a rollback file).
+    pub leader_only: bool,
+    /// When the acknowledgement arrived (the history's clock).
+    pub at: u64,
 }
 
 /// One writer per epoch: no two nodes acknowledged writes of one
@@ -98,7 +103,8 @@ pub fn one_writer_per_epoch(acked: &[Acked]) -> Result<(), String> {
 }
 
 /// One client process's operations: half puts (each value unique, named
-/// after the process and `count`), a tenth deletes, the rest reads.
+/// after the process and `count`), a tenth deletes, the rest reads; or
+/// only puts, with `acks = "leader"` ([`Process::leader_acks`]).
 pub struct Process {
     pub id: u32,
     pub rng: Rng,
@@ -106,6 +112,9 @@ pub struct Process {
     pub count: u64,
     /// The puts acknowledged so far (for [`one_writer_per_epoch`]).
     pub acked: Vec<Acked>,
+    /// Only put, with `acks = "leader"` (recorded as unknown: a failover
+    /// may lose such a put), for the rollback-file check.
+    pub leader_acks: bool,
 }
 
 impl Process {
@@ -115,6 +124,7 @@ impl Process {
             rng: Rng::new(seed),
             count: 0,
             acked: Vec::new(),
+            leader_acks: false,
         }
     }
 
@@ -130,12 +140,15 @@ impl Process {
     ) -> Op<String, String> {
         let key = keys[self.rng.below(keys.len() as u64) as usize].clone();
         let invoked = now();
-        let (call, outcome) = match self.rng.below(10) {
-            0..=4 => {
+        let kind = self.rng.below(10);
+        let (call, outcome) = match kind {
+            _ if self.leader_acks || kind <= 4 => {
                 self.count += 1;
                 let value = format!("p{}-{}", self.id, self.count);
+                let leader_only = self.leader_acks;
+                let acks = leader_only.then_some(AckMode::Leader);
                 let put = client
-                    .put(key.as_bytes(), &Value::from_user_input(&value))
+                    .put_with(key.as_bytes(), &Value::from_user_input(&value), acks)
                     .await;
                 if let Ok(w) = &put {
                     self.acked.push(Acked {
@@ -144,9 +157,16 @@ impl Process {
                         node: w.node,
                         key: key.clone(),
                         value: value.clone(),
+                        leader_only,
+                        at: now(),
                     });
                 }
-                (Call::Put(value), written(put.map(|_| ())))
+                let outcome = match written(put.map(|_| ())) {
+                    // On the leader only: a failover may lose it.
+                    Outcome::Ok if leader_only => Outcome::Unknown,
+                    outcome => outcome,
+                };
+                (Call::Put(value), outcome)
             }
             5 => (
                 Call::Delete,
