@@ -14,7 +14,9 @@
 //! kv's patch to turmoil, vendor/turmoil/PATCH.md). Four clients put,
 //! delete and read eight keys with `acks = "all"`; the histories are
 //! checked with kv-check, the acknowledged puts for one writer per epoch,
-//! and the replicas for identical contents after healing.
+//! and the replicas for identical contents after healing; in the `all`
+//! profile one client puts with `acks = "leader"` only, and every such
+//! put must end in its node's log or in one of its rollback files.
 //! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic|all`
 //! runs other seeds (default: classic 1 to 10, full and all 1 to 6, and
 //! the seeds that found real bugs, [`FOUND`]; see docs/testing.md).
@@ -939,6 +941,8 @@ enum Profile {
     /// run, every node's clock at its own rate within ±10% (the lease
     /// assumes drift well under `margin_ms / lease_ms`, 50%). Pause and
     /// rate come from kv's patch to turmoil (vendor/turmoil/PATCH.md).
+    /// One client only puts, with `acks = "leader"`, and the rollback
+    /// files are checked ([`rollback_check`]).
     All,
 }
 

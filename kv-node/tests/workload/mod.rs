@@ -67,8 +67,10 @@ pub struct Acked {
     pub value: String,
     /// Acknowledged under `acks = "leader"`: on the leader only, so a
     /// failover may cut it from that leader (into a rollback file).
+    #[allow(dead_code)] // Only the simulation's rollback check reads it.
     pub leader_only: bool,
     /// When the acknowledgement arrived (the history's clock).
+    #[allow(dead_code)] // Only the simulation's rollback check reads it.
     pub at: u64,
 }
 

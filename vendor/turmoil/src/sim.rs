@@ -515,6 +515,13 @@ impl<'a> Sim<'a> {
             // kv patch: a resumed host's clock jumps over its pause first,
             // and a skewed host's clock runs at its own rate.
             if let Some(lag) = self.resumed.shift_remove(&addr) {
+                // The host timer already kept time over the pause: it reads
+                // from the runtime's clock as it will be after the jump.
+                self.world
+                    .borrow_mut()
+                    .current_host_mut()
+                    .timer
+                    .now(rt.now() + lag);
                 World::enter(&self.world, || rt.jump(lag));
             }
             self.world
