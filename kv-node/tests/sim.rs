@@ -268,6 +268,48 @@ fn run_with_faults(sim: &mut turmoil::Sim<'_>, faults: &Rc<RefCell<Vec<Fault>>>)
     );
 }
 
+/// Puts ten keys into partition 0, lets its follower catch up, then has
+/// the harness do `fault` to its leader and puts ten more until a new
+/// leader takes them (within a simulated minute). Returns the old leader
+/// and both sets of keys.
+async fn fail_over_partition_0(
+    c: &ClusterClient,
+    m: &ClusterMap,
+    faults: &Rc<RefCell<Vec<Fault>>>,
+    fault: fn(String) -> Fault,
+) -> Result<(NodeId, Vec<String>, Vec<String>), Box<dyn std::error::Error>> {
+    let before = keys_in(m, 0, 10, "before");
+    for k in &before {
+        c.put(k.as_bytes(), &Value::from_user_input(k)).await?;
+    }
+    // Let the follower catch up (no ack mode asked for).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    c.refresh().await;
+    let old = c.map().leader(0).expect("partition 0 has a leader");
+    let fault = fault(host(old));
+    eprintln!("partition 0 led by {old}; {fault:?}");
+    faults.borrow_mut().push(fault);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let struck = tokio::time::Instant::now();
+    let after = keys_in(m, 0, 10, "after");
+    for k in &after {
+        while let Err(e) = c.put(k.as_bytes(), &Value::from_user_input(k)).await {
+            assert!(
+                struck.elapsed() < Duration::from_secs(60),
+                "no failover: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let new = c.map().leader(0);
+    eprintln!(
+        "failover took {:?} simulated; partition 0 now led by {new:?}",
+        struck.elapsed()
+    );
+    assert_ne!(new, Some(old));
+    Ok((old, before, after))
+}
+
 /// With the control plane on, the leader of partition 0 is crashed; the
 /// controller fails the partition over and it takes writes again, in
 /// simulated time; the old leader is bounced and comes back.
@@ -285,39 +327,7 @@ fn crashed_leader_fails_over() {
     sim.client("client", async move {
         let took = wait_writable(&c, &m, Duration::from_secs(60)).await;
         eprintln!("all partitions writable after {took:?} simulated");
-        let before = keys_in(&m, 0, 10, "before");
-        for k in &before {
-            c.put(k.as_bytes(), &Value::from_user_input(k)).await?;
-        }
-        // Let the follower catch up (no ack mode asked for).
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        c.refresh().await;
-        let old = c.map().leader(0).expect("partition 0 has a leader");
-        eprintln!("partition 0 led by {old}; crashing it");
-        f.borrow_mut().push(Fault::Crash(host(old)));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let crashed = tokio::time::Instant::now();
-        let after = keys_in(&m, 0, 10, "after");
-        for k in &after {
-            loop {
-                match c.put(k.as_bytes(), &Value::from_user_input(k)).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        assert!(
-                            crashed.elapsed() < Duration::from_secs(60),
-                            "no failover: {e}"
-                        );
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }
-        let new = c.map().leader(0);
-        eprintln!(
-            "failover took {:?} simulated; partition 0 now led by {new:?}",
-            crashed.elapsed()
-        );
-        assert_ne!(new, Some(old));
+        let (old, before, after) = fail_over_partition_0(&c, &m, &f, Fault::Crash).await?;
         for k in before.iter().chain(&after) {
             let r = c.get(k.as_bytes()).await?;
             assert_eq!(r.value, Some(Value::from_user_input(k)), "key {k}");
@@ -370,33 +380,7 @@ fn paused_leader_fails_over_and_follows_when_resumed() {
     let f = Rc::clone(&faults);
     sim.client("client", async move {
         wait_writable(&c, &m, Duration::from_secs(60)).await;
-        let before = keys_in(&m, 0, 5, "before");
-        for k in &before {
-            c.put(k.as_bytes(), &Value::from_user_input(k)).await?;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        c.refresh().await;
-        let old = c.map().leader(0).expect("partition 0 has a leader");
-        eprintln!("partition 0 led by {old}; pausing it");
-        f.borrow_mut().push(Fault::Pause(host(old)));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let paused = tokio::time::Instant::now();
-        let after = keys_in(&m, 0, 5, "after");
-        for k in &after {
-            while let Err(e) = c.put(k.as_bytes(), &Value::from_user_input(k)).await {
-                assert!(
-                    paused.elapsed() < Duration::from_secs(60),
-                    "no failover: {e}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        let new = c.map().leader(0);
-        eprintln!(
-            "failover after {:?}; partition 0 led by {new:?}",
-            paused.elapsed()
-        );
-        assert_ne!(new, Some(old));
+        let (old, before, after) = fail_over_partition_0(&c, &m, &f, Fault::Pause).await?;
 
         // Resumed, the old leader still believes it leads partition 0
         // (no heartbeat answer has told it otherwise), but its lease ran
