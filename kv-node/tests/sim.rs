@@ -9,9 +9,10 @@
 //! held, then released: the held messages arrive late); its full profile
 //! also cuts power (unsynced bytes lost, torn tails), fails fsyncs and
 //! fills the disk (`kv_storage::sim`); its `all` profile also pauses nodes
-//! (SIGSTOP), cuts two nodes from each other (a bridge), slows a node's
-//! messages and runs every node's clock at its own rate (pause and rate by
-//! kv's patch to turmoil, vendor/turmoil/PATCH.md). Four clients put,
+//! (SIGSTOP), cuts two nodes from each other (a bridge), cuts one way of a
+//! node's links, slows a node's messages and runs every node's clock at
+//! its own rate (pause, one-way holds and rate by kv's patch to turmoil,
+//! vendor/turmoil/PATCH.md). Four clients put,
 //! delete and read eight keys with `acks = "all"`; the histories are
 //! checked with kv-check, the acknowledged puts for one writer per epoch,
 //! and the replicas for identical contents after healing; in the `all`
@@ -147,6 +148,70 @@ fn sim(seconds: u64, seed: u64) -> turmoil::Sim<'static> {
         // buffer) overflows; held links release every queued SYN at once.
         .tcp_capacity(4096)
         .build()
+}
+
+/// The patched turmoil's one-way hold (`hold_oneway`, which the `all`
+/// profile's one-way cuts use): while the way from client to server is
+/// held, the server's messages still arrive and the client's do not; at
+/// the release the held one arrives, in order.
+#[test]
+fn a_one_way_hold_stops_one_direction_only() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sim = sim(60, 1);
+    sim.host("srv", || async {
+        let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
+        let (mut socket, _) = listener.accept().await?;
+        // Ten ticks, 100 ms apart, then echo what the client sent.
+        for i in 0..10u8 {
+            socket.write_all(&[i]).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut got = [0u8; 2];
+        socket.read_exact(&mut got).await?;
+        socket.write_all(&got).await?;
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    let held = Rc::new(Cell::new(None::<bool>));
+    let h = Rc::clone(&held);
+    sim.client("cli", async move {
+        let mut socket = turmoil::net::TcpStream::connect(("srv", PORT)).await?;
+        h.set(Some(true));
+        // Held from here: the client's bytes wait, the server's ticks come.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        socket.write_all(&[7, 8]).await?;
+        let mut ticks = [0u8; 10];
+        socket.read_exact(&mut ticks).await?;
+        assert_eq!(ticks, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        // Nothing echoed while held.
+        let mut echo = [0u8; 2];
+        let early = tokio::time::timeout(Duration::from_millis(500), socket.read_exact(&mut echo));
+        assert!(
+            early.await.is_err(),
+            "the server heard the client through a one-way hold"
+        );
+        h.set(Some(false));
+        socket.read_exact(&mut echo).await?;
+        assert_eq!(echo, [7, 8]);
+        Ok(())
+    });
+    let mut holding = false;
+    loop {
+        match held.get() {
+            Some(true) if !holding => {
+                sim.hold_oneway("cli", "srv");
+                holding = true;
+            }
+            Some(false) if holding => {
+                sim.release_oneway("cli", "srv");
+                holding = false;
+            }
+            _ => {}
+        }
+        if sim.step().unwrap() {
+            break;
+        }
+    }
 }
 
 /// Three nodes without the control plane; one client puts and gets.
@@ -873,6 +938,31 @@ enum Nemesis {
         node: NodeId,
         until: Duration,
     },
+    /// One way of every link of the node is held: what it sends (`deaf`
+    /// false: nobody hears it) or what it is sent (`deaf`: it hears
+    /// nobody).
+    OneWay {
+        node: NodeId,
+        deaf: bool,
+        until: Duration,
+    },
+}
+
+/// Holds (or releases) one way of every link of `node`: towards it when
+/// `deaf`, from it otherwise.
+fn one_way(sim: &turmoil::Sim<'_>, map: &ClusterMap, node: NodeId, deaf: bool, hold: bool) {
+    for other in peers(map, node) {
+        let (from, to) = if deaf {
+            (other, host(node))
+        } else {
+            (host(node), other)
+        };
+        if hold {
+            sim.hold_oneway(from, to);
+        } else {
+            sim.release_oneway(from, to);
+        }
+    }
 }
 
 /// The hosts `node` talks to in a history run: the other nodes, the
@@ -921,7 +1011,8 @@ enum Profile {
     Full,
     /// Also pauses (SIGSTOP and SIGCONT: the node's clock jumps over the
     /// pause), bridges (two nodes cannot reach each other, both reach the
-    /// third), slow nodes (messages take up to 60 ms) and, for the whole
+    /// third), one-way cuts (a node hears nobody, or nobody hears it),
+    /// slow nodes (messages take up to 60 ms) and, for the whole
     /// run, every node's clock at its own rate within ±10% (the lease
     /// assumes drift well under `margin_ms / lease_ms`, 50%). Pause and
     /// rate come from kv's patch to turmoil (vendor/turmoil/PATCH.md).
@@ -1108,7 +1199,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     let kind = match profile {
                         Profile::Classic => rng.below(2),
                         Profile::Full => rng.below(5),
-                        Profile::All => rng.pick(8),
+                        Profile::All => rng.pick(9),
                     };
                     if kind == 0 || kind == 2 {
                         let power = kind == 2;
@@ -1162,6 +1253,22 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         }
                         Nemesis::Slow {
                             node: n,
+                            until: now + ms(500, 3_000, &mut rng),
+                        }
+                    } else if kind == 8 {
+                        let deaf = rng.below(2) == 0;
+                        eprintln!(
+                            "[{now:?}] one way: {}",
+                            if deaf {
+                                format!("n{n} hears nobody")
+                            } else {
+                                format!("nobody hears n{n}")
+                            }
+                        );
+                        one_way(&sim, &map, n, deaf, true);
+                        Nemesis::OneWay {
+                            node: n,
+                            deaf,
                             until: now + ms(500, 3_000, &mut rng),
                         }
                     } else {
@@ -1225,6 +1332,13 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 } if now >= until => {
                     eprintln!("[{now:?}] heal the bridge n{a}-n{b}");
                     sim.release(host(a), host(b));
+                    Nemesis::Idle {
+                        until: now + ms(800, 1_500, &mut rng),
+                    }
+                }
+                Nemesis::OneWay { node, deaf, until } if now >= until => {
+                    eprintln!("[{now:?}] heal n{node}'s one-way cut");
+                    one_way(&sim, &map, node, deaf, false);
                     Nemesis::Idle {
                         until: now + ms(800, 1_500, &mut rng),
                     }

@@ -299,6 +299,22 @@ impl<'a> Sim<'a> {
         world.hold_many(a, b);
     }
 
+    /// kv patch: holds the messages from `from` to `to` (hosts, or sets of
+    /// hosts) until [`Sim::release_oneway`]; the other way is left as it is.
+    pub fn hold_oneway(&self, from: impl ToIpAddrs, to: impl ToIpAddrs) {
+        let mut world = self.world.borrow_mut();
+        let (from, to) = (world.lookup_many(from), world.lookup_many(to));
+        for_pairs(&from, &to, |a, b| world.topology.hold_oneway(a, b));
+    }
+
+    /// kv patch: delivers what [`Sim::hold_oneway`] held, and lets messages
+    /// from `from` to `to` through again.
+    pub fn release_oneway(&self, from: impl ToIpAddrs, to: impl ToIpAddrs) {
+        let mut world = self.world.borrow_mut();
+        let (from, to) = (world.lookup_many(from), world.lookup_many(to));
+        for_pairs(&from, &to, |a, b| world.topology.release_oneway(a, b));
+    }
+
     /// Repair the connection between two hosts, or sets of hosts, resulting in
     /// messages to be delivered.
     pub fn repair(&self, a: impl ToIpAddrs, b: impl ToIpAddrs) {

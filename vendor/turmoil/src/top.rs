@@ -265,6 +265,16 @@ impl Topology {
         self.get_link_mut(&Pair::new(a, b)).release();
     }
 
+    /// kv patch: holds the messages from `from` to `to` only.
+    pub(crate) fn hold_oneway(&mut self, from: IpAddr, to: IpAddr) {
+        self.get_link_mut(&Pair::new(from, to)).hold_oneway(from, to);
+    }
+
+    /// kv patch: releases what [`Topology::hold_oneway`] held.
+    pub(crate) fn release_oneway(&mut self, from: IpAddr, to: IpAddr) {
+        self.get_link_mut(&Pair::new(from, to)).release_oneway(from, to);
+    }
+
     pub(crate) fn partition(&mut self, a: IpAddr, b: IpAddr) {
         self.get_link_mut(&Pair::new(a, b)).explicit_partition();
     }
@@ -496,6 +506,38 @@ impl Link {
         for sent in &mut self.sent {
             if let DeliveryStatus::Hold = sent.status {
                 sent.deliver(self.now);
+            }
+        }
+    }
+
+    /// kv patch: holds the messages from `from` to `to`; the other way
+    /// stays as it is.
+    fn hold_oneway(&mut self, from: IpAddr, to: IpAddr) {
+        if from < to {
+            self.state_a_b = State::Hold;
+        } else {
+            self.state_b_a = State::Hold;
+        }
+        for sent in &mut self.sent {
+            if sent.src.ip() == from {
+                sent.status = DeliveryStatus::Hold;
+            }
+        }
+    }
+
+    /// kv patch: the way from `from` to `to` becomes healthy, and the
+    /// messages held on it are scheduled for delivery.
+    fn release_oneway(&mut self, from: IpAddr, to: IpAddr) {
+        if from < to {
+            self.state_a_b = State::Healthy;
+        } else {
+            self.state_b_a = State::Healthy;
+        }
+        for sent in &mut self.sent {
+            if sent.src.ip() == from {
+                if let DeliveryStatus::Hold = sent.status {
+                    sent.deliver(self.now);
+                }
             }
         }
     }
