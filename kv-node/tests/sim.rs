@@ -12,12 +12,12 @@
 //! (SIGSTOP), cuts two nodes from each other (a bridge), cuts one way of a
 //! node's links, slows a node's messages and runs every node's clock at
 //! its own rate (pause, one-way holds and rate by kv's patch to turmoil,
-//! vendor/turmoil/PATCH.md). Four clients put,
-//! delete and read eight keys with `acks = "all"`; the histories are
-//! checked with kv-check, the acknowledged puts for one writer per epoch,
-//! and the replicas for identical contents after healing; in the `all`
-//! profile one client puts with `acks = "leader"` only, and every such
-//! put must end in its node's log or in one of its rollback files.
+//! vendor/turmoil/PATCH.md). Four clients put, delete and read eight keys
+//! with `acks = "all"`; the histories are checked with kv-check, the
+//! acknowledged puts for one writer per epoch, and the replicas for
+//! identical contents after healing; in the `all` profile one client puts
+//! with `acks = "leader"` only, and every such put must end in its node's
+//! log or in one of its rollback files.
 //! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic|all`
 //! runs other seeds (default: classic 1 to 10, full and all 1 to 6, and
 //! the seeds that found real bugs, [`FOUND`]; see docs/testing.md).
