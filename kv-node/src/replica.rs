@@ -219,6 +219,17 @@ impl Replica {
         self.store.end_of_epoch(epoch).into()
     }
 
+    /// Log matching at a source: where `epoch` ends here
+    /// ([`Replica::end_of_epoch`]), and whether this history holds an
+    /// epoch after that end's (blocking). Only then does it show that a
+    /// subscriber's entries past the end diverge; without one, this
+    /// replica may just be behind (it lost an unsynced tail).
+    pub fn match_point(&self, epoch: Epoch) -> (Position, bool) {
+        let end = self.end_of_epoch(epoch);
+        let later = self.store.epoch_history().iter().any(|&(e, _)| e > end.epoch);
+        (end, later)
+    }
+
     /// Persists `epoch` as the store's new epoch, with its first LSN in the
     /// epoch history (blocking), so every write from now on is stamped
     /// with it.

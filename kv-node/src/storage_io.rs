@@ -584,6 +584,15 @@ pub(crate) async fn end_of_epoch(replica: &Arc<Replica>, epoch: Epoch) -> IoResu
     blocking(replica, move || Ok(r.end_of_epoch(epoch))).await
 }
 
+/// [`Replica::match_point`], on the blocking pool.
+pub(crate) async fn match_point(
+    replica: &Arc<Replica>,
+    epoch: Epoch,
+) -> IoResult<(Position, bool)> {
+    let r = Arc::clone(replica);
+    blocking(replica, move || Ok(r.match_point(epoch))).await
+}
+
 /// Drops an unfinished staged snapshot (its files are removed).
 pub(crate) async fn abandon_snapshot(replica: &Arc<Replica>) {
     let r = Arc::clone(replica);

@@ -295,12 +295,14 @@ impl ReplicaMachine {
 
     /// A peer subscribes after `after`, having seen `their_epoch`; `end`
     /// is where `after.epoch` ends in this replica's history (its store's
-    /// `end_of_epoch`).
+    /// `end_of_epoch`), and `later` whether this history holds an epoch
+    /// after `end`'s.
     pub fn on_subscribe(
         &self,
         their_epoch: Epoch,
         after: Position,
         end: Position,
+        later: bool,
     ) -> SubscribeAnswer {
         if self.recovering || self.resyncing {
             let why = "source is recovering".to_string();
@@ -312,6 +314,19 @@ impl ReplicaMachine {
                 self.epoch
             );
             return SubscribeAnswer::Refuse(ErrorCode::StaleEpoch, why);
+        }
+        // A subscriber past `end` truncates to it, which is right only if
+        // a later epoch began here after `end`: its entries past it were
+        // never taken by the leader of that epoch. Without one, this
+        // replica is behind the subscriber (it lost an unsynced tail, or
+        // has not caught up yet), and the subscriber may hold
+        // acknowledged writes it lacks (found by the simulation).
+        if end.lsn < after.lsn && !later {
+            let why = format!(
+                "source is behind the subscriber: its history ends at {end:?}, in its newest \
+                 epoch, before the subscriber's last entry {after:?}"
+            );
+            return SubscribeAnswer::Refuse(ErrorCode::Recovering, why);
         }
         SubscribeAnswer::Serve {
             epoch: self.epoch,
@@ -417,7 +432,7 @@ mod tests {
         // History here: epoch 1 from LSN 1, epoch 3 from LSN 6, at (4, 7).
         let mut m = ReplicaMachine::new(Role::Leader, 3, vec![1]);
         m.set_role(0, Role::Leader, None, None, p(3, 7));
-        let refused = m.on_subscribe(1, p(1, 8), p(1, 5));
+        let refused = m.on_subscribe(1, p(1, 8), p(1, 5), true);
         assert!(matches!(
             refused,
             SubscribeAnswer::Refuse(ErrorCode::Recovering, _)
@@ -425,7 +440,7 @@ mod tests {
         m.on_epoch_begun(4);
         // A follower that kept epoch 1 up to LSN 8: epoch 1 ended at 5 here.
         assert_eq!(
-            m.on_subscribe(1, p(1, 8), p(1, 5)),
+            m.on_subscribe(1, p(1, 8), p(1, 5), true),
             SubscribeAnswer::Serve {
                 epoch: 4,
                 end: p(1, 5),
@@ -434,17 +449,43 @@ mod tests {
         );
         // A follower that is behind in the current history streams on.
         assert_eq!(
-            m.on_subscribe(3, p(3, 6), p(3, 7)),
+            m.on_subscribe(3, p(3, 6), p(3, 7), false),
             SubscribeAnswer::Serve {
                 epoch: 4,
                 end: p(3, 7),
                 from: 6
             }
         );
-        let stale = m.on_subscribe(5, p(3, 6), p(3, 7));
+        let stale = m.on_subscribe(5, p(3, 6), p(3, 7), false);
         assert!(matches!(
             stale,
             SubscribeAnswer::Refuse(ErrorCode::StaleEpoch, _)
         ));
+    }
+
+    /// A source whose history ends before the subscriber's last entry, in
+    /// its newest epoch, is behind (it lost an unsynced tail): it must not
+    /// have the subscriber truncate what it lacks. Found by the
+    /// simulation (seed 3101467 of the `all` profile), where a follower
+    /// restarted after a power loss had its more advanced peer cut 598
+    /// entries, an acknowledged `acks = "all"` write among them.
+    #[test]
+    fn a_source_behind_in_its_newest_epoch_refuses_rather_than_truncate() {
+        let mut m = ReplicaMachine::new(Role::Follower, 1, vec![0]);
+        m.set_role(1, Role::Follower, Some(0), None, p(1, 0));
+        let behind = m.on_subscribe(1, p(1, 598), p(1, 0), false);
+        assert!(
+            matches!(behind, SubscribeAnswer::Refuse(ErrorCode::Recovering, ref why) if why.contains("behind")),
+            "{behind:?}"
+        );
+        // With a later epoch after the end, the subscriber's tail diverges.
+        assert_eq!(
+            m.on_subscribe(1, p(1, 598), p(1, 0), true),
+            SubscribeAnswer::Serve {
+                epoch: 1,
+                end: p(1, 0),
+                from: 0
+            }
+        );
     }
 }

@@ -204,8 +204,8 @@ impl Sim {
             else {
                 return;
             };
-            let end = source.end_of_epoch(after.epoch);
-            let answer = source.machine().on_subscribe(epoch, after, end);
+            let (end, later) = source.match_point(after.epoch);
+            let answer = source.machine().on_subscribe(epoch, after, end, later);
             let messages = match answer {
                 SubscribeAnswer::Refuse(code, why) => {
                     out.push(format!("refused ({code:?}): {why}"));
@@ -585,6 +585,11 @@ mod tests {
     #[test]
     fn deposed_leader_rolls_back() {
         check("deposed_leader.txt");
+    }
+
+    #[test]
+    fn a_source_behind_refuses_rather_than_truncate() {
+        check("source_behind.txt");
     }
 
     #[derive(Debug, Clone)]

@@ -213,15 +213,17 @@ pub(crate) async fn serve_subscription(
         return;
     };
     let stop = replica.term_token().child_token();
-    let end = match storage_io::end_of_epoch(&replica, sub.after.epoch).await {
-        Ok(end) => end,
+    let (end, later) = match storage_io::match_point(&replica, sub.after.epoch).await {
+        Ok(found) => found,
         Err(e) => {
             let msg = format!("partition {partition} on node {}: {e}", shared.id());
             send(&mut conn, id, &error_reply(ErrorCode::Storage, None, msg)).await;
             return;
         }
     };
-    let answer = replica.machine().on_subscribe(sub.epoch, sub.after, end);
+    let answer = replica
+        .machine()
+        .on_subscribe(sub.epoch, sub.after, end, later);
     let (epoch, end, start) = match answer {
         SubscribeAnswer::Serve { epoch, end, from } => (epoch, end, from),
         SubscribeAnswer::Refuse(code, msg) => {
