@@ -16,6 +16,7 @@ use crate::security::Security;
 
 /// Runs node `id` of `--config` until a signal.
 pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Result<(), CliError> {
+    let signals = Signals::install()?;
     let id = args.id;
     let Some(path) = &global.config else {
         return Err(CliError::Usage(
@@ -54,7 +55,7 @@ pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Resu
         dir.display(),
         roles.join(", ")
     );
-    wait_for_signal().await?;
+    signals.wait().await;
     handle.shutdown().await?;
     eprintln!("node {id} stopped");
     Ok(())
@@ -79,6 +80,7 @@ pub async fn serve(
     resp: Option<&str>,
     data_dir: &Path,
 ) -> Result<(), CliError> {
+    let signals = Signals::install()?;
     let config = cluster::embedded_config(global)?;
     let cluster = Embedded::start(&config, data_dir, resp).await?;
     for node in cluster.nodes() {
@@ -95,27 +97,49 @@ pub async fn serve(
         cluster.data(),
         file.path().display()
     );
-    wait_for_signal().await?;
+    signals.wait().await;
     drop(file);
     cluster.shutdown().await?;
     eprintln!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_signal() -> Result<(), CliError> {
-    let fail = |e| CliError::failed("installing signal handlers", e);
+/// SIGINT (Ctrl-C) and SIGTERM, caught from [`Signals::install`] on. A
+/// node takes requests as soon as it listens, so the handlers go in before
+/// any node starts: a signal sent once it answers stops it cleanly rather
+/// than killing the process (seen under load: exit by SIGTERM).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(fail)?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(fail),
-            _ = term.recv() => Ok(()),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let fail = |e| CliError::failed("installing signal handlers", e);
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).map_err(fail)?,
+                int: signal(SignalKind::interrupt()).map_err(fail)?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(fail)
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
