@@ -519,11 +519,12 @@ async fn replicated(
 /// failover could still lose (the write may be waiting for its own acks,
 /// or may never be shipped: its fsync failed). The read index of Raft,
 /// with the in-sync set as the quorum. Immediate when the set has
-/// nothing to wait for, with `acks = "leader"`, and when no other replica
-/// is in the set (none could take over with another history). `Err`: the
-/// reply for a leader that cannot confirm its log (its term ended, or its
-/// followers did not acknowledge within the ack timeout): `Recovering`,
-/// which a client asks again and then answers from another replica.
+/// nothing to wait for, and with `acks = "leader"`. `Err`: the reply for
+/// a leader that cannot confirm its log (its term ended, its followers
+/// did not acknowledge within the ack timeout, or the set is below
+/// `min_insync_replicas`, where what the leader alone holds may vanish
+/// with its power: simulation seed 4100078): `Recovering`, which a client
+/// asks again and then answers from another replica.
 pub(crate) async fn committed_read<Fut>(
     shared: &Shared,
     replica: &Replica,
@@ -549,7 +550,7 @@ where
         .wait_in_term(end, &policy, deadline, &term)
         .await
     {
-        Ok(()) | Err(WaitError::TooFewAfterWrite { .. }) => reply,
+        Ok(()) => reply,
         Err(e) => error_reply(
             ErrorCode::Recovering,
             None,
