@@ -752,10 +752,9 @@ fn partitioned_leader_fails_over() {
                     Err(e) => {
                         errors.push(format!("{:?} {e}", cut.elapsed()));
                         assert!(cut.elapsed() < Duration::from_secs(60), "no failover: {e}");
-                        // A silent leader's timeouts do not move the
-                        // client's map on by themselves: ask the others.
-                        let moved = c.refresh().await;
-                        eprintln!("{:?} put {k}: {e}; refresh moved the map: {moved}", cut.elapsed());
+                        // The client refreshes its map itself after a
+                        // write its silent leader did not answer.
+                        eprintln!("{:?} put {k}: {e}", cut.elapsed());
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
@@ -1184,6 +1183,10 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
             let node = |rng: &mut Rng| rng.below(3) as NodeId;
             let ms =
                 |lo: u64, spread: u64, rng: &mut Rng| Duration::from_millis(lo + rng.below(spread));
+            // Between two faults: 0.8 to 2.3 s of calm.
+            let rest = |rng: &mut Rng| Nemesis::Idle {
+                until: now + ms(800, 1_500, rng),
+            };
             state = match state {
                 Nemesis::Idle { until } if now >= until && done == rounds => {
                     stop.set(true);
@@ -1306,25 +1309,19 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     }
                     eprintln!("[{now:?}] bounce n{node}");
                     sim.bounce(host(node));
-                    Nemesis::Idle {
-                        until: now + ms(800, 1_500, &mut rng),
-                    }
+                    rest(&mut rng)
                 }
                 Nemesis::Cut { node, until } if now >= until => {
                     eprintln!("[{now:?}] heal n{node}");
                     for other in peers(&map, node) {
                         sim.release(host(node), other);
                     }
-                    Nemesis::Idle {
-                        until: now + ms(800, 1_500, &mut rng),
-                    }
+                    rest(&mut rng)
                 }
                 Nemesis::Paused { node, until } if now >= until => {
                     eprintln!("[{now:?}] resume n{node}");
                     sim.resume(host(node));
-                    Nemesis::Idle {
-                        until: now + ms(800, 1_500, &mut rng),
-                    }
+                    rest(&mut rng)
                 }
                 Nemesis::Bridged {
                     nodes: (a, b),
@@ -1332,25 +1329,19 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 } if now >= until => {
                     eprintln!("[{now:?}] heal the bridge n{a}-n{b}");
                     sim.release(host(a), host(b));
-                    Nemesis::Idle {
-                        until: now + ms(800, 1_500, &mut rng),
-                    }
+                    rest(&mut rng)
                 }
                 Nemesis::OneWay { node, deaf, until } if now >= until => {
                     eprintln!("[{now:?}] heal n{node}'s one-way cut");
                     one_way(&sim, &map, node, deaf, false);
-                    Nemesis::Idle {
-                        until: now + ms(800, 1_500, &mut rng),
-                    }
+                    rest(&mut rng)
                 }
                 Nemesis::Slow { node, until } if now >= until => {
                     eprintln!("[{now:?}] n{node}'s messages are fast again");
                     for other in peers(&map, node) {
                         sim.set_link_max_message_latency(host(node), other, MAX_LATENCY);
                     }
-                    Nemesis::Idle {
-                        until: now + ms(800, 1_500, &mut rng),
-                    }
+                    rest(&mut rng)
                 }
                 Nemesis::Disk {
                     node,
@@ -1366,9 +1357,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         crash(&mut sim, &node_dir(node), node, until, true)
                     } else {
                         eprintln!("[{now:?}] n{node}'s disk has room again");
-                        Nemesis::Idle {
-                            until: now + ms(800, 1_500, &mut rng),
-                        }
+                        rest(&mut rng)
                     }
                 }
                 s => s,
