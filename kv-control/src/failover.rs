@@ -127,7 +127,9 @@ impl Liveness {
 /// The commands the controller leader should propose now: an election for
 /// every partition whose leader has failed and that has a live in-sync
 /// replica, and an in-sync set update for every live leader whose report
-/// differs from the record.
+/// differs from the record, or which began an epoch the record lacks (a
+/// leader writes only in an epoch the map records, so that every later
+/// election, which picks an epoch above the record, begins above it).
 pub fn plan(state: &ControlState, live: &Liveness, now: Instant, timing: &Timing) -> Vec<Command> {
     let failed: BTreeSet<NodeId> = state
         .partitions
@@ -159,12 +161,19 @@ pub fn plan(state: &ControlState, live: &Liveness, now: Instant, timing: &Timing
         let Some(report) = live.report(leader, p) else {
             continue;
         };
-        let Some(in_sync) = &report.in_sync else {
-            continue;
+        let reported: Vec<NodeId> = match &report.in_sync {
+            Some(in_sync) => in_sync
+                .iter()
+                .copied()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            // A leader that began an epoch the map lacks takes no writes
+            // until it is recorded (so every later election begins above
+            // it); its in-sync set is not known yet and stays as recorded.
+            None if report.epoch > record.epoch => record.isr.clone(),
+            None => continue,
         };
-        let mut reported: Vec<NodeId> = in_sync.clone();
-        reported.sort_unstable();
-        reported.dedup();
         if reported != record.isr || report.epoch != record.epoch {
             commands.push(Command::SetIsr {
                 partition: p,
@@ -317,6 +326,56 @@ mod tests {
         let commands = plan(&s, &live, t0, &TIMING);
         assert!(
             matches!(commands.as_slice(), [Command::Elect { leader: 2, isr, .. }] if isr == &vec![1, 2]),
+            "{commands:?}"
+        );
+    }
+
+    #[test]
+    fn a_leaders_unrecorded_epoch_is_recorded_and_later_elections_begin_above_it() {
+        let t0 = Instant::now();
+        let mut live = Liveness::new(t0);
+        let mut s = three_way();
+        // Node 0 began epoch 1 on its own (the seeded map says 0) and takes
+        // no writes yet, so it reports no in-sync set.
+        live.heard(
+            0,
+            t0,
+            vec![ReplicaReport {
+                epoch: 1,
+                ..report(0, (0, 0), None)
+            }],
+        );
+        let commands = plan(&s, &live, t0, &TIMING);
+        assert_eq!(
+            commands,
+            vec![Command::SetIsr {
+                partition: 0,
+                leader: 0,
+                epoch: 1,
+                isr: vec![0, 1, 2],
+            }]
+        );
+        assert!(matches!(s.apply(&commands[0]), Reply::Applied { .. }));
+        assert!(plan(&s, &live, t0, &TIMING).is_empty(), "recorded once");
+        // Node 0 falls silent after writing in epoch 1; its followers never
+        // heard of epoch 1. The election still begins above it.
+        let later = t0 + Duration::from_secs(2);
+        let mut live = Liveness::new(later);
+        live.heard(1, later, vec![report(0, (0, 0), None)]);
+        live.heard(2, later, vec![report(0, (0, 0), None)]);
+        let after = later + Duration::from_secs(2);
+        live.heard(1, after, vec![report(0, (0, 0), None)]);
+        live.heard(2, after, vec![report(0, (0, 0), None)]);
+        let commands = plan(&s, &live, after, &TIMING);
+        assert!(
+            matches!(
+                commands.as_slice(),
+                [Command::Elect {
+                    leader: 1,
+                    epoch: 2,
+                    ..
+                }]
+            ),
             "{commands:?}"
         );
     }

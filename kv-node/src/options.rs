@@ -59,7 +59,8 @@ pub struct NodeOptions {
     pub backlog_bytes: usize,
     /// Timeout for the node's own requests to other nodes.
     pub peer_timeout: Duration,
-    /// Idle replication streams send a heartbeat this often.
+    /// Idle replication streams send a heartbeat this often (more often
+    /// when a third of `replica_lag_max_ms` is shorter).
     pub heartbeat_interval: Duration,
     /// Where the RESP2 (Redis protocol) listener binds, if the node has one
     /// (`127.0.0.1:0` picks a free port; see `NodeHandle::resp_addr`).

@@ -822,6 +822,15 @@ pub(crate) fn ready_to_write(shared: &Shared, r: &Replica, p: PartitionId) -> Re
         Ok(()) => Ok(()),
         Err(NotWritable::Recovering) => Err(recovering(shared, p)),
         Err(NotWritable::NotLeader(leader)) => Err(not_leader(shared, p, leader, "write to")),
+        Err(NotWritable::EpochNotRecorded { epoch, recorded }) => Err(error_reply(
+            ErrorCode::Recovering,
+            Some(shared.id()),
+            format!(
+                "partition {p} leads in epoch {epoch} on node {}, which the controller has not \
+                 recorded yet (its map is at epoch {recorded}): not taking writes until it has",
+                shared.id()
+            ),
+        )),
     }
 }
 

@@ -501,6 +501,73 @@ fn paused_leader_fails_over_and_follows_when_resumed() {
     run_with_faults(&mut sim, &faults);
 }
 
+/// With the control plane on, the leader of partition 0 restarts at once
+/// (before any failover): it begins a new epoch on its own, above the
+/// one the controller's map records, and takes writes only once the map
+/// records it, so that an election after it fell silent would begin
+/// above it (two leaders never write in one epoch; found by CI, where a
+/// leader began epoch 1 from the seeded map, wrote, and stalled before
+/// the controller heard of it, and its successor began epoch 1 too).
+#[test]
+fn a_restarted_leader_writes_only_in_an_epoch_the_controller_recorded() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(300, 7);
+    add_nodes(&mut sim, &map, dir.path(), true);
+    let faults = Rc::new(RefCell::new(Vec::new()));
+    let c = client(&map);
+    let m = map.clone();
+    let f = Rc::clone(&faults);
+    sim.client("client", async move {
+        wait_writable(&c, &m, Duration::from_secs(60)).await;
+        c.refresh().await;
+        let leader = c.map().leader(0).expect("partition 0 has a leader");
+        let epoch_of = |info: kv_node::protocol::NodeInfo| {
+            info.partitions
+                .into_iter()
+                .find(|p| p.partition == 0)
+                .map(|p| p.history.epoch)
+        };
+        let before = epoch_of(c.node_info(leader).await?).expect("partition 0 on its leader");
+        f.borrow_mut().push(Fault::Bounce(host(leader)));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let key = keys_in(&m, 0, 1, "restarted").remove(0);
+        let restarted = tokio::time::Instant::now();
+        while let Err(e) = c.put(key.as_bytes(), &Value::from_user_input("x")).await {
+            assert!(
+                restarted.elapsed() < Duration::from_secs(30),
+                "partition 0 never took writes again: {e}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // At once, before another heartbeat could record anything.
+        let controller = c.controller().await?;
+        let after = epoch_of(c.node_info(leader).await?).expect("partition 0 on its leader");
+        eprintln!(
+            "n{leader} restarted: epoch {before} -> {after}, writable after {:?}; the controller \
+             records {:?}",
+            restarted.elapsed(),
+            controller.partitions.first()
+        );
+        c.refresh().await;
+        assert_eq!(c.map().leader(0), Some(leader), "no failover in between");
+        assert!(after > before, "the restarted leader began a new epoch");
+        assert_eq!(controller.leader, Some(controller.node), "{controller:?}");
+        let recorded = controller
+            .partitions
+            .iter()
+            .find(|p| p.partition == 0)
+            .map(|p| p.epoch);
+        assert!(
+            recorded >= Some(after),
+            "n{leader} wrote in epoch {after}, which the controller records as {recorded:?}"
+        );
+        Ok(())
+    });
+    run_with_faults(&mut sim, &faults);
+}
+
 /// One simulated minute of an idle cluster with the control plane on
 /// (heartbeats, leases, Raft) changes nothing: the same controller leader
 /// and term, the same partition leaders, and then ten simulated seconds

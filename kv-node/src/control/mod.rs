@@ -391,7 +391,10 @@ async fn apply_state(shared: &Arc<Shared>, control: &Control, state: &ControlSta
         let Some(leader) = record.leader() else { continue };
         let role = if leader == me { Role::Leader } else { Role::Follower };
         let (current_role, current_leader, started) = {
-            let m = replica.machine();
+            let mut m = replica.machine();
+            if role == Role::Leader {
+                m.set_recorded_epoch(record.epoch);
+            }
             (m.role(), m.leader(), m.term() > 0)
         };
         let unchanged = started

@@ -100,6 +100,14 @@ pub enum NotWritable {
     NotLeader(Option<NodeId>),
     /// This replica leads but is not ready yet.
     Recovering,
+    /// This replica leads in `epoch`, which the control plane has not
+    /// recorded yet (see [`ReplicaMachine::set_recorded_epoch`]).
+    EpochNotRecorded {
+        /// The epoch it leads in.
+        epoch: Epoch,
+        /// The partition's epoch in the control plane's map.
+        recorded: Epoch,
+    },
 }
 
 /// One partition replica's role, epoch and readiness.
@@ -118,6 +126,9 @@ pub struct ReplicaMachine {
     /// The control plane elected this leader (see
     /// [`ReplicaMachine::set_elected`]).
     elected: bool,
+    /// The partition's epoch in the control plane's map, when there is a
+    /// control plane (see [`ReplicaMachine::set_recorded_epoch`]).
+    recorded: Option<Epoch>,
     term: u64,
 }
 
@@ -135,6 +146,7 @@ impl ReplicaMachine {
             epoch,
             wanted_epoch: 0,
             elected: false,
+            recorded: None,
             term: 0,
         }
     }
@@ -284,12 +296,31 @@ impl ReplicaMachine {
         self.resyncing
     }
 
+    /// The partition's epoch as the control plane's map records it (from
+    /// every map this node applies). Under a control plane a leader takes
+    /// writes only in an epoch the map has recorded: every later election
+    /// then begins above it (it picks an epoch above the record), so two
+    /// leaders never write in one epoch, even when this leader began its
+    /// epoch on its own (a restart, a start from the seeded map) and then
+    /// fell silent before the controller heard of it. Without a control
+    /// plane (never called) the map has one possible leader per partition
+    /// and nothing is required.
+    pub fn set_recorded_epoch(&mut self, epoch: Epoch) {
+        self.recorded = Some(epoch);
+    }
+
     /// Whether a client write may be taken now.
     pub fn writable(&self) -> Result<(), NotWritable> {
         match (self.role, self.recovering || self.resyncing) {
             (Role::Follower, _) => Err(NotWritable::NotLeader(self.leader)),
             (Role::Leader, true) => Err(NotWritable::Recovering),
-            (Role::Leader, false) => Ok(()),
+            (Role::Leader, false) => match self.recorded {
+                Some(recorded) if recorded < self.epoch => Err(NotWritable::EpochNotRecorded {
+                    epoch: self.epoch,
+                    recorded,
+                }),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -401,6 +432,41 @@ mod tests {
         assert_eq!(effects[1], Effect::BeginEpoch(9));
         let effects = m.set_role(0, Role::Leader, None, Some(2), p(3, 1));
         assert_eq!(effects[1], Effect::BeginEpoch(4));
+    }
+
+    #[test]
+    fn under_a_control_plane_a_leader_writes_only_in_a_recorded_epoch() {
+        let mut m = ReplicaMachine::new(Role::Leader, 1, Vec::new());
+        m.set_recorded_epoch(1);
+        // Restarted into its old leadership: it begins above what it saw,
+        // which the map does not hold yet.
+        let effects = m.set_role(0, Role::Leader, None, Some(1), p(1, 4));
+        assert_eq!(effects[1], Effect::BeginEpoch(2));
+        m.on_epoch_begun(2);
+        assert_eq!(
+            m.writable(),
+            Err(NotWritable::EpochNotRecorded {
+                epoch: 2,
+                recorded: 1
+            })
+        );
+        assert_eq!(m.state(), ReplicaState::Ready, "it still serves reads");
+        m.set_recorded_epoch(2);
+        assert_eq!(m.writable(), Ok(()));
+        // Elected at the map's epoch: writable as soon as it has begun.
+        let mut m = ReplicaMachine::new(Role::Follower, 2, vec![0]);
+        m.set_recorded_epoch(3);
+        let effects = m.set_role(1, Role::Leader, None, Some(3), p(2, 4));
+        assert_eq!(effects[1], Effect::AskPositions { peers: vec![0] });
+        m.set_elected(true);
+        assert_eq!(m.on_positions(p(2, 4), &[]), Effect::BeginEpoch(3));
+        m.on_epoch_begun(3);
+        assert_eq!(m.writable(), Ok(()));
+        // Without a control plane nothing is recorded, nothing required.
+        let mut m = ReplicaMachine::new(Role::Leader, 7, Vec::new());
+        m.set_role(0, Role::Leader, None, None, p(7, 1));
+        m.on_epoch_begun(8);
+        assert_eq!(m.writable(), Ok(()));
     }
 
     #[test]

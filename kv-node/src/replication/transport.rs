@@ -308,7 +308,12 @@ impl StreamSource<'_> {
     /// is [`SourceStream`]'s decision.
     async fn run(&mut self, sink: &mut Sink, stop: &CancellationToken) {
         let mut last_rx = self.replica.subscribe_last();
-        let heartbeat = self.shared.options.heartbeat_interval;
+        // A follower stays in sync by acking within `replica_lag_max_ms`
+        // (`insync`), and an idle one acks only heartbeats: at least three
+        // of them per lag window, so a short lag bound does not drop an
+        // idle follower between two heartbeats.
+        let lag_max = Duration::from_millis(self.shared.options.replication.replica_lag_max_ms);
+        let heartbeat = self.shared.options.heartbeat_interval.min(lag_max / 3);
         // An immediate heartbeat tells the follower where the source is.
         if !self.send_entries(sink, &[]).await {
             return;
