@@ -1,6 +1,7 @@
 //! Client histories against a real cluster under faults, checked with
 //! kv-check: five `ClusterClient` processes put (every value unique),
-//! delete and read four keys (one per partition) while a seeded nemesis
+//! batch (`mset`), delete and read four keys (one per partition) while a
+//! seeded nemesis
 //! moves leaderships (`transfer`), restarts nodes with a controlled
 //! shutdown and, in one scenario, stops nodes without handing their
 //! leaderships over. Every
@@ -62,7 +63,7 @@ fn at(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// One client process: random puts, deletes and reads of `keys` until
+/// One client process: random puts, batches, deletes and reads of `keys` until
 /// `stop`; returns its operations and its acknowledged puts.
 async fn client_process(
     process: u32,
@@ -73,9 +74,10 @@ async fn client_process(
     seed: u64,
 ) -> (Vec<Op<String, String>>, Vec<Acked>) {
     let mut me = Process::new(process, seed);
+    me.batches = true;
     let mut ops = Vec::new();
     while !stop.load(Ordering::SeqCst) {
-        ops.push(me.step(&client, &keys, || at(start)).await);
+        ops.extend(me.step(&client, &keys, || at(start)).await);
         tokio::time::sleep(me.pause()).await;
     }
     (ops, me.acked)

@@ -17,7 +17,8 @@
 //! acknowledged puts for one writer per epoch, and the replicas for
 //! identical contents after healing; in the `all` profile one client puts
 //! with `acks = "leader"` only, and every such put must end in its node's
-//! log or in one of its rollback files.
+//! log or in one of its rollback files, and the others send batches
+//! (`mset`) too.
 //! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic|all`
 //! runs other seeds (default: classic 1 to 10, full and all 1 to 6, and
 //! the seeds that found real bugs, [`FOUND`]; see docs/testing.md).
@@ -890,13 +891,17 @@ async fn history_client(
     stop: Rc<Cell<bool>>,
     (ops, acked): (Ops, Rc<RefCell<Vec<Acked>>>),
     seed: u64,
-    leader_acks: bool,
+    all: bool,
 ) {
     let mut me = Process::new(process, seed);
-    me.leader_acks = leader_acks;
+    // In the `all` profile one process only puts, with `acks = "leader"`
+    // (so it never waits on a follower), for the rollback-file check; the
+    // others send batches too.
+    me.leader_acks = all && process == 3;
+    me.batches = all;
     while !stop.get() {
         let op = me.step(&c, &keys, sim_nanos).await;
-        ops.borrow_mut().push(op);
+        ops.borrow_mut().extend(op);
         acked.borrow_mut().append(&mut me.acked);
         tokio::time::sleep(me.pause()).await;
     }
@@ -1231,11 +1236,8 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let seed = seed * 31 + u64::from(process);
-            // In the `all` profile one process only puts, with `acks =
-            // "leader"` (so it never waits on a follower), for the
-            // rollback-file check.
-            let leader_acks = profile == Profile::All && process == 3;
-            history_client(process, c, keys, stop, (ops, acked), seed, leader_acks).await;
+            let all = profile == Profile::All;
+            history_client(process, c, keys, stop, (ops, acked), seed, all).await;
             Ok(())
         });
     }

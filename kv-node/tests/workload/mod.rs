@@ -117,6 +117,9 @@ pub struct Process {
     /// Only put, with `acks = "leader"` (recorded as unknown: a failover
     /// may lose such a put), for the rollback-file check.
     pub leader_acks: bool,
+    /// One operation in ten is a batch (`mset`) of two or three keys
+    /// instead of a put.
+    pub batches: bool,
 }
 
 impl Process {
@@ -127,22 +130,27 @@ impl Process {
             count: 0,
             acked: Vec::new(),
             leader_acks: false,
+            batches: false,
         }
     }
 
     /// Sends one random operation on one of `keys` and records it, times
-    /// by `now`. A write that failed is recorded as failed when the error
-    /// says it was not applied (the client's contract, which the check
-    /// then holds it to), else as unknown; a failed read says nothing.
+    /// by `now`: one op, or one per key of a batch. A write that failed is
+    /// recorded as failed when the error says it was not applied (the
+    /// client's contract, which the check then holds it to), else as
+    /// unknown; a failed read says nothing.
     pub async fn step(
         &mut self,
         client: &ClusterClient,
         keys: &[String],
         now: impl Fn() -> u64,
-    ) -> Op<String, String> {
+    ) -> Vec<Op<String, String>> {
         let key = keys[self.rng.below(keys.len() as u64) as usize].clone();
         let invoked = now();
         let kind = self.rng.below(10);
+        if self.batches && !self.leader_acks && kind == 0 {
+            return self.batch(client, keys, key, &now).await;
+        }
         let (call, outcome) = match kind {
             _ if self.leader_acks || kind <= 4 => {
                 self.count += 1;
@@ -187,14 +195,71 @@ impl Process {
             },
         };
         let returned = (!matches!(outcome, Outcome::Unknown)).then(&now);
-        Op {
+        vec![Op {
             process: self.id,
             key,
             call,
             invoked,
             returned,
             outcome,
+        }]
+    }
+
+    /// A batch (`mset`) of `first` and one or two other keys, each with a
+    /// unique value: one put op per key, all with the batch's interval
+    /// and outcome. An error is "not applied" only for a batch within one
+    /// partition: across partitions, another partition's part may have
+    /// been written (`ClusterClient::mset`).
+    async fn batch(
+        &mut self,
+        client: &ClusterClient,
+        keys: &[String],
+        first: String,
+        now: &impl Fn() -> u64,
+    ) -> Vec<Op<String, String>> {
+        let invoked = now();
+        let mut batch = vec![first];
+        for _ in 0..1 + self.rng.below(2) {
+            let key = &keys[self.rng.below(keys.len() as u64) as usize];
+            if !batch.contains(key) {
+                batch.push(key.clone());
+            }
         }
+        let values: Vec<(String, Value)> = batch
+            .iter()
+            .map(|_| {
+                self.count += 1;
+                let value = format!("p{}-{}", self.id, self.count);
+                let typed = Value::from_user_input(&value);
+                (value, typed)
+            })
+            .collect();
+        let pairs: Vec<(&[u8], &Value)> = batch
+            .iter()
+            .zip(&values)
+            .map(|(k, (_, v))| (k.as_bytes(), v))
+            .collect();
+        let map = client.map();
+        let one_partition = batch
+            .iter()
+            .all(|k| map.partition_of(k.as_bytes()) == map.partition_of(batch[0].as_bytes()));
+        let outcome = match written(client.mset(&pairs).await.map(|_| ())) {
+            Outcome::Failed if !one_partition => Outcome::Unknown,
+            outcome => outcome,
+        };
+        let returned = (!matches!(outcome, Outcome::Unknown)).then(now);
+        batch
+            .into_iter()
+            .zip(values)
+            .map(|(key, (value, _))| Op {
+                process: self.id,
+                key,
+                call: Call::Put(value),
+                invoked,
+                returned,
+                outcome: outcome.clone(),
+            })
+            .collect()
     }
 
     /// A pause of 0 to 3 ms before the next operation.
