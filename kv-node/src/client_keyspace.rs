@@ -23,7 +23,20 @@ pub struct PartitionPage {
 
 impl NodeClient {
     async fn keyspace(&self, op: Keyspace) -> Result<Response> {
-        self.request(&Request::Keyspace(op)).await
+        let writes = matches!(
+            op,
+            Keyspace::MSet { .. } | Keyspace::PutTtl { .. } | Keyspace::Expire { .. }
+        );
+        let request = Request::Keyspace(op);
+        // A write whose reply was lost may have been applied: it is
+        // `OutcomeUnknown`, which `ClusterClient` never sends again (the
+        // simulation found a batch retried after a timeout applied twice,
+        // the second time over a later write).
+        if writes {
+            self.write(&request).await
+        } else {
+            self.request(&request).await
+        }
     }
 
     /// One page of a scan of a partition on this node (see [`ScanSpec`]:

@@ -464,3 +464,42 @@ async fn a_leader_read_below_the_minimum_in_sync_set_is_refused() {
     assert_eq!(read, Some(Bytes::from(value("only here").encode())));
     cluster.shutdown().await;
 }
+
+/// A batch and a put with a TTL whose reply does not come in time may
+/// have been applied: each is `OutcomeUnknown`, sent once, never again
+/// (the simulation found a timed-out batch retried and applied twice,
+/// the second time over a later write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_keyspace_write_is_outcome_unknown_and_sent_once() {
+    let (cluster, mut fake) = with_fake_follower(all_by_default_long_lag).await;
+    let impatient = client_with_timeout(&cluster, Duration::from_millis(200));
+    let batched = key_in(&cluster.map, P, "batched");
+    let expiring = key_in(&cluster.map, P, "expiring");
+    let v = value("once");
+    let r = impatient.mset(&[(batched.as_bytes(), &v)]).await;
+    assert!(
+        matches!(r, Err(Error::OutcomeUnknown { node: LEADER, .. })),
+        "{r:?}"
+    );
+    // Another connection: this one's requests are answered in order.
+    let impatient = client_with_timeout(&cluster, Duration::from_millis(200));
+    let r = impatient
+        .put_ttl(expiring.as_bytes(), &v, Duration::from_secs(60))
+        .await;
+    assert!(
+        matches!(r, Err(Error::OutcomeUnknown { node: LEADER, .. })),
+        "{r:?}"
+    );
+    // Each went out once: the leader streams one entry per key and no
+    // more (a resend would be another).
+    let keys = [Bytes::from(batched), Bytes::from(expiring)];
+    let mut seen = [0, 0];
+    let quiet = Duration::from_millis(1500);
+    while let Ok(entries) = tokio::time::timeout(quiet, fake.next_entries()).await {
+        for (n, key) in seen.iter_mut().zip(&keys) {
+            *n += entries.iter().filter(|e| e.key == *key).count();
+        }
+    }
+    assert_eq!(seen, [1, 1], "entries streamed per key");
+    cluster.shutdown().await;
+}
