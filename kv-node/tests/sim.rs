@@ -334,6 +334,29 @@ fn run_with_faults(sim: &mut turmoil::Sim<'_>, faults: &Rc<RefCell<Vec<Fault>>>)
     );
 }
 
+/// The failover tests' setup: three nodes with the control plane on, in
+/// a 300 s simulation from `seed`; `test` is the client, given its
+/// `ClusterClient`, the map and the harness's fault queue, and the
+/// simulation runs to the end carrying out the faults it asks for.
+fn with_control_plane<Fut>(
+    seed: u64,
+    test: impl FnOnce(ClusterClient, ClusterMap, Rc<RefCell<Vec<Fault>>>) -> Fut,
+) where
+    Fut: std::future::Future<Output = turmoil::Result> + 'static,
+{
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let map = map();
+    let mut sim = sim(300, seed);
+    add_nodes(&mut sim, &map, dir.path(), true);
+    let faults = Rc::new(RefCell::new(Vec::new()));
+    sim.client(
+        "client",
+        test(client(&map), map.clone(), Rc::clone(&faults)),
+    );
+    run_with_faults(&mut sim, &faults);
+}
+
 /// Puts ten keys into partition 0, lets its follower catch up, then has
 /// the harness do `fault` to its leader and puts ten more until a new
 /// leader takes them (within a simulated minute). Returns the old leader
@@ -381,16 +404,7 @@ async fn fail_over_partition_0(
 /// simulated time; the old leader is bounced and comes back.
 #[test]
 fn crashed_leader_fails_over() {
-    init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let map = map();
-    let mut sim = sim(300, 3);
-    add_nodes(&mut sim, &map, dir.path(), true);
-    let faults = Rc::new(RefCell::new(Vec::new()));
-    let c = client(&map);
-    let m = map.clone();
-    let f = Rc::clone(&faults);
-    sim.client("client", async move {
+    with_control_plane(3, |c, m, f| async move {
         let took = wait_writable(&c, &m, Duration::from_secs(60)).await;
         eprintln!("all partitions writable after {took:?} simulated");
         let (old, before, after) = fail_over_partition_0(&c, &m, &f, Fault::Crash).await?;
@@ -425,7 +439,6 @@ fn crashed_leader_fails_over() {
         }
         Ok(())
     });
-    run_with_faults(&mut sim, &faults);
 }
 
 /// With the control plane on, the leader of partition 0 is paused (the
@@ -435,16 +448,7 @@ fn crashed_leader_fails_over() {
 /// than answer from its stale replica, then follows the new leader.
 #[test]
 fn paused_leader_fails_over_and_follows_when_resumed() {
-    init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let map = map();
-    let mut sim = sim(300, 5);
-    add_nodes(&mut sim, &map, dir.path(), true);
-    let faults = Rc::new(RefCell::new(Vec::new()));
-    let c = client(&map);
-    let m = map.clone();
-    let f = Rc::clone(&faults);
-    sim.client("client", async move {
+    with_control_plane(5, |c, m, f| async move {
         wait_writable(&c, &m, Duration::from_secs(60)).await;
         let (old, before, after) = fail_over_partition_0(&c, &m, &f, Fault::Pause).await?;
 
@@ -499,7 +503,6 @@ fn paused_leader_fails_over_and_follows_when_resumed() {
         }
         Ok(())
     });
-    run_with_faults(&mut sim, &faults);
 }
 
 /// With the control plane on, the leader of partition 0 restarts at once
@@ -511,16 +514,7 @@ fn paused_leader_fails_over_and_follows_when_resumed() {
 /// the controller heard of it, and its successor began epoch 1 too).
 #[test]
 fn a_restarted_leader_writes_only_in_an_epoch_the_controller_recorded() {
-    init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let map = map();
-    let mut sim = sim(300, 7);
-    add_nodes(&mut sim, &map, dir.path(), true);
-    let faults = Rc::new(RefCell::new(Vec::new()));
-    let c = client(&map);
-    let m = map.clone();
-    let f = Rc::clone(&faults);
-    sim.client("client", async move {
+    with_control_plane(7, |c, m, f| async move {
         wait_writable(&c, &m, Duration::from_secs(60)).await;
         c.refresh().await;
         let leader = c.map().leader(0).expect("partition 0 has a leader");
@@ -566,7 +560,6 @@ fn a_restarted_leader_writes_only_in_an_epoch_the_controller_recorded() {
         );
         Ok(())
     });
-    run_with_faults(&mut sim, &faults);
 }
 
 /// One simulated minute of an idle cluster with the control plane on

@@ -33,6 +33,8 @@ use crate::storage_io;
 const BATCH_BYTES: usize = 1024 * 1024;
 /// Entries read from the store per catch-up step.
 const STORE_BATCH_ENTRIES: usize = 4096;
+/// The shortest interval between an idle stream's heartbeats.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
 /// How long a recovering leader waits before asking its peers again.
 pub(super) const RECOVERY_RETRY: Duration = Duration::from_millis(100);
 
@@ -311,9 +313,15 @@ impl StreamSource<'_> {
         // A follower stays in sync by acking within `replica_lag_max_ms`
         // (`insync`), and an idle one acks only heartbeats: at least three
         // of them per lag window, so a short lag bound does not drop an
-        // idle follower between two heartbeats.
+        // idle follower between two heartbeats (never below 10 ms: options
+        // built in code may hold a lag the config would refuse).
         let lag_max = Duration::from_millis(self.shared.options.replication.replica_lag_max_ms);
-        let heartbeat = self.shared.options.heartbeat_interval.min(lag_max / 3);
+        let heartbeat = self
+            .shared
+            .options
+            .heartbeat_interval
+            .min(lag_max / 3)
+            .max(MIN_HEARTBEAT);
         // An immediate heartbeat tells the follower where the source is.
         if !self.send_entries(sink, &[]).await {
             return;
