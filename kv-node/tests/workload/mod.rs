@@ -117,7 +117,7 @@ pub struct Process {
     /// Only put, with `acks = "leader"` (recorded as unknown: a failover
     /// may lose such a put), for the rollback-file check.
     pub leader_acks: bool,
-    /// One operation in ten is a batch (`mset`) of two or three keys
+    /// One operation in ten is a batch (`mset`) of up to three keys
     /// instead of a put.
     pub batches: bool,
 }
@@ -205,9 +205,9 @@ impl Process {
         }]
     }
 
-    /// A batch (`mset`) of `first` and one or two other keys, each with a
-    /// unique value: one put op per key, all with the batch's interval
-    /// and outcome. An error is "not applied" only for a batch within one
+    /// A batch (`mset`) of `first` and one or two other keys (fewer when a
+    /// draw repeats a key), each with a unique value: one put op per key,
+    /// all with the batch's interval and outcome. An error is "not applied" only for a batch within one
     /// partition: across partitions, another partition's part may have
     /// been written (`ClusterClient::mset`).
     async fn batch(
