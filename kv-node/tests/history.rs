@@ -1,11 +1,10 @@
 //! Client histories against a real cluster under faults, checked with
 //! kv-check: five `ClusterClient` processes put (every value unique),
 //! batch (`mset`), delete and read four keys (one per partition) while a
-//! seeded nemesis
-//! moves leaderships (`transfer`), restarts nodes with a controlled
-//! shutdown and, in one scenario, stops nodes without handing their
-//! leaderships over. Every
-//! request's invocation and completion is recorded; the first writes and,
+//! seeded nemesis moves leaderships (`transfer`), restarts nodes with a
+//! controlled shutdown and, in one scenario, stops nodes without handing
+//! their leaderships over. Every request's invocation and completion is
+//! recorded; the first writes and,
 //! once the cluster has healed, a final leader read of every key are in
 //! the history too.
 //!
@@ -63,8 +62,8 @@ fn at(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// One client process: random puts, batches, deletes and reads of `keys` until
-/// `stop`; returns its operations and its acknowledged puts.
+/// One client process: random puts, batches, deletes and reads of `keys`
+/// until `stop`; returns its operations and its acknowledged puts.
 async fn client_process(
     process: u32,
     client: ClusterClient,
