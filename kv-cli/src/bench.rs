@@ -146,6 +146,13 @@ pub async fn run(
             .into(),
         count: args.keys,
     };
+    let control = Control {
+        stop: Arc::new(AtomicBool::new(false)),
+        done: Arc::new(AtomicU64::new(0)),
+    };
+    // Before the header: a Ctrl-C once it is out stops the bench with its
+    // summary rather than killing the process (seen in CI under load).
+    let watcher = watch_ctrl_c(control.clone())?;
     let header = |line: String| {
         if args.json {
             eprintln!("{line}");
@@ -178,11 +185,6 @@ pub async fn run(
             "kept (--cleanup false)"
         }
     ));
-    let control = Control {
-        stop: Arc::new(AtomicBool::new(false)),
-        done: Arc::new(AtomicU64::new(0)),
-    };
-    let watcher = tokio::spawn(watch_ctrl_c(control.clone()));
     let outcome = load_and_run(args, map, options, &keys, &control, &header).await;
     watcher.abort();
     let deleted = if cleanup {
@@ -216,11 +218,26 @@ pub async fn run(
     }
 }
 
-/// Sets the stop flag on Ctrl-C.
-async fn watch_ctrl_c(control: Control) {
-    if tokio::signal::ctrl_c().await.is_ok() {
-        control.stop.store(true, Ordering::Relaxed);
+/// Sets the stop flag on Ctrl-C. The handler is in place when this
+/// returns, not when the task first runs.
+fn watch_ctrl_c(control: Control) -> Result<tokio::task::JoinHandle<()>, CliError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())
+            .map_err(|e| CliError::failed("installing the Ctrl-C handler", e))?;
+        Ok(tokio::spawn(async move {
+            if int.recv().await.is_some() {
+                control.stop.store(true, Ordering::Relaxed);
+            }
+        }))
     }
+    #[cfg(not(unix))]
+    Ok(tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            control.stop.store(true, Ordering::Relaxed);
+        }
+    }))
 }
 
 type Measured = (ClientResult, Duration, Option<(u64, f64)>);
