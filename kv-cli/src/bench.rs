@@ -35,6 +35,7 @@ use serde_json::json;
 use crate::args::BenchArgs;
 use crate::error::CliError;
 use crate::output::Out;
+use crate::signals::Signals;
 use kv_router::AckMode;
 
 /// Latencies are recorded in nanoseconds up to this bound (60 s).
@@ -221,22 +222,10 @@ pub async fn run(
 /// Sets the stop flag on Ctrl-C. The handler is in place when this
 /// returns, not when the task first runs.
 fn watch_ctrl_c(control: Control) -> Result<tokio::task::JoinHandle<()>, CliError> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut int = signal(SignalKind::interrupt())
-            .map_err(|e| CliError::failed("installing the Ctrl-C handler", e))?;
-        Ok(tokio::spawn(async move {
-            if int.recv().await.is_some() {
-                control.stop.store(true, Ordering::Relaxed);
-            }
-        }))
-    }
-    #[cfg(not(unix))]
+    let signals = Signals::interrupt()?;
     Ok(tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            control.stop.store(true, Ordering::Relaxed);
-        }
+        signals.wait().await;
+        control.stop.store(true, Ordering::Relaxed);
     }))
 }
 

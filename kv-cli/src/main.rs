@@ -36,6 +36,7 @@ mod output;
 mod security;
 mod serve;
 mod shell;
+mod signals;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -13,10 +13,13 @@ use crate::args::{GlobalOpts, NodeArgs};
 use crate::cluster::{self, Embedded};
 use crate::error::CliError;
 use crate::security::Security;
+use crate::signals::Signals;
 
 /// Runs node `id` of `--config` until a signal.
 pub async fn node(global: &GlobalOpts, args: &NodeArgs, data_dir: &Path) -> Result<(), CliError> {
-    let signals = Signals::install()?;
+    // Before any node starts: a node takes requests as soon as it listens,
+    // and a signal sent once it answers must stop it cleanly.
+    let signals = Signals::interrupt_or_terminate()?;
     let id = args.id;
     let Some(path) = &global.config else {
         return Err(CliError::Usage(
@@ -80,7 +83,9 @@ pub async fn serve(
     resp: Option<&str>,
     data_dir: &Path,
 ) -> Result<(), CliError> {
-    let signals = Signals::install()?;
+    // Before any node starts: a node takes requests as soon as it listens,
+    // and a signal sent once it answers must stop it cleanly.
+    let signals = Signals::interrupt_or_terminate()?;
     let config = cluster::embedded_config(global)?;
     let cluster = Embedded::start(&config, data_dir, resp).await?;
     for node in cluster.nodes() {
@@ -102,44 +107,4 @@ pub async fn serve(
     cluster.shutdown().await?;
     eprintln!("stopped");
     Ok(())
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM, caught from [`Signals::install`] on. A
-/// node takes requests as soon as it listens, so the handlers go in before
-/// any node starts: a signal sent once it answers stops it cleanly rather
-/// than killing the process (seen under load: exit by SIGTERM).
-struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Signals, CliError> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let fail = |e| CliError::failed("installing signal handlers", e);
-            Ok(Signals {
-                term: signal(SignalKind::terminate()).map_err(fail)?,
-                int: signal(SignalKind::interrupt()).map_err(fail)?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    /// Resolves on the first SIGINT or SIGTERM.
-    async fn wait(mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
