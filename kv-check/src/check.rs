@@ -26,15 +26,24 @@ pub struct CheckOptions {
     /// off. (An invented-values violation needs no search: it shows the
     /// invented read.)
     pub max_shrink_steps: u64,
+    /// How far any node's clock may be from the history's clock, in the
+    /// history's time unit, for values put with a time to live
+    /// ([`Call::PutTtl`]): the window in which such a value may expire
+    /// widens by twice this on each side (the writing node's clock and
+    /// the reading node's may err in opposite directions). 0 (the
+    /// default) when nodes read the history's own clock; include the
+    /// clocks' granularity (a millisecond clock is up to 1 ms behind).
+    pub clock_error: Time,
 }
 
 impl Default for CheckOptions {
     /// 2 million steps per key (realistic histories need a few steps per
-    /// op), 50 million for shrinking each violation.
+    /// op), 50 million for shrinking each violation, no clock error.
     fn default() -> Self {
         CheckOptions {
             max_steps: 2_000_000,
             max_shrink_steps: 50_000_000,
+            clock_error: 0,
         }
     }
 }
@@ -55,7 +64,9 @@ where
 /// Checks that each key's puts, deletes and [`Get`](crate::Call::Get)s are
 /// linearizable against a register that starts absent. Failed ops, stale
 /// reads and reads with an unknown outcome are left out; unknown writes
-/// may take effect at any time after their invocation, or never.
+/// may take effect at any time after their invocation, or never; values
+/// put with a time to live may vanish within the window
+/// [`Call::PutTtl`] describes.
 pub fn check_linearizable<K, V>(history: &History<K, V>, options: &CheckOptions) -> Report<K, V>
 where
     K: Ord + Clone + Debug,
@@ -112,7 +123,7 @@ fn linearizable_key<K, V>(
     K: Clone,
     V: Eq + Hash + Clone,
 {
-    let first = search(ops, options.max_steps);
+    let first = search(ops, options.max_steps, options.clock_error);
     match first.verdict {
         Verdict::Linearizable => {}
         Verdict::Undecided => report.undecided.push(Undecided {
@@ -128,7 +139,11 @@ fn linearizable_key<K, V>(
                         steps: candidate.len() as u64,
                     };
                 }
-                let trial = search(&select(ops, candidate), options.max_steps);
+                let trial = search(
+                    &select(ops, candidate),
+                    options.max_steps,
+                    options.clock_error,
+                );
                 Trial {
                     fails: trial.verdict == Verdict::NotLinearizable,
                     steps: trial.steps,
@@ -155,7 +170,9 @@ fn linearizable_key<K, V>(
 /// the delete was invoked, or a kept acknowledged write lies wholly
 /// between them in real time (invoked after the delete returned, returned
 /// before the read was invoked), which every linearization orders in
-/// between.
+/// between. A put with a time to live is a put for the reads of its
+/// value, and for reads of absent (its expiry may explain them) a delete
+/// that never ends.
 fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]) -> bool {
     let mut kept = vec![false; ops.len()];
     let mut shields = Vec::new();
@@ -164,7 +181,7 @@ fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]
         if let Some(slot) = kept.get_mut(i) {
             *slot = true;
         }
-        if let (Call::Put(_) | Call::Delete, Outcome::Ok, Some(returned)) =
+        if let (Call::Put(_) | Call::PutTtl(..) | Call::Delete, Outcome::Ok, Some(returned)) =
             (&op.call, &op.outcome, op.returned)
         {
             shields.push((returned, op.invoked));
@@ -212,7 +229,8 @@ fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]
             // A put whose value a kept read returned stays, shielded or
             // not: the witness should show where the value came from.
             (Call::Put(value), _) => return !reads.contains_key(&Some(value)),
-            (Call::Delete, _) => {}
+            (Call::PutTtl(value, _), _) if reads.contains_key(&Some(value)) => return false,
+            (Call::PutTtl(..) | Call::Delete, _) => {}
             (Call::Get | Call::StaleGet, _) => return true,
         }
         let Some(list) = reads.get(&None) else {
@@ -222,9 +240,10 @@ fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]
         let Some(&(_, weakest)) = list.get(first) else {
             return true;
         };
-        // An unacknowledged write may take effect at any time.
-        let ended = match op.outcome {
-            Outcome::Ok => op.returned.unwrap_or(Time::MAX),
+        // An unacknowledged write may take effect at any time, and an
+        // expiring value may vanish long after its put returned.
+        let ended = match (&op.call, &op.outcome) {
+            (Call::Delete, Outcome::Ok) => op.returned.unwrap_or(Time::MAX),
             _ => Time::MAX,
         };
         weakest.is_some_and(|shield| shield > ended)

@@ -29,6 +29,15 @@ pub struct OpId(pub usize);
 pub enum Call<V> {
     /// Set the key to this value.
     Put(V),
+    /// Set the key to this value for a time to live, in the history's
+    /// time unit: the value expires that long after the write took effect,
+    /// by the clock of whichever node answers a later read. With
+    /// [`CheckOptions::clock_error`](crate::CheckOptions::clock_error) `e`
+    /// (how far any node's clock may be from the history's), a read may
+    /// find the value gone from `invoked + ttl - 2e` on, and finds it gone
+    /// from `returned + ttl + 2e` on (if nothing overwrote it). In between
+    /// it may come and go: reads answered by nodes whose clocks disagree.
+    PutTtl(V, Time),
     /// Remove the key.
     Delete,
     /// A linearizable read, answered by the partition's leader.
@@ -42,6 +51,15 @@ impl<V> Call<V> {
     /// Whether this call reads (a [`Call::Get`] or a [`Call::StaleGet`]).
     pub fn is_read(&self) -> bool {
         matches!(self, Call::Get | Call::StaleGet)
+    }
+
+    /// The value this call writes, if it is a put ([`Call::Put`] or
+    /// [`Call::PutTtl`]).
+    pub fn put_value(&self) -> Option<&V> {
+        match self {
+            Call::Put(v) | Call::PutTtl(v, _) => Some(v),
+            Call::Delete | Call::Get | Call::StaleGet => None,
+        }
     }
 }
 
@@ -108,7 +126,7 @@ fn outcome_fits_call<V>(call: &Call<V>, outcome: &Outcome<V>) -> bool {
     matches!(
         (call, outcome),
         (_, Outcome::Failed | Outcome::Unknown)
-            | (Call::Put(_) | Call::Delete, Outcome::Ok)
+            | (Call::Put(_) | Call::PutTtl(..) | Call::Delete, Outcome::Ok)
             | (Call::Get | Call::StaleGet, Outcome::Value(_))
     )
 }
@@ -284,6 +302,7 @@ impl<K: fmt::Debug, V: fmt::Debug> fmt::Display for Op<K, V> {
         let key = &self.key;
         match &self.call {
             Call::Put(v) => write!(f, "put {key:?} = {v:?}")?,
+            Call::PutTtl(v, ttl) => write!(f, "put {key:?} = {v:?} ttl {ttl}")?,
             Call::Delete => write!(f, "delete {key:?}")?,
             Call::Get => write!(f, "get {key:?}")?,
             Call::StaleGet => write!(f, "stale-get {key:?}")?,

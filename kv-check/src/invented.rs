@@ -2,7 +2,7 @@
 //! the same key that was invoked before the read returned and did not
 //! fail.
 //!
-//! This is the one property stale reads ([`Call::StaleGet`]) are held to:
+//! This is the one property stale reads ([`StaleGet`](crate::Call::StaleGet)) are held to:
 //! a follower may be behind, but it may not make values up. For leader
 //! reads it is implied by linearizability; checking it separately still
 //! names the cause plainly (and points at a replica serving garbage, a
@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use crate::history::{Call, Op, Outcome, Time};
+use crate::history::{Op, Outcome, Time};
 
 /// The positions (in `ops`, all on one key) of reads that returned an
 /// invented value.
@@ -30,7 +30,7 @@ pub(crate) fn invented_reads<K, V: Eq + Hash>(ops: &[&Op<K, V>]) -> Vec<usize> {
 fn first_put_times<'a, K, V: Eq + Hash>(ops: &[&'a Op<K, V>]) -> HashMap<&'a V, Time> {
     let mut first = HashMap::new();
     for op in ops {
-        if let (Call::Put(value), Outcome::Ok | Outcome::Unknown) = (&op.call, &op.outcome) {
+        if let (Some(value), Outcome::Ok | Outcome::Unknown) = (op.call.put_value(), &op.outcome) {
             let time = first.entry(value).or_insert(op.invoked);
             *time = (*time).min(op.invoked);
         }

@@ -26,7 +26,9 @@
 //! # The properties
 //!
 //! 1. **Linearizability** ([`check_linearizable`]) of each key's
-//!    [`Call::Put`], [`Call::Delete`] and [`Call::Get`] ops. A
+//!    [`Call::Put`], [`Call::PutTtl`], [`Call::Delete`] and [`Call::Get`]
+//!    ops. A value put with a time to live may vanish within a window
+//!    around its expiry that [`CheckOptions::clock_error`] widens. A
 //!    [`Outcome::Failed`] op did not happen and is left out; an
 //!    [`Outcome::Unknown`] write may take effect at any time after its
 //!    invocation, or never; an unknown read is left out. A search that runs

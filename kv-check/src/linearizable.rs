@@ -4,8 +4,10 @@
 //! # The model
 //!
 //! A register that starts absent: a put sets it, a delete clears it, a read
-//! must see its current state. Values are interned to small integers first
-//! (0 is "absent"), so a state is a `u32` however large the values are.
+//! must see its current state; a value put with a time to live may also
+//! vanish (below). Values are interned to small integers first (0 is
+//! "absent"), so a state is two `u32`s and a flag however large the values
+//! are.
 //!
 //! # The search
 //!
@@ -41,17 +43,59 @@
 //!
 //! Unknown ops that are kept return at +infinity: they may take effect at
 //! any time after their invocation, or (for a write placed last) never.
+//!
+//! # Values that expire
+//!
+//! A [`Call::PutTtl`] write's value may vanish from `lo = invoked + ttl -
+//! 2e` on and is gone from `hi = returned + ttl + 2e` on, `e` being the
+//! clock error (see [`Call::PutTtl`]); in between, reads answered by nodes
+//! whose clocks disagree may find it or not, in any alternation. The
+//! search models this with two virtual ops per such write, placed in real
+//! time like any other: *soften* at the instant `lo`, after which a read
+//! of absent is allowed while the register still holds the value (the
+//! state carries a `soft` flag), and *expire* at the instant `hi`, which
+//! clears the register if it still holds the value. Each acts only on its
+//! own write (the state names the expiring write that set it, so a later
+//! put of an equal value is not mistaken for it). A write linearized after
+//! its own soften (an unknown write, or one slower than its time to live)
+//! is soft at once; whether the soften was linearized is in the memo's
+//! bitset, so the pair (bitset, state) still determines what can follow.
+//! An unknown write has no `hi` (it may take effect at any time), so no
+//! expire.
+//!
+//! An unknown expiring write whose value no read returned is not dropped:
+//! its expiry may explain a read of absent. Placed before `lo` it only
+//! blocks reads (nothing can read its value, absent is not yet allowed),
+//! so it stands in as an unknown delete invoked at `lo`.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use crate::history::{Call, Op, Outcome, Time};
 
-/// The interned register state: 0 is absent, anything else a value.
-type State = u32;
+/// An interned value: 0 is absent, anything else a value.
+type ValueId = u32;
+
+/// The interned value of "absent".
+const ABSENT_ID: ValueId = 0;
+
+/// The register state: the value it holds, which expiring write put it
+/// there (0 if none: values need not be unique, so expiry acts on the
+/// write, not the value), and whether that write's expiry window is open
+/// (a read may then find it absent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct State {
+    value: ValueId,
+    expiring: u32,
+    soft: bool,
+}
 
 /// The register state when the key does not exist.
-const ABSENT: State = 0;
+const ABSENT: State = State {
+    value: ABSENT_ID,
+    expiring: 0,
+    soft: false,
+};
 
 /// What the search concluded about one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,18 +119,53 @@ pub(crate) struct Search {
 /// What an op does to the register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Action {
-    /// Set the state (`ABSENT` for a delete).
-    Write(State),
-    /// Expect the state.
-    Read(State),
+    /// Set the value (`ABSENT_ID` for a delete).
+    Write(ValueId),
+    /// Set a value that expires, as expiring write `write` (numbered from
+    /// 1); it is soft at once if the op `soften` (its own soften) was
+    /// linearized already.
+    WriteExpiring {
+        value: ValueId,
+        write: u32,
+        soften: usize,
+    },
+    /// Expect the value (absent also passes while the value is soft).
+    Read(ValueId),
+    /// Expiring write's window opens, if its value is still there.
+    Soften(u32),
+    /// Expiring write's window closes, if its value is still there: the
+    /// register is cleared.
+    Expire(u32),
 }
 
 impl Action {
     /// The state after the action, or `None` if the model refuses it.
-    fn apply(self, state: State) -> Option<State> {
+    /// `linearized` tells whether an op was linearized already.
+    fn apply(self, state: State, linearized: &Bitset) -> Option<State> {
         match self {
-            Action::Write(next) => Some(next),
-            Action::Read(seen) => (seen == state).then_some(state),
+            Action::Write(value) => Some(State {
+                value,
+                expiring: 0,
+                soft: false,
+            }),
+            Action::WriteExpiring {
+                value,
+                write,
+                soften,
+            } => Some(State {
+                value,
+                expiring: write,
+                soft: linearized.contains(soften),
+            }),
+            Action::Read(seen) => {
+                (seen == state.value || (seen == ABSENT_ID && state.soft)).then_some(state)
+            }
+            Action::Soften(write) if state.expiring == write => Some(State {
+                soft: true,
+                ..state
+            }),
+            Action::Expire(write) if state.expiring == write => Some(ABSENT),
+            Action::Soften(_) | Action::Expire(_) => Some(state),
         }
     }
 }
@@ -98,11 +177,13 @@ struct ModelOp {
     invoked: Time,
     /// `None` stands for +infinity (an unknown outcome).
     returned: Option<Time>,
+    /// For a [`Call::PutTtl`]: its time to live.
+    ttl: Option<Time>,
 }
 
 /// Gives each distinct value a small number, 0 being absent.
 struct Interner<'a, V> {
-    ids: HashMap<&'a V, State>,
+    ids: HashMap<&'a V, ValueId>,
 }
 
 impl<'a, V: Eq + Hash> Interner<'a, V> {
@@ -112,54 +193,122 @@ impl<'a, V: Eq + Hash> Interner<'a, V> {
         }
     }
 
-    fn id(&mut self, value: Option<&'a V>) -> State {
-        let Some(value) = value else { return ABSENT };
-        let next = State::try_from(self.ids.len() + 1).unwrap_or(State::MAX);
+    fn id(&mut self, value: Option<&'a V>) -> ValueId {
+        let Some(value) = value else { return ABSENT_ID };
+        let next = ValueId::try_from(self.ids.len() + 1).unwrap_or(ValueId::MAX);
         *self.ids.entry(value).or_insert(next)
     }
 }
 
-/// The ops of one key the search must place, in the input's order.
-fn model_ops<K, V: Eq + Hash>(ops: &[&Op<K, V>]) -> Vec<ModelOp> {
+/// The ops of one key the search must place, in the input's order, then
+/// the virtual ops of expiring writes (see the module docs); `clock_error`
+/// is `e` there.
+fn model_ops<K, V: Eq + Hash>(ops: &[&Op<K, V>], clock_error: Time) -> Vec<ModelOp> {
     let mut interner = Interner::new();
     let mut model = Vec::with_capacity(ops.len());
     for op in ops {
-        let (action, returned) = match (&op.call, &op.outcome) {
+        let (action, returned, ttl) = match (&op.call, &op.outcome) {
             (_, Outcome::Failed) | (Call::StaleGet, _) | (Call::Get, Outcome::Unknown) => continue,
-            (Call::Get, Outcome::Value(v)) => (Action::Read(interner.id(v.as_ref())), op.returned),
-            (Call::Put(v), Outcome::Ok) => (Action::Write(interner.id(Some(v))), op.returned),
-            (Call::Put(v), Outcome::Unknown) => (Action::Write(interner.id(Some(v))), None),
-            (Call::Delete, Outcome::Ok) => (Action::Write(ABSENT), op.returned),
-            (Call::Delete, Outcome::Unknown) => (Action::Write(ABSENT), None),
+            (Call::Get, Outcome::Value(v)) => {
+                (Action::Read(interner.id(v.as_ref())), op.returned, None)
+            }
+            (Call::Put(v), Outcome::Ok) => (Action::Write(interner.id(Some(v))), op.returned, None),
+            (Call::Put(v), Outcome::Unknown) => (Action::Write(interner.id(Some(v))), None, None),
+            (Call::PutTtl(v, ttl), Outcome::Ok) => {
+                (Action::Write(interner.id(Some(v))), op.returned, Some(*ttl))
+            }
+            (Call::PutTtl(v, ttl), Outcome::Unknown) => {
+                (Action::Write(interner.id(Some(v))), None, Some(*ttl))
+            }
+            (Call::Delete, Outcome::Ok) => (Action::Write(ABSENT_ID), op.returned, None),
+            (Call::Delete, Outcome::Unknown) => (Action::Write(ABSENT_ID), None, None),
             // A History refuses these; skip rather than guess.
-            (Call::Get, Outcome::Ok) | (Call::Put(_) | Call::Delete, Outcome::Value(_)) => continue,
+            (Call::Get, Outcome::Ok)
+            | (Call::Put(_) | Call::PutTtl(..) | Call::Delete, Outcome::Value(_)) => continue,
         };
         model.push(ModelOp {
             action,
             invoked: op.invoked,
             returned,
+            ttl,
         });
     }
-    prune_unread_unknown_writes(model)
+    let model = prune_unread_unknown_writes(model, clock_error);
+    with_expiry(model, clock_error)
+}
+
+/// When an expiring write's value may first read as absent.
+fn window_opens(op: &ModelOp, ttl: Time, clock_error: Time) -> Time {
+    op.invoked
+        .saturating_add(ttl)
+        .saturating_sub(clock_error.saturating_mul(2))
 }
 
 /// Drops unknown writes whose value no read returned (see the module docs
-/// for why that changes no verdict).
-fn prune_unread_unknown_writes(model: Vec<ModelOp>) -> Vec<ModelOp> {
-    let read: HashSet<State> = model
+/// for why that changes no verdict); an expiring one becomes an unknown
+/// delete at the opening of its window instead.
+fn prune_unread_unknown_writes(model: Vec<ModelOp>, clock_error: Time) -> Vec<ModelOp> {
+    let read: HashSet<ValueId> = model
         .iter()
         .filter_map(|op| match op.action {
             Action::Read(seen) => Some(seen),
-            Action::Write(_) => None,
+            _ => None,
         })
         .collect();
     model
         .into_iter()
+        .map(|op| match (op.action, op.returned, op.ttl) {
+            (Action::Write(value), None, Some(ttl)) if !read.contains(&value) => ModelOp {
+                action: Action::Write(ABSENT_ID),
+                invoked: window_opens(&op, ttl, clock_error).max(op.invoked),
+                returned: None,
+                ttl: None,
+            },
+            _ => op,
+        })
         .filter(|op| match (op.action, op.returned) {
             (Action::Write(value), None) => read.contains(&value),
             _ => true,
         })
         .collect()
+}
+
+/// Turns each expiring write into a [`Action::WriteExpiring`] and adds its
+/// soften (and, if it returned, its expire) at the end.
+fn with_expiry(mut model: Vec<ModelOp>, clock_error: Time) -> Vec<ModelOp> {
+    let mut write = 0;
+    for i in 0..model.len() {
+        let op = model[i];
+        let (Action::Write(value), Some(ttl)) = (op.action, op.ttl) else {
+            continue;
+        };
+        write += 1;
+        let soften = model.len();
+        model[i].action = Action::WriteExpiring {
+            value,
+            write,
+            soften,
+        };
+        let lo = window_opens(&op, ttl, clock_error);
+        model.push(ModelOp {
+            action: Action::Soften(write),
+            invoked: lo,
+            returned: Some(lo),
+            ttl: None,
+        });
+        if let Some(returned) = op.returned {
+            let hi = returned
+                .saturating_add(ttl)
+                .saturating_add(clock_error.saturating_mul(2));
+            model.push(ModelOp {
+                action: Action::Expire(write),
+                invoked: hi,
+                returned: Some(hi),
+                ttl: None,
+            });
+        }
+    }
+    model
 }
 
 /// The event list: node 0 is the head, the last node the tail, and the
@@ -261,12 +410,23 @@ impl Bitset {
     fn clear(&mut self, i: usize) {
         self.0[i / 64] &= !(1 << (i % 64));
     }
+
+    fn contains(&self, i: usize) -> bool {
+        self.0
+            .get(i / 64)
+            .is_some_and(|word| word & (1 << (i % 64)) != 0)
+    }
 }
 
 /// Decides whether `ops` (all on one key) are linearizable, giving up after
-/// `max_steps` steps of the search.
-pub(crate) fn search<K, V: Eq + Hash>(ops: &[&Op<K, V>], max_steps: u64) -> Search {
-    let model = model_ops(ops);
+/// `max_steps` steps of the search; `clock_error` bounds how far node
+/// clocks may be from the history's (for expiring writes).
+pub(crate) fn search<K, V: Eq + Hash>(
+    ops: &[&Op<K, V>],
+    max_steps: u64,
+    clock_error: Time,
+) -> Search {
+    let model = model_ops(ops, clock_error);
     let mut events = Events::new(&model);
     let mut linearized = Bitset::new(model.len());
     let mut seen: HashSet<(Bitset, State)> = HashSet::new();
@@ -285,7 +445,7 @@ pub(crate) fn search<K, V: Eq + Hash>(ops: &[&Op<K, V>], max_steps: u64) -> Sear
         steps += 1;
         let (op, is_call) = events.event[node];
         if is_call && node != tail {
-            let next_state = model[op].action.apply(state);
+            let next_state = model[op].action.apply(state, &linearized);
             if let Some(next_state) = next_state {
                 linearized.set(op);
                 if seen.insert((linearized.clone(), next_state)) {

@@ -594,3 +594,142 @@ fn shrinking_drops_deletes_a_later_put_shields_from_the_read() {
         .expect("a lost put");
     assert_eq!(violation.ops, vec![ops[1].clone(), ops[3].clone()]);
 }
+
+// ---- Values put with a time to live ----
+
+fn put_ttl(value: &'static str, ttl: u64, invoked: u64, returned: Option<u64>) -> TestOp {
+    let outcome = match returned {
+        Some(_) => Outcome::Ok,
+        None => Outcome::Unknown,
+    };
+    op(1, Call::PutTtl(value, ttl), invoked, returned, outcome)
+}
+
+/// The linearizability check with clock error `e`.
+fn check_ttl(ops: Vec<TestOp>, e: u64) -> Report<&'static str, &'static str> {
+    let options = CheckOptions {
+        clock_error: e,
+        ..CheckOptions::default()
+    };
+    check(&history(ops), &options)
+}
+
+fn caught(report: &Report<&'static str, &'static str>) -> bool {
+    report.violation(Property::Linearizability).is_some()
+}
+
+// A put of "v" with ttl 1000 over [100, 200] and clock error 10: the value
+// may vanish from 100 + 1000 - 20 = 1080 and is gone from 200 + 1000 + 20
+// = 1220.
+
+#[test]
+fn an_expiring_value_reads_until_its_window_opens_and_is_gone_after_it_closes() {
+    let v = || put_ttl("v", 1000, 100, Some(200));
+    assert!(check_ttl(vec![v(), get(2, Some("v"), 300, 1079)], 10).is_ok());
+    assert!(check_ttl(vec![v(), get(2, None, 1221, 1230)], 10).is_ok());
+    // Gone before the window opened: caught.
+    assert!(caught(&check_ttl(vec![v(), get(2, None, 300, 1079)], 10)));
+    // Still there after the window closed: caught.
+    let late = check_ttl(vec![v(), get(2, Some("v"), 1221, 1230)], 10);
+    assert!(caught(&late));
+    // The witness keeps the put and the late read.
+    let witness = late.violation(Property::Linearizability).unwrap();
+    assert_eq!(witness.ops.len(), 2);
+    assert_eq!(
+        witness.ops[0].to_string(),
+        r#"p1  [100 .. 200]  put "k" = "v" ttl 1000 -> ok"#
+    );
+}
+
+#[test]
+fn an_expiring_value_may_come_and_go_inside_its_window() {
+    // Nodes whose clocks disagree: absent, then the value again, then
+    // absent, all between 1080 and 1220.
+    let ops = vec![
+        put_ttl("v", 1000, 100, Some(200)),
+        get(2, None, 1085, 1090),
+        get(3, Some("v"), 1100, 1110),
+        get(2, None, 1150, 1160),
+        get(3, Some("v"), 1200, 1219),
+        get(2, None, 1225, 1230),
+    ];
+    assert!(check_ttl(ops, 10).is_ok());
+}
+
+#[test]
+fn the_clock_error_widens_the_window_on_both_sides() {
+    let v = || put_ttl("v", 1000, 100, Some(200));
+    // At 1050 the value may only be gone if clocks may err by 25 or more
+    // (1100 - 50 = 1050).
+    assert!(caught(&check_ttl(vec![v(), get(2, None, 1050, 1050)], 24)));
+    assert!(check_ttl(vec![v(), get(2, None, 1050, 1050)], 25).is_ok());
+    // At 1240 it may only still be there if they may err by 20 or more.
+    assert!(caught(&check_ttl(
+        vec![v(), get(2, Some("v"), 1240, 1240)],
+        19
+    )));
+    assert!(check_ttl(vec![v(), get(2, Some("v"), 1240, 1240)], 20).is_ok());
+}
+
+#[test]
+fn an_overwrite_ends_the_expiry_of_the_value_it_replaced() {
+    // A plain put over the expiring value does not expire...
+    let ops = vec![
+        put_ttl("v", 1000, 100, Some(200)),
+        put(2, "w", 300, 400),
+        get(3, Some("w"), 2000, 2010),
+    ];
+    assert!(check_ttl(ops, 10).is_ok());
+    let ops = vec![
+        put_ttl("v", 1000, 100, Some(200)),
+        put(2, "w", 300, 400),
+        get(3, None, 2000, 2010),
+    ];
+    assert!(caught(&check_ttl(ops, 10)));
+    // ...even when it puts an equal value: expiry belongs to the write.
+    let ops = vec![
+        put_ttl("v", 1000, 100, Some(200)),
+        put(2, "v", 300, 400),
+        get(3, Some("v"), 2000, 2010),
+    ];
+    assert!(check_ttl(ops, 10).is_ok());
+    // A new expiring put restarts the clock.
+    let ops = vec![
+        put_ttl("v", 1000, 100, Some(200)),
+        put_ttl("w", 1000, 900, Some(950)),
+        get(3, Some("w"), 1500, 1510),
+        get(3, None, 2000, 2010),
+    ];
+    assert!(check_ttl(ops, 10).is_ok());
+}
+
+#[test]
+fn an_unknown_expiring_put_may_take_effect_late_and_expire_late() {
+    // Applied long after its invocation, so its value may be read late...
+    let ops = vec![put_ttl("v", 1000, 100, None), get(2, Some("v"), 5000, 5010)];
+    assert!(check_ttl(ops, 10).is_ok());
+    // ...and, unread, its expiry may still explain an absent read after an
+    // earlier acknowledged put...
+    let ops = vec![
+        put(2, "w", 0, 50),
+        put_ttl("v", 1000, 100, None),
+        get(2, None, 5000, 5010),
+    ];
+    assert!(check_ttl(ops, 10).is_ok());
+    // ...but not before its window could open.
+    let ops = vec![
+        put(2, "w", 0, 50),
+        put_ttl("v", 1000, 100, None),
+        get(2, None, 500, 510),
+    ];
+    assert!(caught(&check_ttl(ops, 10)));
+}
+
+#[test]
+fn an_expiring_value_is_a_put_to_the_invented_values_check() {
+    let ops = vec![
+        put_ttl("v", 1000, 100, Some(200)),
+        stale_get(2, Some("v"), 150, 160),
+    ];
+    assert!(check_no_invented_values(&history(ops)).is_ok());
+}

@@ -114,9 +114,18 @@ proptest! {
 
 // ---- Differential test against brute force on small histories ----
 
+/// The clock error the differential test checks with.
+const CLOCK_ERROR: u64 = 2;
+
 /// Whether some order of `ops` (one key) consistent with real time
 /// satisfies a register, found by trying every order. Failed ops, stale
 /// reads and unknown reads are left out; unknown ops return at +infinity.
+///
+/// Expiring values are modelled by time, not by the search's virtual ops:
+/// each placed op gets the earliest linearization point its order allows
+/// (no earlier than the previous op's, within its own interval), and a
+/// value put with a time to live reads as present at points up to `hi`
+/// and as absent from `lo` on (see `Call::PutTtl`).
 fn brute_force(ops: &[TestOp]) -> bool {
     let ops: Vec<&TestOp> = ops
         .iter()
@@ -128,7 +137,7 @@ fn brute_force(ops: &[TestOp]) -> bool {
         })
         .collect();
     let mut placed = vec![false; ops.len()];
-    place(&ops, &mut placed, None)
+    place(&ops, &mut placed, Register::default(), 0)
 }
 
 fn effective_return(op: &TestOp) -> u64 {
@@ -138,7 +147,16 @@ fn effective_return(op: &TestOp) -> u64 {
     }
 }
 
-fn place(ops: &[&TestOp], placed: &mut [bool], state: Option<Value>) -> bool {
+/// The register at a point: its value, and for an expiring one when it
+/// may read as absent (`lo`) and until when it may read as present (`hi`,
+/// none for a put whose outcome is unknown).
+#[derive(Clone, Copy, Default)]
+struct Register {
+    value: Option<Value>,
+    expiry: Option<(u64, Option<u64>)>,
+}
+
+fn place(ops: &[&TestOp], placed: &mut [bool], state: Register, point: u64) -> bool {
     if placed.iter().all(|&p| p) {
         return true;
     }
@@ -151,14 +169,47 @@ fn place(ops: &[&TestOp], placed: &mut [bool], state: Option<Value>) -> bool {
         if blocked {
             continue;
         }
-        let next = match (&ops[i].call, &ops[i].outcome) {
-            (Call::Put(v), _) => Some(*v),
-            (Call::Delete, _) => None,
-            (_, Outcome::Value(seen)) if *seen == state => state,
+        let op = ops[i];
+        let mut at = point.max(op.invoked);
+        let next = match (&op.call, &op.outcome) {
+            (Call::Put(v), _) => Register {
+                value: Some(*v),
+                expiry: None,
+            },
+            (Call::PutTtl(v, ttl), outcome) => {
+                let lo = (op.invoked + ttl).saturating_sub(2 * CLOCK_ERROR);
+                let hi = match outcome {
+                    Outcome::Ok => op.returned.map(|r| r + ttl + 2 * CLOCK_ERROR),
+                    _ => None,
+                };
+                Register {
+                    value: Some(*v),
+                    expiry: Some((lo, hi)),
+                }
+            }
+            (Call::Delete, _) => Register::default(),
+            (_, Outcome::Value(seen)) if *seen == state.value => {
+                if let Some((_, Some(hi))) = state.expiry
+                    && at > hi
+                {
+                    continue;
+                }
+                state
+            }
+            (_, Outcome::Value(None)) => match state.expiry {
+                Some((lo, _)) => {
+                    at = at.max(lo);
+                    state
+                }
+                None => continue,
+            },
             _ => continue,
         };
+        if at > effective_return(op) {
+            continue;
+        }
         placed[i] = true;
-        let found = place(ops, placed, next);
+        let found = place(ops, placed, next, at);
         placed[i] = false;
         if found {
             return true;
@@ -168,12 +219,21 @@ fn place(ops: &[&TestOp], placed: &mut [bool], state: Option<Value>) -> bool {
 }
 
 fn small_op() -> impl Strategy<Value = TestOp> {
-    (0u8..8, 0u64..30, 0u64..12, 0u8..10, 0u8..4, 0u32..3).prop_map(
-        |(kind, invoked, length, fate, seen, value)| {
+    (
+        0u8..9,
+        0u64..30,
+        0u64..12,
+        0u8..10,
+        0u8..4,
+        0u32..3,
+        0u64..16,
+    )
+        .prop_map(|(kind, invoked, length, fate, seen, value, ttl)| {
             let call = match kind {
-                0..=2 => Call::Put(value + 1),
-                3 => Call::Delete,
-                4..=6 => Call::Get,
+                0..=1 => Call::Put(value + 1),
+                2..=3 => Call::PutTtl(value + 1, ttl),
+                4 => Call::Delete,
+                5..=7 => Call::Get,
                 _ => Call::StaleGet,
             };
             let answer = if call.is_read() {
@@ -194,8 +254,7 @@ fn small_op() -> impl Strategy<Value = TestOp> {
                 returned,
                 outcome,
             }
-        },
-    )
+        })
 }
 
 proptest! {
@@ -204,7 +263,11 @@ proptest! {
     #[test]
     fn search_agrees_with_brute_force(ops in prop::collection::vec(small_op(), 0..8)) {
         let expected = brute_force(&ops);
-        let report = check_linearizable(&history(ops), &CheckOptions::default());
+        let options = CheckOptions {
+            clock_error: CLOCK_ERROR,
+            ..CheckOptions::default()
+        };
+        let report = check_linearizable(&history(ops), &options);
         prop_assert!(report.undecided.is_empty());
         prop_assert_eq!(report.is_ok(), expected, "{}", report);
     }
