@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use crate::history::{Call, History, Op, Outcome, Time};
+use crate::history::{Call, History, Op, Outcome, Time, expiry_window};
 use crate::invented::invented_reads;
 use crate::linearizable::{Verdict, search};
 use crate::report::{Property, Report, Undecided, Violation};
@@ -133,7 +133,7 @@ fn linearizable_key<K, V>(
         Verdict::NotLinearizable => {
             let all = (0..ops.len()).collect();
             let shrunk = shrink(all, options.max_shrink_steps, |candidate| {
-                if !keeps_observed_writes(ops, candidate) {
+                if !keeps_observed_writes(ops, candidate, options.clock_error) {
                     return Trial {
                         fails: false,
                         steps: candidate.len() as u64,
@@ -172,8 +172,12 @@ fn linearizable_key<K, V>(
 /// before the read was invoked), which every linearization orders in
 /// between. A put with a time to live is a put for the reads of its
 /// value, and for reads of absent (its expiry may explain them) a delete
-/// that never ends.
-fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]) -> bool {
+/// that takes effect no earlier than its expiry window opens.
+fn keeps_observed_writes<K, V: Eq + Hash>(
+    ops: &[&Op<K, V>],
+    candidate: &[usize],
+    clock_error: Time,
+) -> bool {
     let mut kept = vec![false; ops.len()];
     let mut shields = Vec::new();
     for &i in candidate {
@@ -236,15 +240,22 @@ fn keeps_observed_writes<K, V: Eq + Hash>(ops: &[&Op<K, V>], candidate: &[usize]
         let Some(list) = reads.get(&None) else {
             return true;
         };
-        let first = list.partition_point(|&(returned, _)| returned < op.invoked);
+        // When the write may first make the key absent: a put with a time
+        // to live no earlier than its expiry window opens. Its expiry acts
+        // only while its value is there, so a write that follows it in real
+        // time shields a read from it as from a delete (an unacknowledged
+        // write may take effect at any time).
+        let starts = match &op.call {
+            Call::PutTtl(_, ttl) => expiry_window(op.invoked, None, *ttl, clock_error).0,
+            _ => op.invoked,
+        };
+        let ended = match op.outcome {
+            Outcome::Ok => op.returned.unwrap_or(Time::MAX),
+            _ => Time::MAX,
+        };
+        let first = list.partition_point(|&(returned, _)| returned < starts);
         let Some(&(_, weakest)) = list.get(first) else {
             return true;
-        };
-        // An unacknowledged write may take effect at any time, and an
-        // expiring value may vanish long after its put returned.
-        let ended = match (&op.call, &op.outcome) {
-            (Call::Delete, Outcome::Ok) => op.returned.unwrap_or(Time::MAX),
-            _ => Time::MAX,
         };
         weakest.is_some_and(|shield| shield > ended)
     })

@@ -63,6 +63,21 @@ impl<V> Call<V> {
     }
 }
 
+/// When a value put with time to live `ttl` over `[invoked, returned]`
+/// may first read as absent, and (if the put returned; `None` for an
+/// unknown outcome) from when it must: see [`Call::PutTtl`].
+pub(crate) fn expiry_window(
+    invoked: Time,
+    returned: Option<Time>,
+    ttl: Time,
+    clock_error: Time,
+) -> (Time, Option<Time>) {
+    let spread = clock_error.saturating_mul(2);
+    let opens = invoked.saturating_add(ttl).saturating_sub(spread);
+    let closes = returned.map(|r| r.saturating_add(ttl).saturating_add(spread));
+    (opens, closes)
+}
+
 /// What the client learned about an op.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome<V> {

@@ -71,7 +71,7 @@
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
-use crate::history::{Call, Op, Outcome, Time};
+use crate::history::{Call, Op, Outcome, Time, expiry_window};
 
 /// An interned value: 0 is absent, anything else a value.
 type ValueId = u32;
@@ -237,13 +237,6 @@ fn model_ops<K, V: Eq + Hash>(ops: &[&Op<K, V>], clock_error: Time) -> Vec<Model
     with_expiry(model, clock_error)
 }
 
-/// When an expiring write's value may first read as absent.
-fn window_opens(op: &ModelOp, ttl: Time, clock_error: Time) -> Time {
-    op.invoked
-        .saturating_add(ttl)
-        .saturating_sub(clock_error.saturating_mul(2))
-}
-
 /// Drops unknown writes whose value no read returned (see the module docs
 /// for why that changes no verdict); an expiring one becomes an unknown
 /// delete at the opening of its window instead.
@@ -260,7 +253,9 @@ fn prune_unread_unknown_writes(model: Vec<ModelOp>, clock_error: Time) -> Vec<Mo
         .map(|op| match (op.action, op.returned, op.ttl) {
             (Action::Write(value), None, Some(ttl)) if !read.contains(&value) => ModelOp {
                 action: Action::Write(ABSENT_ID),
-                invoked: window_opens(&op, ttl, clock_error).max(op.invoked),
+                invoked: expiry_window(op.invoked, None, ttl, clock_error)
+                    .0
+                    .max(op.invoked),
                 returned: None,
                 ttl: None,
             },
@@ -289,17 +284,14 @@ fn with_expiry(mut model: Vec<ModelOp>, clock_error: Time) -> Vec<ModelOp> {
             write,
             soften,
         };
-        let lo = window_opens(&op, ttl, clock_error);
+        let (lo, hi) = expiry_window(op.invoked, op.returned, ttl, clock_error);
         model.push(ModelOp {
             action: Action::Soften(write),
             invoked: lo,
             returned: Some(lo),
             ttl: None,
         });
-        if let Some(returned) = op.returned {
-            let hi = returned
-                .saturating_add(ttl)
-                .saturating_add(clock_error.saturating_mul(2));
+        if let Some(hi) = hi {
             model.push(ModelOp {
                 action: Action::Expire(write),
                 invoked: hi,

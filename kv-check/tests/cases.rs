@@ -733,3 +733,25 @@ fn an_expiring_value_is_a_put_to_the_invented_values_check() {
     ];
     assert!(check_no_invented_values(&history(ops)).is_ok());
 }
+
+#[test]
+fn shrinking_drops_an_expiring_put_a_later_write_shields_from_the_read() {
+    // "w" follows "a" in real time, so a's expiry cannot explain the read
+    // of absent after "w": the witness is "w" and the read alone.
+    let ops = vec![
+        put_ttl("a", 100, 0, Some(10)),
+        put(2, "w", 200, 210),
+        get(3, None, 300, 310),
+    ];
+    let report = check_ttl(ops, 10);
+    let witness = report.violation(Property::Linearizability).unwrap();
+    assert!(witness.minimal);
+    let shown: Vec<String> = witness.ops.iter().map(|op| op.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            r#"p2  [200 .. 210]  put "k" = "w" -> ok"#,
+            r#"p3  [300 .. 310]  get "k" -> absent"#
+        ]
+    );
+}

@@ -12,13 +12,15 @@
 //! (SIGSTOP), cuts two nodes from each other (a bridge), cuts one way of a
 //! node's links, slows a node's messages and runs every node's clock at
 //! its own rate (pause, one-way holds and rate by kv's patch to turmoil,
-//! vendor/turmoil/PATCH.md). Four clients put, delete and read eight keys
+//! vendor/turmoil/PATCH.md), and sets and jumps each node's wall clock
+//! (key expiry's) within ±50 ms. Four clients put, delete and read eight keys
 //! with `acks = "all"`; the histories are checked with kv-check, the
 //! acknowledged puts for one writer per epoch, and the replicas for
 //! identical contents after healing; in the `all` profile one client puts
 //! with `acks = "leader"` only, and every such put must end in its node's
 //! log or in one of its rollback files, and the others send batches
-//! (`mset`) too.
+//! (`mset`) and puts with a time to live too (kv-check allows an expiring
+//! value to vanish within the clock error of its deadline).
 //! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic|all`
 //! runs other seeds (default: classic 1 to 10, full and all 1 to 6, and
 //! the seeds that found real bugs, [`FOUND`]; see docs/testing.md).
@@ -65,6 +67,77 @@ fn map() -> ClusterMap {
     ClusterMap::new(&config).unwrap()
 }
 
+/// The simulated wall clock's start, in unix seconds.
+const EPOCH_SECS: u64 = 1_800_000_000;
+
+/// The wall clocks of a history run ([`history_seed`]), by which nodes
+/// expire keys: the simulation's own time, as its loop last set it
+/// (before each step), plus each node's offset, which the nemesis may
+/// jump. A node's wall clock is not its runtime's: a node whose timers run
+/// 10% fast (the `all` profile's rates, which the lease must survive)
+/// still reads a wall clock that NTP keeps near everyone else's, as
+/// Redis's replicas assume for expiry.
+struct Wall {
+    now: Duration,
+    offsets_ms: std::collections::BTreeMap<NodeId, i64>,
+}
+
+thread_local! {
+    /// The running history's wall clocks; `None` outside a history run,
+    /// where a node reads its host's clock (`turmoil::since_epoch`).
+    static WALL: RefCell<Option<Wall>> = const { RefCell::new(None) };
+}
+
+/// Node `node`'s wall clock, in unix milliseconds.
+fn wall_ms(node: NodeId) -> u64 {
+    WALL.with_borrow(|wall| match wall {
+        Some(w) => {
+            let offset = w.offsets_ms.get(&node).copied().unwrap_or(0);
+            (EPOCH_SECS * 1000 + w.now.as_millis() as u64).saturating_add_signed(offset)
+        }
+        None => turmoil::since_epoch().map_or(0, |d| d.as_millis() as u64),
+    })
+}
+
+/// Installs a history run's wall clocks on this thread until dropped.
+struct WallGuard;
+
+impl WallGuard {
+    fn install(offsets_ms: std::collections::BTreeMap<NodeId, i64>) -> WallGuard {
+        WALL.set(Some(Wall {
+            now: Duration::ZERO,
+            offsets_ms,
+        }));
+        WallGuard
+    }
+
+    fn tick(&self, now: Duration) {
+        WALL.with_borrow_mut(|w| {
+            if let Some(w) = w {
+                w.now = now;
+            }
+        });
+    }
+
+    fn jump(&self, node: NodeId, offset_ms: i64) {
+        WALL.with_borrow_mut(|w| {
+            if let Some(w) = w {
+                w.offsets_ms.insert(node, offset_ms);
+            }
+        });
+    }
+}
+
+impl Drop for WallGuard {
+    fn drop(&mut self) {
+        WALL.set(None);
+    }
+}
+
+/// The most a node's wall clock is off in the `All` profile, jumps
+/// included, in milliseconds.
+const WALL_SKEW_MS: i64 = 50;
+
 /// A node's options: the control plane on or off, and `tweak` on top.
 fn options(
     id: NodeId,
@@ -77,9 +150,8 @@ fn options(
     o.storage.sync = SyncMode::Never;
     o.heartbeat_interval = Duration::from_millis(100);
     o.secret = Some(ClusterSecret::new(TEST_SECRET).unwrap());
-    // Key expiry by the simulated wall clock (turmoil's epoch + elapsed).
-    o.clock =
-        kv_storage::Clock::from_fn(|| turmoil::since_epoch().map_or(0, |d| d.as_millis() as u64));
+    // Key expiry by the node's simulated wall clock.
+    o.clock = kv_storage::Clock::from_fn(move || wall_ms(id));
     if control {
         o.control = Some(ControlConfig::default());
     }
@@ -144,7 +216,7 @@ fn sim(seconds: u64, seed: u64) -> turmoil::Sim<'static> {
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(MAX_LATENCY)
         // Simulated wall clock (turmoil::since_epoch) from a fixed epoch.
-        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
         // turmoil panics when a listener's SYN queue (or a socket's
         // buffer) overflows; held links release every queued SYN at once.
         .tcp_capacity(4096)
@@ -889,9 +961,10 @@ async fn history_client(
     let mut me = Process::new(process, seed);
     // In the `all` profile one process only puts, with `acks = "leader"`
     // (so it never waits on a follower), for the rollback-file check; the
-    // others send batches too.
+    // others send batches and puts with a time to live too.
     me.leader_acks = all && process == 3;
     me.batches = all;
+    me.ttls = all;
     while !stop.get() {
         let op = me.step(&c, &keys, sim_nanos).await;
         ops.borrow_mut().extend(op);
@@ -1080,14 +1153,33 @@ enum Profile {
     /// run, every node's clock at its own rate within ±10% (the lease
     /// assumes drift well under `margin_ms / lease_ms`, 50%). Pause and
     /// rate come from kv's patch to turmoil (vendor/turmoil/PATCH.md).
+    /// Every node's wall clock (key expiry's, [`Wall`]) is off by up to
+    /// ±50 ms, and jumps to another offset in that range.
     /// One client only puts, with `acks = "leader"`, and the rollback
-    /// files are checked ([`rollback_check`]).
+    /// files are checked ([`rollback_check`]); the others also send
+    /// batches and puts with a time to live.
     All,
 }
 
 /// The most a node's clock runs fast or slow in the `All` profile, in
 /// thousandths: 100 is ±10%.
 const SKEW_PER_MILLE: u64 = 100;
+
+/// A wall clock offset for the `All` profile, within ±[`WALL_SKEW_MS`].
+fn wall_offset(rng: &mut Rng) -> i64 {
+    rng.below(2 * WALL_SKEW_MS as u64 + 1) as i64 - WALL_SKEW_MS
+}
+
+/// How far a node's wall clock may be from the history's clock: its
+/// offset, plus 3 ms for granularity (whole milliseconds, set once per
+/// 1 ms step, and the client's reading of the history's clock).
+fn clock_error(profile: Profile) -> Duration {
+    let offset = match profile {
+        Profile::All => WALL_SKEW_MS as u64,
+        Profile::Classic | Profile::Full => 0,
+    };
+    Duration::from_millis(offset + 3)
+}
 
 /// How one seed went.
 #[derive(Debug, Default)]
@@ -1145,6 +1237,14 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
         }
         eprintln!("seed {seed}: clock rates {skews:?}");
     }
+    let mut offsets = std::collections::BTreeMap::new();
+    if profile == Profile::All {
+        for n in map.nodes() {
+            offsets.insert(n.id, wall_offset(&mut rng));
+        }
+        eprintln!("seed {seed}: wall clock offsets (ms) {offsets:?}");
+    }
+    let clocks = WallGuard::install(offsets);
     let node_dir = |n: NodeId| dir.path().join(format!("node_{n}"));
     let mut run = SeedRun::default();
     // Each node's last power loss (simulated nanoseconds).
@@ -1264,7 +1364,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     let kind = match profile {
                         Profile::Classic => rng.below(2),
                         Profile::Full => rng.below(5),
-                        Profile::All => rng.pick(9),
+                        Profile::All => rng.pick(10),
                     };
                     if kind == 0 || kind == 2 {
                         let power = kind == 2;
@@ -1320,6 +1420,11 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                             node: n,
                             until: now + ms(500, 3_000, &mut rng),
                         }
+                    } else if kind == 9 {
+                        let offset = wall_offset(&mut rng);
+                        eprintln!("[{now:?}] n{n}'s wall clock jumps to {offset} ms off");
+                        clocks.jump(n, offset);
+                        rest(&mut rng)
                     } else if kind == 8 {
                         let deaf = rng.below(2) == 0;
                         eprintln!(
@@ -1425,6 +1530,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 s => s,
             };
         }
+        clocks.tick(sim.elapsed());
         if sim.step().unwrap() {
             break;
         }
@@ -1448,7 +1554,11 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
         run.pauses,
     );
     let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
-    let report = kv_check::check(&history, &CheckOptions::default());
+    let options = CheckOptions {
+        clock_error: clock_error(profile).as_nanos() as u64,
+        ..CheckOptions::default()
+    };
+    let report = kv_check::check(&history, &options);
     assert!(report.is_ok(), "seed {seed} ({profile:?}):\n{report}");
     if let Err(e) = workload::one_writer_per_epoch(&acked.borrow()) {
         panic!("seed {seed} ({profile:?}): more than one writer per epoch:\n{e}");

@@ -5,6 +5,7 @@
 use kv_check::{Call, Op, Outcome};
 use kv_codec::Value;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use kv_node::protocol::Position;
 use kv_node::{ClusterClient, Error, ErrorCode};
@@ -120,6 +121,11 @@ pub struct Process {
     /// One operation in ten is a batch (`mset`) of up to three keys
     /// instead of a put.
     pub batches: bool,
+    /// One operation in ten is a put with a time to live of 5 ms to
+    /// 1.5 s ([`ClusterClient::put_ttl`]) instead of a plain put (not with
+    /// [`Process::leader_acks`]), recorded as [`Call::PutTtl`] with the
+    /// time to live in nanoseconds (both history tests' unit).
+    pub ttls: bool,
 }
 
 impl Process {
@@ -131,6 +137,7 @@ impl Process {
             acked: Vec::new(),
             leader_acks: false,
             batches: false,
+            ttls: false,
         }
     }
 
@@ -157,9 +164,12 @@ impl Process {
                 let value = format!("p{}-{}", self.id, self.count);
                 let leader_only = self.leader_acks;
                 let acks = leader_only.then_some(AckMode::Leader);
-                let put = client
-                    .put_with(key.as_bytes(), &Value::from_user_input(&value), acks)
-                    .await;
+                let ttl = (self.ttls && !leader_only && kind == 4).then(|| self.ttl());
+                let typed = Value::from_user_input(&value);
+                let put = match ttl {
+                    Some(ttl) => client.put_ttl(key.as_bytes(), &typed, ttl).await,
+                    None => client.put_with(key.as_bytes(), &typed, acks).await,
+                };
                 if let Ok(w) = &put {
                     self.acked.push(Acked {
                         partition: w.partition,
@@ -176,7 +186,11 @@ impl Process {
                     Outcome::Ok if leader_only => Outcome::Unknown,
                     outcome => outcome,
                 };
-                (Call::Put(value), outcome)
+                let call = match ttl {
+                    Some(ttl) => Call::PutTtl(value, ttl.as_nanos() as u64),
+                    None => Call::Put(value),
+                };
+                (call, outcome)
             }
             5 => (
                 Call::Delete,
@@ -262,8 +276,21 @@ impl Process {
             .collect()
     }
 
+    /// A time to live: 5 to 100 ms (most expire before the key is
+    /// written again), 100 to 500 ms or 500 ms to 1.5 s (most are
+    /// overwritten first, and reads until then must find them), a third
+    /// each.
+    fn ttl(&mut self) -> Duration {
+        let ms = match self.rng.below(3) {
+            0 => 5 + self.rng.below(95),
+            1 => 100 + self.rng.below(400),
+            _ => 500 + self.rng.below(1_000),
+        };
+        Duration::from_millis(ms)
+    }
+
     /// A pause of 0 to 3 ms before the next operation.
-    pub fn pause(&mut self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.rng.below(4))
+    pub fn pause(&mut self) -> Duration {
+        Duration::from_millis(self.rng.below(4))
     }
 }
