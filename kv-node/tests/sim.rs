@@ -22,7 +22,7 @@
 //! (`mset`) and puts with a time to live too (kv-check allows an expiring
 //! value to vanish within the clock error of its deadline).
 //! `SIM_HISTORY_SEEDS=N SIM_HISTORY_FROM=S SIM_HISTORY_PROFILE=full|classic|all`
-//! runs other seeds (default: classic 1 to 10, full and all 1 to 6, and
+//! runs other seeds (default: classic 1 to 10, full 1 to 6, all 1 to 40, and
 //! the seeds that found real bugs, [`FOUND`]; see docs/testing.md).
 //! `SIM_SKEW_PER_MILLE=N` widens the `all` profile's clock rates to ±N‰.
 
@@ -1711,14 +1711,14 @@ const FOUND: &[(u64, Profile)] = &[
     (4_100_078, Profile::All),
 ];
 
-/// Seeds 1 to 10 of the classic nemesis, seeds 1 to 6 of the full one and
-/// of the one with everything, and [`FOUND`]. `SIM_HISTORY_SEEDS=N` (from
+/// Seeds 1 to 10 of the classic nemesis and its [`FOUND`] seed (the full
+/// and `all` profiles' default seeds are the two tests below, so the
+/// three run side by side). `SIM_HISTORY_SEEDS=N` (from
 /// `SIM_HISTORY_FROM=S`, default 1) runs N seeds from S instead, of
 /// `SIM_HISTORY_PROFILE` (`full`, the default, `classic` or `all`), and
 /// prints what they covered.
 #[test]
 fn histories_under_a_seeded_nemesis_are_linearizable() {
-    init_tracing();
     let var = |name: &str| std::env::var(name).ok().map(|v| v.parse::<u64>().unwrap());
     let profile = match std::env::var("SIM_HISTORY_PROFILE").as_deref() {
         Ok("classic") => Profile::Classic,
@@ -1726,20 +1726,38 @@ fn histories_under_a_seeded_nemesis_are_linearizable() {
         Ok("all") => Profile::All,
         Ok(other) => panic!("SIM_HISTORY_PROFILE={other}: classic, full or all"),
     };
-    let seeds: Vec<(u64, Profile)> = match var("SIM_HISTORY_SEEDS") {
+    match var("SIM_HISTORY_SEEDS") {
         Some(n) => {
             let from = var("SIM_HISTORY_FROM").unwrap_or(1);
-            (from..from + n).map(|s| (s, profile)).collect()
+            run_seeds(&(from..from + n).collect::<Vec<_>>(), profile);
         }
-        None => (1..=10)
-            .map(|s| (s, Profile::Classic))
-            .chain((1..=6).map(|s| (s, Profile::Full)))
-            .chain((1..=6).map(|s| (s, Profile::All)))
-            .chain(FOUND.iter().copied())
-            .collect(),
-    };
+        None => run_seeds(&default_seeds(10, Profile::Classic), Profile::Classic),
+    }
+}
+
+/// Seeds 1 to 6 of the full nemesis and its [`FOUND`] seed.
+#[test]
+fn full_profile_default_seeds_are_linearizable() {
+    run_seeds(&default_seeds(6, Profile::Full), Profile::Full);
+}
+
+/// Seeds 1 to 40 of the `all` nemesis and its [`FOUND`] seeds.
+#[test]
+fn all_profile_default_seeds_are_linearizable() {
+    run_seeds(&default_seeds(40, Profile::All), Profile::All);
+}
+
+/// Seeds 1 to `n` of `profile`, then its [`FOUND`] seeds.
+fn default_seeds(n: u64, profile: Profile) -> Vec<u64> {
+    let found = FOUND.iter().filter(|&&(_, p)| p == profile);
+    (1..=n).chain(found.map(|&(s, _)| s)).collect()
+}
+
+/// Runs `seeds` of `profile` in turn and prints what they covered.
+fn run_seeds(seeds: &[u64], profile: Profile) {
+    init_tracing();
     let mut total = SeedRun::default();
-    for &(seed, profile) in &seeds {
+    for &seed in seeds {
         let run = history_seed(seed, 8, profile);
         total.ops += run.ops;
         total.simulated += run.simulated;
