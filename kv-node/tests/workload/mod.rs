@@ -276,9 +276,9 @@ impl Process {
             .collect()
     }
 
-    /// A time to live: 5 to 100 ms (most expire before the key is
-    /// written again), 100 to 500 ms or 500 ms to 1.5 s (most are
-    /// overwritten first, and reads until then must find them), a third
+    /// A time to live: 5 to 100 ms (the ones that may expire before the
+    /// key is written again), 100 to 500 ms or 500 ms to 1.5 s (nearly
+    /// all overwritten first; reads until then must find them), a third
     /// each.
     fn ttl(&mut self) -> Duration {
         let ms = match self.rng.below(3) {
