@@ -21,6 +21,7 @@
 //!   a last heartbeat: the controller hands its leaderships over at once
 //!   (controlled shutdown).
 
+mod member;
 mod network;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
 pub(crate) use network::PeerLink;
+use member::Member;
 use network::Network;
 
 use crate::error::{Error, ErrorCode, Result};
@@ -61,7 +63,8 @@ pub(crate) struct Control {
     config: ControlConfig,
     voters: Vec<NodeId>,
     timing: Timing,
-    raft: Option<kv_control::Raft>,
+    /// This node's Raft member, on a voter.
+    raft: Option<Member>,
     machine: Option<StateMachine>,
     /// Until when this node's leaders may take writes.
     lease_until: Mutex<Option<Instant>>,
@@ -88,7 +91,7 @@ impl Control {
         let voters = config.voters_among(options.map.nodes());
         let (raft, machine) = if voters.contains(&options.id) {
             let (raft, machine) = open_raft(options, &voters).await?;
-            (Some(raft), Some(machine))
+            (Some(Member::new(raft)), Some(machine))
         } else {
             (None, None)
         };
@@ -167,7 +170,7 @@ impl Control {
             }
         }
         if let Some(raft) = &control.raft {
-            let _ = raft.shutdown().await;
+            raft.stop().await;
         }
     }
 
@@ -183,7 +186,7 @@ impl Control {
     fn info(&self, node: NodeId) -> ControllerInfo {
         let (leader, term) = match &self.raft {
             Some(raft) => {
-                let m = raft.metrics().borrow().clone();
+                let m = raft.metrics();
                 // A leader cut off from its quorum still believes it leads
                 // (openraft keeps the role until it hears of a newer
                 // term); it cannot commit, so it is not shown as leader.
@@ -464,14 +467,14 @@ pub(crate) fn last_applied_map(options: &NodeOptions) -> Option<kv_router::Clust
 // ---------------------------------------------------------------------------
 
 async fn controller_loop(shared: Arc<Shared>, control: Arc<Control>) {
-    let (Some(raft), Some(machine)) = (control.raft.clone(), control.machine.clone()) else {
+    let (Some(raft), Some(machine)) = (control.raft.as_ref(), control.machine.clone()) else {
         return;
     };
     let me = shared.id();
     let mut known_leader = None;
     loop {
         tokio::time::sleep(TICK).await;
-        let metrics = raft.metrics().borrow().clone();
+        let metrics = raft.metrics();
         if metrics.current_leader != known_leader {
             known_leader = metrics.current_leader;
             info!(node = me, controller = ?known_leader, term = metrics.current_term, "controller leader changed");
@@ -491,15 +494,19 @@ async fn controller_loop(shared: Arc<Shared>, control: Arc<Control>) {
             vec![ControlState::init_from(&shared.options.map)]
         };
         for command in commands {
-            propose(&raft, me, command).await;
+            if propose(raft, me, command).await.is_none() {
+                return;
+            }
         }
     }
 }
 
-/// Proposes `command` and logs what came of it.
-async fn propose(raft: &kv_control::Raft, me: NodeId, command: Command) {
+/// Proposes `command` and logs what came of it; `None` when the member
+/// is stopping.
+async fn propose(raft: &Member, me: NodeId, command: Command) -> Option<()> {
     let election = matches!(command, Command::Elect { .. });
-    match raft.client_write(command.clone()).await {
+    let proposed = command.clone();
+    match raft.call(|raft| async move { raft.client_write(proposed).await }).await? {
         Ok(written) => match written.data {
             Reply::Applied { version } if election => {
                 info!(node = me, ?command, version, "controller elected a partition leader");
@@ -509,6 +516,7 @@ async fn propose(raft: &kv_control::Raft, me: NodeId, command: Command) {
         },
         Err(e) => debug!(node = me, error = %e, "controller command not committed"),
     }
+    Some(())
 }
 
 // ---------------------------------------------------------------------------
@@ -566,9 +574,15 @@ async fn handle_local(shared: &Arc<Shared>, control: &Control, request: ControlR
     match request {
         ControlRequest::Info => ControlReply::Info(control.info(shared.id())),
         ControlRequest::Raft { rpc, body } => match &control.raft {
-            Some(raft) => match network::serve_rpc(raft, rpc, body).await {
-                Ok(body) => ControlReply::Raft { body },
-                Err(e) => failed(e),
+            Some(raft) => match raft.call(|raft| network::serve_rpc(raft, rpc, body)).await {
+                Some(Ok(body)) => ControlReply::Raft { body },
+                Some(Err(e)) => failed(e),
+                // The member is stopping: no answer at all. The peer's
+                // member is likely stopping too (a whole cluster stops
+                // together) and drops the call unanswered; otherwise it
+                // times out, as with any node gone. The connection closes
+                // when this node stops.
+                None => std::future::pending().await,
             },
             None => failed(format!("node {} is not a controller voter", shared.id())),
         },
@@ -604,12 +618,15 @@ async fn heartbeat(
     };
     let _deciding = control.deciding.lock().await;
     let received = crate::net::now();
-    if raft.ensure_linearizable().await.is_err() {
+    let confirmed = raft
+        .call(|raft| async move { raft.ensure_linearizable().await })
+        .await;
+    if !matches!(confirmed, Some(Ok(_))) {
         return not_controller(control);
     }
     let reports: Vec<ReplicaReport> = serde_json::from_value(replicas).unwrap_or_default();
     {
-        let term = raft.metrics().borrow().current_term;
+        let term = raft.metrics().current_term;
         let mut live = control.liveness.lock();
         let liveness = liveness_of_term(&mut live, term);
         if stopping {
@@ -640,14 +657,14 @@ fn liveness_of_term(live: &mut Option<(u64, Liveness)>, term: u64) -> &mut Liven
 }
 
 /// This node's Raft member, when it leads the controller group.
-fn leading(control: &Control) -> Option<&kv_control::Raft> {
+fn leading(control: &Control) -> Option<&Member> {
     let raft = control.raft.as_ref()?;
-    (raft.metrics().borrow().state == ServerState::Leader).then_some(raft)
+    (raft.metrics().state == ServerState::Leader).then_some(raft)
 }
 
 fn not_controller(control: &Control) -> ControlReply {
     let leader = match &control.raft {
-        Some(raft) => raft.metrics().borrow().current_leader,
+        Some(raft) => raft.metrics().current_leader,
         None => *control.hint.lock(),
     };
     ControlReply::NotController { leader }
@@ -773,7 +790,15 @@ async fn promote(
         expect_epoch: record.epoch,
         unclean,
     };
-    match raft.client_write(command).await {
+    let Some(written) = raft
+        .call(|raft| async move { raft.client_write(command).await })
+        .await
+    else {
+        return ControlReply::Failed {
+            message: "the controller is stopping".into(),
+        };
+    };
+    match written {
         Ok(written) => match written.data {
             Reply::Applied { version } => {
                 info!(partition, leader = node, unclean, ?behind, version, "operator moved a partition leader");

@@ -176,7 +176,7 @@ impl RaftNetwork<TypeConfig> for RaftLink {
 
 /// Answers one Raft RPC with this node's Raft member.
 pub(crate) async fn serve_rpc(
-    raft: &kv_control::Raft,
+    raft: kv_control::Raft,
     rpc: RaftRpc,
     body: serde_json::Value,
 ) -> Result<serde_json::Value, String> {
