@@ -669,7 +669,6 @@ pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply,
                     partition, node, ..
                 } => (partition, node, true),
             };
-            client.refresh().await;
             let (version, behind) = client.move_leader(partition, node, unclean).await?;
             Reply::Moved {
                 partition,

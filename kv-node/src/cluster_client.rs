@@ -498,8 +498,9 @@ impl ClusterClient {
     /// replica; what only the old leader held is lost. Returns the map
     /// version of the change and how many entries `node` lacked against
     /// the old leader's last position the controller heard of (`None`:
-    /// not known); returns once
-    /// this client's map shows the change (or the failover wait passed).
+    /// not known); returns once this client's map shows the change (or
+    /// the failover wait passed). The map is refreshed first, so a client
+    /// that missed a failover asks the leader of now.
     pub async fn move_leader(
         &self,
         partition: PartitionId,
@@ -507,6 +508,7 @@ impl ClusterClient {
         unclean: bool,
     ) -> Result<(kv_router::MapVersion, Option<u64>)> {
         let deadline = tokio::time::Instant::now() + self.failover_wait;
+        self.refresh().await;
         let (version, behind) = if unclean {
             let request = ControlRequest::Promote {
                 partition,

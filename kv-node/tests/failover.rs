@@ -125,6 +125,8 @@ fn rolled_back(cluster: &TestCluster, node: u32, p: u32) -> u64 {
 async fn a_transfer_under_writes_loses_no_acknowledged_write() {
     let cluster = control_cluster().await;
     let client = cluster.client();
+    // A client whose map will miss the move below.
+    let stale = cluster.client();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = steady_writer(
         client.clone(),
@@ -153,6 +155,12 @@ async fn a_transfer_under_writes_loses_no_acknowledged_write() {
     // Only an in-sync replica may be handed a leadership cleanly.
     let refused = client.move_leader(0, 2, false).await;
     assert!(refused.is_err(), "node 2 holds no replica of partition 0");
+    // A client that missed the move asks the leader of now, not node 0.
+    assert_eq!(stale.map().leader(0), Some(0));
+    let (_, behind) = stale.move_leader(0, 0, false).await.unwrap();
+    assert_eq!(behind, Some(0));
+    assert_eq!(stale.map().leader(0), Some(0));
+    assert_eq!(stale.map().replicas(0), Some(&[0, 1][..]));
     cluster.shutdown().await;
 }
 
