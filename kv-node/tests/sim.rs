@@ -12,8 +12,9 @@
 //! (SIGSTOP), cuts two nodes from each other (a bridge), cuts one way of a
 //! node's links, slows a node's messages and runs every node's clock at
 //! its own rate (pause, one-way holds and rate by kv's patch to turmoil,
-//! vendor/turmoil/PATCH.md), and sets and jumps each node's wall clock
-//! (key expiry's) within ±50 ms. Four clients put, delete and read eight keys
+//! vendor/turmoil/PATCH.md), sets and jumps each node's wall clock
+//! (key expiry's) within ±50 ms, restarts nodes with a controlled
+//! shutdown and has an operator move leaderships. Four clients put, delete and read eight keys
 //! with `acks = "all"`; the histories are checked with kv-check, the
 //! acknowledged puts for one writer per epoch, and the replicas for
 //! identical contents after healing; in the `all` profile one client puts
@@ -138,6 +139,19 @@ impl Drop for WallGuard {
 /// included, in milliseconds.
 const WALL_SKEW_MS: i64 = 50;
 
+thread_local! {
+    /// Per node, the signal that stops it with a controlled shutdown (the
+    /// nemesis's [`Nemesis::Stopped`]); the simulation's hosts run on this
+    /// thread.
+    static STOPS: RefCell<std::collections::BTreeMap<NodeId, Rc<tokio::sync::Notify>>> =
+        const { RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// Node `node`'s stop signal.
+fn stop_signal(node: NodeId) -> Rc<tokio::sync::Notify> {
+    STOPS.with_borrow_mut(|stops| Rc::clone(stops.entry(node).or_default()))
+}
+
 /// A node's options: the control plane on or off, and `tweak` on top.
 fn options(
     id: NodeId,
@@ -164,7 +178,8 @@ fn as_is(_: &mut NodeOptions) {}
 
 /// Adds the three node hosts, each running a real `NodeServer` until the
 /// simulation ends (or the host is crashed; a bounce starts it again on
-/// the same data directory).
+/// the same data directory), or until its [`stop_signal`] stops it with a
+/// controlled shutdown (leaderships handed over, stores closed).
 fn add_nodes(sim: &mut turmoil::Sim<'_>, map: &ClusterMap, dir: &std::path::Path, control: bool) {
     add_nodes_with(sim, map, dir, control, as_is);
 }
@@ -185,8 +200,11 @@ fn add_nodes_with(
             let options = options(id, &map, &dir, control, tweak);
             async move {
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
-                let _node = NodeServer::start(options, listener).await?;
-                std::future::pending::<()>().await;
+                let node = NodeServer::start(options, listener).await?;
+                stop_signal(id).notified().await;
+                if let Err(e) = node.shutdown().await {
+                    eprintln!("n{id}: controlled shutdown failed: {e}");
+                }
                 Ok(())
             }
         });
@@ -1059,6 +1077,13 @@ enum Nemesis {
         until: Duration,
         faults: Faults,
     },
+    /// Stopped with a controlled shutdown (it hands its leaderships over
+    /// and closes its stores); started again once `until` passed and the
+    /// shutdown ended.
+    Stopped {
+        node: NodeId,
+        until: Duration,
+    },
     /// Stopped as by SIGSTOP: its clock keeps time, its code does not run.
     Paused {
         node: NodeId,
@@ -1087,8 +1112,15 @@ enum Nemesis {
 
 /// Holds (or releases) one way of every link of `node`: towards it when
 /// `deaf`, from it otherwise.
-fn one_way(sim: &turmoil::Sim<'_>, map: &ClusterMap, node: NodeId, deaf: bool, hold: bool) {
-    for other in peers(map, node) {
+fn one_way(
+    sim: &turmoil::Sim<'_>,
+    map: &ClusterMap,
+    profile: Profile,
+    node: NodeId,
+    deaf: bool,
+    hold: bool,
+) {
+    for other in peers(map, node, profile) {
         let (from, to) = if deaf {
             (other, host(node))
         } else {
@@ -1103,15 +1135,21 @@ fn one_way(sim: &turmoil::Sim<'_>, map: &ClusterMap, node: NodeId, deaf: bool, h
 }
 
 /// The hosts `node` talks to in a history run: the other nodes, the
-/// client processes and the setup client.
-fn peers(map: &ClusterMap, node: NodeId) -> Vec<String> {
+/// client processes, the setup client and, in the `all` profile, the
+/// operator.
+fn peers(map: &ClusterMap, node: NodeId, profile: Profile) -> Vec<String> {
     let nodes = map
         .nodes()
         .iter()
         .filter(|o| o.id != node)
         .map(|o| host(o.id));
     let clients = (0..4).map(|p| format!("p{p}"));
-    nodes.chain(clients).chain(["setup".to_string()]).collect()
+    let operator = (profile == Profile::All).then(|| "operator".to_string());
+    nodes
+        .chain(clients)
+        .chain(["setup".to_string()])
+        .chain(operator)
+        .collect()
 }
 
 /// Crashes `node` (its data in `dir`) until `until`, with a power loss
@@ -1154,7 +1192,9 @@ enum Profile {
     /// assumes drift well under `margin_ms / lease_ms`, 50%). Pause and
     /// rate come from kv's patch to turmoil (vendor/turmoil/PATCH.md).
     /// Every node's wall clock (key expiry's, [`Wall`]) is off by up to
-    /// ±50 ms, and jumps to another offset in that range.
+    /// ±50 ms, and jumps to another offset in that range. Nodes restart
+    /// with a controlled shutdown ([`stop_signal`]), and an operator
+    /// client moves leaderships (`ClusterClient::move_leader`).
     /// One client only puts, with `acks = "leader"`, and the rollback
     /// files are checked ([`rollback_check`]); the others also send
     /// batches and puts with a time to live.
@@ -1190,6 +1230,10 @@ struct SeedRun {
     bytes_lost: u64,
     disk_faults: u32,
     pauses: u32,
+    /// Controlled shutdowns (then restarts).
+    stops: u32,
+    /// Leadership moves the operator was asked for.
+    transfers: u32,
     rollbacks: Rollbacks,
 }
 
@@ -1334,6 +1378,41 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
             Ok(())
         });
     }
+    // The operator (all profile) moves a partition's leadership to one of
+    // its followers when the nemesis asks, as `kv cluster transfer` does.
+    let transfers: Rc<Cell<Option<(u32, u64)>>> = Rc::new(Cell::new(None));
+    if profile == Profile::All {
+        let (c, stop, transfers) = (client(&map), Rc::clone(&stop), Rc::clone(&transfers));
+        sim.client("operator", async move {
+            while !stop.get() {
+                let Some((p, pick)) = transfers.take() else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let map = c.map();
+                let Some(&target) = map
+                    .followers(p)
+                    .and_then(|f| f.get(pick as usize % f.len().max(1)))
+                else {
+                    continue;
+                };
+                let outcome = c.move_leader(p, target, false).await;
+                let at = Duration::from_nanos(sim_nanos());
+                match outcome {
+                    Ok((version, _)) => {
+                        eprintln!(
+                            "[{at:?}] operator: partition {p} moved to n{target} (map {version})"
+                        )
+                    }
+                    Err(e) => eprintln!(
+                        "[{at:?}] operator: moving partition {p} to n{target} failed: {e}"
+                    ),
+                }
+            }
+            Ok(())
+        });
+    }
+    STOPS.with_borrow_mut(std::collections::BTreeMap::clear);
     let mut state = Nemesis::Idle {
         until: Duration::ZERO,
     };
@@ -1364,7 +1443,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     let kind = match profile {
                         Profile::Classic => rng.below(2),
                         Profile::Full => rng.below(5),
-                        Profile::All => rng.pick(10),
+                        Profile::All => rng.pick(12),
                     };
                     if kind == 0 || kind == 2 {
                         let power = kind == 2;
@@ -1413,13 +1492,28 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     } else if kind == 7 {
                         let max = ms(10, 50, &mut rng);
                         eprintln!("[{now:?}] n{n}'s messages take up to {max:?}");
-                        for other in peers(&map, n) {
+                        for other in peers(&map, n, profile) {
                             sim.set_link_max_message_latency(host(n), other, max);
                         }
                         Nemesis::Slow {
                             node: n,
                             until: now + ms(500, 3_000, &mut rng),
                         }
+                    } else if kind == 10 {
+                        eprintln!("[{now:?}] stop n{n} (controlled shutdown)");
+                        stop_signal(n).notify_one();
+                        run.stops += 1;
+                        Nemesis::Stopped {
+                            node: n,
+                            until: now + ms(300, 3_000, &mut rng),
+                        }
+                    } else if kind == 11 {
+                        let p = rng.below(u64::from(map.partition_count())) as u32;
+                        let pick = rng.below(2);
+                        eprintln!("[{now:?}] operator: move partition {p}'s leadership");
+                        transfers.set(Some((p, pick)));
+                        run.transfers += 1;
+                        rest(&mut rng)
                     } else if kind == 9 {
                         let offset = wall_offset(&mut rng);
                         eprintln!("[{now:?}] n{n}'s wall clock jumps to {offset} ms off");
@@ -1435,7 +1529,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                                 format!("nobody hears n{n}")
                             }
                         );
-                        one_way(&sim, &map, n, deaf, true);
+                        one_way(&sim, &map, profile, n, deaf, true);
                         Nemesis::OneWay {
                             node: n,
                             deaf,
@@ -1443,7 +1537,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         }
                     } else {
                         eprintln!("[{now:?}] cut n{n} off");
-                        for other in peers(&map, n) {
+                        for other in peers(&map, n, profile) {
                             sim.hold(host(n), other);
                         }
                         Nemesis::Cut {
@@ -1480,9 +1574,16 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 }
                 Nemesis::Cut { node, until } if now >= until => {
                     eprintln!("[{now:?}] heal n{node}");
-                    for other in peers(&map, node) {
+                    for other in peers(&map, node, profile) {
                         sim.release(host(node), other);
                     }
+                    rest(&mut rng)
+                }
+                Nemesis::Stopped { node, until }
+                    if now >= until && !sim.is_host_running(host(node)) =>
+                {
+                    eprintln!("[{now:?}] start n{node} again");
+                    sim.bounce(host(node));
                     rest(&mut rng)
                 }
                 Nemesis::Paused { node, until } if now >= until => {
@@ -1500,12 +1601,12 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 }
                 Nemesis::OneWay { node, deaf, until } if now >= until => {
                     eprintln!("[{now:?}] heal n{node}'s one-way cut");
-                    one_way(&sim, &map, node, deaf, false);
+                    one_way(&sim, &map, profile, node, deaf, false);
                     rest(&mut rng)
                 }
                 Nemesis::Slow { node, until } if now >= until => {
                     eprintln!("[{now:?}] n{node}'s messages are fast again");
-                    for other in peers(&map, node) {
+                    for other in peers(&map, node, profile) {
                         sim.set_link_max_message_latency(host(node), other, MAX_LATENCY);
                     }
                     rest(&mut rng)
@@ -1544,7 +1645,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     run.ops = n;
     run.simulated = sim.elapsed();
     eprintln!(
-        "seed {seed} ({profile:?}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults, {} pauses",
+        "seed {seed} ({profile:?}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults, {} pauses, {} controlled stops, {} transfers",
         if always { ", sync always" } else { "" },
         sim.elapsed(),
         wall.elapsed(),
@@ -1552,6 +1653,8 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
         run.bytes_lost,
         run.disk_faults,
         run.pauses,
+        run.stops,
+        run.transfers,
     );
     let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
     let options = CheckOptions {
@@ -1765,6 +1868,8 @@ fn run_seeds(seeds: &[u64], profile: Profile) {
         total.bytes_lost += run.bytes_lost;
         total.disk_faults += run.disk_faults;
         total.pauses += run.pauses;
+        total.stops += run.stops;
+        total.transfers += run.transfers;
         total.rollbacks.add(&run.rollbacks);
     }
     eprintln!("{} seeds pass: {total:?}", seeds.len());
