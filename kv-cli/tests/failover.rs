@@ -323,3 +323,50 @@ fn two_nodes_of_three_down_elect_nothing_and_survivors_answer_reads_as_stale() {
     assert_eq!(info.leader, None, "{info:?}");
     sigterm(&mut cluster.nodes[survivor as usize], "the survivor");
 }
+
+/// `kv cluster transfer` moves a leadership to an in-sync follower, and a
+/// second process sees the move; a node without a replica is refused
+/// with the controller's reason and exit code 3.
+#[test]
+fn kv_cluster_transfer_moves_a_leadership_and_refuses_a_node_without_a_replica() {
+    let mut cluster = Cluster::start("");
+    let (p, key) = (1, key_in(1, 0, "moved"));
+    let replicas = cluster.map.replicas(p).unwrap().to_vec();
+    let follower = replicas[1].to_string();
+    // Right after the start the follower may not be in sync yet.
+    let moved = poll("the transfer", WAIT, || {
+        let out = client(cluster.dir(), &["cluster", "transfer", "1", &follower]);
+        if out.code == Some(0) {
+            Ok(out.stdout)
+        } else {
+            Err(format!("{out:?}"))
+        }
+    });
+    assert!(
+        moved.starts_with(&format!(
+            "OK: partition 1 is led by node {follower} (map version "
+        )),
+        "{moved}"
+    );
+    let out = client(cluster.dir(), &["put", &key, "after the move"]);
+    assert_eq!(out.stdout, "OK\n", "{out:?}");
+    let out = client(cluster.dir(), &["status", &key]);
+    assert!(
+        out.stdout.contains(&format!("leader=node{follower}")),
+        "{out:?}"
+    );
+    let outsider = (0..3).find(|n| !replicas.contains(n)).unwrap();
+    let out = client(
+        cluster.dir(),
+        &["cluster", "transfer", "1", &outsider.to_string()],
+    );
+    assert_eq!(out.code, Some(3), "{out:?}");
+    assert!(
+        out.stderr
+            .contains(&format!("node {outsider} holds no replica of partition 1")),
+        "{out:?}"
+    );
+    for (id, node) in cluster.nodes.iter_mut().enumerate() {
+        sigterm(node, &format!("node {id}"));
+    }
+}

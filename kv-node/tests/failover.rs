@@ -154,7 +154,12 @@ async fn a_transfer_under_writes_loses_no_acknowledged_write() {
     assert_eq!(rolled_back(&cluster, 0, 0), 0);
     // Only an in-sync replica may be handed a leadership cleanly.
     let refused = client.move_leader(0, 2, false).await;
-    assert!(refused.is_err(), "node 2 holds no replica of partition 0");
+    match refused {
+        Err(kv_node::Error::Control(message)) => {
+            assert_eq!(message, "node 2 holds no replica of partition 0")
+        }
+        other => panic!("node 2 holds no replica of partition 0: {other:?}"),
+    }
     // A client that missed the move asks the leader of now, not node 0.
     assert_eq!(stale.map().leader(0), Some(0));
     let (_, behind) = stale.move_leader(0, 0, false).await.unwrap();

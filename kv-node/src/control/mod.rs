@@ -686,6 +686,14 @@ async fn transfer(
     if replica.role() != Role::Leader {
         return failed(format!("node {} does not lead partition {partition}", shared.id()));
     }
+    let holds = shared
+        .map
+        .read()
+        .replicas(partition)
+        .is_some_and(|r| r.contains(&node));
+    if !holds {
+        return failed(format!("node {node} holds no replica of partition {partition}"));
+    }
     let lag_max = Duration::from_millis(shared.options.replication.replica_lag_max_ms);
     if !replica.insync.in_sync_now(lag_max).contains(&node) {
         return failed(format!("node {node} is not in sync for partition {partition}; only an in-sync replica takes over without losing writes (or use promote --unclean)"));
