@@ -131,6 +131,7 @@ async fn silent_and_idle_sockets_starve_neither_clients_nor_peers() {
     for _ in 0..15 {
         idle.push(raw::client(&addr, None).await);
     }
+    let opened = Instant::now();
     let writer = client(&cluster, leader);
     writer.ping().await.unwrap();
     match client(&cluster, leader).ping().await {
@@ -158,8 +159,16 @@ async fn silent_and_idle_sockets_starve_neither_clients_nor_peers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The idle clients and silent sockets are closed by the node.
-    for s in idle.iter_mut().chain(silent.iter_mut().take(20)) {
-        assert!(closed_by_node(s).await, "an idle socket stayed open");
+    let checked = Instant::now();
+    let sockets = idle.iter_mut().map(|s| ("idle client", s));
+    let sockets = sockets.chain(silent.iter_mut().take(20).map(|s| ("silent socket", s)));
+    for (i, (what, s)) in sockets.enumerate() {
+        assert!(
+            closed_by_node(s).await,
+            "{what} {i} (of 15 idle, then 20 silent) stayed open; opened {:?} ago, checks began {:?} ago",
+            opened.elapsed(),
+            checked.elapsed()
+        );
     }
     cluster.shutdown().await;
 }
