@@ -604,10 +604,9 @@ pub async fn execute(client: &ClusterClient, command: &Command) -> Result<Reply,
             Reply::Deleted(client.delete_with(key.as_bytes(), *acks).await?)
         }
         Command::Status { key } => {
-            // The line names the leader from the map: a map that missed a
-            // failover or transfer (a new process starts from the config's)
-            // would name the old one, and ask it.
-            client.refresh().await;
+            // Asked with `AtLeader`: a map that missed a failover or a
+            // transfer (a new process starts from the config's) is
+            // refreshed, so the line names the leader of now.
             let read = client.status(key.as_bytes()).await?;
             let replicas = client
                 .map()

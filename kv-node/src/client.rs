@@ -160,6 +160,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct NodeClient {
     inner: Arc<Inner>,
+    /// Set by [`NodeClient::at_leader`]: reads go out as `AtLeader` of
+    /// this partition.
+    at_leader: Option<PartitionId>,
 }
 
 impl std::fmt::Debug for NodeClient {
@@ -184,6 +187,17 @@ impl NodeClient {
                 current: Mutex::new(None),
                 dialing: tokio::sync::Mutex::new(()),
             }),
+            at_leader: None,
+        }
+    }
+
+    /// This client, its reads (`status`, `scan_partition`, `mget`, `ttl`)
+    /// answered only if the node leads `partition` (`Request::AtLeader`):
+    /// a follower answers `NotLeader`. Same connection.
+    pub(crate) fn at_leader(&self, partition: PartitionId) -> NodeClient {
+        NodeClient {
+            inner: Arc::clone(&self.inner),
+            at_leader: Some(partition),
         }
     }
 
@@ -309,7 +323,16 @@ impl NodeClient {
     /// Sends one request and waits for its reply. An error reply becomes
     /// [`Error::Remote`].
     pub async fn request(&self, request: &Request) -> Result<Response> {
-        let reply_rx = self.send(request).await?;
+        let reply_rx = match self.at_leader {
+            Some(partition) if request.is_leader_read() => {
+                let wrapped = Request::AtLeader {
+                    partition,
+                    read: Box::new(request.clone()),
+                };
+                self.send(&wrapped).await?
+            }
+            _ => self.send(request).await?,
+        };
         self.reply(reply_rx).await
     }
 

@@ -17,8 +17,9 @@
 //! node gave it and that it may be stale. A leader that answers but is not
 //! serving yet (its lease lapsed, or it is catching up) is asked again
 //! until `stale_read_after` has passed first, so a late lease renewal does
-//! not turn reads stale. Other reads go to the leader
-//! and fall back to the followers in placement order the same way. Each
+//! not turn reads stale. Other reads (status, scan, mget, ttl) go to the
+//! leader wrapped in `AtLeader`, which a follower refuses the same way,
+//! and fall back to the followers in placement order. Each
 //! node has one pipelining [`NodeClient`], which redials by itself when a
 //! node comes back.
 
@@ -213,7 +214,10 @@ impl ClusterClient {
 
     /// Asks `partition`'s replicas in placement order, the first `skip`
     /// left out, until one answers; an answer is flagged stale unless it
-    /// came from the leader and `all_stale` is false.
+    /// came from the leader and `all_stale` is false. The leader is asked
+    /// with `AtLeader`, so a node the map wrongly names as leader (the map
+    /// missed a failover) answers `NotLeader`: the map is refreshed once
+    /// and the new leader asked, or else the followers, flagged stale.
     async fn read_replicas<T, F, Fut>(
         &self,
         partition: PartitionId,
@@ -225,36 +229,50 @@ impl ClusterClient {
         F: Fn(NodeClient) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let replicas = self.map().replicas(partition).unwrap_or(&[]).to_vec();
-        let mut last_err = None;
-        for (i, node) in replicas.iter().enumerate().skip(skip) {
-            let client = self.node(*node)?;
-            let answer = if i == 0 && !all_stale {
-                self.unless_settling(client, &ask).await
-            } else {
-                ask(client.clone()).await
-            };
-            match answer {
-                Ok(value) => {
-                    return Ok(Read {
-                        value,
-                        partition,
-                        node: *node,
-                        stale: all_stale || i > 0,
-                    });
+        let mut refreshed = false;
+        'map: loop {
+            let replicas = self.map().replicas(partition).unwrap_or(&[]).to_vec();
+            let mut last_err = None;
+            for (i, node) in replicas.iter().enumerate().skip(skip) {
+                let client = self.node(*node)?;
+                let at_leader = i == 0 && !all_stale;
+                let answer = if at_leader {
+                    self.unless_settling(&client.at_leader(partition), &ask)
+                        .await
+                } else {
+                    ask(client.clone()).await
+                };
+                match answer {
+                    Ok(value) => {
+                        return Ok(Read {
+                            value,
+                            partition,
+                            node: *node,
+                            stale: !at_leader,
+                        });
+                    }
+                    Err(e) if e.is_not_leader() && !refreshed && self.refresh().await => {
+                        refreshed = true;
+                        continue 'map;
+                    }
+                    // A recovering leader may lack data its followers hold;
+                    // a damaged store's followers may hold a good copy.
+                    Err(e)
+                        if e.is_unreachable()
+                            || e.is_recovering()
+                            || e.is_storage()
+                            || e.is_not_leader() =>
+                    {
+                        last_err = Some(e)
+                    }
+                    Err(e) => return Err(e),
                 }
-                // A recovering leader may lack data its followers hold; a
-                // damaged store's followers may hold a good copy.
-                Err(e) if e.is_unreachable() || e.is_recovering() || e.is_storage() => {
-                    last_err = Some(e)
-                }
-                Err(e) => return Err(e),
             }
+            return Err(Error::PartitionUnavailable {
+                partition,
+                source: Box::new(last_err.unwrap_or(Error::NoReplicas(partition))),
+            });
         }
-        Err(Error::PartitionUnavailable {
-            partition,
-            source: Box::new(last_err.unwrap_or(Error::NoReplicas(partition))),
-        })
     }
 
     /// Reads and decodes a key's value at the partition's leader. A

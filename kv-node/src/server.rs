@@ -38,7 +38,7 @@ use crate::net::{TcpListener, TcpStream};
 use crate::options::NodeOptions;
 use crate::pipeline;
 use crate::protocol::{
-    self, Conn, Epoch, FrameError, NodeInfo, PartitionInfo, PeerKind, Position, Request, RequestId,
+    self, Conn, Epoch, FrameError, Keyspace, NodeInfo, PartitionInfo, PeerKind, Position, Request, RequestId,
     Response,
 };
 use crate::replica::Replica;
@@ -633,6 +633,7 @@ async fn dispatch(shared: &Shared, request: Request) -> Response {
         },
         Request::Conditional(op) => crate::atomic::execute(shared, op).await,
         Request::Keyspace(op) => crate::keyspace::execute(shared, op).await,
+        Request::AtLeader { partition, read } => at_leader(shared, partition, *read).await,
         Request::Ack { .. } | Request::Subscribe { .. } | Request::Control(_) => error_reply(
             ErrorCode::InvalidRequest,
             None,
@@ -740,6 +741,28 @@ pub(crate) async fn get(shared: &Shared, key: Bytes) -> Response {
         }
         Ok((r, p)) => read_value(r, p, key).await,
         Err(reply) => reply,
+    }
+}
+
+/// `read` if this node leads `partition` (`AtLeader`); else `NotLeader`
+/// naming the leader, so the client refreshes its map.
+async fn at_leader(shared: &Shared, partition: PartitionId, read: Request) -> Response {
+    let target = match &read {
+        Request::Status { key } | Request::Keyspace(Keyspace::Ttl { key }) => {
+            Some(shared.options.map.partition_of(key))
+        }
+        Request::Keyspace(Keyspace::MGet { partition, .. }) => Some(*partition),
+        Request::Keyspace(Keyspace::Scan(spec)) => Some(spec.partition),
+        _ => None,
+    };
+    if target != Some(partition) {
+        let message = format!("AtLeader of partition {partition} wraps a read of another partition");
+        return error_reply(ErrorCode::InvalidRequest, None, message);
+    }
+    match shared.replicas.get(&partition) {
+        Some(r) if r.role() == Role::Leader => Box::pin(dispatch(shared, read)).await,
+        Some(r) => not_leader(shared, partition, r.machine().leader(), "read at"),
+        None => not_hosted(shared, partition),
     }
 }
 

@@ -140,6 +140,30 @@ async fn a_transfer_under_writes_loses_no_acknowledged_write() {
     assert_eq!(behind, Some(0));
     assert!(client.map().version() >= version);
     assert_eq!(client.map().leader(0), Some(1));
+    // Clients whose maps missed the move still read at the leader of now
+    // (`AtLeader`: node 0 answers NotLeader), not at node 0 as if it led.
+    // Node 1 leads once it applied the new map (its next heartbeat); until
+    // then no node leads and reads are answered stale.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster
+        .node(1)
+        .info()
+        .partitions
+        .iter()
+        .all(|p| p.partition != 0 || p.role != kv_router::Role::Leader)
+    {
+        assert!(Instant::now() < deadline, "node 1 never led partition 0");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let key = common::key_in(&cluster.map, 0, "ready");
+    let at = |node, stale| (node, stale);
+    let status = cluster.client().status(key.as_bytes()).await.unwrap();
+    assert_eq!(at(status.node, status.stale), (1, false), "status");
+    let ttl = cluster.client().ttl(key.as_bytes()).await.unwrap();
+    assert_eq!(at(ttl.node, ttl.stale), (1, false), "ttl");
+    let mget = cluster.client().mget(&[key.as_bytes()]).await.unwrap();
+    assert_eq!(at(mget[0].node, mget[0].stale), (1, false), "mget");
+    assert_eq!(mget[0].value.as_ref().map(Value::render), Some("x".into()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let acked = writer.await.unwrap();

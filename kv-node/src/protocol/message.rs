@@ -20,6 +20,7 @@
 //! | 0x0A | Ack          | partition: u32, applied: position |
 //! | 0x0B | GetStale     | key: bytes |
 //! | 0x0C | GetLeader    | key: bytes |
+//! | 0x0D | AtLeader     | partition: u32, then a read's type and fields (`Status`, or a `Keyspace` scan, mget or ttl) |
 //! | 0x20 | ClusterMap   | — |
 //! | 0x30 | Conditional  | see [`Conditional`] |
 //! | 0x50-0x55 | Keyspace | see [`Keyspace`]: scan, mget, mset, put with ttl, expire, ttl |
@@ -171,6 +172,17 @@ pub enum Request {
     },
     /// Scan, multi-key and expiry requests.
     Keyspace(Keyspace),
+    /// `read` answered only by `partition`'s leader: a follower answers
+    /// `NotLeader` (naming the leader), so a client whose map missed a
+    /// failover never takes a follower's answer for the leader's. `read`
+    /// is `Status` or a keyspace `Scan`, `MGet` or `Ttl` (decoding
+    /// refuses anything else).
+    AtLeader {
+        /// The partition whose leader must answer.
+        partition: PartitionId,
+        /// The read.
+        read: Box<Request>,
+    },
     /// A control-plane message (JSON, [`super::control::ControlRequest`]).
     Control(Bytes),
 }
@@ -314,6 +326,7 @@ mod ty {
     pub const ACK: u8 = 0x0A;
     pub const GET_STALE: u8 = 0x0B;
     pub const GET_LEADER: u8 = 0x0C;
+    pub const AT_LEADER: u8 = 0x0D;
     pub const CLUSTER_MAP: u8 = 0x20;
     pub const CONDITIONAL: u8 = 0x30;
     pub const PUT_ACKS: u8 = 0x60;
@@ -337,6 +350,9 @@ mod ty {
     pub const CLUSTER_MAP_REPLY: u8 = 0xA0;
     pub const ERROR: u8 = 0xFF;
 }
+
+/// A frame body's type byte and request id.
+const HEADER_BYTES: usize = 9;
 
 fn header(out: &mut BytesMut, ty: u8, id: RequestId) {
     out.put_u8(ty);
@@ -434,6 +450,17 @@ impl Request {
                 header(out, ty::CONTROL, id);
                 out.put_bytes_field(body);
             }
+            Request::AtLeader { partition, read } => {
+                header(out, ty::AT_LEADER, id);
+                out.put_u32(*partition);
+                // The read's own type byte and fields, without its id.
+                let mut inner = BytesMut::new();
+                read.encode(id, &mut inner);
+                if let (Some(&ty), Some(fields)) = (inner.first(), inner.get(HEADER_BYTES..)) {
+                    out.put_u8(ty);
+                    out.extend_from_slice(fields);
+                }
+            }
         }
     }
 
@@ -442,7 +469,43 @@ impl Request {
         let mut r = WireReader::new(frame);
         let ty = r.u8()?;
         let id = r.u64()?;
+        let request = Request::decode_body(ty, &mut r)?;
+        r.finish()?;
+        Ok((id, request))
+    }
+
+    /// Whether `AtLeader` may wrap this request: `Status`, or a keyspace
+    /// `Scan`, `MGet` or `Ttl`.
+    pub fn is_leader_read(&self) -> bool {
+        matches!(
+            self,
+            Request::Status { .. }
+                | Request::Keyspace(
+                    Keyspace::Scan(_) | Keyspace::MGet { .. } | Keyspace::Ttl { .. }
+                )
+        )
+    }
+
+    /// The fields of a request of type `ty`.
+    fn decode_body(ty: u8, r: &mut WireReader) -> Result<Request, ProtocolError> {
         let request = match ty {
+            ty::AT_LEADER => {
+                let partition = r.u32()?;
+                let inner = r.u8()?;
+                if inner == ty::AT_LEADER {
+                    return Err(ProtocolError::Invalid("AtLeader inside AtLeader".into()));
+                }
+                let read = Request::decode_body(inner, r)?;
+                if !read.is_leader_read() {
+                    return Err(ProtocolError::Invalid(format!(
+                        "AtLeader wraps a read (status, scan, mget or ttl), not {read:?}"
+                    )));
+                }
+                Request::AtLeader {
+                    partition,
+                    read: Box::new(read),
+                }
+            }
             ty::PING => Request::Ping,
             ty::GET => Request::Get { key: r.bytes()? },
             ty::GET_STALE => Request::GetStale { key: r.bytes()? },
@@ -462,29 +525,28 @@ impl Request {
             ty::SUBSCRIBE => Request::Subscribe {
                 partition: r.u32()?,
                 from: r.u32()?,
-                after: get_position(&mut r)?,
+                after: get_position(r)?,
                 epoch: r.u32()?,
             },
             ty::ACK => Request::Ack {
                 partition: r.u32()?,
-                applied: get_position(&mut r)?,
+                applied: get_position(r)?,
             },
-            ty::CONDITIONAL => Request::Conditional(Conditional::decode(&mut r)?),
+            ty::CONDITIONAL => Request::Conditional(Conditional::decode(r)?),
             ty::PUT_ACKS => Request::PutAcks {
-                acks: get_acks(&mut r)?,
+                acks: get_acks(r)?,
                 key: r.bytes()?,
                 value: r.bytes()?,
             },
             ty::DELETE_ACKS => Request::DeleteAcks {
-                acks: get_acks(&mut r)?,
+                acks: get_acks(r)?,
                 key: r.bytes()?,
             },
-            t @ 0x50..=0x5F => Request::Keyspace(Keyspace::decode(t, &mut r)?),
+            t @ 0x50..=0x5F => Request::Keyspace(Keyspace::decode(t, r)?),
             ty::CONTROL => Request::Control(r.bytes()?),
             other => return Err(ProtocolError::UnknownMessage(other)),
         };
-        r.finish()?;
-        Ok((id, request))
+        Ok(request)
     }
 }
 
@@ -773,6 +835,53 @@ mod tests {
             let mut out = BytesMut::new();
             request.encode(7, &mut out);
             assert_eq!(Request::decode(out.freeze()), Ok((7, request)), "{name}");
+        }
+    }
+
+    #[test]
+    fn at_leader_wraps_a_read_byte_exact_and_refuses_anything_else() {
+        let wrap = |read: Request| Request::AtLeader {
+            partition: 3,
+            read: Box::new(read),
+        };
+        let status = wrap(Request::Status {
+            key: Bytes::from_static(b"k"),
+        });
+        // type, id 7, partition 3, then Status's type and key, no id.
+        assert_eq!(
+            request_hex(&status),
+            "0d00000000000000070000000305000000016b"
+        );
+        let ttl = wrap(Request::Keyspace(Keyspace::Ttl {
+            key: Bytes::from_static(b"k"),
+        }));
+        for request in [status, ttl] {
+            let mut out = BytesMut::new();
+            request.encode(7, &mut out);
+            assert_eq!(Request::decode(out.freeze()), Ok((7, request)));
+        }
+        let refused = [
+            wrap(Request::Put {
+                key: Bytes::from_static(b"k"),
+                value: Bytes::from_static(b"v"),
+            }),
+            wrap(Request::Get {
+                key: Bytes::from_static(b"k"),
+            }),
+            wrap(wrap(Request::Status {
+                key: Bytes::from_static(b"k"),
+            })),
+        ];
+        for request in refused {
+            let mut out = BytesMut::new();
+            request.encode(7, &mut out);
+            assert!(
+                matches!(
+                    Request::decode(out.freeze()),
+                    Err(ProtocolError::Invalid(_))
+                ),
+                "{request:?}"
+            );
         }
     }
 
