@@ -61,7 +61,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     // Usage errors exit with code 2 from here, `--help` with 0.
     let cli = args::parse();
-    init_logging(cli.global.log_format);
+    let one_shot = matches!(cli.command, Some(Sub::Data(_) | Sub::Init));
+    init_logging(cli.global.log_format, one_shot);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -80,14 +81,24 @@ fn report(e: &CliError) -> ExitCode {
     e.exit_code()
 }
 
-/// Logs on stderr, level `warn` unless `RUST_LOG` says otherwise; colour
-/// only when stderr is a terminal.
-fn init_logging(format: LogFormat) {
+/// Logs on stderr, level `warn` unless `RUST_LOG` says otherwise (`error`
+/// for a one-shot command); colour only when stderr is a terminal.
+fn init_logging(format: LogFormat, one_shot: bool) {
     use tracing_subscriber::EnvFilter;
     // openraft's own warnings are routine (a vote that crossed another, a
     // peer that is down); kv logs what matters of the control plane itself.
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,openraft=error"));
+    // A one-shot command answers with its output, its error and its exit
+    // code: the embedded nodes it starts and stops again around it would
+    // only add what their peers did meanwhile (a peer that closed first, a
+    // Raft heartbeat cut off by the stop), so it logs only errors, none of
+    // openraft's (its replication tasks outlive a member's shutdown and
+    // report the peer that stopped first).
+    let default = if one_shot {
+        "error,openraft=off"
+    } else {
+        "warn,openraft=error"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
