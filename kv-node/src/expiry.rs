@@ -93,10 +93,13 @@ pub(crate) async fn execute(shared: &Shared, op: Keyspace) -> Response {
                 Ok(found) => found,
                 Err(reply) => return reply,
             };
-            match storage_io::ttl(r, &key) {
-                Ok(ttl) => Response::Keyspace(KeyspaceReply::Ttl { partition: p, ttl }),
-                Err(e) => io_error(Some(p), e),
-            }
+            let read = async {
+                match storage_io::ttl(r, &key) {
+                    Ok(ttl) => Response::Keyspace(KeyspaceReply::Ttl { partition: p, ttl }),
+                    Err(e) => io_error(Some(p), e),
+                }
+            };
+            crate::server::answer_read(shared, r, p, read).await
         }
         other => error_reply(
             ErrorCode::Internal,

@@ -20,7 +20,9 @@ use crate::error::ErrorCode;
 use crate::protocol::{Keyspace, KeyspaceReply, Response, ScanEntry, ScanSpec};
 use crate::replica::Replica;
 use crate::replication::insync;
-use crate::server::{Shared, error_reply, io_error, not_hosted, ready_to_read, ready_to_write};
+use crate::server::{
+    Shared, answer_read, error_reply, io_error, not_hosted, ready_to_read, ready_to_write,
+};
 use crate::storage_io;
 
 /// Most keys one scan page examines, whatever the client asks for.
@@ -109,14 +111,17 @@ async fn scan(shared: &Shared, spec: ScanSpec) -> Response {
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    match storage_io::scan(r, spec).await {
-        Ok(page) => Response::Keyspace(KeyspaceReply::ScanPage {
-            partition: p,
-            next: page.next,
-            entries: page.entries,
-        }),
-        Err(e) => io_error(Some(p), e),
-    }
+    let read = async {
+        match storage_io::scan(r, spec).await {
+            Ok(page) => Response::Keyspace(KeyspaceReply::ScanPage {
+                partition: p,
+                next: page.next,
+                entries: page.entries,
+            }),
+            Err(e) => io_error(Some(p), e),
+        }
+    };
+    answer_read(shared, r, p, read).await
 }
 
 async fn get_many(shared: &Shared, p: PartitionId, keys: Vec<Bytes>) -> Response {
@@ -125,13 +130,16 @@ async fn get_many(shared: &Shared, p: PartitionId, keys: Vec<Bytes>) -> Response
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    match storage_io::get_many(r, keys).await {
-        Ok(values) => Response::Keyspace(KeyspaceReply::Values {
-            partition: p,
-            values,
-        }),
-        Err(e) => io_error(Some(p), e),
-    }
+    let read = async {
+        match storage_io::get_many(r, keys).await {
+            Ok(values) => Response::Keyspace(KeyspaceReply::Values {
+                partition: p,
+                values,
+            }),
+            Err(e) => io_error(Some(p), e),
+        }
+    };
+    answer_read(shared, r, p, read).await
 }
 
 async fn put_many(shared: &Shared, p: PartitionId, pairs: Vec<(Bytes, Bytes)>) -> Response {

@@ -736,11 +736,23 @@ fn no_lease(shared: &Shared, p: PartitionId) -> Response {
 /// on the in-sync replicas ([`insync::committed_read`]).
 pub(crate) async fn get(shared: &Shared, key: Bytes) -> Response {
     match readable(shared, &key) {
-        Ok((r, p)) if r.role() == Role::Leader => {
-            insync::committed_read(shared, r, p, read_value(r, p, key)).await
-        }
-        Ok((r, p)) => read_value(r, p, key).await,
+        Ok((r, p)) => answer_read(shared, r, p, read_value(r, p, key)).await,
         Err(reply) => reply,
+    }
+}
+
+/// `read`'s reply from replica `r` of `p`: at once on a follower (its
+/// answer may be stale, and clients say so); on the leader only once what
+/// it read is on the in-sync replicas ([`insync::committed_read`]), so no
+/// read, whatever its kind, sees a write a failover could still lose.
+pub(crate) async fn answer_read<Fut>(shared: &Shared, r: &Replica, p: PartitionId, read: Fut) -> Response
+where
+    Fut: Future<Output = Response>,
+{
+    if r.role() == Role::Leader {
+        insync::committed_read(shared, r, p, read).await
+    } else {
+        read.await
     }
 }
 

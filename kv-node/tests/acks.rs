@@ -209,6 +209,63 @@ async fn a_leader_read_waits_until_the_in_sync_follower_has_what_it_read() {
     cluster.shutdown().await;
 }
 
+/// The other reads a leader answers as the leader's (mget, scan with
+/// values, ttl) wait the same way: each sees a write its in-sync follower
+/// lacks only once the follower has acknowledged it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_leader_read_waits_until_the_in_sync_follower_has_what_it_read() {
+    use kv_node::protocol::{KeyTtl, ScanSpec};
+    let (cluster, mut fake) = with_fake_follower(all_by_default_long_lag).await;
+    let client = cluster.client();
+    let leader = client.node(LEADER).unwrap().clone();
+    for kind in ["mget", "scan", "ttl"] {
+        let key = key_in(&cluster.map, P, &format!("dirty-{kind}"));
+        let written = client
+            .put_with(key.as_bytes(), &value(kind), Some(AckMode::Leader))
+            .await
+            .expect("acks = leader answers at once");
+        let entries = fake.next_entries().await;
+        assert_eq!(entries.last().unwrap().position, written.position);
+        let read = {
+            let (leader, key) = (leader.clone(), Bytes::from(key.clone()));
+            tokio::spawn(async move {
+                // Whether the read found the write.
+                match kind {
+                    "mget" => leader
+                        .mget(P, vec![key])
+                        .await
+                        .map(|values| values[0].is_some()),
+                    "scan" => {
+                        let spec = ScanSpec {
+                            partition: P,
+                            cursor: 0,
+                            count: 1000,
+                            prefix: key.clone(),
+                            values: true,
+                            align: 0,
+                        };
+                        leader
+                            .scan_partition(spec)
+                            .await
+                            .map(|page| page.entries.iter().any(|e| e.key == key))
+                    }
+                    _ => leader.ttl(&key).await.map(|t| t == KeyTtl::Persistent),
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !read.is_finished(),
+            "{kind} at the leader answered with a write its in-sync follower lacks: {:?}",
+            read.await
+        );
+        fake.ack(written.position).await;
+        let found = read.await.unwrap().expect("answered after the ack");
+        assert!(found, "{kind}: the write is visible once acknowledged");
+    }
+    cluster.shutdown().await;
+}
+
 /// Writes that arrive as keyspace requests (a put with a ttl, an mset)
 /// run under the cluster's ack mode too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

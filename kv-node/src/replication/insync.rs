@@ -540,7 +540,7 @@ where
     }
     let term = replica.term_token();
     let reply = read.await;
-    if !matches!(reply, Response::Value { .. }) {
+    if matches!(reply, Response::Error { .. }) {
         return reply;
     }
     let end = replica.position();
