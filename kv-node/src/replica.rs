@@ -482,21 +482,25 @@ impl Replica {
         Ok(positions)
     }
 
-    pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
+    /// Deletes `key`: `None` when it was absent (nothing written), else
+    /// whether it was live (an expired key gets a tombstone too).
+    pub fn delete(&self, key: Bytes) -> Result<Option<bool>, kv_storage::Error> {
         let _key = self.key_lock(&key).read();
         let deleted = self.store.delete(&key);
         self.refresh_position();
         match deleted? {
-            Some(position) => {
+            // An expired key still gets its tombstone, replicated: a
+            // replica whose clock is behind still shows the key.
+            Some(deleted) => {
                 self.record(Entry {
-                    position: position.into(),
+                    position: deleted.position.into(),
                     key,
                     value: None,
                     expiry: None,
                 });
-                Ok(true)
+                Ok(Some(deleted.live))
             }
-            None => Ok(false),
+            None => Ok(None),
         }
     }
 

@@ -929,13 +929,14 @@ pub(crate) async fn delete(shared: &Shared, key: Bytes, acks: Option<AckMode>) -
     insync::acked(shared, replica, p, acks, || async {
         match storage_io::delete(replica, key).await {
             // At least the delete's own position (nothing to wait for when
-            // nothing was written).
-            Ok(existed) => Ok((
+            // nothing was written). A key that had expired here is not
+            // reported as existing, but its tombstone is waited for.
+            Ok(deleted) => Ok((
                 Response::Deleted {
                     partition: p,
-                    existed,
+                    existed: deleted == Some(true),
                 },
-                if existed {
+                if deleted.is_some() {
                     replica.position()
                 } else {
                     Position::default()

@@ -488,8 +488,9 @@ pub(crate) async fn expire_due(replica: &Arc<Replica>, max_keys: usize) -> IoRes
     blocking(replica, move || Ok(r.expire_due(max_keys)?)).await
 }
 
-/// Deletes `key`; whether it existed.
-pub(crate) async fn delete(replica: &Arc<Replica>, key: Bytes) -> IoResult<bool> {
+/// Deletes `key`: `None` when it was absent (nothing written), else
+/// whether it was live ([`Replica::delete`]).
+pub(crate) async fn delete(replica: &Arc<Replica>, key: Bytes) -> IoResult<Option<bool>> {
     let r = Arc::clone(replica);
     write(replica, move || Ok(r.delete(key)?)).await
 }

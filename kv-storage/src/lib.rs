@@ -231,6 +231,16 @@ pub struct Position {
     pub lsn: Lsn,
 }
 
+/// What [`Store::delete`] wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deleted {
+    /// The tombstone's position.
+    pub position: Position,
+    /// Whether the key was live; false when its expiry had passed (by the
+    /// store's clock) and only the tombstone was still to come.
+    pub live: bool,
+}
+
 /// One entry of the history, as replicated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {

@@ -20,7 +20,7 @@ use crate::record::Kind;
 use crate::recovery;
 use crate::stats::{CompactionStats, Counters, Stats, bump, read};
 use crate::worker::{self, Signal};
-use crate::{Epoch, Location, Lsn, Position};
+use crate::{Deleted, Epoch, Location, Lsn, Position};
 
 /// One partition's log-structured store. `Send + Sync`: share it as
 /// `Arc<Store>`; readers run concurrently, writers are serialised.
@@ -141,25 +141,35 @@ impl Store {
         Ok(position)
     }
 
-    /// Deletes `key`: writes a tombstone and returns its position, or returns
-    /// `None` without writing anything if the key is absent (or expired:
-    /// [`Store::expire_due`] deletes those).
-    pub fn delete(&self, key: &[u8]) -> Result<Option<Position>, Error> {
+    /// Deletes `key`: writes a tombstone and returns what it did, or
+    /// returns `None` without writing anything if the key is absent.
+    ///
+    /// A key whose expiry has passed by this store's clock, but which
+    /// [`Store::expire_due`] has not deleted yet, gets a tombstone too
+    /// ([`Deleted::live`] false): a replica whose clock is behind still
+    /// shows it, and so would this store after its clock stepped back, so
+    /// only a tombstone makes the delete hold everywhere.
+    pub fn delete(&self, key: &[u8]) -> Result<Option<Deleted>, Error> {
         let inner = &*self.inner;
         inner.check_sizes(key, 0)?;
         let hash = inner.keydir.hash(key);
-        let (position, seq) = {
+        let (deleted, seq) = {
             let mut w = inner.writer.lock();
             inner.check_writable()?;
-            if inner.live_loc(hash, key).is_none() {
+            if inner.keydir.get_entry(hash, key).is_none() {
                 return Ok(None);
             }
+            let live = inner.live_loc(hash, key).is_some();
             let op = next_op(&w, Kind::Tombstone, key, &[], hash);
-            (op.position, inner.write_planned(&mut w, &[op])?)
+            let position = op.position;
+            (
+                Deleted { position, live },
+                inner.write_planned(&mut w, &[op])?,
+            )
         };
         inner.cache.remove(hash, key);
         inner.after_write(seq)?;
-        Ok(Some(position))
+        Ok(Some(deleted))
     }
 
     /// The current value of `key`: from the hot cache if it is there, else

@@ -74,10 +74,24 @@ fn an_expired_key_is_hidden_from_every_read() {
     assert_eq!(store.hot_keys(), vec![Bytes::from_static(b"p")]);
     let page = store.scan(Cursor::START, 100).unwrap();
     assert_eq!(page.keys, vec![Bytes::from_static(b"p")]);
-    // Deleting an expired key writes nothing: it is already gone.
-    assert_eq!(store.delete(b"t").unwrap(), None);
     // A read never writes.
     assert_eq!(store.last_lsn(), 2);
+    // Deleting an expired key still writes its tombstone (not live): a
+    // replica whose clock is behind, or this store after its clock steps
+    // back, would still show the key.
+    let deleted = store.delete(b"t").unwrap().expect("a tombstone");
+    assert_eq!((deleted.position.lsn, deleted.live), (3, false));
+    time.set(T0);
+    assert_eq!(
+        store.get(b"t").unwrap(),
+        None,
+        "a clock stepped back finds the tombstone"
+    );
+    assert_eq!(
+        store.delete(b"t").unwrap(),
+        None,
+        "then nothing is left to delete"
+    );
 }
 
 #[test]

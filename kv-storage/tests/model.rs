@@ -242,13 +242,26 @@ impl Harness {
             Op::Ttl(k) => self.check_ttl(*k),
             Op::ExpireDue(max) => self.expire_due(usize::from(*max)),
             Op::Delete(k) => {
+                // A held key gets a tombstone, live or expired (`live`
+                // says which); an expired one a compaction may have
+                // dropped already, and then nothing is written.
                 let key = key_bytes(*k);
-                let existed = self.live(&key).is_some();
-                let pos = self.store().delete(&key).unwrap();
-                assert_eq!(pos.is_some(), existed);
-                if existed {
-                    self.last_lsn += 1;
-                    self.unset(&key);
+                let live = self.live(&key).is_some();
+                let held = self.model.get(&key).map(|h| h.maybe_dropped);
+                match (self.store().delete(&key).unwrap(), held) {
+                    (Some(deleted), Some(_)) => {
+                        self.last_lsn += 1;
+                        assert_eq!(deleted.position.lsn, self.last_lsn);
+                        assert_eq!(deleted.live, live);
+                        self.unset(&key);
+                    }
+                    (None, Some(true)) if !live => {
+                        self.model.remove(&key);
+                    }
+                    (None, None) => {}
+                    (deleted, held) => {
+                        panic!("delete of a key held {held:?} (live {live}): {deleted:?}")
+                    }
                 }
             }
             Op::Get(k) => {

@@ -14,7 +14,13 @@ fn put_get_delete_and_reopen() {
     assert_eq!(store.put(b"a", b"1").unwrap().lsn, 1);
     assert_eq!(store.put(b"b", b"2").unwrap().lsn, 2);
     assert_eq!(store.put(b"a", b"3").unwrap().lsn, 3);
-    assert_eq!(store.delete(b"b").unwrap().map(|p| p.lsn), Some(4));
+    assert_eq!(
+        store
+            .delete(b"b")
+            .unwrap()
+            .map(|d| (d.position.lsn, d.live)),
+        Some((4, true))
+    );
     assert_eq!(
         store.delete(b"b").unwrap(),
         None,

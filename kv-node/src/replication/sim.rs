@@ -169,7 +169,7 @@ impl Sim {
                 Err(e) => format!("error: {e}"),
             },
             None => match r.delete(key) {
-                Ok(existed) => format!("ok existed={existed}"),
+                Ok(deleted) => format!("ok existed={}", deleted == Some(true)),
                 Err(e) => format!("error: {e}"),
             },
         }
