@@ -305,6 +305,58 @@ fn a_one_way_hold_stops_one_direction_only() {
     }
 }
 
+/// The patched turmoil's clock rates (`set_clock_rate`, which the `all`
+/// profile's skew uses): over ten simulated seconds a host at rate `r`
+/// reads `r` times ten seconds on its clock, and its 100 ms timers fire
+/// `r` times a hundred times. (tokio rounds a sleep's deadline up to the
+/// millisecond, so a tick of 1.011 ms once moved a clock by 2 ms: every
+/// fast host ran at twice the time, every slow one at the time.)
+#[test]
+fn a_skewed_hosts_clock_and_timers_run_at_its_rate() {
+    let rates = [
+        ("slow", 0.95),
+        ("even", 1.0),
+        ("fast", 1.011),
+        ("faster", 1.078),
+    ];
+    let mut sim = sim(60, 1);
+    let mut readings = Vec::new();
+    for (name, rate) in rates {
+        let clock = Rc::new(Cell::new(Duration::ZERO));
+        let fired = Rc::new(Cell::new(0u32));
+        let (c, f) = (Rc::clone(&clock), Rc::clone(&fired));
+        sim.host(name, move || {
+            let (c, f) = (Rc::clone(&c), Rc::clone(&f));
+            async move {
+                let start = tokio::time::Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    f.set(f.get() + 1);
+                    c.set(start.elapsed());
+                }
+            }
+        });
+        sim.set_clock_rate(name, rate);
+        readings.push((name, rate, clock, fired));
+    }
+    while sim.elapsed() < Duration::from_secs(10) {
+        sim.step().unwrap();
+    }
+    for (name, rate, clock, fired) in readings {
+        let read = clock.get().as_secs_f64();
+        assert!(
+            (read - 10.0 * rate).abs() < 0.15,
+            "{name} (rate {rate}) read {read:.3} s after 10 simulated seconds"
+        );
+        let expected = 100.0 * rate;
+        assert!(
+            (f64::from(fired.get()) - expected).abs() <= 1.5,
+            "{name} (rate {rate}) fired {} 100 ms timers in 10 simulated seconds, not about {expected:.0}",
+            fired.get()
+        );
+    }
+}
+
 /// Three nodes without the control plane; one client puts and gets.
 #[test]
 fn put_get_without_control_plane() {

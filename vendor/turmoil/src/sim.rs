@@ -44,8 +44,9 @@ pub struct Sim<'a> {
     /// next tick.
     resumed: IndexMap<IpAddr, Duration>,
 
-    /// kv patch: hosts whose clocks run at a rate other than 1.
-    rates: IndexMap<IpAddr, f64>,
+    /// kv patch: hosts whose clocks run at a rate other than 1, with the
+    /// part of a millisecond each is owed (see [`Sim::host_tick`]).
+    rates: IndexMap<IpAddr, (f64, Duration)>,
 }
 
 impl<'a> Sim<'a> {
@@ -263,9 +264,21 @@ impl<'a> Sim<'a> {
             if rate == 1.0 {
                 self.rates.shift_remove(&h);
             } else {
-                self.rates.insert(h, rate);
+                self.rates.insert(h, (rate, Duration::ZERO));
             }
         }
+    }
+
+    /// kv patch: how far a host whose clock runs at `rate` moves in a
+    /// step of `tick`, in whole milliseconds, carrying the rest in
+    /// `owed`. A runtime whose clock is paused sleeps to its timers'
+    /// deadlines, which tokio rounds up to the millisecond: a tick of
+    /// 1.01 ms would move the clock by 2 ms.
+    fn host_tick(tick: Duration, rate: f64, owed: &mut Duration) -> Duration {
+        let due = *owed + tick.mul_f64(rate);
+        let whole = Duration::from_millis(u64::try_from(due.as_millis()).unwrap_or(u64::MAX));
+        *owed = due - whole;
+        whole
     }
 
     /// Check whether a host has software running.
@@ -545,7 +558,10 @@ impl<'a> Sim<'a> {
                 .current_host_mut()
                 .timer
                 .now(rt.now());
-            let host_tick = self.rates.get(&addr).map_or(tick, |rate| tick.mul_f64(*rate));
+            let host_tick = match self.rates.get_mut(&addr) {
+                Some((rate, owed)) => Self::host_tick(tick, *rate, owed),
+                None => tick,
+            };
 
             let is_software_finished = World::enter(&self.world, || rt.tick(host_tick))?;
 
