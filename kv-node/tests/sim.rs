@@ -1913,6 +1913,7 @@ fn default_seeds(n: u64, profile: Profile) -> Vec<u64> {
 /// Runs `seeds` of `profile` in turn and prints what they covered.
 fn run_seeds(seeds: &[u64], profile: Profile) {
     init_tracing();
+    let wall = std::time::Instant::now();
     let mut total = SeedRun::default();
     for &seed in seeds {
         let run = history_seed(seed, 8, profile);
@@ -1926,7 +1927,12 @@ fn run_seeds(seeds: &[u64], profile: Profile) {
         total.transfers += run.transfers;
         total.rollbacks.add(&run.rollbacks);
     }
-    eprintln!("{} seeds pass: {total:?}", seeds.len());
+    let wall = wall.elapsed();
+    eprintln!(
+        "{} seeds pass in {wall:.1?} wall, {:.0} simulated seconds per wall second: {total:?}",
+        seeds.len(),
+        total.simulated.as_secs_f64() / wall.as_secs_f64().max(1e-3)
+    );
 }
 
 /// A seed's nemesis history replays bit for bit in a fresh process. Built
