@@ -1112,12 +1112,15 @@ enum Nemesis {
         until: Duration,
     },
     /// Down; `durable` is its stores' durable ends at the crash, and
-    /// `power` whether the power went too (unsynced bytes lost).
+    /// `power` whether the power went too (unsynced bytes lost). With
+    /// `bridged`, its link to that node stays held until it restarts (it
+    /// crashed inside a bridge).
     Crashed {
         node: NodeId,
         until: Duration,
         durable: Vec<(PathBuf, u64)>,
         power: bool,
+        bridged: Option<NodeId>,
     },
     Cut {
         node: NodeId,
@@ -1142,10 +1145,14 @@ enum Nemesis {
         until: Duration,
     },
     /// The link between two nodes is held (a bridge: both still reach the
-    /// third node and every client).
+    /// third node and every client). With `then_crash`, the first node
+    /// crashes at `until` and the bridge lasts until it restarts: two
+    /// faults that overlap, so a leader can acknowledge `acks = "leader"`
+    /// puts its follower never gets, and then fail.
     Bridged {
         nodes: (NodeId, NodeId),
         until: Duration,
+        then_crash: bool,
     },
     /// Its messages (both ways, to everyone) take up to `max` to arrive.
     Slow {
@@ -1205,14 +1212,16 @@ fn peers(map: &ClusterMap, node: NodeId, profile: Profile) -> Vec<String> {
 }
 
 /// Crashes `node` (its data in `dir`) until `until`, with a power loss
-/// at the restart if `power`. The durable ends are taken first: closing
-/// a store syncs it, a killed process does not.
+/// at the restart if `power`, and its link to `bridged` held until then.
+/// The durable ends are taken first: closing a store syncs it, a killed
+/// process does not.
 fn crash(
     sim: &mut turmoil::Sim<'_>,
     dir: &std::path::Path,
     node: NodeId,
     until: Duration,
     power: bool,
+    bridged: Option<NodeId>,
 ) -> Nemesis {
     let durable = kv_storage::sim::durable_under(dir);
     sim.crash(host(node));
@@ -1221,6 +1230,7 @@ fn crash(
         until,
         durable,
         power,
+        bridged,
     }
 }
 
@@ -1245,8 +1255,10 @@ enum Profile {
     /// rate come from kv's patch to turmoil (vendor/turmoil/PATCH.md).
     /// Every node's wall clock (key expiry's, [`Wall`]) is off by up to
     /// ±50 ms, and jumps to another offset in that range. Nodes restart
-    /// with a controlled shutdown ([`stop_signal`]), and an operator
-    /// client moves leaderships (`ClusterClient::move_leader`).
+    /// with a controlled shutdown ([`stop_signal`]), an operator client
+    /// moves leaderships (`ClusterClient::move_leader`), and two faults
+    /// overlap: a node crashes inside a bridge, which heals when it
+    /// restarts.
     /// One client only puts, with `acks = "leader"`, and the rollback
     /// files are checked ([`rollback_check`]); the others also send
     /// batches and puts with a time to live.
@@ -1286,6 +1298,8 @@ struct SeedRun {
     stops: u32,
     /// Leadership moves the operator was asked for.
     transfers: u32,
+    /// Crashes inside a bridge (two faults that overlap).
+    overlaps: u32,
     rollbacks: Rollbacks,
 }
 
@@ -1495,7 +1509,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     let kind = match profile {
                         Profile::Classic => rng.below(2),
                         Profile::Full => rng.below(5),
-                        Profile::All => rng.pick(12),
+                        Profile::All => rng.pick(13),
                     };
                     if kind == 0 || kind == 2 {
                         let power = kind == 2;
@@ -1504,7 +1518,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                             if power { " (power loss)" } else { "" }
                         );
                         let until = now + ms(500, 3_000, &mut rng);
-                        crash(&mut sim, &node_dir(n), n, until, power)
+                        crash(&mut sim, &node_dir(n), n, until, power, None)
                     } else if kind == 3 || kind == 4 {
                         let faults = if kind == 3 {
                             Faults {
@@ -1533,13 +1547,26 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                             node: n,
                             until: now + ms(300, 3_000, &mut rng),
                         }
-                    } else if kind == 6 {
+                    } else if kind == 6 || kind == 12 {
                         let m = (n + 1 + rng.below(2) as NodeId) % 3;
-                        eprintln!("[{now:?}] bridge: n{n} and n{m} cut from each other");
+                        let then_crash = kind == 12;
+                        let then = if then_crash {
+                            run.overlaps += 1;
+                            format!(", then n{n} crashes")
+                        } else {
+                            String::new()
+                        };
+                        eprintln!("[{now:?}] bridge: n{n} and n{m} cut from each other{then}");
                         sim.hold(host(n), host(m));
                         Nemesis::Bridged {
                             nodes: (n, m),
-                            until: now + ms(500, 3_000, &mut rng),
+                            until: now
+                                + if then_crash {
+                                    ms(100, 900, &mut rng)
+                                } else {
+                                    ms(500, 3_000, &mut rng)
+                                },
+                            then_crash,
                         }
                     } else if kind == 7 {
                         let max = ms(10, 50, &mut rng);
@@ -1603,6 +1630,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     until,
                     durable,
                     power,
+                    bridged,
                 } if now >= until => {
                     if power {
                         let lost = kv_storage::sim::lose_unsynced(&durable, |unsynced| {
@@ -1619,6 +1647,10 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         run.bytes_lost += lost.lost;
                     } else {
                         kv_storage::sim::crashed(&durable);
+                    }
+                    if let Some(other) = bridged {
+                        eprintln!("[{now:?}] heal the bridge n{node}-n{other}");
+                        sim.release(host(node), host(other));
                     }
                     eprintln!("[{now:?}] bounce n{node}");
                     sim.bounce(host(node));
@@ -1646,6 +1678,16 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                 Nemesis::Bridged {
                     nodes: (a, b),
                     until,
+                    then_crash: true,
+                } if now >= until => {
+                    eprintln!("[{now:?}] crash n{a} (inside the bridge)");
+                    let until = now + ms(500, 3_000, &mut rng);
+                    crash(&mut sim, &node_dir(a), a, until, false, Some(b))
+                }
+                Nemesis::Bridged {
+                    nodes: (a, b),
+                    until,
+                    then_crash: false,
                 } if now >= until => {
                     eprintln!("[{now:?}] heal the bridge n{a}-n{b}");
                     sim.release(host(a), host(b));
@@ -1674,7 +1716,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                         // operator restarts the node after a power loss.
                         eprintln!("[{now:?}] n{node}'s fsyncs failed: crash (power loss)");
                         let until = now + ms(200, 1_000, &mut rng);
-                        crash(&mut sim, &node_dir(node), node, until, true)
+                        crash(&mut sim, &node_dir(node), node, until, true, None)
                     } else {
                         eprintln!("[{now:?}] n{node}'s disk has room again");
                         rest(&mut rng)
@@ -1697,7 +1739,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     run.ops = n;
     run.simulated = sim.elapsed();
     eprintln!(
-        "seed {seed} ({profile:?}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults, {} pauses, {} controlled stops, {} transfers",
+        "seed {seed} ({profile:?}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults, {} pauses, {} controlled stops, {} transfers, {} crashes inside a bridge",
         if always { ", sync always" } else { "" },
         sim.elapsed(),
         wall.elapsed(),
@@ -1707,6 +1749,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
         run.pauses,
         run.stops,
         run.transfers,
+        run.overlaps,
     );
     let history = History::from_ops(ops).expect("the recorder keeps ops consistent");
     let options = CheckOptions {
@@ -1925,6 +1968,7 @@ fn run_seeds(seeds: &[u64], profile: Profile) {
         total.pauses += run.pauses;
         total.stops += run.stops;
         total.transfers += run.transfers;
+        total.overlaps += run.overlaps;
         total.rollbacks.add(&run.rollbacks);
     }
     let wall = wall.elapsed();
