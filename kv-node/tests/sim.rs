@@ -158,7 +158,7 @@ fn options(
     map: &ClusterMap,
     dir: &std::path::Path,
     control: bool,
-    tweak: fn(&mut NodeOptions),
+    tweak: &impl Fn(&mut NodeOptions),
 ) -> NodeOptions {
     let mut o = NodeOptions::new(id, map.clone(), dir.join(format!("node_{id}")));
     o.storage.sync = SyncMode::Never;
@@ -190,14 +190,15 @@ fn add_nodes_with(
     map: &ClusterMap,
     dir: &std::path::Path,
     control: bool,
-    tweak: fn(&mut NodeOptions),
+    tweak: impl Fn(&mut NodeOptions) + Clone + 'static,
 ) {
     for n in map.nodes() {
         let id = n.id;
         let map = map.clone();
         let dir: PathBuf = dir.to_path_buf();
+        let tweak = tweak.clone();
         sim.host(host(id), move || {
-            let options = options(id, &map, &dir, control, tweak);
+            let options = options(id, &map, &dir, control, &tweak);
             async move {
                 let listener = turmoil::net::TcpListener::bind(("0.0.0.0", PORT)).await?;
                 let node = NodeServer::start(options, listener).await?;
@@ -1211,6 +1212,31 @@ fn peers(map: &ClusterMap, node: NodeId, profile: Profile) -> Vec<String> {
         .collect()
 }
 
+/// The (leader, follower) pairs a crash inside a bridge aims at, from
+/// the controller's view (`controller`, and each partition's replicas,
+/// leader first, and in-sync set): a partition's leader and an in-sync
+/// follower, neither of them the controller. Bridged, the leader keeps
+/// its lease (it still reaches the controller) and, once the follower
+/// has left the in-sync set, acknowledges writes alone; then it crashes,
+/// and the controller must not elect the follower.
+fn aims<'a>(
+    controller: NodeId,
+    partitions: impl Iterator<Item = (&'a Vec<NodeId>, &'a Vec<NodeId>)>,
+) -> Vec<(NodeId, NodeId)> {
+    let mut pairs = Vec::new();
+    for (replicas, isr) in partitions {
+        let Some((&leader, followers)) = replicas.split_first() else {
+            continue;
+        };
+        for &f in followers {
+            if leader != controller && f != controller && isr.contains(&f) {
+                pairs.push((leader, f));
+            }
+        }
+    }
+    pairs
+}
+
 /// Crashes `node` (its data in `dir`) until `until`, with a power loss
 /// at the restart if `power`, and its link to `bridged` held until then.
 /// The durable ends are taken first: closing a store syncs it, a killed
@@ -1312,6 +1338,14 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     let mut sim = sim(600, seed);
     let mut rng = Rng::new(seed);
     let always = profile != Profile::Classic && rng.below(2) == 0;
+    // Half the `all` seeds drop a follower from the in-sync set after 1 s
+    // behind instead of 5 s, so that sets shrink (and must not be elected
+    // from outside) within the nemesis's faults.
+    let lag_max_ms = if profile == Profile::All && rng.below(2) == 0 {
+        1_000
+    } else {
+        kv_router::DEFAULT_REPLICA_LAG_MAX_MS
+    };
     // What the full profile may do stays inside what kv promises: an
     // acknowledged `acks = "all"` write survives unless every in-sync
     // replica loses it. With `sync = "always"` every member has it on
@@ -1323,14 +1357,16 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
             o.replication.acks = kv_router::AckMode::All;
         }),
         (Profile::Full | Profile::All, true) => {
-            add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
+            add_nodes_with(&mut sim, &map, dir.path(), true, move |o| {
                 o.replication.acks = kv_router::AckMode::All;
+                o.replication.replica_lag_max_ms = lag_max_ms;
                 o.storage.sync = SyncMode::Always;
             })
         }
         (Profile::Full | Profile::All, false) => {
-            add_nodes_with(&mut sim, &map, dir.path(), true, |o| {
+            add_nodes_with(&mut sim, &map, dir.path(), true, move |o| {
                 o.replication.acks = kv_router::AckMode::All;
+                o.replication.replica_lag_max_ms = lag_max_ms;
                 o.replication.min_insync_replicas = 2;
             })
         }
@@ -1446,13 +1482,26 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     }
     // The operator (all profile) moves a partition's leadership to one of
     // its followers when the nemesis asks, as `kv cluster transfer` does.
+    // Every 200 ms it also asks the controller for its view, and keeps
+    // the pairs a crash inside a bridge aims at (see [`aims`]).
     let transfers: Rc<Cell<Option<(u32, u64)>>> = Rc::new(Cell::new(None));
+    let aimed: Rc<RefCell<Vec<(NodeId, NodeId)>>> = Rc::default();
     if profile == Profile::All {
         let (c, stop, transfers) = (client(&map), Rc::clone(&stop), Rc::clone(&transfers));
+        let aimed = Rc::clone(&aimed);
         sim.client("operator", async move {
+            let mut idle = 0u32;
             while !stop.get() {
                 let Some((p, pick)) = transfers.take() else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
+                    idle += 1;
+                    if idle.is_multiple_of(20)
+                        && let Ok(info) = c.controller().await
+                        && let Some(controller) = info.leader
+                    {
+                        let partitions = info.partitions.iter().map(|p| (&p.replicas, &p.isr));
+                        *aimed.borrow_mut() = aims(controller, partitions);
+                    }
                     continue;
                 };
                 let map = c.map();
@@ -1548,8 +1597,13 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                             until: now + ms(300, 3_000, &mut rng),
                         }
                     } else if kind == 6 || kind == 12 {
-                        let m = (n + 1 + rng.below(2) as NodeId) % 3;
                         let then_crash = kind == 12;
+                        let pairs = aimed.borrow();
+                        let (n, m) = match pairs.len() {
+                            len if then_crash && len > 0 => pairs[rng.below(len as u64) as usize],
+                            _ => (n, (n + 1 + rng.below(2) as NodeId) % 3),
+                        };
+                        drop(pairs);
                         let then = if then_crash {
                             run.overlaps += 1;
                             format!(", then n{n} crashes")
@@ -1562,7 +1616,7 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                             nodes: (n, m),
                             until: now
                                 + if then_crash {
-                                    ms(100, 900, &mut rng)
+                                    ms(100, 1_900, &mut rng)
                                 } else {
                                     ms(500, 3_000, &mut rng)
                                 },
@@ -1681,7 +1735,8 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
                     then_crash: true,
                 } if now >= until => {
                     eprintln!("[{now:?}] crash n{a} (inside the bridge)");
-                    let until = now + ms(500, 3_000, &mut rng);
+                    // Long enough, mostly, for the controller to fail it.
+                    let until = now + ms(1_500, 2_500, &mut rng);
                     crash(&mut sim, &node_dir(a), a, until, false, Some(b))
                 }
                 Nemesis::Bridged {
@@ -1739,8 +1794,13 @@ fn history_seed(seed: u64, rounds: u32, profile: Profile) -> SeedRun {
     run.ops = n;
     run.simulated = sim.elapsed();
     eprintln!(
-        "seed {seed} ({profile:?}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults, {} pauses, {} controlled stops, {} transfers, {} crashes inside a bridge",
+        "seed {seed} ({profile:?}{}{}): {n} ops in {:?} simulated, {:?} wall; {} power losses ({} bytes lost), {} disk faults, {} pauses, {} controlled stops, {} transfers, {} crashes inside a bridge",
         if always { ", sync always" } else { "" },
+        if lag_max_ms == kv_router::DEFAULT_REPLICA_LAG_MAX_MS {
+            String::new()
+        } else {
+            format!(", replica_lag_max_ms = {lag_max_ms}")
+        },
         sim.elapsed(),
         wall.elapsed(),
         run.power_losses,

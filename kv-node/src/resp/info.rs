@@ -132,7 +132,9 @@ fn kv(key: &str, value: impl std::fmt::Display) -> (String, String) {
 }
 
 fn server_lines(front: &Front, me: &NodeInfo) -> Vec<(String, String)> {
-    let up = front.started.elapsed().as_secs();
+    let up = crate::net::now()
+        .saturating_duration_since(front.started)
+        .as_secs();
     vec![
         kv("redis_version", REDIS_VERSION),
         kv("kv_version", env!("CARGO_PKG_VERSION")),
