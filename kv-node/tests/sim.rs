@@ -1960,15 +1960,18 @@ fn rollback_check(
 /// over), full 11 (a leader read answering a write that was on no
 /// other replica, lost when the leader's fsync failed and it lost power)
 /// all 3101467 (a replica restarted behind after a power loss had its
-/// more advanced peer truncate an acknowledged write) and all 4100078 (a
+/// more advanced peer truncate an acknowledged write), all 4100078 (a
 /// leader below `min_insync_replicas` answered a read with a write only
-/// it held, then lost it with its power).
+/// it held, then lost it with its power) and all 10405052 (a leader
+/// alone in its set answered reads from a store whose fsync had failed,
+/// then lost the write with its power).
 /// Exact replays only alone in a fresh process (`SIM_HISTORY_FROM`).
 const FOUND: &[(u64, Profile)] = &[
     (241, Profile::Classic),
     (11, Profile::Full),
     (3_101_467, Profile::All),
     (4_100_078, Profile::All),
+    (10_405_052, Profile::All),
 ];
 
 /// Seeds 1 to 10 of the classic nemesis and its [`FOUND`] seed (the full

@@ -260,6 +260,13 @@ impl Store {
         self.inner.writer.lock().epoch
     }
 
+    /// Whether an fsync failed ([`Error::Poisoned`]): what was written
+    /// since the last good fsync may be gone after a power loss, although
+    /// reads still find it. Writes are refused until the store is reopened.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.group.is_poisoned()
+    }
+
     /// When this store fsyncs (the policy it was opened with).
     pub fn sync_policy(&self) -> crate::SyncPolicy {
         self.inner.opts.sync

@@ -114,11 +114,14 @@ fn an_armed_sync_failure_poisons_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), options(SyncPolicy::Always)).unwrap();
     store.put(b"before", b"1").unwrap();
+    assert!(!store.is_poisoned());
     let faults = Faults {
         fail_syncs: true,
         ..Faults::default()
     };
     let failed = put_with_faults(&store, dir.path(), faults, b"during", b"2");
+    // Said so, for a leader that must not answer reads with it.
+    assert!(store.is_poisoned());
     // Applied (readers see it) but not durable: its outcome is unknown.
     assert!(
         matches!(failed, Err(Error::NotDurable { .. })),

@@ -523,8 +523,9 @@ async fn replicated(
 /// a leader that cannot confirm its log (its term ended, its followers
 /// did not acknowledge within the ack timeout, or the set is below
 /// `min_insync_replicas`, where what the leader alone holds may vanish
-/// with its power: simulation seed 4100078): `Recovering`, which a client
-/// asks again and then answers from another replica.
+/// with its power: simulation seed 4100078; or an fsync failed on the
+/// leader, poisoning its store): `Recovering`, which a client asks again
+/// and then answers from another replica.
 pub(crate) async fn committed_read<Fut>(
     shared: &Shared,
     replica: &Replica,
@@ -545,11 +546,25 @@ where
     }
     let end = replica.position();
     let deadline = tokio::time::Instant::now() + shared.options.ack_timeout;
-    match replica
+    let waited = replica
         .insync
         .wait_in_term(end, &policy, deadline, &term)
-        .await
-    {
+        .await;
+    // Checked after the read: a write the read saw whose fsync failed
+    // since may vanish with the leader's power, and when the leader is
+    // its set's only member nobody else holds it (simulation seed
+    // 10405052).
+    if replica.store.is_poisoned() {
+        return error_reply(
+            ErrorCode::Recovering,
+            None,
+            format!(
+                "partition {partition}: read not answered: an fsync failed on the leader, so what \
+                 it holds may not be durable"
+            ),
+        );
+    }
+    match waited {
         Ok(()) => reply,
         Err(e) => error_reply(
             ErrorCode::Recovering,
