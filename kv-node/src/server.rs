@@ -38,7 +38,7 @@ use crate::net::{TcpListener, TcpStream};
 use crate::options::NodeOptions;
 use crate::pipeline;
 use crate::protocol::{
-    self, Conn, Epoch, FrameError, Keyspace, NodeInfo, PartitionInfo, PeerKind, Position, Request, RequestId,
+    self, Conn, Epoch, FrameError, Keyspace, NodeInfo, PartitionInfo, PeerKind, Request, RequestId,
     Response,
 };
 use crate::replica::Replica;
@@ -928,19 +928,18 @@ pub(crate) async fn delete(shared: &Shared, key: Bytes, acks: Option<AckMode>) -
     };
     insync::acked(shared, replica, p, acks, || async {
         match storage_io::delete(replica, key).await {
-            // At least the delete's own position (nothing to wait for when
-            // nothing was written). A key that had expired here is not
-            // reported as existing, but its tombstone is waited for.
+            // The replica's end, tombstone or not: a delete that found
+            // no key answers from the leader's log as a read does, and
+            // that log may hold a delete still waiting for its acks,
+            // which a failover would undo (simulation seed 10400189). A
+            // key that had expired here is not reported as existing, but
+            // its tombstone is waited for.
             Ok(deleted) => Ok((
                 Response::Deleted {
                     partition: p,
                     existed: deleted == Some(true),
                 },
-                if deleted.is_some() {
-                    replica.position()
-                } else {
-                    Position::default()
-                },
+                replica.position(),
             )),
             Err(e) => Err(io_error(Some(p), e)),
         }

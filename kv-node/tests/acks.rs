@@ -209,6 +209,45 @@ async fn a_leader_read_waits_until_the_in_sync_follower_has_what_it_read() {
     cluster.shutdown().await;
 }
 
+/// A delete that finds no key writes nothing, but its answer ("not
+/// there") comes from the leader's log as a read's does: when that log
+/// holds a delete still waiting for its follower's ack, the second delete
+/// waits too. Answered at once, it acknowledged a state a failover could
+/// undo (simulation seed 10400189: the first delete was lost with its
+/// leader and the key came back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_finds_no_key_waits_like_a_read() {
+    let (cluster, mut fake) = with_fake_follower(all_by_default_long_lag).await;
+    let key = key_in(&cluster.map, P, "twice-deleted");
+    let client = cluster.client();
+    let written = client
+        .put_with(key.as_bytes(), &value("v"), Some(AckMode::Leader))
+        .await
+        .expect("acks = leader answers at once");
+    fake.next_entries().await;
+    fake.ack(written.position).await;
+    let existed = client
+        .delete_with(key.as_bytes(), Some(AckMode::Leader))
+        .await
+        .expect("acks = leader answers at once");
+    assert!(existed);
+    let tombstone = fake.next_entries().await.last().unwrap().position;
+    let second = {
+        let (client, key) = (client.clone(), key.clone());
+        tokio::spawn(async move { client.delete(key.as_bytes()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "a delete answered from a tombstone its in-sync follower lacks: {:?}",
+        second.await
+    );
+    fake.ack(tombstone).await;
+    let existed = second.await.unwrap().expect("answered after the ack");
+    assert!(!existed, "the key was gone");
+    cluster.shutdown().await;
+}
+
 /// The other reads a leader answers as the leader's (mget, scan with
 /// values, ttl) wait the same way: each sees a write its in-sync follower
 /// lacks only once the follower has acknowledged it.

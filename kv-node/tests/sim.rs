@@ -1964,7 +1964,9 @@ fn rollback_check(
 /// leader below `min_insync_replicas` answered a read with a write only
 /// it held, then lost it with its power) and all 10405052 (a leader
 /// alone in its set answered reads from a store whose fsync had failed,
-/// then lost the write with its power).
+/// then lost the write with its power) and all 10400189 (a delete that
+/// found no key answered from a tombstone still waiting for its ack,
+/// which a failover then undid).
 /// Exact replays only alone in a fresh process (`SIM_HISTORY_FROM`).
 const FOUND: &[(u64, Profile)] = &[
     (241, Profile::Classic),
@@ -1972,6 +1974,7 @@ const FOUND: &[(u64, Profile)] = &[
     (3_101_467, Profile::All),
     (4_100_078, Profile::All),
     (10_405_052, Profile::All),
+    (10_400_189, Profile::All),
 ];
 
 /// Seeds 1 to 10 of the classic nemesis and its [`FOUND`] seed (the full
