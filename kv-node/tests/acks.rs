@@ -69,6 +69,25 @@ impl FakeFollower {
         }
     }
 
+    /// Asserts that `task`, which the leader may answer only once this
+    /// follower has `position`, has not answered 300 ms on; then
+    /// acknowledges `position` and returns the task's answer.
+    async fn answered_after_ack<T: std::fmt::Debug>(
+        &mut self,
+        task: tokio::task::JoinHandle<T>,
+        position: Position,
+        what: &str,
+    ) -> T {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !task.is_finished(),
+            "{what} answered before the in-sync follower acknowledged: {:?}",
+            task.await
+        );
+        self.ack(position).await;
+        task.await.unwrap()
+    }
+
     /// Acknowledges `applied` as node 1 would after a durable apply.
     async fn ack(&mut self, applied: Position) {
         send(
@@ -153,13 +172,10 @@ async fn acks_all_reply_waits_until_the_in_sync_follower_acknowledges() {
     assert_eq!(entry.key, Bytes::from(key.clone()));
     // The leader has written it (it streamed it), yet the put must not be
     // answered while the follower holds back its ack.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !put.is_finished(),
-        "acks = all answered before the follower acked"
-    );
-    fake.ack(entry.position).await;
-    let written = put.await.unwrap().expect("answered after the ack");
+    let written = fake
+        .answered_after_ack(put, entry.position, "an acks = all put")
+        .await
+        .expect("answered after the ack");
     assert_eq!(written.position, entry.position);
     // An explicit acks = leader write does not wait for the follower.
     let quick = key_in(&cluster.map, P, "quick");
@@ -197,14 +213,10 @@ async fn a_leader_read_waits_until_the_in_sync_follower_has_what_it_read() {
     };
     // The leader has the write, but its follower has not acknowledged it:
     // the read must not answer yet.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !read.is_finished(),
-        "a leader read answered with a write its in-sync follower lacks: {:?}",
-        read.await
-    );
-    fake.ack(written.position).await;
-    let value = read.await.unwrap().expect("answered after the ack");
+    let value = fake
+        .answered_after_ack(read, written.position, "a leader read of the write")
+        .await
+        .expect("answered after the ack");
     assert!(value.is_some(), "the write is visible once acknowledged");
     cluster.shutdown().await;
 }
@@ -236,14 +248,10 @@ async fn a_delete_that_finds_no_key_waits_like_a_read() {
         let (client, key) = (client.clone(), key.clone());
         tokio::spawn(async move { client.delete(key.as_bytes()).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !second.is_finished(),
-        "a delete answered from a tombstone its in-sync follower lacks: {:?}",
-        second.await
-    );
-    fake.ack(tombstone).await;
-    let existed = second.await.unwrap().expect("answered after the ack");
+    let existed = fake
+        .answered_after_ack(second, tombstone, "a delete that found the tombstone")
+        .await
+        .expect("answered after the ack");
     assert!(!existed, "the key was gone");
     cluster.shutdown().await;
 }
@@ -292,14 +300,11 @@ async fn every_leader_read_waits_until_the_in_sync_follower_has_what_it_read() {
                 }
             })
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(
-            !read.is_finished(),
-            "{kind} at the leader answered with a write its in-sync follower lacks: {:?}",
-            read.await
-        );
-        fake.ack(written.position).await;
-        let found = read.await.unwrap().expect("answered after the ack");
+        let what = format!("{kind} at the leader, of the write");
+        let found = fake
+            .answered_after_ack(read, written.position, &what)
+            .await
+            .expect("answered after the ack");
         assert!(found, "{kind}: the write is visible once acknowledged");
     }
     cluster.shutdown().await;
@@ -330,10 +335,7 @@ async fn keyspace_writes_wait_for_acks_under_the_cluster_default() {
         let entries = fake.next_entries().await;
         let entry = entries.last().unwrap().clone();
         assert_eq!(entry.key, Bytes::from(key.clone()), "{name}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!write.is_finished(), "{name} answered before the ack");
-        fake.ack(entry.position).await;
-        let answered = write.await.unwrap();
+        let answered = fake.answered_after_ack(write, entry.position, name).await;
         assert!(answered.is_ok(), "{name}: {answered:?}");
     }
     cluster.shutdown().await;
