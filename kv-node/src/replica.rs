@@ -484,9 +484,9 @@ impl Replica {
         Ok(positions)
     }
 
-    /// Deletes `key`: `None` when it was absent (nothing written), else
-    /// whether it was live (an expired key gets a tombstone too).
-    pub fn delete(&self, key: Bytes) -> Result<Option<bool>, kv_storage::Error> {
+    /// Deletes `key`; whether it was live (an expired key gets a
+    /// tombstone too, and counts as not live).
+    pub fn delete(&self, key: Bytes) -> Result<bool, kv_storage::Error> {
         let _key = self.key_lock(&key).read();
         let deleted = self.store.delete(&key);
         self.refresh_position();
@@ -500,9 +500,9 @@ impl Replica {
                     value: None,
                     expiry: None,
                 });
-                Ok(Some(deleted.live))
+                Ok(deleted.live)
             }
-            None => Ok(None),
+            None => Ok(false),
         }
     }
 

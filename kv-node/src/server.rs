@@ -934,10 +934,10 @@ pub(crate) async fn delete(shared: &Shared, key: Bytes, acks: Option<AckMode>) -
             // which a failover would undo (simulation seed 10400189). A
             // key that had expired here is not reported as existing, but
             // its tombstone is waited for.
-            Ok(deleted) => Ok((
+            Ok(existed) => Ok((
                 Response::Deleted {
                     partition: p,
-                    existed: deleted == Some(true),
+                    existed,
                 },
                 replica.position(),
             )),

@@ -488,9 +488,8 @@ pub(crate) async fn expire_due(replica: &Arc<Replica>, max_keys: usize) -> IoRes
     blocking(replica, move || Ok(r.expire_due(max_keys)?)).await
 }
 
-/// Deletes `key`: `None` when it was absent (nothing written), else
-/// whether it was live ([`Replica::delete`]).
-pub(crate) async fn delete(replica: &Arc<Replica>, key: Bytes) -> IoResult<Option<bool>> {
+/// Deletes `key`; whether it was live ([`Replica::delete`]).
+pub(crate) async fn delete(replica: &Arc<Replica>, key: Bytes) -> IoResult<bool> {
     let r = Arc::clone(replica);
     write(replica, move || Ok(r.delete(key)?)).await
 }

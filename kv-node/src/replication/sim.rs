@@ -169,7 +169,7 @@ impl Sim {
                 Err(e) => format!("error: {e}"),
             },
             None => match r.delete(key) {
-                Ok(deleted) => format!("ok existed={}", deleted == Some(true)),
+                Ok(existed) => format!("ok existed={existed}"),
                 Err(e) => format!("error: {e}"),
             },
         }
